@@ -1,0 +1,377 @@
+//! Real parts for the integration tests: a `redis-server` on a free loopback port, the
+//! `mispdash` binary as a child process, and the shared oracle tools. Every guard kills what it
+//! started when dropped, so a failing test leaves nothing behind.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The clock the oracle was recorded with.
+pub const ORACLE_NOW: &str = "1795176000";
+
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    l.local_addr().expect("local addr").port()
+}
+
+/// `../shared` beside the checkout.
+pub fn shared() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared");
+    assert!(
+        p.join("corpus").is_dir(),
+        "the shared reference folder is missing at {} (it lives beside the checkout)",
+        p.display()
+    );
+    p
+}
+
+pub fn python() -> String {
+    std::env::var("PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+/// The GeoLite2 City database the oracle was recorded with (pip `maxminddb-geolite2==2018.703`,
+/// installed by `scripts/setup.sh test`).
+pub fn oracle_mmdb() -> PathBuf {
+    if let Ok(p) = std::env::var("MISPDASH_TEST_MMDB") {
+        return PathBuf::from(p);
+    }
+    let out = Command::new(python())
+        .args([
+            "-c",
+            "import _maxminddb_geolite2,os;print(os.path.join(os.path.dirname(_maxminddb_geolite2.__file__),'GeoLite2-City.mmdb'))",
+        ])
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "the oracle's GeoLite2 database is not installed: run scripts/setup.sh test ({})",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+pub fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "mispdash-test-{name}-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    std::fs::create_dir_all(&d).expect("create temp dir");
+    d
+}
+
+/// A redis-server of our own.
+pub struct Redis {
+    pub port: u16,
+    child: Child,
+    dir: PathBuf,
+    persist: bool,
+}
+
+impl Redis {
+    pub fn start() -> Redis {
+        Self::start_on(free_port(), &tmpdir("redis"), false)
+    }
+
+    /// With `persist`, AOF is on so a restart in the same `dir` keeps the data.
+    pub fn start_on(port: u16, dir: &Path, persist: bool) -> Redis {
+        let mut cmd = Command::new("redis-server");
+        cmd.args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
+        .args(["--dir", &dir.display().to_string()])
+        .args(["--appendonly", if persist { "yes" } else { "no" }])
+        .args(["--appendfsync", "always"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        let child = cmd
+            .spawn()
+            .expect("redis-server is installed (scripts/setup.sh test)");
+        let r = Redis {
+            port,
+            child,
+            dir: dir.to_path_buf(),
+            persist,
+        };
+        r.wait_ready();
+        r
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(mut c) = self.conn(0) {
+                if redis::cmd("PING").query::<String>(&mut c).is_ok() {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("redis-server on port {} did not start", self.port);
+    }
+
+    pub fn conn(&self, db: i64) -> redis::RedisResult<redis::Connection> {
+        redis::Client::open(format!("redis://127.0.0.1:{}/{db}", self.port))?.get_connection()
+    }
+
+    /// Kills the server (no save) and starts it again on the same port and directory.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let fresh = Redis::start_on(self.port, &self.dir.clone(), self.persist);
+        let old = std::mem::replace(self, fresh);
+        std::mem::forget(old);
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Writes a config.cfg in the original's layout for a test.
+pub fn write_config(
+    dir: &Path,
+    redis_port: u16,
+    instances: &str,
+    mmdb: &Path,
+    centroids: Option<&Path>,
+) -> PathBuf {
+    let centroid_line = centroids
+        .map(|p| format!("path_countrycode_to_coord_JSON = {}\n", p.display()))
+        .unwrap_or_default();
+    let text = format!(
+        "[Server]\nhost = 127.0.0.1\nport = {}\n\n[RedisGlobal]\nhost = 127.0.0.1\nport = {redis_port}\nmisp_web_url = http://0.0.0.0\nmisp_instances = {instances}\n\n[RedisLIST]\ndb = 3\nlistName = bufferList\n\n[RedisLog]\ndb = 0\nchannel = 1\n\n[RedisMap]\ndb = 1\nchannelDisp = PicToDisplay\npathMaxMindDB = {}\n{centroid_line}\n[RedisDB]\ndb = 2\ndbVersion = db_version\n",
+        free_port(),
+        mmdb.display(),
+    );
+    let p = dir.join("config.cfg");
+    std::fs::write(&p, text).expect("write config");
+    p
+}
+
+/// A running `mispdash` process.
+pub struct Mispdash {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Mispdash {
+    pub fn start(config: &Path, args: &[&str], log: &Path) -> Mispdash {
+        let logf = std::fs::File::create(log).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_mispdash"))
+            .arg("--config")
+            .arg(config)
+            .args(args)
+            .env("MISPDASH_FAKE_NOW", ORACLE_NOW)
+            .env("TZ", "UTC")
+            .env("MISPDASH_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(logf)
+            .spawn()
+            .expect("start mispdash");
+        Mispdash {
+            child,
+            log: log.to_path_buf(),
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL, no chance to clean up.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Mispdash {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs a tool of `../shared/tools` and returns its status; stderr and stdout are captured to
+/// the panic message on failure when `check` is set.
+pub fn tool(name: &str, args: &[&str]) -> std::process::Output {
+    Command::new(python())
+        .arg(shared().join("tools").join(name))
+        .args(args)
+        .output()
+        .expect("run a shared tool")
+}
+
+/// Starts a tool in the background.
+pub fn tool_bg(name: &str, args: &[&str]) -> Child {
+    Command::new(python())
+        .arg(shared().join("tools").join(name))
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run a shared tool")
+}
+
+/// Waits for a child with a deadline; kills it and panics on time-out.
+pub fn wait_child(child: &mut Child, limit: Duration, what: &str) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Ok(Some(st)) = child.try_wait() {
+            return st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let mut err = String::new();
+            if let Some(e) = child.stderr.take() {
+                for line in BufReader::new(e).lines().map_while(Result::ok) {
+                    err.push_str(&line);
+                    err.push('\n');
+                }
+            }
+            panic!("{what} did not finish within {limit:?}\n{err}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Polls `f` until it returns true or the limit passes.
+pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    false
+}
+
+pub fn read_json(p: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(p).expect("read json")).expect("valid json")
+}
+
+pub fn write_json(p: &Path, v: &Value) {
+    std::fs::write(p, serde_json::to_string(v).expect("serialise")).expect("write json");
+}
+
+/// Removes keys matching `drop` from every db of a dump; returns the removed key names.
+pub fn strip_keys(dump: &mut Value, drop: impl Fn(&str, &str) -> bool) -> Vec<String> {
+    let mut removed = Vec::new();
+    if let Some(dbs) = dump.get_mut("dbs").and_then(Value::as_object_mut) {
+        for (db, keys) in dbs.iter_mut() {
+            if let Some(keys) = keys.as_object_mut() {
+                let names: Vec<String> = keys.keys().filter(|k| drop(db, k)).cloned().collect();
+                for k in names {
+                    keys.remove(&k);
+                    removed.push(format!("{db}:{k}"));
+                }
+            }
+        }
+        dbs.retain(|_, keys| keys.as_object().is_some_and(|k| !k.is_empty()));
+    }
+    removed
+}
+
+pub fn read_pubsub(p: &Path) -> Vec<Value> {
+    let bytes = std::fs::read(p).expect("read pubsub");
+    let text = if p.extension().is_some_and(|e| e == "gz") {
+        let out = std::process::Command::new("gzip")
+            .args(["-dc"])
+            .arg(p)
+            .output()
+            .expect("gzip");
+        String::from_utf8(out.stdout).expect("utf-8")
+    } else {
+        String::from_utf8(bytes).expect("utf-8")
+    };
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("pubsub line"))
+        .collect()
+}
+
+pub fn write_pubsub(p: &Path, msgs: &[Value]) {
+    let text: Vec<String> = msgs
+        .iter()
+        .map(|m| serde_json::to_string(m).expect("json"))
+        .collect();
+    std::fs::write(p, text.join("\n") + "\n").expect("write pubsub");
+}
+
+pub fn compare(kind: &str, expected: &Path, actual: &Path) -> (bool, String) {
+    let out = tool(
+        "oracle_compare.py",
+        &[
+            kind,
+            expected.to_str().expect("path"),
+            actual.to_str().expect("path"),
+            "--strict",
+            "--max",
+            "60",
+        ],
+    );
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// The seed2 oracle keyspace without the gamification keys (a later issue writes them).
+pub fn seed2_expected_without_contrib(dir: &Path) -> PathBuf {
+    let mut expected = read_json(&shared().join("corpus/seed2.redis.json"));
+    strip_keys(&mut expected, |_, k| k.starts_with("CONTRIB_"));
+    let p = dir.join("expected.redis.json");
+    write_json(&p, &expected);
+    p
+}
+
+/// Dumps a Redis with the shared tool, without mispdash's own bookkeeping keys.
+pub fn dump_without_own_keys(port: u16, dir: &Path, name: &str) -> PathBuf {
+    let raw = dir.join(format!("{name}.raw.json"));
+    let out = tool(
+        "redis_dump.py",
+        &[
+            "--port",
+            &port.to_string(),
+            "-o",
+            raw.to_str().expect("utf-8 path"),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "dump failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut v = read_json(&raw);
+    strip_keys(&mut v, |_, k| k.starts_with("MISPDASH_"));
+    let p = dir.join(format!("{name}.json"));
+    write_json(&p, &v);
+    p
+}

@@ -1,0 +1,236 @@
+//! Wiring of `mispdash run` and `mispdash subscribe`: what runs, in which thread, on which
+//! Redis. The binary only parses arguments and calls these.
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::dispatch::{DispatchOptions, Dispatcher};
+use crate::feed::{self, FeedHandle, FeedSpec};
+use crate::geoip::{Centroids, GeoDb};
+use crate::managed_redis::{self, ManagedRedis};
+use crate::redis_util::RedisTarget;
+use crate::rules::Env;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("{0}")]
+    Geo(#[from] crate::geoip::GeoError),
+    #[error("cannot start a local Redis: {0}")]
+    ManagedRedis(#[from] managed_redis::ManagedRedisError),
+    #[error("cannot start {what}: {source}")]
+    Thread {
+        what: String,
+        source: std::io::Error,
+    },
+}
+
+/// Options of `mispdash run` beyond the configuration file.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Run the dispatcher (consume the buffer).
+    pub dispatch: bool,
+    /// Run one subscriber per configured MISP instance.
+    pub subscribe: bool,
+    /// Run the built-in demo feed when no MISP instance is configured.
+    pub demo: bool,
+    /// Where a managed Redis keeps its data.
+    pub data_dir: PathBuf,
+    /// Start a managed Redis when none answers at a local configured address.
+    pub manage_redis: bool,
+    pub dispatch_opts: DispatchOptions,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            dispatch: true,
+            subscribe: true,
+            demo: true,
+            data_dir: PathBuf::from(".mispdash"),
+            manage_redis: true,
+            dispatch_opts: DispatchOptions::default(),
+        }
+    }
+}
+
+/// Loads the GeoIP database and the centroid table the configuration names. A missing GeoIP
+/// database is not fatal (the dashboard still shows everything but maps); a centroid table
+/// that is named but unreadable is, because its coordinates would silently change.
+pub fn load_geo(cfg: &Config) -> Result<(Option<GeoDb>, Centroids), AppError> {
+    let centroids = match &cfg.redis.path_country_coords {
+        Some(p) => Centroids::load(p)?,
+        None => Centroids::builtin(),
+    };
+    let geo = match GeoDb::open(&cfg.redis.path_maxmind_db) {
+        Ok(db) => {
+            tracing::info!(
+                "GeoIP database {} ({}, built {})",
+                cfg.redis.path_maxmind_db.display(),
+                db.database_type(),
+                db.build_epoch()
+            );
+            Some(db)
+        }
+        Err(e) => {
+            tracing::warn!("{e}; IP addresses will not be placed on the maps until it is fixed ([RedisMap] pathMaxMindDB)");
+            None
+        }
+    };
+    Ok((geo, centroids))
+}
+
+fn is_local(host: &str) -> bool {
+    matches!(host, "localhost" | "127.0.0.1" | "::1") || host.starts_with("127.")
+}
+
+/// Runs until `stop` is set (by a signal handler of the caller).
+pub fn run(
+    cfg: &Config,
+    opts: &RunOptions,
+    clock: Clock,
+    stop: Arc<AtomicBool>,
+) -> Result<(), AppError> {
+    for (section, option) in &cfg.unknown {
+        tracing::warn!("configuration: unknown option [{section}] {option} ignored");
+    }
+    let target = RedisTarget::from_config(&cfg.redis);
+    let _managed: Option<ManagedRedis> = if opts.manage_redis
+        && is_local(&target.host)
+        && !managed_redis::is_reachable(&target)
+    {
+        let dir = opts.data_dir.join("redis");
+        tracing::warn!(
+            "no Redis answers at {target}; starting a managed redis-server on 127.0.0.1:{} with its data in {}",
+            target.port,
+            dir.display()
+        );
+        Some(ManagedRedis::start(&dir, target.port)?)
+    } else {
+        None
+    };
+
+    let mut feeds: Vec<FeedHandle> = Vec::new();
+    let mut demo_thread = None;
+    if opts.subscribe {
+        let mut specs: Vec<FeedSpec> = cfg
+            .redis
+            .misp_instances
+            .iter()
+            .map(FeedSpec::from)
+            .collect();
+        if specs.is_empty() && opts.demo {
+            let port = free_port().map_err(|e| AppError::Thread {
+                what: "the demo feed".into(),
+                source: e,
+            })?;
+            let endpoint = format!("tcp://127.0.0.1:{port}");
+            tracing::warn!(
+                "no MISP instance configured ([RedisGlobal] misp_instances): running the built-in DEMO feed \"{}\" on {endpoint}; everything shown is simulated",
+                crate::demo::DEMO_FEED_NAME
+            );
+            demo_thread = Some(
+                crate::demo::spawn_publisher(&endpoint, 2.0, 7, clock, stop.clone()).map_err(
+                    |e| AppError::Thread {
+                        what: "the demo feed".into(),
+                        source: e,
+                    },
+                )?,
+            );
+            specs.push(FeedSpec {
+                name: crate::demo::DEMO_FEED_NAME.into(),
+                endpoint,
+                username: None,
+                password: None,
+            });
+        }
+        for spec in specs {
+            let name = spec.name.clone();
+            tracing::info!("subscribing to {} at {}", spec.name, spec.endpoint);
+            let h = feed::spawn(
+                spec,
+                target.clone(),
+                cfg.redis.list_db,
+                cfg.redis.list_name.clone(),
+                clock,
+                stop.clone(),
+            )
+            .map_err(|e| AppError::Thread {
+                what: format!("subscriber {name}"),
+                source: e,
+            })?;
+            feeds.push(h);
+        }
+    }
+
+    let mut dispatcher_thread = None;
+    if opts.dispatch {
+        let (geo, centroids) = load_geo(cfg)?;
+        let env = Arc::new(Env::from_config(cfg, geo, centroids));
+        let mut d = Dispatcher::new(cfg, env, clock, opts.dispatch_opts);
+        let stop_d = stop.clone();
+        dispatcher_thread = Some(
+            std::thread::Builder::new()
+                .name("dispatcher".into())
+                .spawn(move || d.run(&stop_d))
+                .map_err(|e| AppError::Thread {
+                    what: "the dispatcher".into(),
+                    source: e,
+                })?,
+        );
+    }
+
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    tracing::info!("stopping");
+    if let Some(t) = dispatcher_thread {
+        let _ = t.join();
+    }
+    for f in feeds {
+        f.stop();
+        f.join();
+    }
+    if let Some(t) = demo_thread {
+        let _ = t.join();
+    }
+    Ok(())
+}
+
+/// `mispdash subscribe`: one subscriber alone, feeding the buffer for a dispatcher elsewhere.
+pub fn subscribe(
+    cfg: &Config,
+    spec: FeedSpec,
+    clock: Clock,
+    stop: Arc<AtomicBool>,
+) -> Result<(), AppError> {
+    let target = RedisTarget::from_config(&cfg.redis);
+    let name = spec.name.clone();
+    let h = feed::spawn(
+        spec,
+        target,
+        cfg.redis.list_db,
+        cfg.redis.list_name.clone(),
+        clock,
+        stop.clone(),
+    )
+    .map_err(|e| AppError::Thread {
+        what: format!("subscriber {name}"),
+        source: e,
+    })?;
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    h.stop();
+    h.join();
+    Ok(())
+}
+
+fn free_port() -> std::io::Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}

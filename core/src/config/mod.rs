@@ -1,0 +1,710 @@
+//! The original's `config.cfg`, read unchanged, with the original's defaults for what is missing.
+//!
+//! Migrating admins point mispdash at the file they already have, so every section and option
+//! of the original is understood with its meaning (not its accidental string semantics: the
+//! original reads `debug = False` as true; we read booleans as booleans). A value we cannot use
+//! stops start-up with the file, section, option and the reason; an option we do not know only
+//! warns, so a newer or older file still starts.
+
+mod ini;
+pub mod ranking;
+
+pub use ranking::Ranking;
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+/// Why the configuration cannot be used.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {reason}")]
+    Unreadable { file: PathBuf, reason: String },
+    #[error("{file}: not a valid INI file: {reason}")]
+    Syntax { file: PathBuf, reason: String },
+    #[error("{file}: [{section}] {option}: {reason}")]
+    Value {
+        file: PathBuf,
+        section: String,
+        option: String,
+        reason: String,
+    },
+}
+
+/// One MISP instance of `[RedisGlobal] misp_instances`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct MispInstance {
+    /// Feed name; becomes `zmq_name` in the buffer envelope and `zmqName` in live payloads.
+    pub name: String,
+    /// MISP web URL (unused by ingest, kept for the web side).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// ZeroMQ endpoint of MISP's publisher, e.g. `tcp://misp.example:50000`.
+    pub zmq: String,
+    /// MISP's `Plugin.ZeroMQ_username`, when the publisher requires PLAIN authentication.
+    #[serde(default)]
+    pub zmq_username: Option<String>,
+    /// MISP's `Plugin.ZeroMQ_password`.
+    #[serde(default)]
+    pub zmq_password: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    pub host: String,
+    pub port: u16,
+    pub debug: bool,
+    pub ssl: bool,
+    pub ssl_cert: Option<PathBuf>,
+    pub ssl_key: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuthConfig {
+    pub auth_enabled: bool,
+    pub misp_fqdn: String,
+    pub ssl_verify: bool,
+    pub session_secret: String,
+    pub session_cookie_secure: bool,
+    pub session_cookie_samesite: String,
+    pub permanent_session_lifetime_days: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DashboardConfig {
+    pub graph_log_refresh_rate: u32,
+    pub rotation_wait_time: u32,
+    pub max_img_rotation: u32,
+    pub hours_spanned: u32,
+    pub zoomlevel: u32,
+    pub max_cache_history: u32,
+    pub size_dashboard_left_width: u32,
+    pub size_open_street_pannel_perc: u32,
+    pub size_world_pannel_perc: u32,
+    pub item_to_plot: String,
+    pub fieldname_order: serde_json::Value,
+    pub char_separator: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GeoConfig {
+    pub update_frequency: u32,
+    pub zoomlevel: u32,
+    pub clustering_distance: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContribConfig {
+    pub max_number_of_last_contributor: u32,
+    pub min_between_reload: u32,
+    pub additional_help_text: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogConfig {
+    pub directory: PathBuf,
+    pub dispatcher_filename: String,
+    pub subscriber_filename: String,
+    pub helpers_filename: String,
+    pub update_filename: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RedisConfig {
+    pub host: String,
+    pub port: u16,
+    /// Not in the original (which has no Redis auth); `[RedisGlobal] password` or
+    /// `MISPDASH_REDIS_PASSWORD`.
+    pub password: Option<String>,
+    pub misp_web_url: String,
+    pub misp_instances: Vec<MispInstance>,
+    /// `[RedisLIST] db`: the buffer list's database.
+    pub list_db: i64,
+    pub list_name: String,
+    /// `[RedisLog] db`.
+    pub log_db: i64,
+    pub stream_log_cache_key: String,
+    pub stream_map_cache_key: String,
+    pub channel_live: String,
+    pub channel_last_contributor: String,
+    pub channel_last_awards: String,
+    /// `[RedisMap] db`.
+    pub map_db: i64,
+    pub channel_map: String,
+    pub path_maxmind_db: PathBuf,
+    /// `None` when the option is absent: mispdash then uses its built-in centroid table.
+    pub path_country_coords: Option<PathBuf>,
+    /// `[RedisDB] db`: where all persistent data lives.
+    pub data_db: i64,
+    pub db_version_key: String,
+}
+
+/// The whole configuration, as read from the original's `config.cfg`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The file this came from, for messages; `None` for built-in defaults.
+    pub source: Option<PathBuf>,
+    pub server: ServerConfig,
+    pub auth: AuthConfig,
+    pub dashboard: DashboardConfig,
+    pub geo: GeoConfig,
+    pub contrib: ContribConfig,
+    pub log: LogConfig,
+    pub redis: RedisConfig,
+    /// `[mispdash] ranking_cfg`: where `ranking.cfg` is read from (built-in defaults otherwise).
+    pub ranking_path: Option<PathBuf>,
+    /// Options that were not recognised, as `(section, option)`, for a warning at start.
+    pub unknown: Vec<(String, String)>,
+}
+
+/// The default `fieldname_order` of `config.cfg.default`.
+pub const DEFAULT_FIELDNAME_ORDER: &str = r#"["Attribute.timestamp", "Event.id", "Attribute.Tag", "Attribute.category", "Attribute.type", ["Attribute.value", "Attribute.comment"]]"#;
+
+const DEFAULT_MISP_INSTANCES: &str =
+    r#"[{"name": "misp1", "url": "http://localhost", "zmq": "tcp://localhost:50000"}]"#;
+
+/// Options per section that mispdash understands; anything else warns.
+const KNOWN: &[(&str, &[&str])] = &[
+    (
+        "Server",
+        &["host", "port", "debug", "ssl", "ssl_cert", "ssl_key"],
+    ),
+    (
+        "Auth",
+        &[
+            "auth_enabled",
+            "misp_fqdn",
+            "ssl_verify",
+            "session_secret",
+            "session_cookie_secure",
+            "session_cookie_samesite",
+            "permanent_session_lifetime",
+        ],
+    ),
+    (
+        "Dashboard",
+        &[
+            "graph_log_refresh_rate",
+            "rotation_wait_time",
+            "max_img_rotation",
+            "hours_spanned",
+            "zoomlevel",
+            "maxcachehistory",
+            "size_dashboard_left_width",
+            "size_openstreet_pannel_perc",
+            "size_world_pannel_perc",
+            "item_to_plot",
+            "fieldname_order",
+            "char_separator",
+        ],
+    ),
+    (
+        "GEO",
+        &["updatefrequency", "zoomlevel", "clusteringdistance"],
+    ),
+    (
+        "CONTRIB",
+        &[
+            "max_number_of_last_contributor",
+            "min_between_reload",
+            "additional_help_text",
+            "scoring",
+        ],
+    ),
+    (
+        "Log",
+        &[
+            "directory",
+            "dispatcher_filename",
+            "subscriber_filename",
+            "helpers_filename",
+            "update_filename",
+        ],
+    ),
+    (
+        "RedisGlobal",
+        &[
+            "host",
+            "port",
+            "password",
+            "misp_web_url",
+            "misp_instances",
+            "zmq_url",
+        ],
+    ),
+    ("RedisLIST", &["db", "listname"]),
+    (
+        "RedisLog",
+        &[
+            "db",
+            "streamlogcachekey",
+            "streammapcachekey",
+            "channel",
+            "channellastcontributor",
+            "channellastawards",
+        ],
+    ),
+    (
+        "RedisMap",
+        &[
+            "db",
+            "channeldisp",
+            "pathmaxminddb",
+            "path_countrycode_to_coord_json",
+        ],
+    ),
+    ("RedisDB", &["db", "dbversion"]),
+    ("mispdash", &["ranking_cfg"]),
+];
+
+impl Config {
+    /// The original's defaults, as if `config.cfg` were empty.
+    pub fn defaults() -> Config {
+        let ini = ini::Ini::empty();
+        // Parsing the empty file cannot fail: every default below is valid.
+        Self::from_ini(&ini, Path::new("<defaults>")).expect("built-in defaults are valid")
+    }
+
+    /// Reads `path` and applies the environment overrides (see [`Config::apply_env`]).
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Unreadable {
+            file: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        let mut cfg = Self::parse(&text, path)?;
+        cfg.source = Some(path.to_path_buf());
+        cfg.apply_env(|k| std::env::var(k).ok())?;
+        Ok(cfg)
+    }
+
+    /// Parses the text of a `config.cfg`; `path` only names it in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let ini = ini::Ini::parse(text).map_err(|reason| ConfigError::Syntax {
+            file: path.to_path_buf(),
+            reason,
+        })?;
+        Self::from_ini(&ini, path)
+    }
+
+    /// Environment overrides so a container needs no file: `MISPDASH_REDIS_HOST`,
+    /// `MISPDASH_REDIS_PORT`, `MISPDASH_REDIS_PASSWORD`, or `MISPDASH_REDIS_URL`
+    /// (`redis://[:password@]host:port`).
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        let env_err = |option: &str, reason: String| ConfigError::Value {
+            file: PathBuf::from("<environment>"),
+            section: "RedisGlobal".into(),
+            option: option.into(),
+            reason,
+        };
+        if let Some(url) = get("MISPDASH_REDIS_URL").filter(|s| !s.is_empty()) {
+            let info = redis::IntoConnectionInfo::into_connection_info(url.as_str())
+                .map_err(|e| env_err("MISPDASH_REDIS_URL", e.to_string()))?;
+            match info.addr {
+                redis::ConnectionAddr::Tcp(host, port) => {
+                    self.redis.host = host;
+                    self.redis.port = port;
+                }
+                other => {
+                    return Err(env_err(
+                        "MISPDASH_REDIS_URL",
+                        format!("only tcp addresses are supported, not {other}"),
+                    ))
+                }
+            }
+            if let Some(pw) = info.redis.password {
+                self.redis.password = Some(pw);
+            }
+        }
+        if let Some(host) = get("MISPDASH_REDIS_HOST").filter(|s| !s.is_empty()) {
+            self.redis.host = host;
+        }
+        if let Some(port) = get("MISPDASH_REDIS_PORT").filter(|s| !s.is_empty()) {
+            self.redis.port = port
+                .trim()
+                .parse()
+                .map_err(|_| env_err("MISPDASH_REDIS_PORT", format!("{port:?} is not a port")))?;
+        }
+        if let Some(pw) = get("MISPDASH_REDIS_PASSWORD").filter(|s| !s.is_empty()) {
+            self.redis.password = Some(pw);
+        }
+        Ok(())
+    }
+
+    fn from_ini(ini: &ini::Ini, path: &Path) -> Result<Config, ConfigError> {
+        let r = Reader { ini, path };
+        let server = ServerConfig {
+            host: r.string("Server", "host", "localhost"),
+            port: r.parse_with("Server", "port", "8001", parse_port)?,
+            debug: r.boolean("Server", "debug", false)?,
+            ssl: r.boolean("Server", "ssl", false)?,
+            ssl_cert: r.opt("Server", "ssl_cert").map(PathBuf::from),
+            ssl_key: r.opt("Server", "ssl_key").map(PathBuf::from),
+        };
+        let auth = AuthConfig {
+            auth_enabled: r.boolean("Auth", "auth_enabled", false)?,
+            misp_fqdn: r.string("Auth", "misp_fqdn", "https://misp.local"),
+            ssl_verify: r.boolean("Auth", "ssl_verify", true)?,
+            session_secret: r.string("Auth", "session_secret", "**Change_Me**"),
+            session_cookie_secure: r.boolean("Auth", "session_cookie_secure", true)?,
+            session_cookie_samesite: r.parse_with(
+                "Auth",
+                "session_cookie_samesite",
+                "Strict",
+                |v| match v.to_ascii_lowercase().as_str() {
+                    "strict" => Ok("Strict".to_string()),
+                    "lax" => Ok("Lax".to_string()),
+                    "none" => Ok("None".to_string()),
+                    _ => Err("must be Strict, Lax or None".to_string()),
+                },
+            )?,
+            permanent_session_lifetime_days: r.number("Auth", "permanent_session_lifetime", 1)?,
+        };
+        let dashboard = DashboardConfig {
+            graph_log_refresh_rate: r.number("Dashboard", "graph_log_refresh_rate", 1)?,
+            rotation_wait_time: r.number("Dashboard", "rotation_wait_time", 30)?,
+            max_img_rotation: r.number("Dashboard", "max_img_rotation", 10)?,
+            hours_spanned: r.number("Dashboard", "hours_spanned", 48)?,
+            zoomlevel: r.number("Dashboard", "zoomlevel", 15)?,
+            max_cache_history: r.number("Dashboard", "maxCacheHistory", 30)?,
+            size_dashboard_left_width: r.number("Dashboard", "size_dashboard_left_width", 5)?,
+            size_open_street_pannel_perc: r.number(
+                "Dashboard",
+                "size_openStreet_pannel_perc",
+                55,
+            )?,
+            size_world_pannel_perc: r.number("Dashboard", "size_world_pannel_perc", 35)?,
+            item_to_plot: r.string("Dashboard", "item_to_plot", "Attribute.category"),
+            fieldname_order: r.json("Dashboard", "fieldname_order", DEFAULT_FIELDNAME_ORDER)?,
+            char_separator: r.string("Dashboard", "char_separator", "||"),
+        };
+        let geo = GeoConfig {
+            update_frequency: r.number("GEO", "updateFrequency", 60)?,
+            zoomlevel: r.number("GEO", "zoomlevel", 11)?,
+            clustering_distance: r.parse_with("GEO", "clusteringDistance", "10", |v| {
+                v.parse::<f64>()
+                    .ok()
+                    .filter(|f| f.is_finite() && *f > 0.0)
+                    .ok_or_else(|| "must be a positive number".to_string())
+            })?,
+        };
+        let contrib = ContribConfig {
+            max_number_of_last_contributor: r.number(
+                "CONTRIB",
+                "max_number_of_last_contributor",
+                10,
+            )?,
+            min_between_reload: r.number("CONTRIB", "min_between_reload", 5)?,
+            additional_help_text: r.parse_with(
+                "CONTRIB",
+                "additional_help_text",
+                r#"["Sightings multiplies earned points by 2", "Editing an attribute earns you the same as creating one"]"#,
+                |v| serde_json::from_str::<Vec<String>>(v).map_err(|e| format!("not a JSON list of strings: {e}")),
+            )?,
+        };
+        let log = LogConfig {
+            directory: PathBuf::from(r.string("Log", "directory", "logs")),
+            dispatcher_filename: r.string("Log", "dispatcher_filename", "zmq_dispatcher.log"),
+            subscriber_filename: r.string("Log", "subscriber_filename", "zmq_subscriber.log"),
+            helpers_filename: r.string("Log", "helpers_filename", "helpers.log"),
+            update_filename: r.string("Log", "update_filename", "updates.log"),
+        };
+        let misp_instances = r.parse_with(
+            "RedisGlobal",
+            "misp_instances",
+            DEFAULT_MISP_INSTANCES,
+            parse_instances,
+        )?;
+        let redis = RedisConfig {
+            host: r.string("RedisGlobal", "host", "localhost"),
+            port: r.parse_with("RedisGlobal", "port", "6250", parse_port)?,
+            password: r.opt("RedisGlobal", "password"),
+            misp_web_url: r.string("RedisGlobal", "misp_web_url", "http://0.0.0.0"),
+            misp_instances,
+            list_db: r.db("RedisLIST", "db", 3)?,
+            list_name: r.nonempty("RedisLIST", "listName", "bufferList")?,
+            log_db: r.db("RedisLog", "db", 0)?,
+            stream_log_cache_key: r.string("RedisLog", "streamLogCacheKey", "streamLogCache"),
+            stream_map_cache_key: r.string("RedisLog", "streamMapCacheKey", "streamMapsCache"),
+            channel_live: r.nonempty("RedisLog", "channel", "1")?,
+            channel_last_contributor: r.nonempty(
+                "RedisLog",
+                "channelLastContributor",
+                "lastContributor",
+            )?,
+            channel_last_awards: r.nonempty("RedisLog", "channelLastAwards", "lastAwards")?,
+            map_db: r.db("RedisMap", "db", 1)?,
+            channel_map: r.nonempty("RedisMap", "channelDisp", "PicToDisplay")?,
+            path_maxmind_db: PathBuf::from(r.string(
+                "RedisMap",
+                "pathMaxMindDB",
+                "./data/GeoLite2-City/GeoLite2-City.mmdb",
+            )),
+            path_country_coords: r
+                .opt("RedisMap", "path_countrycode_to_coord_JSON")
+                .map(PathBuf::from),
+            data_db: r.db("RedisDB", "db", 2)?,
+            db_version_key: r.nonempty("RedisDB", "dbVersion", "db_version")?,
+        };
+        let ranking_path = r.opt("mispdash", "ranking_cfg").map(PathBuf::from);
+        let unknown = r.unknown();
+        Ok(Config {
+            source: None,
+            server,
+            auth,
+            dashboard,
+            geo,
+            contrib,
+            log,
+            redis,
+            ranking_path,
+            unknown,
+        })
+    }
+
+    /// The file a relative path in the configuration refers to: relative paths are taken from
+    /// the working directory, as the original does.
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        p.to_path_buf()
+    }
+}
+
+fn parse_port(v: &str) -> Result<u16, String> {
+    v.parse::<u16>()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| "must be a TCP port (1-65535)".to_string())
+}
+
+fn parse_instances(v: &str) -> Result<Vec<MispInstance>, String> {
+    let list: Vec<MispInstance> = serde_json::from_str(v)
+        .map_err(|e| format!("not a JSON list of {{\"name\", \"url\", \"zmq\"}} objects: {e}"))?;
+    let mut names = std::collections::HashSet::new();
+    for inst in &list {
+        if inst.name.is_empty() {
+            return Err("an instance has an empty \"name\"".into());
+        }
+        if !names.insert(inst.name.as_str()) {
+            return Err(format!("instance name {:?} appears twice", inst.name));
+        }
+        let scheme_ok = ["tcp://", "ipc://", "inproc://", "pgm://", "epgm://"]
+            .iter()
+            .any(|s| inst.zmq.starts_with(s));
+        if !scheme_ok {
+            return Err(format!(
+                "instance {:?}: \"zmq\" = {:?} is not a ZeroMQ endpoint like tcp://host:50000",
+                inst.name, inst.zmq
+            ));
+        }
+        if inst.zmq_username.is_some() != inst.zmq_password.is_some() {
+            return Err(format!(
+                "instance {:?}: zmq_username and zmq_password go together",
+                inst.name
+            ));
+        }
+    }
+    Ok(list)
+}
+
+/// Typed access to the INI with the original's defaults and located errors.
+struct Reader<'a> {
+    ini: &'a ini::Ini,
+    path: &'a Path,
+}
+
+impl Reader<'_> {
+    fn opt(&self, section: &str, option: &str) -> Option<String> {
+        self.ini.get(section, option)
+    }
+
+    fn string(&self, section: &str, option: &str, default: &str) -> String {
+        self.opt(section, option)
+            .unwrap_or_else(|| default.to_string())
+    }
+
+    fn err(&self, section: &str, option: &str, reason: String) -> ConfigError {
+        ConfigError::Value {
+            file: self.path.to_path_buf(),
+            section: section.into(),
+            option: option.into(),
+            reason,
+        }
+    }
+
+    fn parse_with<T>(
+        &self,
+        section: &str,
+        option: &str,
+        default: &str,
+        f: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<T, ConfigError> {
+        let raw = self.string(section, option, default);
+        f(raw.trim()).map_err(|reason| self.err(section, option, format!("{raw:?}: {reason}")))
+    }
+
+    fn nonempty(&self, section: &str, option: &str, default: &str) -> Result<String, ConfigError> {
+        self.parse_with(section, option, default, |v| {
+            if v.is_empty() {
+                Err("must not be empty".into())
+            } else {
+                Ok(v.to_string())
+            }
+        })
+    }
+
+    fn number(&self, section: &str, option: &str, default: u32) -> Result<u32, ConfigError> {
+        self.parse_with(section, option, &default.to_string(), |v| {
+            v.parse::<u32>()
+                .map_err(|_| "must be a whole number".to_string())
+        })
+    }
+
+    fn db(&self, section: &str, option: &str, default: i64) -> Result<i64, ConfigError> {
+        self.parse_with(section, option, &default.to_string(), |v| {
+            v.parse::<i64>()
+                .ok()
+                .filter(|d| (0..=1_000_000).contains(d))
+                .ok_or_else(|| "must be a Redis database number (0, 1, 2, ...)".to_string())
+        })
+    }
+
+    /// Python's `getboolean` vocabulary.
+    fn boolean(&self, section: &str, option: &str, default: bool) -> Result<bool, ConfigError> {
+        let d = if default { "True" } else { "False" };
+        self.parse_with(section, option, d, |v| {
+            match v.to_ascii_lowercase().as_str() {
+                "1" | "yes" | "true" | "on" => Ok(true),
+                "0" | "no" | "false" | "off" => Ok(false),
+                _ => Err("must be a boolean (True/False, yes/no, on/off, 1/0)".into()),
+            }
+        })
+    }
+
+    fn json(
+        &self,
+        section: &str,
+        option: &str,
+        default: &str,
+    ) -> Result<serde_json::Value, ConfigError> {
+        self.parse_with(section, option, default, |v| {
+            serde_json::from_str(v).map_err(|e| format!("not valid JSON: {e}"))
+        })
+    }
+
+    fn unknown(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for (section, options) in self.ini.sections() {
+            match KNOWN.iter().find(|(s, _)| s.eq_ignore_ascii_case(&section)) {
+                None => {
+                    for o in options {
+                        out.push((section.to_string(), o.to_string()));
+                    }
+                }
+                Some((_, known)) => {
+                    for o in options {
+                        if !known.iter().any(|k| k.eq_ignore_ascii_case(&o)) {
+                            out.push((section.to_string(), o.to_string()));
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ORIGINAL_DEFAULT: &str = r#"[Server]
+host = localhost
+port = 8001
+debug = False
+ssl = False
+# If you set SSL to True with a cert/key then an adhoc (self-signed) certificate is created
+# ssl_cert = cert.pem
+# ssl_key = key.pem
+
+[Auth]
+auth_enabled = False
+misp_fqdn = https://misp.local
+ssl_verify = True
+session_secret = **Change_Me**
+session_cookie_secure = True
+session_cookie_samesite = Strict
+permanent_session_lifetime = 1
+
+[Dashboard]
+graph_log_refresh_rate = 1
+fieldname_order=["Attribute.timestamp", "Event.id", "Attribute.Tag", "Attribute.category", "Attribute.type", ["Attribute.value", "Attribute.comment"]]
+char_separator=||
+
+[RedisGlobal]
+host=localhost
+port=6250
+misp_web_url = http://0.0.0.0
+misp_instances = [{
+    "name": "misp1",
+    "url": "http://localhost",
+    "zmq": "tcp://localhost:50000"
+    }]
+
+[RedisLIST]
+db=3
+listName=bufferList
+"#;
+
+    #[test]
+    fn reads_the_original_layout() {
+        let c = Config::parse(ORIGINAL_DEFAULT, Path::new("config.cfg")).expect("parses");
+        assert_eq!(c.server.port, 8001);
+        assert!(!c.server.debug, "False must read as false");
+        assert_eq!(c.redis.port, 6250);
+        assert_eq!(c.redis.misp_instances.len(), 1);
+        assert_eq!(c.redis.misp_instances[0].name, "misp1");
+        assert_eq!(c.redis.misp_instances[0].zmq, "tcp://localhost:50000");
+        assert_eq!(c.redis.list_db, 3);
+        assert_eq!(c.redis.data_db, 2);
+        assert_eq!(c.dashboard.char_separator, "||");
+        assert!(c.unknown.is_empty(), "{:?}", c.unknown);
+    }
+
+    #[test]
+    fn bad_values_name_section_and_option() {
+        let e = Config::parse("[RedisGlobal]\nport = sixty\n", Path::new("x.cfg"))
+            .expect_err("bad port");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("x.cfg") && msg.contains("[RedisGlobal] port"),
+            "{msg}"
+        );
+        let e = Config::parse("[Server]\ndebug = maybe\n", Path::new("x.cfg")).expect_err("bool");
+        assert!(e.to_string().contains("[Server] debug"));
+        let e = Config::parse(
+            "[RedisGlobal]\nmisp_instances = [{\"name\": 1}]\n",
+            Path::new("x"),
+        )
+        .expect_err("json");
+        assert!(e.to_string().contains("misp_instances"));
+    }
+
+    #[test]
+    fn unknown_options_are_reported() {
+        let c = Config::parse("[Server]\nfoo = 1\n[Other]\nbar = 2\n", Path::new("x")).expect("ok");
+        assert_eq!(c.unknown.len(), 2);
+    }
+
+    #[test]
+    fn environment_overrides_redis_address() {
+        let mut c = Config::defaults();
+        c.apply_env(|k| match k {
+            "MISPDASH_REDIS_URL" => Some("redis://:pw@10.0.0.5:6379".into()),
+            "MISPDASH_REDIS_PORT" => Some("7000".into()),
+            _ => None,
+        })
+        .expect("valid");
+        assert_eq!(c.redis.host, "10.0.0.5");
+        assert_eq!(c.redis.port, 7000);
+        assert_eq!(c.redis.password.as_deref(), Some("pw"));
+    }
+}

@@ -1,0 +1,94 @@
+//! Every Redis key and channel name mispdash reads or writes, in one place.
+//!
+//! The names are the original dashboard's (spec `ingest.md` §2.2) so that an existing Redis
+//! keeps working; nothing else in the code formats a key string. Day arguments are `YYYYMMDD`
+//! local dates from [`crate::clock`]. Organisation names are embedded raw, as the original does.
+
+// ---- db [RedisDB] (statistics) ----
+
+pub fn geo_coord(day: &str) -> String {
+    format!("GEO_COORD:{day}")
+}
+pub fn geo_country(day: &str) -> String {
+    format!("GEO_COUNTRY:{day}")
+}
+pub fn geo_rad(day: &str) -> String {
+    format!("GEO_RAD:{day}")
+}
+
+pub fn login_timestamp(org: &str) -> String {
+    format!("LOGIN_TIMESTAMP:{org}")
+}
+pub fn login_org(day: &str) -> String {
+    format!("LOGIN_ORG:{day}")
+}
+pub const LOGIN_ALL_ORG: &str = "LOGIN_ALL_ORG";
+
+pub fn trendings_events(day: &str) -> String {
+    format!("TRENDINGS_EVENTS:{day}")
+}
+pub fn trendings_categs(day: &str) -> String {
+    format!("TRENDINGS_CATEGS:{day}")
+}
+pub fn trendings_tags(day: &str) -> String {
+    format!("TRENDINGS_TAGS:{day}")
+}
+pub fn trendings_disc(day: &str) -> String {
+    format!("TRENDINGS_DISC:{day}")
+}
+pub fn trendings_sightings(day: &str) -> String {
+    format!("TRENDINGS_SIGHT_sightings:{day}")
+}
+pub fn trendings_false_positive(day: &str) -> String {
+    format!("TRENDINGS_SIGHT_false_positive:{day}")
+}
+/// The constant member of `TRENDINGS_DISC:<day>` (discussions are counted, not named).
+pub const TRENDINGS_DISC_LABEL: &str = "no name or id yet...";
+
+/// The live-log cache. Every non-keepalive entry lands here whatever its name (spec §2.4).
+pub const LIVE_CACHE_LOG: &str = "TEMP_CACHE_LIVE:Attribute";
+/// The live-map cache.
+pub const LIVE_CACHE_MAP: &str = "TEMP_CACHE_LIVE:Map";
+/// Items kept in each live cache: the original trims to 101 at random moments; we keep exactly
+/// the 101 newest after every batch.
+pub const LIVE_CACHE_KEEP: isize = 101;
+
+pub fn contrib_day(day: &str) -> String {
+    format!("CONTRIB_DAY:{day}")
+}
+pub fn contrib_categ(day: &str, categ_norm: &str) -> String {
+    format!("CONTRIB_CATEG:{day}:{categ_norm}")
+}
+pub fn contrib_last(day: &str) -> String {
+    format!("CONTRIB_LAST:{day}")
+}
+pub const CONTRIB_ALL_ORG: &str = "CONTRIB_ALL_ORG";
+pub fn contrib_org(org: &str, field: &str) -> String {
+    format!("CONTRIB_ORG:{org}:{field}")
+}
+pub fn contrib_trophy(categ_norm: &str) -> String {
+    format!("CONTRIB_TROPHY:{categ_norm}")
+}
+pub fn contrib_last_awards(day: &str) -> String {
+    format!("CONTRIB_LAST_AWARDS:{day}")
+}
+
+// ---- db [RedisLIST] (work queue) ----
+
+/// Set by the dispatcher when it handles a `diagnostic_channel` probe.
+pub const DIAGNOSTIC_RESPONSE: &str = "diagnostic_tool_response";
+
+/// Messages taken from the buffer but not yet applied (mispdash only): see [`crate::buffer`].
+pub fn processing_list(list_name: &str) -> String {
+    format!("{list_name}:processing")
+}
+/// Messages that could not be applied, with the reason (mispdash only).
+pub fn dead_letter_list(list_name: &str) -> String {
+    format!("{list_name}:dead")
+}
+/// Per-feed health written by each subscriber (mispdash only): a hash.
+pub fn feed_status(feed_name: &str) -> String {
+    format!("MISPDASH_FEED:{feed_name}")
+}
+/// Dispatcher counters (mispdash only): a hash.
+pub const DISPATCH_STATUS: &str = "MISPDASH_DISPATCH";

@@ -1,0 +1,389 @@
+//! One handler per MISP topic (spec `ingest.md` §1.6–1.7), in the original's order of effects.
+
+use super::{geo, live, trendings, users, ContribKind, Contribution, Ctx, Outcome};
+use crate::message::{self, get, path, text, Reject};
+use crate::store::{Db, Op};
+use crate::{keys, pyjson};
+use serde_json::{Map, Value};
+
+/// Handles one frame (`"<topic> <json>"`) that arrived through feed `zmq_name`.
+pub fn handle_frame(
+    env: &super::Env,
+    clock: &crate::clock::Clock,
+    zmq_name: &str,
+    content: &str,
+) -> Outcome {
+    let (topic, body) = match message::split_frame(content) {
+        Ok(x) => x,
+        Err(r) => return Outcome::Rejected(r),
+    };
+    let known = matches!(
+        topic,
+        "misp_json"
+            | "misp_json_event"
+            | "misp_json_self"
+            | "misp_json_attribute"
+            | "misp_json_object"
+            | "misp_json_sighting"
+            | "misp_json_organisation"
+            | "misp_json_user"
+            | "misp_json_conversation"
+            | "misp_json_object_reference"
+            | "misp_json_audit"
+            | "diagnostic_channel"
+    );
+    if !known {
+        return Outcome::Rejected(Reject::UnknownTopic(topic.to_string()));
+    }
+    let b = match message::parse_body(topic, body) {
+        Ok(v) => v,
+        Err(r) => return Outcome::Rejected(r),
+    };
+    let Some(obj) = b.as_object() else {
+        return Outcome::Rejected(Reject::NotAnObject {
+            topic: topic.to_string(),
+        });
+    };
+    let mut ctx = Ctx::new(env, clock, zmq_name);
+    match topic {
+        "misp_json" => {
+            if obj.contains_key("Event") {
+                event(&mut ctx, obj);
+            }
+        }
+        "misp_json_event" => event(&mut ctx, obj),
+        "misp_json_self" => keepalive(&mut ctx, obj),
+        "misp_json_attribute" => attribute(&mut ctx, &b, false),
+        "misp_json_object" => object(&mut ctx, obj),
+        "misp_json_sighting" => sighting(&mut ctx, obj),
+        "misp_json_conversation" => conversation(&mut ctx, obj),
+        "misp_json_audit" => audit(&mut ctx, obj),
+        "misp_json_user" => user(&mut ctx, obj),
+        "diagnostic_channel" => diagnostic(&mut ctx, obj),
+        // misp_json_organisation, misp_json_object_reference: nothing to record.
+        _ => {}
+    }
+    Outcome::Applied {
+        topic: topic.to_string(),
+        steps: ctx.steps,
+        problems: ctx.problems,
+    }
+}
+
+/// `misp_json_self`: MISP's keepalive, shown as a live "Keepalive" row (not cached).
+fn keepalive(ctx: &mut Ctx, b: &Map<String, Value>) {
+    match b.get("uptime") {
+        Some(uptime) => {
+            let log = Value::Array(vec![uptime.clone()]);
+            live::publish_log(ctx, "Keepalive", &log);
+        }
+        None => ctx.problem("keepalive without \"uptime\": nothing published"),
+    }
+}
+
+/// `misp_json_event`, and `misp_json` (a published event) when it holds an `Event`.
+fn event(ctx: &mut Ctx, b: &Map<String, Value>) {
+    let Some(e) = b.get("Event") else {
+        ctx.problem("no \"Event\": message skipped");
+        return;
+    };
+    let Some(e_obj) = e.as_object() else {
+        ctx.problem("\"Event\" is not an object: message skipped");
+        return;
+    };
+    let ts = e_obj.get("timestamp");
+    let ts_epoch = ts.and_then(message::epoch);
+    match (e_obj.get("info").and_then(text), ts_epoch) {
+        (Some(info), Some(t)) => trendings::add_event(ctx, &info, t),
+        (None, _) => ctx.problem("Event without a usable \"info\": no event trending"),
+        (_, None) => ctx.problem(format!(
+            "Event.timestamp {} is not a usable epoch: no event or tag trending",
+            short(ts)
+        )),
+    }
+    if let Some(t) = ts_epoch {
+        if let Some(tags) = e_obj.get("Tag") {
+            trendings::add_tags(ctx, tags, t);
+        }
+    }
+
+    if let Some(attrs) = e_obj.get("Attribute") {
+        match attrs {
+            Value::Array(list) => {
+                for a in list {
+                    let copy = message::with_key(b, "Attribute", a.clone());
+                    attribute(ctx, &Value::Object(copy), false);
+                }
+            }
+            // The original hands the bare value on; it has no "Event" around it, so no
+            // contribution can come of it.
+            other => attribute(ctx, other, false),
+        }
+    }
+    if let Some(objs) = e_obj.get("Object") {
+        match objs {
+            Value::Array(list) => {
+                for o in list {
+                    let copy = message::with_key(b, "Object", o.clone());
+                    object(ctx, &copy);
+                }
+            }
+            Value::Object(inner) => object(ctx, inner),
+            _ => ctx.problem("Event.Object is neither a list nor an object: objects skipped"),
+        }
+    }
+
+    // The event's own contribution uses the top-level Orgc (misp_json_event's shape); a
+    // published event (misp_json) nests it and so gives none, as in the original.
+    if let Some(orgc) = b.get("Orgc") {
+        match get(orgc, "name").and_then(text) {
+            Some(org) => ctx.contribute(Contribution {
+                zmq_name: ctx.zmq_name.clone(),
+                org,
+                kind: ContribKind::Event,
+                categ: None,
+                action: b.get("action").cloned().unwrap_or(Value::Null),
+                multiplier: 1,
+                is_labeled: message::non_empty(b.get("EventTag")),
+            }),
+            None if get(orgc, "name").is_some_and(|v| !v.is_null()) => {
+                ctx.problem("Orgc.name is not text: no event contribution")
+            }
+            None => {}
+        }
+    }
+}
+
+/// `misp_json_attribute`, and each attribute of an event, an object or a sighting.
+/// `j` is the wrapper (`{"Attribute": {...}, "Event": {...}, ...}`) or a bare attribute.
+fn attribute(ctx: &mut Ctx, j: &Value, already_contributed: bool) {
+    let Some(j_obj) = j.as_object() else {
+        ctx.problem("attribute is not an object: skipped");
+        return;
+    };
+    let a = match j_obj.get("Attribute") {
+        Some(a) => a,
+        None => j,
+    };
+    let Some(a_obj) = a.as_object() else {
+        ctx.problem("\"Attribute\" is not an object: skipped");
+        return;
+    };
+    // The original compares with the string "0": an integer 0 makes an ObjectAttribute.
+    let kind = match a_obj.get("object_id") {
+        Some(Value::String(s)) if s == "0" => ContribKind::Attribute,
+        Some(_) => ContribKind::ObjectAttribute,
+        None => {
+            ctx.problem("Attribute without \"object_id\": attribute skipped");
+            return;
+        }
+    };
+    let ts_value = a_obj.get("timestamp");
+    let ts = match ts_value {
+        None => Some(ctx.now),
+        Some(v) => message::epoch(v),
+    };
+    let categ = a_obj.get("category");
+    let categ_text = categ.and_then(text);
+    match (&categ_text, ts) {
+        (Some(c), Some(t)) => trendings::add_categ(ctx, c, t),
+        (None, _) => ctx.problem("Attribute without a usable \"category\": no category trending, geolocation or contribution"),
+        (_, None) => ctx.problem(format!(
+            "Attribute.timestamp {} is not a usable epoch: no category or tag trending",
+            short(ts_value)
+        )),
+    }
+    if let (Some(t), Some(tags)) = (ts, a_obj.get("Tag")) {
+        trendings::add_tags(ctx, tags, t);
+    }
+
+    if categ_text.as_deref() == Some("Network activity") {
+        match a_obj.get("value") {
+            Some(v) => geo::from_ip(ctx, v, categ.unwrap_or(&Value::Null)),
+            None => ctx.problem("Attribute without \"value\": no geolocation"),
+        }
+    }
+    if a_obj.get("type").and_then(Value::as_str) == Some("phone-number") {
+        match a_obj.get("value") {
+            Some(v) => geo::from_phone(ctx, v, categ.unwrap_or(&Value::Null)),
+            None => ctx.problem("phone-number without \"value\": no geolocation"),
+        }
+    }
+
+    if !already_contributed {
+        match (
+            path(j, &["Event", "Orgc", "name"]).and_then(text),
+            &categ_text,
+        ) {
+            (Some(org), Some(c)) => ctx.contribute(Contribution {
+                zmq_name: ctx.zmq_name.clone(),
+                org,
+                kind,
+                categ: Some(c.clone()),
+                action: j_obj.get("action").cloned().unwrap_or(Value::Null),
+                multiplier: 1,
+                is_labeled: message::non_empty(j_obj.get("EventTag")),
+            }),
+            (None, _) => ctx.problem("no Event.Orgc.name around the attribute: no contribution"),
+            (_, None) => {}
+        }
+    }
+    live::publish_log(ctx, kind.as_str(), j);
+}
+
+/// `misp_json_object`, and each object of an event: every attribute of the object is handled
+/// with the object around it (and the event appended).
+fn object(ctx: &mut Ctx, b: &Map<String, Value>) {
+    let Some(o) = b.get("Object") else {
+        return;
+    };
+    let Some(o_obj) = o.as_object() else {
+        ctx.problem("\"Object\" is not an object: skipped");
+        return;
+    };
+    let attrs = match o_obj.get("Attribute") {
+        Some(Value::Array(list)) => list,
+        Some(_) => {
+            ctx.problem("Object.Attribute is not a list: skipped");
+            return;
+        }
+        None => {
+            ctx.problem("Object without \"Attribute\": nothing to do");
+            return;
+        }
+    };
+    let event = b.get("Event");
+    if event.is_none() {
+        ctx.problem("object without \"Event\": its attributes earn no contribution");
+    }
+    for a in attrs {
+        let mut c = o_obj.clone();
+        if let Some(e) = event {
+            c.insert("Event".into(), e.clone());
+        }
+        c.insert("Attribute".into(), a.clone());
+        attribute(ctx, &Value::Object(c), false);
+    }
+}
+
+/// `misp_json_sighting`: two points to the event's creator org, the attribute's trendings and
+/// live row, then the day's sighting or false-positive counter.
+fn sighting(ctx: &mut Ctx, b: &Map<String, Value>) {
+    let Some(s) = b.get("Sighting") else {
+        ctx.problem("no \"Sighting\": skipped");
+        return;
+    };
+    if !s.is_object() {
+        ctx.problem("\"Sighting\" is not an object: skipped");
+        return;
+    }
+    let org = path(s, &["Event", "Orgc", "name"]).and_then(text);
+    let categ = path(s, &["Attribute", "category"]).and_then(text);
+    match (org, categ) {
+        (Some(org), Some(categ)) => ctx.contribute(Contribution {
+            zmq_name: ctx.zmq_name.clone(),
+            org,
+            kind: ContribKind::Sighting,
+            categ: Some(categ),
+            action: b.get("action").cloned().unwrap_or(Value::Null),
+            multiplier: 2,
+            is_labeled: false,
+        }),
+        (None, _) => ctx.problem("Sighting without Event.Orgc.name: no contribution"),
+        (_, None) => ctx.problem("Sighting without Attribute.category: no contribution"),
+    }
+    attribute(ctx, s, true);
+
+    // The original compares with the strings "0"/"1": numeric types count as neither.
+    let counter = match get(s, "type") {
+        Some(Value::String(t)) if t == "0" => Some(true),
+        Some(Value::String(t)) if t == "1" => Some(false),
+        None => {
+            ctx.problem("Sighting without \"type\": not counted");
+            None
+        }
+        _ => None,
+    };
+    if let Some(is_sighting) = counter {
+        let date = get(s, "date_sighting");
+        match date.and_then(message::epoch) {
+            Some(t) => trendings::add_sighting(ctx, is_sighting, t),
+            None => ctx.problem(format!(
+                "Sighting.date_sighting {} is not a usable epoch: not counted",
+                short(date)
+            )),
+        }
+    }
+}
+
+/// `misp_json_conversation`: a discussion post earns its org a contribution and counts in the
+/// day's discussion trending. Threads without a post are ignored, as in the original.
+fn conversation(ctx: &mut Ctx, b: &Map<String, Value>) {
+    let Some(post) = b.get("Post") else {
+        return;
+    };
+    match get(post, "org_name").and_then(text) {
+        Some(org) => ctx.contribute(Contribution {
+            zmq_name: ctx.zmq_name.clone(),
+            org,
+            kind: ContribKind::Discussion,
+            categ: None,
+            action: Value::String("add".into()),
+            multiplier: 1,
+            is_labeled: false,
+        }),
+        None => ctx.problem("Post without \"org_name\": no contribution"),
+    }
+    trendings::add_discussion(ctx);
+}
+
+/// `misp_json_audit`: user logins, from any of the three shapes MISP publishes.
+fn audit(ctx: &mut Ctx, b: &Map<String, Value>) {
+    match users::login_from_audit(b) {
+        users::Audit::Login { org } => users::add_login(ctx, &org),
+        users::Audit::NotALogin => {}
+        users::Audit::LoginWithoutOrg => {
+            ctx.problem("login audit entry without an organisation name: not counted")
+        }
+    }
+}
+
+/// `misp_json_user`: nothing is recorded (logins come through the audit log).
+fn user(ctx: &mut Ctx, b: &Map<String, Value>) {
+    if !(b.contains_key("action")
+        && b.contains_key("User")
+        && path(&Value::Object(b.clone()), &["Organisation", "name"]).is_some())
+    {
+        ctx.problem("user message without action, User or Organisation.name (nothing is recorded for users anyway)");
+    }
+}
+
+/// `diagnostic_channel`: the self-test's probe; the reply is the queue latency in seconds.
+fn diagnostic(ctx: &mut Ctx, b: &Map<String, Value>) {
+    match b.get("content").and_then(message::epoch) {
+        Some(sent) => {
+            let latency = ctx.now - sent;
+            ctx.op(Op::Set {
+                db: Db::List,
+                key: keys::DIAGNOSTIC_RESPONSE.into(),
+                value: pyjson::float_repr(latency),
+            });
+        }
+        None => ctx.problem("diagnostic probe without a numeric \"content\": no reply"),
+    }
+}
+
+/// A short rendering of a field for messages.
+fn short(v: Option<&Value>) -> String {
+    match v {
+        None => "(absent)".into(),
+        Some(v) => {
+            let s = pyjson::to_string(v);
+            if s.len() > 60 {
+                format!("{}…", s.chars().take(60).collect::<String>())
+            } else {
+                s
+            }
+        }
+    }
+}

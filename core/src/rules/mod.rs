@@ -1,0 +1,166 @@
+//! The rules: what each MISP message means for the keyspace, decided without touching Redis.
+//!
+//! A handler reads a parsed message and appends [`Op`]s (writes and publications) to its
+//! [`Ctx`]; the store applies them later. Keeping the rules pure makes them testable without
+//! Redis and lets the store coalesce a whole batch.
+//!
+//! Tolerance: the original aborts a whole message on the first missing field (or crashes on a
+//! malformed one). Here a missing or malformed field skips only what needs it, and is noted in
+//! [`Ctx::problems`] so the message also lands in the dead-letter list for inspection.
+//! `docs/compat.md` lists where this changes the keyspace.
+
+mod geo;
+mod handlers;
+mod live;
+mod trendings;
+mod users;
+
+use crate::clock::Clock;
+use crate::geoip::{Centroids, GeoDb};
+use crate::message::Reject;
+use crate::store::Op;
+use serde_json::Value;
+use std::sync::{Arc, RwLock};
+
+pub use handlers::handle_frame;
+
+/// What does not change from one message to the next.
+pub struct Env {
+    pub channel_live: String,
+    pub channel_map: String,
+    pub channel_last_contributor: String,
+    pub channel_last_awards: String,
+    /// Swappable so a new GeoIP database can be loaded without a restart.
+    pub geo: RwLock<Option<Arc<GeoDb>>>,
+    pub centroids: Centroids,
+}
+
+impl Env {
+    pub fn from_config(
+        cfg: &crate::config::Config,
+        geo: Option<GeoDb>,
+        centroids: Centroids,
+    ) -> Env {
+        Env {
+            channel_live: cfg.redis.channel_live.clone(),
+            channel_map: cfg.redis.channel_map.clone(),
+            channel_last_contributor: cfg.redis.channel_last_contributor.clone(),
+            channel_last_awards: cfg.redis.channel_last_awards.clone(),
+            geo: RwLock::new(geo.map(Arc::new)),
+            centroids,
+        }
+    }
+
+    pub fn geo(&self) -> Option<Arc<GeoDb>> {
+        match self.geo.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the GeoIP database for the messages that follow.
+    pub fn set_geo(&self, db: Option<GeoDb>) {
+        let new = db.map(Arc::new);
+        match self.geo.write() {
+            Ok(mut g) => *g = new,
+            Err(poisoned) => *poisoned.into_inner() = new,
+        }
+    }
+}
+
+/// A contribution the message earns its organisation. Recorded by the rules; turned into
+/// `CONTRIB_*` writes by the gamification engine.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Contribution {
+    pub zmq_name: String,
+    pub org: String,
+    pub kind: ContribKind,
+    /// The raw category (`Network activity`); `None` for events and discussions.
+    pub categ: Option<String>,
+    /// The message's `action`, passed through as JSON (`"add"`, `null`, ...).
+    pub action: Value,
+    pub multiplier: i64,
+    pub is_labeled: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContribKind {
+    Attribute,
+    ObjectAttribute,
+    Sighting,
+    Event,
+    Discussion,
+}
+
+impl ContribKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContribKind::Attribute => "Attribute",
+            ContribKind::ObjectAttribute => "ObjectAttribute",
+            ContribKind::Sighting => "Sighting",
+            ContribKind::Event => "Event",
+            ContribKind::Discussion => "Discussion",
+        }
+    }
+}
+
+/// What one message produced, in the order the original would have done it. A contribution's
+/// writes belong at its position among the ops, so the gamification engine can interleave
+/// them exactly: `Step::Contribution` marks that position.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    Op(Op),
+    Contribution(Contribution),
+}
+
+/// The working state of one message.
+pub struct Ctx<'a> {
+    pub env: &'a Env,
+    pub now: f64,
+    pub now_epoch: i64,
+    pub today: String,
+    pub zmq_name: String,
+    pub steps: Vec<Step>,
+    /// Fields that were missing or malformed, and what was skipped because of them.
+    pub problems: Vec<String>,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(env: &'a Env, clock: &Clock, zmq_name: &str) -> Self {
+        let now = clock.now_f64();
+        Ctx {
+            env,
+            now,
+            now_epoch: now.floor() as i64,
+            today: clock.today(),
+            zmq_name: zmq_name.to_string(),
+            steps: Vec::new(),
+            problems: Vec::new(),
+        }
+    }
+
+    pub fn op(&mut self, op: Op) {
+        self.steps.push(Step::Op(op));
+    }
+
+    pub fn contribute(&mut self, c: Contribution) {
+        self.steps.push(Step::Contribution(c));
+    }
+
+    pub fn problem(&mut self, what: impl Into<String>) {
+        self.problems.push(what.into());
+    }
+}
+
+/// The result of handling one buffer entry.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Handled; `problems` lists what was skipped (empty for a clean message).
+    Applied {
+        topic: String,
+        steps: Vec<Step>,
+        problems: Vec<String>,
+    },
+    /// Nothing could be done with it.
+    Rejected(Reject),
+}
