@@ -142,16 +142,20 @@ fn sigkill_while_draining_loses_and_repeats_nothing() {
             Instant::now() < deadline,
             "draining under SIGKILL took too long"
         );
+        let before = dispatched(&redis);
         let mut d = Mispdash::start(
             &cfg,
             &["run", "--no-subscribers", "--no-managed-redis"],
             &dir.join(format!("run{kills}.log")),
         );
-        std::thread::sleep(Duration::from_millis(20 + rng.next() % 120));
+        // Kill only once it is draining, at a random moment within its next batches.
+        wait_until(Duration::from_secs(20), || {
+            dispatched(&redis) > before || llen(&redis, "bufferList") == 0
+        });
+        std::thread::sleep(Duration::from_millis(rng.next() % 40));
         d.kill9();
         kills += 1;
     }
-    // One more clean run in case the last kill hit between the last commit and nothing.
     eprintln!("{kills} SIGKILLs while draining");
     assert!(
         kills >= 2,

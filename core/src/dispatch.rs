@@ -112,7 +112,7 @@ impl Dispatcher {
                 }
             }
             let taken = if need_recovery {
-                self.buffer.recover(conn).map(|items| {
+                self.buffer.recover(conn).inspect(|items| {
                     if !items.is_empty() {
                         tracing::info!(
                             "recovering {} message(s) left in {} by an interrupted run",
@@ -120,7 +120,6 @@ impl Dispatcher {
                             keys::processing_list(self.buffer.list_name())
                         );
                     }
-                    items
                 })
             } else {
                 self.buffer

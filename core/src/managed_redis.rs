@@ -45,7 +45,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 const LOADING_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long `SHUTDOWN SAVE` may take (an RDB save of a large dataset) before we kill the server.
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
-/// How long the ports probes wait: anything on loopback answers in far less.
+/// How long the port probes wait: anything on loopback answers in far less.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Lines of the server log quoted in a start-up error.
 const LOG_TAIL_LINES: usize = 20;

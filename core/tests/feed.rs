@@ -49,12 +49,15 @@ struct RedisServer {
 
 impl RedisServer {
     fn start() -> Self {
-        let mut s = RedisServer {
-            port: free_port(),
-            child: None,
-        };
-        s.restart();
-        s
+        // A port found free may be taken by a parallel test before redis-server binds it:
+        // then that server exits, and we try another port.
+        for _ in 0..10 {
+            let mut s = RedisServer::not_started();
+            if s.try_start() {
+                return s;
+            }
+        }
+        panic!("could not start redis-server");
     }
 
     /// A server on a port where nothing listens yet; `restart` brings it up.
@@ -66,23 +69,45 @@ impl RedisServer {
     }
 
     fn restart(&mut self) {
+        assert!(
+            self.try_start(),
+            "redis-server did not come up on port {}",
+            self.port
+        );
+    }
+
+    /// Starts redis-server on `self.port`; true once *this* process (checked by pid, not just
+    /// by a PING that another test's server could answer) serves it.
+    fn try_start(&mut self) -> bool {
         assert!(self.child.is_none(), "already running");
-        let child = Command::new("redis-server")
+        let mut child = Command::new("redis-server")
             .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server must be installed");
-        self.child = Some(child);
-        assert!(
-            wait_until(Duration::from_secs(10), || self
-                .conn_once()
-                .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c).ok())
-                .is_some()),
-            "redis-server did not come up on port {}",
-            self.port
-        );
+        let pid = format!("process_id:{}", child.id());
+        let up = wait_until(Duration::from_secs(10), || {
+            if !matches!(child.try_wait(), Ok(None)) {
+                return true; // exited: give up at once
+            }
+            self.conn_once()
+                .and_then(|mut c| {
+                    redis::cmd("INFO")
+                        .arg("server")
+                        .query::<String>(&mut c)
+                        .ok()
+                })
+                .is_some_and(|info| info.lines().any(|l| l.trim() == pid))
+        }) && matches!(child.try_wait(), Ok(None));
+        if up {
+            self.child = Some(child);
+        } else {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        up
     }
 
     fn stop(&mut self) {

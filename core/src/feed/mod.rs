@@ -15,7 +15,9 @@
 //!
 //! Differences from the original's `zmq_subscriber.py`, all deliberate:
 //!
-//! * **PLAIN authentication** (`zmq_username`/`zmq_password`), which newer MISP can require.
+//! * **PLAIN authentication** (`zmq_username`/`zmq_password`), which newer MISP can require. A
+//!   refused handshake is retried (libzmq alone gives up on the endpoint for good), so fixing
+//!   the credentials on the MISP side needs no restart here.
 //! * **Heartbeats** (ZMTP PING every 5 s, 15 s timeout) so a dead or half-open publisher is
 //!   noticed and the connection re-made; the original waits forever on a dead TCP peer.
 //! * **Connection state** from a socket monitor, reported in [`FeedStats`] and in the hash
@@ -29,14 +31,18 @@
 //!   original does, but counted and logged.
 //!
 //! Ordering: within a feed, entries reach the list in arrival order, earliest pushed first, so
-//! the dispatcher's `RPOP` sees them FIFO. Delivery to Redis is at-least-once: if a connection
-//! breaks after Redis executed an `LPUSH` but before its reply arrived, the batch is pushed again.
+//! the dispatcher's `RPOP` sees them FIFO. Delivery is exactly-once while Redis keeps its data:
+//! each batch carries a token, and a retry after a connection that broke between Redis applying
+//! the push and the reply arriving is recognised and skipped (see [`pusher`]). Frames are lost
+//! only when the backlog bound is exceeded during a long outage (counted in `dropped` and
+//! logged), or when the process stops while Redis is unreachable (logged with the count).
 //!
 //! Health hash `MISPDASH_FEED:<name>` in `[RedisLIST] db`, all values plain strings: `endpoint`,
 //! `connected` (`0`/`1`), `messages`, `last_message` and `last_keepalive` (epoch seconds as a
 //! float, `0.0` for never), `non_utf8`, `multipart`, `queued` (in-memory backlog), `updated`
 //! (epoch float of the write), plus `bytes`, `pushed`, `dead_lettered`, `dropped`,
-//! `auth_failures`, `connects`, `disconnects`. A reader tells a dead subscriber by a stale
+//! `auth_failures`, `handshake_failures`, `connects`, `disconnects`, and `push_token` (the
+//! last batch's token, for the exactly-once check). A reader tells a dead subscriber by a stale
 //! `updated`.
 
 mod backlog;

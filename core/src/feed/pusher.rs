@@ -223,10 +223,11 @@ impl Pusher {
                 self.refused_log.reset();
                 if self.outage {
                     self.outage = false;
+                    let kept = self.shared.queued() + if applied { n } else { 0 };
                     tracing::info!(
                         "feed {:?}: Redis is back; pushing the {} frame(s) kept in memory",
                         self.name,
-                        self.shared.queued() + n
+                        kept
                     );
                 }
                 true

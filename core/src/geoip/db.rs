@@ -168,11 +168,12 @@ impl GeoDb {
     }
 }
 
-/// Parses an IP literal as Python's `ipaddress.ip_address` does: dotted-quad IPv4 without
-/// leading zeros, or IPv6, optionally with a `%scope` suffix (non-empty, without a second `%`),
-/// which plays no part in the lookup. No surrounding whitespace, no brackets, ports or
-/// prefixes. Rust's parsers agree with Python's on everything else (checked case by case in
-/// the tests).
+/// Parses an IP literal the way the original's lookup does. geoip2 hands the string to
+/// libmaxminddb, which resolves it with `getaddrinfo(AI_NUMERICHOST)`: IPv4 in every form
+/// glibc's `inet_aton` accepts (`1.2.3` is 1.2.0.3, `0x8.8.8.8` and octal `010.8.8.8` are
+/// 8.8.8.8, a lone number is a 32-bit address; the oracle resolves `1.2.3`), and IPv6 as
+/// `inet_pton` reads it, optionally with a `%scope` suffix that plays no part in the lookup.
+/// No surrounding whitespace, brackets, ports or prefixes.
 fn parse_ip(value: &str) -> Option<IpAddr> {
     if let Some((address, scope)) = value.split_once('%') {
         if scope.is_empty() || scope.contains('%') {
@@ -180,7 +181,57 @@ fn parse_ip(value: &str) -> Option<IpAddr> {
         }
         return address.parse::<Ipv6Addr>().ok().map(IpAddr::V6);
     }
-    value.parse().ok()
+    if value.contains(':') {
+        return value.parse::<Ipv6Addr>().ok().map(IpAddr::V6);
+    }
+    inet_aton(value).map(|a| IpAddr::V4(std::net::Ipv4Addr::from(a)))
+}
+
+/// glibc's `inet_aton` (exact form: nothing may follow the address): one to four parts, each
+/// decimal, octal (leading `0`) or hexadecimal (`0x`); all parts but the last are bytes, the
+/// last fills the remaining bytes.
+fn inet_aton(s: &str) -> Option<u32> {
+    let parts: Vec<&str> = s.split('.').collect();
+    if parts.is_empty() || parts.len() > 4 {
+        return None;
+    }
+    let mut values = Vec::with_capacity(4);
+    for p in &parts {
+        // Every part starts with a decimal digit.
+        if !p.starts_with(|c: char| c.is_ascii_digit()) {
+            return None;
+        }
+        let (digits, radix) = if let Some(h) = p.strip_prefix("0x").or_else(|| p.strip_prefix("0X"))
+        {
+            (h, 16)
+        } else if p.len() > 1 && p.starts_with('0') {
+            (&p[1..], 8)
+        } else {
+            (*p, 10)
+        };
+        let v = if digits.is_empty() {
+            0
+        } else {
+            u64::from_str_radix(digits, radix).ok()?
+        };
+        if v > u64::from(u32::MAX) {
+            return None;
+        }
+        values.push(v as u32);
+    }
+    let (last, bytes) = values.split_last()?;
+    if bytes.iter().any(|b| *b > 0xff) {
+        return None;
+    }
+    let last_bits = 32 - 8 * bytes.len() as u32;
+    if u64::from(*last) >> last_bits > 0 {
+        return None;
+    }
+    let mut addr: u32 = 0;
+    for (i, b) in bytes.iter().enumerate() {
+        addr |= b << (24 - 8 * i as u32);
+    }
+    Some(addr | last)
 }
 
 /// Chooses the layout: the database type first, as geoip2 does (`city()` accepts any
@@ -494,17 +545,25 @@ mod tests {
     }
 
     #[test]
-    fn ip_literals_follow_python_ipaddress() {
-        // (value, accepted by Python's ipaddress.ip_address)
+    fn ip_literals_follow_getaddrinfo() {
+        // (value, accepted by getaddrinfo(AI_NUMERICHOST), as the original's lookup)
         let cases = [
             ("8.8.8.8", true),
             ("0.0.0.0", true),
             ("255.255.255.255", true),
             ("08.8.8.8", false),
+            ("010.8.8.8", true),
+            ("1", true),
+            ("16843009", true),
+            ("4294967296", false),
+            ("1.16777216", false),
             ("8.8.8.08", false),
-            ("000.0.0.0", false),
-            ("8.8.8", false),
-            ("0x8.8.8.8", false),
+            ("000.0.0.0", true),
+            ("8.8.8", true),
+            ("1.2.3", true),
+            ("0x8.8.8.8", true),
+            ("999.12.1.1", false),
+            ("1.2.3.256", false),
             ("256.1.1.1", false),
             ("1.1.1.1.", false),
             ("1..1.1", false),
@@ -550,6 +609,8 @@ mod tests {
         for (value, accepted) in cases {
             assert_eq!(parse_ip(value).is_some(), accepted, "{value:?}");
         }
+        assert_eq!(parse_ip("1.2.3"), "1.2.0.3".parse().ok());
+        assert_eq!(parse_ip("010.0x8.8"), "8.8.0.8".parse().ok());
         assert_eq!(
             parse_ip("fe80::1%eth0"),
             Some(IpAddr::V6(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1)))

@@ -46,11 +46,7 @@ pub fn handle_frame(
     };
     let mut ctx = Ctx::new(env, clock, zmq_name);
     match topic {
-        "misp_json" => {
-            if obj.contains_key("Event") {
-                event(&mut ctx, obj);
-            }
-        }
+        "misp_json" if obj.contains_key("Event") => event(&mut ctx, obj),
         "misp_json_event" => event(&mut ctx, obj),
         "misp_json_self" => keepalive(&mut ctx, obj),
         "misp_json_attribute" => attribute(&mut ctx, &b, false),
