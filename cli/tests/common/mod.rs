@@ -322,6 +322,12 @@ pub fn write_pubsub(p: &Path, msgs: &[Value]) {
 }
 
 pub fn compare(kind: &str, expected: &Path, actual: &Path) -> (bool, String) {
+    compare_max(kind, expected, actual, 60)
+}
+
+/// Like [`compare`], listing up to `max` differences per file.
+pub fn compare_max(kind: &str, expected: &Path, actual: &Path, max: usize) -> (bool, String) {
+    let max = max.to_string();
     let out = tool(
         "oracle_compare.py",
         &[
@@ -330,7 +336,7 @@ pub fn compare(kind: &str, expected: &Path, actual: &Path) -> (bool, String) {
             actual.to_str().expect("path"),
             "--strict",
             "--max",
-            "60",
+            &max,
         ],
     );
     (
