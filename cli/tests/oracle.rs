@@ -6,8 +6,6 @@ mod common;
 
 use common::*;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// Keys of the gamification issue, not written yet by the ingest core.
 fn is_contrib(key: &str) -> bool {
@@ -18,108 +16,6 @@ const CONTRIB_CHANNELS: [&str; 2] = ["lastContributor", "lastAwards"];
 /// mispdash's own bookkeeping in the list db, which the original does not have.
 fn is_own_key(key: &str) -> bool {
     key.starts_with("MISPDASH_")
-}
-
-pub struct Replay {
-    pub dir: PathBuf,
-    pub redis_dump: PathBuf,
-    pub pubsub: PathBuf,
-    pub redis: Redis,
-    pub mispdash: Mispdash,
-}
-
-/// Replays `corpus` into a fresh mispdash + Redis under the oracle's conditions.
-pub fn replay(corpus: &Path, tag: &str) -> Replay {
-    let dir = tmpdir(tag);
-    let redis = Redis::start();
-    let zport = free_port();
-    let instances = format!(
-        r#"[{{"name": "misp1", "url": "http://localhost", "zmq": "tcp://127.0.0.1:{zport}"}}]"#
-    );
-    let cfg = write_config(
-        &dir,
-        redis.port,
-        &instances,
-        &oracle_mmdb(),
-        Some(&shared().join("data/country_code_lat_long.json")),
-    );
-    let pubsub = dir.join("pubsub.jsonl");
-    let port = redis.port.to_string();
-    let mut recorder = tool_bg(
-        "redis_pubsub_record.py",
-        &[
-            "--port",
-            &port,
-            "--until-sentinel",
-            "--timeout",
-            "600",
-            "-o",
-            pubsub.to_str().expect("utf-8 path"),
-        ],
-    );
-    // The recorder must be subscribed before anything is published.
-    assert!(wait_until(Duration::from_secs(10), || {
-        redis
-            .conn(0)
-            .ok()
-            .and_then(|mut c| redis::cmd("PUBSUB").arg("NUMPAT").query::<i64>(&mut c).ok())
-            .is_some_and(|n| n >= 1)
-    }));
-    let mut mispdash = Mispdash::start(
-        &cfg,
-        &["run", "--no-managed-redis"],
-        &dir.join("mispdash.log"),
-    );
-    let bind = format!("tcp://127.0.0.1:{zport}");
-    let out = tool(
-        "zmq_replay.py",
-        &[
-            corpus.to_str().expect("utf-8 path"),
-            "--bind",
-            &bind,
-            "--sentinel",
-            "--quiet",
-            "--wait-timeout",
-            "60",
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "replay failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    wait_child(
-        &mut recorder,
-        Duration::from_secs(600),
-        "the pub/sub recorder (sentinel never published)",
-    );
-    assert!(
-        mispdash.is_running(),
-        "mispdash died:\n{}",
-        mispdash.log_text()
-    );
-    let redis_dump = dir.join("redis.json");
-    let out = tool(
-        "redis_dump.py",
-        &[
-            "--port",
-            &port,
-            "-o",
-            redis_dump.to_str().expect("utf-8 path"),
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "dump failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Replay {
-        dir,
-        redis_dump,
-        pubsub,
-        redis,
-        mispdash,
-    }
 }
 
 #[test]
