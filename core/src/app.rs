@@ -84,6 +84,15 @@ pub fn load_geo(cfg: &Config) -> Result<(Option<GeoDb>, Centroids), AppError> {
     Ok((geo, centroids))
 }
 
+/// `ranking.cfg` from `[mispdash] ranking_cfg` when set, else the built-in defaults (equal to
+/// the original's shipped file).
+pub fn load_ranking(cfg: &Config) -> Result<crate::config::Ranking, AppError> {
+    match &cfg.ranking_path {
+        Some(p) => Ok(crate::config::Ranking::load(p)?),
+        None => Ok(crate::config::Ranking::default()),
+    }
+}
+
 fn is_local(host: &str) -> bool {
     matches!(host, "localhost" | "127.0.0.1" | "::1") || host.starts_with("127.")
 }
@@ -170,7 +179,7 @@ pub fn run(
     let mut dispatcher_thread = None;
     if opts.dispatch {
         let (geo, centroids) = load_geo(cfg)?;
-        let env = Arc::new(Env::from_config(cfg, geo, centroids));
+        let env = Arc::new(Env::from_config(cfg, geo, centroids, load_ranking(cfg)?));
         let mut d = Dispatcher::new(cfg, env, clock, opts.dispatch_opts);
         let stop_d = stop.clone();
         dispatcher_thread = Some(

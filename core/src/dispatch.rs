@@ -10,6 +10,7 @@
 use crate::buffer::Buffer;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::contrib::{Channels, Engine, Snapshot};
 use crate::keys;
 use crate::message;
 use crate::pyjson;
@@ -63,6 +64,7 @@ pub struct Dispatcher {
     db_version_key: String,
     conn: Reconnecting,
     opts: DispatchOptions,
+    channels: Channels,
     pub stats: Arc<DispatchStats>,
 }
 
@@ -73,6 +75,8 @@ struct Handled {
     /// Set when the message (or part of it) could not be applied: the dead-letter entry.
     dead: Option<String>,
     bytes: usize,
+    /// The frame's topic when it was handled, for the per-topic counters `selftest` reads.
+    topic: Option<String>,
 }
 
 impl Dispatcher {
@@ -89,6 +93,10 @@ impl Dispatcher {
             db_version_key: cfg.redis.db_version_key.clone(),
             conn: Reconnecting::new(target, cfg.redis.list_db, "dispatcher"),
             opts,
+            channels: Channels {
+                last_contributor: cfg.redis.channel_last_contributor.clone(),
+                last_awards: cfg.redis.channel_last_awards.clone(),
+            },
             stats: Arc::new(DispatchStats::default()),
         }
     }
@@ -206,6 +214,7 @@ impl Dispatcher {
                     dead: Some(d),
                     steps: Vec::new(),
                     raw,
+                    topic: None,
                 };
             }
         };
@@ -219,6 +228,7 @@ impl Dispatcher {
                     dead: Some(d),
                     steps: Vec::new(),
                     raw,
+                    topic: None,
                 };
             }
         };
@@ -236,6 +246,7 @@ impl Dispatcher {
                     dead: Some(d),
                     steps: Vec::new(),
                     raw,
+                    topic: None,
                 }
             }
             Outcome::Applied {
@@ -263,6 +274,7 @@ impl Dispatcher {
                     steps,
                     dead,
                     bytes,
+                    topic: Some(topic),
                 }
             }
         }
@@ -302,6 +314,7 @@ impl Dispatcher {
                                 steps: Vec::new(),
                                 dead: Some(entry),
                                 bytes: 0,
+                                topic: None,
                             };
                             self.apply(&[failed], false)?;
                         }
@@ -313,19 +326,48 @@ impl Dispatcher {
     }
 
     fn apply(&mut self, handled: &[Handled], count_stats: bool) -> redis::RedisResult<()> {
+        // The gamification state the batch's contributions read, in one round trip.
+        let mut orgs: Vec<String> = Vec::new();
+        for h in handled {
+            for step in &h.steps {
+                if let Step::Contribution(c) = step {
+                    if !orgs.contains(&c.org) {
+                        orgs.push(c.org.clone());
+                    }
+                }
+            }
+        }
+        let mut snapshot = if orgs.is_empty() {
+            None
+        } else {
+            let stop_never = || false;
+            let Some(conn) = self.conn.get(&stop_never) else {
+                return Ok(());
+            };
+            Some(Snapshot::load(conn, self.dbs, &self.env.ranking, &orgs)?)
+        };
+        let engine = Engine::new(&self.env.ranking, self.env.scoring, &self.channels);
+
         let mut batch = Batch::new();
         let mut live_pushed = false;
         let mut dead = 0u64;
         let mut partial = 0u64;
         for h in handled {
             for step in &h.steps {
-                if let Step::Op(op) = step {
-                    if let Op::LPush { key, .. } = op {
-                        live_pushed |= key == keys::LIVE_CACHE_LOG || key == keys::LIVE_CACHE_MAP;
+                match step {
+                    Step::Op(op) => {
+                        if let Op::LPush { key, .. } = op {
+                            live_pushed |=
+                                key == keys::LIVE_CACHE_LOG || key == keys::LIVE_CACHE_MAP;
+                        }
+                        batch.push(op.clone());
                     }
-                    batch.push(op.clone());
+                    Step::Contribution(c) => {
+                        if let Some(snap) = snapshot.as_mut() {
+                            batch.extend(engine.score(snap, c));
+                        }
+                    }
                 }
-                // Step::Contribution: the gamification engine (CONTRIB_* keys) consumes these.
             }
             if let Some(d) = &h.dead {
                 batch.push(self.buffer.dead_letter(d.clone()));
@@ -363,6 +405,18 @@ impl Dispatcher {
                     by: by as i64,
                 });
             }
+        }
+        let mut topics: std::collections::BTreeMap<&str, i64> = Default::default();
+        for t in handled.iter().filter_map(|h| h.topic.as_deref()) {
+            *topics.entry(t).or_default() += 1;
+        }
+        for (topic, by) in topics {
+            batch.push(Op::HIncrBy {
+                db: Db::List,
+                key: keys::DISPATCH_STATUS.into(),
+                field: keys::dispatch_topic_field(topic),
+                by,
+            });
         }
         batch.push(self.buffer.ack(handled.len()));
         let ops_in = batch.ops_in();

@@ -92,3 +92,49 @@ pub fn feed_status(feed_name: &str) -> String {
 }
 /// Dispatcher counters (mispdash only): a hash.
 pub const DISPATCH_STATUS: &str = "MISPDASH_DISPATCH";
+/// Field of [`DISPATCH_STATUS`] counting the messages of one topic the dispatcher handled, so
+/// `mispdash selftest` can tell which kinds of MISP notifications never arrive.
+pub fn dispatch_topic_field(topic: &str) -> String {
+    format!("topic:{topic}")
+}
+
+// ---- what `mispdash clean` deletes ----
+
+/// Key patterns (Redis glob syntax, only a trailing `*`) of the statistics in `[RedisDB] db`
+/// that the original's `clean.py` deletes in soft mode (spec §6.1), and nothing else: the
+/// database version and mispdash's own bookkeeping keys stay. `CONTRIB_TROPHY:*` also matches
+/// the empty-suffix `CONTRIB_TROPHY:` of events and discussions. The same list tells
+/// `mispdash selftest` which keys are the dashboard's when it looks for data in the wrong db.
+pub const CLEAN_DATA_PATTERNS: &[&str] = &[
+    "GEO_COORD:*",
+    "GEO_COUNTRY:*",
+    "GEO_RAD:*",
+    "CONTRIB_DAY:*",
+    "CONTRIB_CATEG:*",
+    "CONTRIB_LAST:*",
+    "CONTRIB_ALL_ORG",
+    "CONTRIB_ORG:*",
+    "CONTRIB_TROPHY:*",
+    "CONTRIB_LAST_AWARDS:*",
+    "LOGIN_TIMESTAMP:*",
+    "LOGIN_ORG:*",
+    "LOGIN_ALL_ORG",
+    "TRENDINGS_EVENTS:*",
+    "TRENDINGS_CATEGS:*",
+    "TRENDINGS_TAGS:*",
+    "TRENDINGS_DISC:*",
+    "TRENDINGS_SIGHT_sightings:*",
+    "TRENDINGS_SIGHT_false_positive:*",
+    "TEMP_CACHE_LIVE:*",
+];
+
+/// Patterns of the per-day geolocation keys `mispdash rebuild-geo` rewrites.
+pub const GEO_COORD_PATTERN: &str = "GEO_COORD:*";
+pub const GEO_RAD_PATTERN: &str = "GEO_RAD:*";
+
+/// `SCAN` pattern of every feed's health hash (read by the web server's `/status`).
+pub const FEED_STATUS_PATTERN: &str = "MISPDASH_FEED:*";
+/// The feed name of a [`feed_status`] key.
+pub fn feed_name_of_status_key(key: &str) -> Option<&str> {
+    key.strip_prefix("MISPDASH_FEED:")
+}

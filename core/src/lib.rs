@@ -9,6 +9,7 @@ pub mod app;
 pub mod buffer;
 pub mod clock;
 pub mod config;
+pub mod contrib;
 pub mod demo;
 pub mod dispatch;
 pub mod feed;

@@ -349,15 +349,6 @@ pub fn compare_max(kind: &str, expected: &Path, actual: &Path, max: usize) -> (b
     )
 }
 
-/// The seed2 oracle keyspace without the gamification keys (a later issue writes them).
-pub fn seed2_expected_without_contrib(dir: &Path) -> PathBuf {
-    let mut expected = read_json(&shared().join("corpus/seed2.redis.json"));
-    strip_keys(&mut expected, |_, k| k.starts_with("CONTRIB_"));
-    let p = dir.join("expected.redis.json");
-    write_json(&p, &expected);
-    p
-}
-
 /// Dumps a Redis with the shared tool, without mispdash's own bookkeeping keys.
 pub fn dump_without_own_keys(port: u16, dir: &Path, name: &str) -> PathBuf {
     let raw = dir.join(format!("{name}.raw.json"));

@@ -93,11 +93,23 @@ pub struct GeoConfig {
     pub clustering_distance: f64,
 }
 
+/// How contributions are scored: `compatible` reproduces the original's scoring quirks (so an
+/// existing installation's ranks and awards go on as before); `corrected` fixes the ones that
+/// are plain bugs (see `docs/compat.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Scoring {
+    #[default]
+    Compatible,
+    Corrected,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ContribConfig {
     pub max_number_of_last_contributor: u32,
     pub min_between_reload: u32,
     pub additional_help_text: Vec<String>,
+    /// `[CONTRIB] scoring` (mispdash addition).
+    pub scoring: Scoring,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -400,6 +412,13 @@ impl Config {
                 r#"["Sightings multiplies earned points by 2", "Editing an attribute earns you the same as creating one"]"#,
                 |v| serde_json::from_str::<Vec<String>>(v).map_err(|e| format!("not a JSON list of strings: {e}")),
             )?,
+            scoring: r.parse_with("CONTRIB", "scoring", "compatible", |v| {
+                match v.to_ascii_lowercase().as_str() {
+                    "compatible" => Ok(Scoring::Compatible),
+                    "corrected" => Ok(Scoring::Corrected),
+                    _ => Err("must be compatible or corrected".into()),
+                }
+            })?,
         };
         let log = LogConfig {
             directory: PathBuf::from(r.string("Log", "directory", "logs")),

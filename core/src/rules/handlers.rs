@@ -1,6 +1,6 @@
 //! One handler per MISP topic (spec `ingest.md` §1.6–1.7), in the original's order of effects.
 
-use super::{geo, live, trendings, users, ContribKind, Contribution, Ctx, Outcome};
+use super::{geo, live, trendings, users, ContribKind, Ctx, Outcome};
 use crate::message::{self, get, path, text, Reject};
 use crate::store::{Db, Op};
 use crate::{keys, pyjson};
@@ -46,7 +46,11 @@ pub fn handle_frame(
     };
     let mut ctx = Ctx::new(env, clock, zmq_name);
     match topic {
-        "misp_json" if obj.contains_key("Event") => event(&mut ctx, obj),
+        "misp_json" if obj.contains_key("Event") => {
+            // Corrected: publishing an event does not count its attributes again.
+            ctx.republished = ctx.corrected();
+            event(&mut ctx, obj)
+        }
         "misp_json_event" => event(&mut ctx, obj),
         "misp_json_self" => keepalive(&mut ctx, obj),
         "misp_json_attribute" => attribute(&mut ctx, &b, false),
@@ -133,15 +137,13 @@ fn event(ctx: &mut Ctx, b: &Map<String, Value>) {
     // published event (misp_json) nests it and so gives none, as in the original.
     if let Some(orgc) = b.get("Orgc") {
         match get(orgc, "name").and_then(text) {
-            Some(org) => ctx.contribute(Contribution {
-                zmq_name: ctx.zmq_name.clone(),
+            Some(org) => ctx.contribute(
                 org,
-                kind: ContribKind::Event,
-                categ: None,
-                action: b.get("action").cloned().unwrap_or(Value::Null),
-                multiplier: 1,
-                is_labeled: message::non_empty(b.get("EventTag")),
-            }),
+                ContribKind::Event,
+                None,
+                b.get("action").cloned().unwrap_or(Value::Null),
+                message::non_empty(b.get("EventTag")),
+            ),
             None if get(orgc, "name").is_some_and(|v| !v.is_null()) => {
                 ctx.problem("Orgc.name is not text: no event contribution")
             }
@@ -165,9 +167,13 @@ fn attribute(ctx: &mut Ctx, j: &Value, already_contributed: bool) {
         ctx.problem("\"Attribute\" is not an object: skipped");
         return;
     };
-    // The original compares with the string "0": an integer 0 makes an ObjectAttribute.
+    // The original compares with the string "0": an integer 0 makes an ObjectAttribute
+    // (corrected mode reads it as the number it is).
     let kind = match a_obj.get("object_id") {
         Some(Value::String(s)) if s == "0" => ContribKind::Attribute,
+        Some(Value::Number(n)) if ctx.corrected() && n.as_i64() == Some(0) => {
+            ContribKind::Attribute
+        }
         Some(_) => ContribKind::ObjectAttribute,
         None => {
             ctx.problem("Attribute without \"object_id\": attribute skipped");
@@ -206,20 +212,18 @@ fn attribute(ctx: &mut Ctx, j: &Value, already_contributed: bool) {
         }
     }
 
-    if !already_contributed {
+    if !already_contributed && !ctx.republished {
         match (
             path(j, &["Event", "Orgc", "name"]).and_then(text),
             &categ_text,
         ) {
-            (Some(org), Some(c)) => ctx.contribute(Contribution {
-                zmq_name: ctx.zmq_name.clone(),
+            (Some(org), Some(c)) => ctx.contribute(
                 org,
                 kind,
-                categ: Some(c.clone()),
-                action: j_obj.get("action").cloned().unwrap_or(Value::Null),
-                multiplier: 1,
-                is_labeled: message::non_empty(j_obj.get("EventTag")),
-            }),
+                Some(c.clone()),
+                j_obj.get("action").cloned().unwrap_or(Value::Null),
+                message::non_empty(j_obj.get("EventTag")),
+            ),
             (None, _) => ctx.problem("no Event.Orgc.name around the attribute: no contribution"),
             (_, None) => {}
         }
@@ -273,27 +277,37 @@ fn sighting(ctx: &mut Ctx, b: &Map<String, Value>) {
         ctx.problem("\"Sighting\" is not an object: skipped");
         return;
     }
-    let org = path(s, &["Event", "Orgc", "name"]).and_then(text);
+    let creator = path(s, &["Event", "Orgc", "name"]).and_then(text);
+    // Corrected: the points go to the organisation that made the sighting.
+    let org = if ctx.corrected() {
+        path(s, &["Organisation", "name"])
+            .and_then(text)
+            .or(creator)
+    } else {
+        creator
+    };
     let categ = path(s, &["Attribute", "category"]).and_then(text);
     match (org, categ) {
-        (Some(org), Some(categ)) => ctx.contribute(Contribution {
-            zmq_name: ctx.zmq_name.clone(),
+        (Some(org), Some(categ)) => ctx.contribute(
             org,
-            kind: ContribKind::Sighting,
-            categ: Some(categ),
-            action: b.get("action").cloned().unwrap_or(Value::Null),
-            multiplier: 2,
-            is_labeled: false,
-        }),
+            ContribKind::Sighting,
+            Some(categ),
+            b.get("action").cloned().unwrap_or(Value::Null),
+            false,
+        ),
         (None, _) => ctx.problem("Sighting without Event.Orgc.name: no contribution"),
         (_, None) => ctx.problem("Sighting without Attribute.category: no contribution"),
     }
     attribute(ctx, s, true);
 
-    // The original compares with the strings "0"/"1": numeric types count as neither.
+    // The original compares with the strings "0"/"1": numeric types count as neither
+    // (corrected mode counts them).
+    let corrected = ctx.corrected();
     let counter = match get(s, "type") {
         Some(Value::String(t)) if t == "0" => Some(true),
         Some(Value::String(t)) if t == "1" => Some(false),
+        Some(Value::Number(n)) if corrected && n.as_i64() == Some(0) => Some(true),
+        Some(Value::Number(n)) if corrected && n.as_i64() == Some(1) => Some(false),
         None => {
             ctx.problem("Sighting without \"type\": not counted");
             None
@@ -319,15 +333,13 @@ fn conversation(ctx: &mut Ctx, b: &Map<String, Value>) {
         return;
     };
     match get(post, "org_name").and_then(text) {
-        Some(org) => ctx.contribute(Contribution {
-            zmq_name: ctx.zmq_name.clone(),
+        Some(org) => ctx.contribute(
             org,
-            kind: ContribKind::Discussion,
-            categ: None,
-            action: Value::String("add".into()),
-            multiplier: 1,
-            is_labeled: false,
-        }),
+            ContribKind::Discussion,
+            None,
+            Value::String("add".into()),
+            false,
+        ),
         None => ctx.problem("Post without \"org_name\": no contribution"),
     }
     trendings::add_discussion(ctx);

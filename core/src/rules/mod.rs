@@ -33,6 +33,8 @@ pub struct Env {
     /// Swappable so a new GeoIP database can be loaded without a restart.
     pub geo: RwLock<Option<Arc<GeoDb>>>,
     pub centroids: Centroids,
+    pub ranking: crate::config::Ranking,
+    pub scoring: crate::config::Scoring,
 }
 
 impl Env {
@@ -40,8 +42,11 @@ impl Env {
         cfg: &crate::config::Config,
         geo: Option<GeoDb>,
         centroids: Centroids,
+        ranking: crate::config::Ranking,
     ) -> Env {
         Env {
+            ranking,
+            scoring: cfg.contrib.scoring,
             channel_live: cfg.redis.channel_live.clone(),
             channel_map: cfg.redis.channel_map.clone(),
             channel_last_contributor: cfg.redis.channel_last_contributor.clone(),
@@ -81,6 +86,10 @@ pub struct Contribution {
     pub action: Value,
     pub multiplier: i64,
     pub is_labeled: bool,
+    /// When the message was handled (the original scores with the time of handling).
+    pub epoch: i64,
+    /// The local day of `epoch`, for the per-day keys.
+    pub day: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,6 +132,8 @@ pub struct Ctx<'a> {
     pub steps: Vec<Step>,
     /// Fields that were missing or malformed, and what was skipped because of them.
     pub problems: Vec<String>,
+    /// Set while handling a published event in corrected mode: its attributes earn nothing.
+    pub republished: bool,
 }
 
 impl<'a> Ctx<'a> {
@@ -136,6 +147,7 @@ impl<'a> Ctx<'a> {
             zmq_name: zmq_name.to_string(),
             steps: Vec::new(),
             problems: Vec::new(),
+            republished: false,
         }
     }
 
@@ -143,8 +155,32 @@ impl<'a> Ctx<'a> {
         self.steps.push(Step::Op(op));
     }
 
-    pub fn contribute(&mut self, c: Contribution) {
-        self.steps.push(Step::Contribution(c));
+    /// Records a contribution of `org` at this message's position.
+    pub fn contribute(
+        &mut self,
+        org: String,
+        kind: ContribKind,
+        categ: Option<String>,
+        action: Value,
+        is_labeled: bool,
+    ) {
+        let multiplier = if kind == ContribKind::Sighting { 2 } else { 1 };
+        self.steps.push(Step::Contribution(Contribution {
+            zmq_name: self.zmq_name.clone(),
+            org,
+            kind,
+            categ,
+            action,
+            multiplier,
+            is_labeled,
+            epoch: self.now_epoch,
+            day: self.today.clone(),
+        }));
+    }
+
+    /// Corrected scoring mode (see `docs/compat.md`).
+    pub fn corrected(&self) -> bool {
+        self.env.scoring == crate::config::Scoring::Corrected
     }
 
     pub fn problem(&mut self, what: impl Into<String>) {
