@@ -1,6 +1,8 @@
 //! The `mispdash` binary: argument parsing and wiring only; everything else is in
 //! `mispdash_core`.
 
+mod honors;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use mispdash_core::app::{self, RunOptions};
@@ -48,7 +50,15 @@ enum Command {
         /// Where a Redis started by mispdash keeps its data.
         #[arg(long, default_value = ".mispdash")]
         data_dir: PathBuf,
+        /// Do not score contributions (benchmarking aid: measures what gamification costs; the
+        /// CONTRIB_* statistics of the messages handled meanwhile are lost).
+        #[arg(long, hide = true)]
+        no_gamification: bool,
     },
+    /// Give an organisation honors by hand: requirements (levels), badges and trophy points,
+    /// as the original's give_honors_to_org.py. The awards they earn are recorded and shown
+    /// live. Without change flags, or with --interactive, asks what to change.
+    GiveHonors(honors::GiveHonorsArgs),
     /// Run one subscriber alone: receive a MISP ZeroMQ feed and push it onto the Redis buffer,
     /// for a dispatcher running elsewhere.
     Subscribe {
@@ -67,7 +77,7 @@ enum Command {
     },
 }
 
-fn load_config(path: Option<&Path>) -> anyhow::Result<(Config, bool)> {
+pub(crate) fn load_config(path: Option<&Path>) -> anyhow::Result<(Config, bool)> {
     if let Some(p) = path {
         return Ok((Config::load(p)?, true));
     }
@@ -113,12 +123,14 @@ fn real_main() -> anyhow::Result<()> {
         );
     }
     match cli.command {
+        Command::GiveHonors(a) => honors::give_honors(cli.config.as_deref(), &a, clock)?,
         Command::Run {
             no_subscribers,
             no_dispatcher,
             no_demo,
             no_managed_redis,
             data_dir,
+            no_gamification,
         } => {
             let (mut cfg, from_file) = load_config(cli.config.as_deref())?;
             if !from_file && !no_demo {
@@ -131,7 +143,10 @@ fn real_main() -> anyhow::Result<()> {
                 demo: !no_demo,
                 data_dir,
                 manage_redis: !no_managed_redis,
-                ..RunOptions::default()
+                dispatch_opts: mispdash_core::dispatch::DispatchOptions {
+                    gamification: !no_gamification,
+                    ..Default::default()
+                },
             };
             let stop = stop_on_signal()?;
             app::run(&cfg, &opts, clock, stop)?;

@@ -44,6 +44,9 @@ pub struct DispatchOptions {
     pub max_batch_bytes: usize,
     /// Seconds to block on an empty buffer before looking at `stop` again.
     pub idle_wait: f64,
+    /// Score contributions (the `CONTRIB_*` keys). Only the ingest benchmark turns it off, to
+    /// measure what gamification costs.
+    pub gamification: bool,
 }
 
 impl Default for DispatchOptions {
@@ -52,6 +55,7 @@ impl Default for DispatchOptions {
             batch_size: 500,
             max_batch_bytes: 4 << 20,
             idle_wait: 0.5,
+            gamification: true,
         }
     }
 }
@@ -337,7 +341,7 @@ impl Dispatcher {
                 }
             }
         }
-        let mut snapshot = if orgs.is_empty() {
+        let mut snapshot = if orgs.is_empty() || !self.opts.gamification {
             None
         } else {
             let stop_never = || false;
