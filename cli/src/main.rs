@@ -3,6 +3,11 @@
 
 mod honors;
 
+/// The dispatcher allocates and frees many short-lived JSON trees and strings per message;
+/// mimalloc handles that pattern markedly faster than glibc's allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use mispdash_core::app::{self, RunOptions};

@@ -75,6 +75,39 @@ fn write_number(out: &mut String, n: &Number) {
     }
 }
 
+/// Writes `base` with `over` applied as Python dict assignments would: an overridden key keeps
+/// its position with the new value, new keys follow in order. Lets a handler serialise "the
+/// message with this attribute in it" without copying the message.
+pub fn write_object_overlay(out: &mut String, base: &Map<String, Value>, over: &[(&str, &Value)]) {
+    out.push('{');
+    let mut first = true;
+    let mut sep = |out: &mut String| {
+        if !first {
+            out.push_str(", ");
+        }
+        first = false;
+    };
+    for (k, v) in base {
+        sep(out);
+        write_str(out, k);
+        out.push_str(": ");
+        let v = over
+            .iter()
+            .find(|(ok, _)| *ok == k)
+            .map_or(v, |(_, ov)| *ov);
+        write_value(out, v);
+    }
+    for (k, v) in over {
+        if !base.contains_key(*k) {
+            sep(out);
+            write_str(out, k);
+            out.push_str(": ");
+            write_value(out, v);
+        }
+    }
+    out.push('}');
+}
+
 /// Python's `repr(float)`: the shortest digits that round-trip, in positional notation when the
 /// decimal exponent is in [-4, 16), otherwise `d.ddde±XX`; always with a `.0` or an exponent so it
 /// reads back as a float. `json.dumps` writes non-finite values as `NaN`/`Infinity`.
@@ -135,24 +168,43 @@ pub fn float_repr(f: f64) -> String {
 pub fn write_str(out: &mut String, s: &str) {
     out.reserve(s.len() + 2);
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{08}' => out.push_str("\\b"),
-            '\u{0c}' => out.push_str("\\f"),
-            ' '..='~' => out.push(c),
-            _ => {
-                let mut buf = [0u16; 2];
-                for unit in c.encode_utf16(&mut buf) {
-                    let _ = write!(out, "\\u{:04x}", unit);
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        // Printable ASCII other than the quote and the backslash is copied in runs.
+        if (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\' {
+            i += 1;
+            continue;
+        }
+        out.push_str(&s[start..i]);
+        if b < 0x80 {
+            match b {
+                b'"' => out.push_str("\\\""),
+                b'\\' => out.push_str("\\\\"),
+                b'\n' => out.push_str("\\n"),
+                b'\r' => out.push_str("\\r"),
+                b'\t' => out.push_str("\\t"),
+                0x08 => out.push_str("\\b"),
+                0x0c => out.push_str("\\f"),
+                _ => {
+                    let _ = write!(out, "\\u{:04x}", b);
                 }
             }
+            i += 1;
+        } else {
+            // A multi-byte character: escape it as UTF-16 code units.
+            let c = s[i..].chars().next().unwrap_or('\u{fffd}');
+            let mut buf = [0u16; 2];
+            for unit in c.encode_utf16(&mut buf) {
+                let _ = write!(out, "\\u{:04x}", unit);
+            }
+            i += c.len_utf8();
         }
+        start = i;
     }
+    out.push_str(&s[start..]);
     out.push('"');
 }
 

@@ -68,6 +68,12 @@ impl Centroids {
         self.table.get(&iso.to_ascii_lowercase())
     }
 
+    /// Every entry as (lower-case code, point), in no particular order: `rebuild-geo` finds the
+    /// country of a stored point through it.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Centroid)> {
+        self.table.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
     /// Number of countries in the table.
     pub fn len(&self) -> usize {
         self.table.len()

@@ -17,6 +17,7 @@ use std::net::{IpAddr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
 use maxminddb::{Reader, WithinOptions};
+use memmap2::Mmap;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
@@ -34,7 +35,7 @@ pub enum Layout {
 /// An opened GeoIP database. It is `Send + Sync` and lookups take `&self`, so one instance can
 /// serve every thread.
 pub struct GeoDb {
-    reader: Reader<Vec<u8>>,
+    reader: Reader<Mmap>,
     layout: Layout,
     path: PathBuf,
 }
@@ -79,16 +80,34 @@ impl fmt::Debug for GeoDb {
     }
 }
 
+/// Maps a private copy of the database file.
+///
+/// Reading the whole file into the heap would cost its full size (56 MiB for GeoLite2 City)
+/// in resident memory; a mapping only costs the pages lookups touch. Mapping the admin's file
+/// directly would be unsound, though: updating it in place (`cp new.mmdb GeoLite2-City.mmdb`)
+/// would change memory under the reader. So the file is copied to an anonymous temporary file
+/// (already unlinked, so nothing else can reach it) and that copy is mapped.
+fn private_map(path: &Path) -> std::io::Result<Mmap> {
+    let mut src = std::fs::File::open(path)?;
+    let mut copy = tempfile::tempfile()?;
+    std::io::copy(&mut src, &mut copy)?;
+    // SAFETY: the file is unlinked and its only handle is ours, so no other process or
+    // thread can modify it while it is mapped.
+    unsafe { Mmap::map(&copy) }
+}
+
 impl GeoDb {
     /// Opens a MaxMind DB file and detects its [`Layout`].
     ///
     /// A missing, unreadable or corrupt file is [`GeoError::Open`]; a valid file of another
     /// kind (Country, ASN, ...) is [`GeoError::UnknownLayout`].
     pub fn open(path: &Path) -> Result<GeoDb, GeoError> {
-        let reader = Reader::open_readfile(path).map_err(|e| GeoError::Open {
+        let open_err = |reason: String| GeoError::Open {
             path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
+            reason,
+        };
+        let reader = Reader::from_source(private_map(path).map_err(|e| open_err(e.to_string()))?)
+            .map_err(|e| open_err(e.to_string()))?;
         let layout = detect_layout(&reader).ok_or_else(|| GeoError::UnknownLayout {
             path: path.to_path_buf(),
             database_type: reader.metadata().database_type.clone(),
@@ -237,7 +256,7 @@ fn inet_aton(s: &str) -> Option<u32> {
 /// Chooses the layout: the database type first, as geoip2 does (`city()` accepts any
 /// `database_type` containing "City"), then the shape of the first record, since the
 /// `@ip-location-db` packages name their type only `"city ipv4"` / `"city ipv6"`.
-fn detect_layout(reader: &Reader<Vec<u8>>) -> Option<Layout> {
+fn detect_layout(reader: &Reader<Mmap>) -> Option<Layout> {
     if reader.metadata().database_type.contains("City") {
         return Some(Layout::GeoIp2City);
     }
@@ -247,7 +266,7 @@ fn detect_layout(reader: &Reader<Vec<u8>>) -> Option<Layout> {
 /// True when the first record of the database is a flat city record: a string
 /// `country_code` and numeric `latitude`/`longitude` (country-only flat databases and
 /// anything nested are refused).
-fn is_flat_city(reader: &Reader<Vec<u8>>) -> bool {
+fn is_flat_city(reader: &Reader<Mmap>) -> bool {
     let Ok(mut networks) = reader.networks(WithinOptions::default()) else {
         return false;
     };

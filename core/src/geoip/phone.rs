@@ -41,8 +41,31 @@ pub enum PhoneLookup {
     Country { iso: String, name: String },
 }
 
+/// Answers remembered per value. MISP feeds repeat the same numbers, and the metadata crate's
+/// own regex cache (100 entries) is far smaller than the patterns one shared calling code can
+/// need, so without this most lookups would recompile regular expressions.
+static ANSWERS: std::sync::LazyLock<std::sync::Mutex<lru::LruCache<String, PhoneLookup>>> =
+    std::sync::LazyLock::new(|| {
+        std::sync::Mutex::new(lru::LruCache::new(
+            std::num::NonZeroUsize::new(4096).unwrap_or(std::num::NonZeroUsize::MIN),
+        ))
+    });
+
 /// Resolves a phone attribute value to its country (see [`PhoneLookup`]).
 pub fn phone_country(value: &str) -> PhoneLookup {
+    if let Ok(mut cache) = ANSWERS.lock() {
+        if let Some(hit) = cache.get(value) {
+            return hit.clone();
+        }
+    }
+    let answer = phone_country_uncached(value);
+    if let Ok(mut cache) = ANSWERS.lock() {
+        cache.put(value.to_string(), answer.clone());
+    }
+    answer
+}
+
+fn phone_country_uncached(value: &str) -> PhoneLookup {
     // The metadata crate indexes and slices internally; a panic on some odd input must not
     // take the dispatcher down, so it counts as an unparsable number.
     std::panic::catch_unwind(|| classify(value)).unwrap_or_else(|_| {

@@ -53,7 +53,7 @@ pub fn handle_frame(
         }
         "misp_json_event" => event(&mut ctx, obj),
         "misp_json_self" => keepalive(&mut ctx, obj),
-        "misp_json_attribute" => attribute(&mut ctx, &b, false),
+        "misp_json_attribute" => attribute(&mut ctx, Wrapper::plain(obj), false),
         "misp_json_object" => object(&mut ctx, obj),
         "misp_json_sighting" => sighting(&mut ctx, obj),
         "misp_json_conversation" => conversation(&mut ctx, obj),
@@ -75,7 +75,7 @@ fn keepalive(ctx: &mut Ctx, b: &Map<String, Value>) {
     match b.get("uptime") {
         Some(uptime) => {
             let log = Value::Array(vec![uptime.clone()]);
-            live::publish_log(ctx, "Keepalive", &log);
+            live::publish_log(ctx, "Keepalive", &pyjson::to_string(&log));
         }
         None => ctx.problem("keepalive without \"uptime\": nothing published"),
     }
@@ -111,24 +111,24 @@ fn event(ctx: &mut Ctx, b: &Map<String, Value>) {
         match attrs {
             Value::Array(list) => {
                 for a in list {
-                    let copy = message::with_key(b, "Attribute", a.clone());
-                    attribute(ctx, &Value::Object(copy), false);
+                    attribute(ctx, Wrapper::with(b, &[("Attribute", a)]), false);
                 }
             }
             // The original hands the bare value on; it has no "Event" around it, so no
             // contribution can come of it.
-            other => attribute(ctx, other, false),
+            Value::Object(bare) => attribute(ctx, Wrapper::plain(bare), false),
+            _ => ctx.problem("Event.Attribute is neither a list nor an object: attributes skipped"),
         }
     }
     if let Some(objs) = e_obj.get("Object") {
         match objs {
             Value::Array(list) => {
                 for o in list {
-                    let copy = message::with_key(b, "Object", o.clone());
-                    object(ctx, &copy);
+                    object_parts(ctx, o, b.get("Event"));
                 }
             }
-            Value::Object(inner) => object(ctx, inner),
+            // The original hands the bare object on, in which it finds no "Object": nothing.
+            Value::Object(_) => {}
             _ => ctx.problem("Event.Object is neither a list nor an object: objects skipped"),
         }
     }
@@ -154,18 +154,15 @@ fn event(ctx: &mut Ctx, b: &Map<String, Value>) {
 
 /// `misp_json_attribute`, and each attribute of an event, an object or a sighting.
 /// `j` is the wrapper (`{"Attribute": {...}, "Event": {...}, ...}`) or a bare attribute.
-fn attribute(ctx: &mut Ctx, j: &Value, already_contributed: bool) {
-    let Some(j_obj) = j.as_object() else {
-        ctx.problem("attribute is not an object: skipped");
-        return;
-    };
-    let a = match j_obj.get("Attribute") {
-        Some(a) => a,
-        None => j,
-    };
-    let Some(a_obj) = a.as_object() else {
-        ctx.problem("\"Attribute\" is not an object: skipped");
-        return;
+fn attribute(ctx: &mut Ctx, j: Wrapper, already_contributed: bool) {
+    // The attribute is the wrapper's "Attribute", or the wrapper itself when it has none.
+    let a_obj: &Map<String, Value> = match j.get("Attribute") {
+        Some(Value::Object(a)) => a,
+        Some(_) => {
+            ctx.problem("\"Attribute\" is not an object: skipped");
+            return;
+        }
+        None => j.base,
     };
     // The original compares with the string "0": an integer 0 makes an ObjectAttribute
     // (corrected mode reads it as the number it is).
@@ -214,29 +211,38 @@ fn attribute(ctx: &mut Ctx, j: &Value, already_contributed: bool) {
 
     if !already_contributed && !ctx.republished {
         match (
-            path(j, &["Event", "Orgc", "name"]).and_then(text),
+            j.get("Event")
+                .and_then(|e| path(e, &["Orgc", "name"]))
+                .and_then(text),
             &categ_text,
         ) {
             (Some(org), Some(c)) => ctx.contribute(
                 org,
                 kind,
                 Some(c.clone()),
-                j_obj.get("action").cloned().unwrap_or(Value::Null),
-                message::non_empty(j_obj.get("EventTag")),
+                j.get("action").cloned().unwrap_or(Value::Null),
+                message::non_empty(j.get("EventTag")),
             ),
             (None, _) => ctx.problem("no Event.Orgc.name around the attribute: no contribution"),
             (_, None) => {}
         }
     }
-    live::publish_log(ctx, kind.as_str(), j);
+    let mut text = String::with_capacity(256);
+    pyjson::write_object_overlay(&mut text, j.base, j.over);
+    live::publish_log(ctx, kind.as_str(), &text);
 }
 
 /// `misp_json_object`, and each object of an event: every attribute of the object is handled
 /// with the object around it (and the event appended).
 fn object(ctx: &mut Ctx, b: &Map<String, Value>) {
-    let Some(o) = b.get("Object") else {
-        return;
-    };
+    if let Some(o) = b.get("Object") {
+        object_parts(ctx, o, b.get("Event"));
+    }
+}
+
+/// Each attribute of object `o` is handled as the object with the event appended and the
+/// attribute in place of the object's attribute list (key order as the original's copies).
+fn object_parts(ctx: &mut Ctx, o: &Value, event: Option<&Value>) {
     let Some(o_obj) = o.as_object() else {
         ctx.problem("\"Object\" is not an object: skipped");
         return;
@@ -252,17 +258,18 @@ fn object(ctx: &mut Ctx, b: &Map<String, Value>) {
             return;
         }
     };
-    let event = b.get("Event");
     if event.is_none() {
         ctx.problem("object without \"Event\": its attributes earn no contribution");
     }
     for a in attrs {
-        let mut c = o_obj.clone();
-        if let Some(e) = event {
-            c.insert("Event".into(), e.clone());
+        match event {
+            Some(e) => attribute(
+                ctx,
+                Wrapper::with(o_obj, &[("Event", e), ("Attribute", a)]),
+                false,
+            ),
+            None => attribute(ctx, Wrapper::with(o_obj, &[("Attribute", a)]), false),
         }
-        c.insert("Attribute".into(), a.clone());
-        attribute(ctx, &Value::Object(c), false);
     }
 }
 
@@ -298,7 +305,9 @@ fn sighting(ctx: &mut Ctx, b: &Map<String, Value>) {
         (None, _) => ctx.problem("Sighting without Event.Orgc.name: no contribution"),
         (_, None) => ctx.problem("Sighting without Attribute.category: no contribution"),
     }
-    attribute(ctx, s, true);
+    if let Some(s_obj) = s.as_object() {
+        attribute(ctx, Wrapper::plain(s_obj), true);
+    }
 
     // The original compares with the strings "0"/"1": numeric types count as neither
     // (corrected mode counts them).
@@ -393,5 +402,32 @@ fn short(v: Option<&Value>) -> String {
                 s
             }
         }
+    }
+}
+
+/// A JSON object as the original's handlers see it after `copy = dict(base); copy[k] = v ...`,
+/// without copying `base`: reads look at the overrides first, and serialisation writes the
+/// base's keys in order with overridden values in place, then the new keys in order.
+#[derive(Clone, Copy)]
+pub(crate) struct Wrapper<'a> {
+    pub base: &'a Map<String, Value>,
+    pub over: &'a [(&'a str, &'a Value)],
+}
+
+impl<'a> Wrapper<'a> {
+    fn plain(base: &'a Map<String, Value>) -> Self {
+        Wrapper { base, over: &[] }
+    }
+
+    fn with(base: &'a Map<String, Value>, over: &'a [(&'a str, &'a Value)]) -> Self {
+        Wrapper { base, over }
+    }
+
+    fn get(&self, key: &str) -> Option<&'a Value> {
+        self.over
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| *v)
+            .or_else(|| self.base.get(key))
     }
 }

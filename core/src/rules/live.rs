@@ -10,27 +10,34 @@ use serde_json::Value;
 /// it is a keepalive, caches `{"name", "log": <content as object>, "zmqName"}`. Every cached
 /// entry goes to the `Attribute` cache whatever its name, as in the original (that is what makes
 /// object attributes show up on the live page).
-pub fn publish_log(ctx: &mut Ctx, name: &str, content: &Value) {
-    let log_text = pyjson::to_string(content);
-    let payload = pyjson::object([
-        ("name", Value::String(name.into())),
-        ("log", Value::String(log_text)),
-        ("zmqName", Value::String(ctx.zmq_name.clone())),
-    ]);
+pub fn publish_log(ctx: &mut Ctx, name: &str, content_json: &str) {
+    // Both forms are built around the one serialisation of the content: the live channel gets
+    // it as a JSON string, the cache as an embedded object.
+    let mut payload = String::with_capacity(content_json.len() + content_json.len() / 8 + 64);
+    payload.push_str("{\"name\": ");
+    pyjson::write_str(&mut payload, name);
+    payload.push_str(", \"log\": ");
+    pyjson::write_str(&mut payload, content_json);
+    payload.push_str(", \"zmqName\": ");
+    pyjson::write_str(&mut payload, &ctx.zmq_name);
+    payload.push('}');
     ctx.op(Op::Publish {
         channel: ctx.env.channel_live.clone(),
-        payload: pyjson::to_string(&payload),
+        payload,
     });
     if name != "Keepalive" {
-        let cached = pyjson::object([
-            ("name", Value::String(name.into())),
-            ("log", content.clone()),
-            ("zmqName", Value::String(ctx.zmq_name.clone())),
-        ]);
+        let mut cached = String::with_capacity(content_json.len() + 64);
+        cached.push_str("{\"name\": ");
+        pyjson::write_str(&mut cached, name);
+        cached.push_str(", \"log\": ");
+        cached.push_str(content_json);
+        cached.push_str(", \"zmqName\": ");
+        pyjson::write_str(&mut cached, &ctx.zmq_name);
+        cached.push('}');
         ctx.op(Op::LPush {
             db: Db::Data,
             key: keys::LIVE_CACHE_LOG.into(),
-            value: pyjson::to_string(&cached),
+            value: cached,
         });
     }
 }

@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+"""N concurrent Server-Sent-Events clients on /_logs, for the fan-out benchmark.
+
+Each client counts the events it receives. While they listen, probe messages are published
+on the live channel (a keepalive whose log holds the send time in ns, zmqName "bench-probe")
+every --probe-ms; each client measures how long each probe took to reach it. At the end
+(--duration seconds after all clients are connected, then --drain seconds of quiet) it prints
+JSON: clients connected, events per client (min/max), and probe delivery latency percentiles.
+Standard library only; Redis is spoken to directly (RESP).
+
+  bench/http_sse_clients.py --port HTTP_PORT --redis-port REDIS_PORT -n 1000 --duration 30
+"""
+import argparse
+import asyncio
+import json
+import socket
+import sys
+import time
+
+MARK = b'"zmqName": "bench-probe"'
+
+
+def resp(*args):
+    out = b"*%d\r\n" % len(args)
+    for a in args:
+        a = a if isinstance(a, bytes) else str(a).encode()
+        out += b"$%d\r\n%s\r\n" % (len(a), a)
+    return out
+
+
+class Client:
+    def __init__(self):
+        self.events = 0
+        self.latencies = []
+        self.connected = False
+        self.closed = False
+
+
+async def run_client(c, host, port, path):
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(
+        ("GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n\r\n" % (path, host)).encode()
+    )
+    await writer.drain()
+    head = await reader.readuntil(b"\r\n\r\n")
+    if b" 200 " not in head.split(b"\r\n", 1)[0]:
+        raise RuntimeError(head[:100])
+    c.connected = True
+    tail = b""
+    try:
+        while True:
+            chunk = await reader.read(262144)
+            if not chunk:
+                break
+            now = time.time_ns()
+            buf = tail + chunk
+            c.events += buf.count(b"\ndata: ") - tail.count(b"\ndata: ")
+            if MARK in chunk or MARK in tail + chunk[:64]:
+                i = 0
+                while True:
+                    j = buf.find(MARK, i)
+                    if j < 0:
+                        break
+                    k = buf.rfind(b'"log": [', 0, j)
+                    if k >= 0:
+                        num = buf[k + 8 : buf.find(b"]", k)]
+                        try:
+                            c.latencies.append((now - int(num)) / 1e6)
+                        except ValueError:
+                            pass
+                    i = j + 1
+            tail = buf[-256:]
+    finally:
+        c.closed = True
+        writer.close()
+
+
+async def prober(redis_port, channel, every_ms, stop):
+    r, w = await asyncio.open_connection("127.0.0.1", redis_port)
+    sent = 0
+    while not stop.is_set():
+        msg = '{"name": "Keepalive", "log": "[%d]", "zmqName": "bench-probe"}' % time.time_ns()
+        w.write(resp("PUBLISH", channel, msg))
+        await w.drain()
+        await r.readline()
+        sent += 1
+        try:
+            await asyncio.wait_for(stop.wait(), every_ms / 1000)
+        except asyncio.TimeoutError:
+            pass
+    w.close()
+    return sent
+
+
+def pct(xs, p):
+    if not xs:
+        return None
+    xs = sorted(xs)
+    return round(xs[min(len(xs) - 1, int(len(xs) * p / 100))], 2)
+
+
+async def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--redis-port", type=int, required=True)
+    ap.add_argument("-n", type=int, default=1000)
+    ap.add_argument("--duration", type=float, default=30)
+    ap.add_argument("--drain", type=float, default=3)
+    ap.add_argument("--probe-ms", type=float, default=100)
+    ap.add_argument("--channel", default="1")
+    ap.add_argument("--ready-file", help="touched once every client is connected")
+    a = ap.parse_args()
+    clients = [Client() for _ in range(a.n)]
+    tasks = []
+    for i, c in enumerate(clients):
+        tasks.append(asyncio.ensure_future(run_client(c, "127.0.0.1", a.port, "/_logs")))
+        if i % 100 == 99:
+            await asyncio.sleep(0.05)
+    t0 = time.time()
+    while sum(c.connected for c in clients) < a.n and time.time() - t0 < 30:
+        await asyncio.sleep(0.05)
+    connected = sum(c.connected for c in clients)
+    if a.ready_file:
+        open(a.ready_file, "w").close()
+    stop = asyncio.Event()
+    probe = asyncio.ensure_future(prober(a.redis_port, a.channel, a.probe_ms, stop))
+    await asyncio.sleep(a.duration)
+    stop.set()
+    probes = await probe
+    await asyncio.sleep(a.drain)
+    for t in tasks:
+        t.cancel()
+    lat = [x for c in clients for x in c.latencies]
+    ev = [c.events for c in clients]
+    print(json.dumps({
+        "clients": a.n,
+        "connected": connected,
+        "dropped_before_end": sum(c.closed for c in clients),
+        "events_min": min(ev),
+        "events_max": max(ev),
+        "probes_sent": probes,
+        "probe_deliveries": len(lat),
+        "probe_deliveries_expected": probes * a.n,
+        "latency_ms_p50": pct(lat, 50),
+        "latency_ms_p99": pct(lat, 99),
+        "latency_ms_max": pct(lat, 100),
+    }))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

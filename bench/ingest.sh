@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Ingest benchmark (not a test): drains a pre-filled buffer of N messages (default 50,000,
+# gen_corpus.py --mix bench --edges none) with `mispdash run --no-subscribers`, with and without
+# gamification, and reports messages/s, peak RSS, Redis commands per message, and Redis's own
+# pipelined ceiling for scale. Method as ../shared/corpus/original-baseline.md.
+#   bench/ingest.sh [N]          (MISPDASH_BIN to use another binary)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N="${1:-50000}"
+SHARED="${SHARED:-../shared}"
+BIN="${MISPDASH_BIN:-target/release/mispdash}"
+[ -n "${MISPDASH_BIN:-}" ] || cargo build --release --quiet -p mispdash
+WORK="$(mktemp -d)"
+PORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" >/dev/null 2>&1 &
+RPID=$!
+trap 'kill $RPID 2>/dev/null; [ -n "${DPID:-}" ] && kill -9 $DPID 2>/dev/null; rm -rf "$WORK"' EXIT
+RC="redis-cli -p $PORT"
+until $RC ping >/dev/null 2>&1; do sleep 0.05; done
+python3 "$SHARED/tools/gen_corpus.py" --seed 42 --count "$N" --mix bench --edges none -o "$WORK/bench.jsonl"
+cat >"$WORK/config.cfg" <<CFG
+[RedisGlobal]
+host = 127.0.0.1
+port = $PORT
+misp_instances = []
+[RedisMap]
+pathMaxMindDB = ${MMDB:-$(python3 -c 'import _maxminddb_geolite2,os;print(os.path.join(os.path.dirname(_maxminddb_geolite2.__file__),"GeoLite2-City.mmdb"))' 2>/dev/null || echo /nonexistent)}
+CFG
+EXTRA=()
+if "$BIN" run --help | grep -q -- --no-server; then EXTRA+=(--no-server); fi
+
+one_run() { # $1: label, rest: extra flags
+    local label="$1"; shift
+    $RC flushall >/dev/null
+    python3 bench/fill_buffer.py "$WORK/bench.jsonl" --sentinel 2>/dev/null | $RC -n 3 --pipe >/dev/null
+    local total; total=$($RC -n 3 llen bufferList)
+    $RC config resetstat >/dev/null
+    local rcpu0; rcpu0=$(awk '{print $14+$15}' /proc/$RPID/stat)
+    "$BIN" --config "$WORK/config.cfg" run --no-subscribers --no-managed-redis "${EXTRA[@]}" "$@" 2>"$WORK/run.log" &
+    DPID=$!
+    while [ "$($RC -n 3 llen bufferList)" -ge "$total" ]; do sleep 0.005; done
+    local t0; t0=$(date +%s.%N)
+    while [ "$($RC -n 3 hget MISPDASH_DISPATCH messages)" != "$total" ]; do sleep 0.005; done
+    local t1; t1=$(date +%s.%N)
+    local hwm; hwm=$(awk '/VmHWM/{print $2}' /proc/$DPID/status)
+    local cpu; cpu=$(awk '{print $14+$15}' /proc/$DPID/stat)
+    local rcpu1; rcpu1=$(awk '{print $14+$15}' /proc/$RPID/stat)
+    kill $DPID; wait $DPID 2>/dev/null || true; DPID=
+    local cmds; cmds=$($RC info commandstats | python3 -c '
+import sys
+skip={"llen","hget","ping","info","config","select","flushall"}
+n=0
+for l in sys.stdin:
+    if l.startswith("cmdstat_"):
+        name=l.split(":")[0][8:].split("|")[0]
+        if name not in skip:
+            n+=int(l.split("calls=")[1].split(",")[0])
+print(n)')
+    python3 - "$label" "$total" "$t0" "$t1" "$hwm" "$cpu" "$cmds" "$rcpu0" "$rcpu1" <<'PY'
+import sys, os
+label,total,t0,t1,hwm,cpu,cmds,r0,r1=sys.argv[1:]
+total=int(total); dt=float(t1)-float(t0); hz=os.sysconf("SC_CLK_TCK")
+print(f"| {label} | {total} | {dt:.2f} s | {total/dt:,.0f} msg/s | {int(hwm)/1024:.1f} MiB | {int(cpu)/hz:.1f} s | {(int(r1)-int(r0))/hz:.1f} s | {int(cmds)/total:.2f} |")
+PY
+}
+
+echo "| run | messages | drain time | throughput | peak RSS (VmHWM) | mispdash CPU | redis CPU | Redis commands/message |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+one_run "with gamification"
+one_run "without gamification" --no-gamification
+echo
+echo "Redis pipelined ceiling (redis-benchmark -P 16 -t set,zadd -n 500000 -q):"
+redis-benchmark -p "$PORT" -P 16 -t set,zadd -n 500000 -q 2>/dev/null | tr '\r' '\n' | grep -v '^$' | tail -2
