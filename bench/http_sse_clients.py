@@ -55,20 +55,19 @@ async def run_client(c, host, port, path):
             now = time.time_ns()
             buf = tail + chunk
             c.events += buf.count(b"\ndata: ") - tail.count(b"\ndata: ")
-            if MARK in chunk or MARK in tail + chunk[:64]:
-                i = 0
-                while True:
-                    j = buf.find(MARK, i)
-                    if j < 0:
-                        break
-                    k = buf.rfind(b'"log": [', 0, j)
-                    if k >= 0:
-                        num = buf[k + 8 : buf.find(b"]", k)]
-                        try:
-                            c.latencies.append((now - int(num)) / 1e6)
-                        except ValueError:
-                            pass
-                    i = j + 1
+            # Probes whose marker ends in the new bytes (one in the carried tail was counted).
+            i = max(0, len(tail) - len(MARK) + 1)
+            while True:
+                j = buf.find(MARK, i)
+                if j < 0:
+                    break
+                k = buf.rfind(b'"log": [', 0, j)
+                if k >= 0:
+                    try:
+                        c.latencies.append((now - int(buf[k + 8 : buf.find(b"]", k)])) / 1e6)
+                    except ValueError:
+                        pass
+                i = j + 1
             tail = buf[-256:]
     finally:
         c.closed = True

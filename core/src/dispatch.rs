@@ -69,6 +69,8 @@ pub struct Dispatcher {
     conn: Reconnecting,
     opts: DispatchOptions,
     channels: Channels,
+    /// Messages of the current take still in the processing list (not yet acknowledged).
+    in_processing: usize,
     pub stats: Arc<DispatchStats>,
 }
 
@@ -101,6 +103,7 @@ impl Dispatcher {
                 last_contributor: cfg.redis.channel_last_contributor.clone(),
                 last_awards: cfg.redis.channel_last_awards.clone(),
             },
+            in_processing: 0,
             stats: Arc::new(DispatchStats::default()),
         }
     }
@@ -171,6 +174,7 @@ impl Dispatcher {
 
     /// Handles messages (oldest first) and commits them in bounded transactions.
     fn process(&mut self, items: Vec<Vec<u8>>) -> redis::RedisResult<()> {
+        self.in_processing = items.len();
         let mut pending: Vec<Handled> = Vec::new();
         let mut bytes = 0;
         for raw in items {
@@ -288,51 +292,76 @@ impl Dispatcher {
     /// retries them one at a time so only the faulty one is dead-lettered.
     fn commit(&mut self, handled: Vec<Handled>) -> redis::RedisResult<()> {
         let n = handled.len();
-        match self.apply(&handled, true) {
-            Ok(()) => Ok(()),
-            Err(e) if is_connection_error(&e) => Err(e),
-            Err(e) => {
-                tracing::error!(
-                    "a batch of {n} message(s) was refused by Redis ({e}); retrying one by one"
-                );
-                for h in handled {
-                    let single = [h];
-                    match self.apply(&single, true) {
-                        Ok(()) => {}
-                        Err(e) if is_connection_error(&e) => return Err(e),
-                        Err(e) => {
-                            let [h] = single;
-                            let entry = pyjson::to_string(&pyjson::object([
-                                (
-                                    "reason",
-                                    Value::String(format!("Redis refused its writes: {e}")),
-                                ),
-                                ("applied", Value::String("none".into())),
-                                (
-                                    "entry",
-                                    Value::String(String::from_utf8_lossy(&h.raw).into_owned()),
-                                ),
-                            ]));
-                            let failed = Handled {
-                                raw: h.raw,
-                                steps: Vec::new(),
-                                dead: Some(entry),
-                                bytes: 0,
-                                topic: None,
-                            };
-                            self.apply(&[failed], false)?;
-                        }
-                    }
+        let raws: Vec<Vec<u8>> = handled.iter().map(|h| h.raw.clone()).collect();
+        let e = match self.apply(handled, true) {
+            Ok(()) => return Ok(()),
+            Err(e) if is_connection_error(&e) => return Err(e),
+            Err(e) => e,
+        };
+        // A command error inside EXEC does not undo the others: if the acknowledgement went
+        // through, the batch was applied (but the failing command) and must not be redone.
+        if self.acknowledged(n)? {
+            tracing::error!("Redis refused part of a batch of {n} message(s): {e}");
+            return Ok(());
+        }
+        tracing::error!(
+            "a batch of {n} message(s) was refused by Redis ({e}); retrying one by one"
+        );
+        for raw in raws {
+            let h = self.handle(raw.clone());
+            match self.apply(vec![h], true) {
+                Ok(()) => {}
+                Err(e) if is_connection_error(&e) => return Err(e),
+                Err(e) if self.acknowledged(1)? => {
+                    tracing::error!("Redis refused part of a message's writes: {e}");
                 }
-                Ok(())
+                Err(e) => {
+                    let entry = pyjson::to_string(&pyjson::object([
+                        (
+                            "reason",
+                            Value::String(format!("Redis refused its writes: {e}")),
+                        ),
+                        ("applied", Value::String("none".into())),
+                        (
+                            "entry",
+                            Value::String(String::from_utf8_lossy(&raw).into_owned()),
+                        ),
+                    ]));
+                    let failed = Handled {
+                        raw,
+                        steps: Vec::new(),
+                        dead: Some(entry),
+                        bytes: 0,
+                        topic: None,
+                    };
+                    self.apply(vec![failed], false)?;
+                }
             }
         }
+        Ok(())
     }
 
-    fn apply(&mut self, handled: &[Handled], count_stats: bool) -> redis::RedisResult<()> {
+    /// Whether the last `n` messages' acknowledgement was applied although the transaction
+    /// reported an error: the processing list then holds `n` fewer than before.
+    fn acknowledged(&mut self, n: usize) -> redis::RedisResult<bool> {
+        let stop_never = || false;
+        let Some(conn) = self.conn.get(&stop_never) else {
+            return Ok(false);
+        };
+        let len: usize = redis::cmd("LLEN")
+            .arg(keys::processing_list(self.buffer.list_name()))
+            .query(conn)?;
+        if len + n == self.in_processing {
+            self.in_processing = len;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    fn apply(&mut self, handled: Vec<Handled>, count_stats: bool) -> redis::RedisResult<()> {
         // The gamification state the batch's contributions read, in one round trip.
         let mut orgs: Vec<String> = Vec::new();
-        for h in handled {
+        for h in &handled {
             for step in &h.steps {
                 if let Step::Contribution(c) = step {
                     if !orgs.contains(&c.org) {
@@ -356,26 +385,32 @@ impl Dispatcher {
         let mut live_pushed = false;
         let mut dead = 0u64;
         let mut partial = 0u64;
+        let n_handled = handled.len();
+        let mut topics: std::collections::BTreeMap<String, i64> = Default::default();
         for h in handled {
-            for step in &h.steps {
+            if let Some(t) = h.topic {
+                *topics.entry(t).or_default() += 1;
+            }
+            let had_steps = !h.steps.is_empty();
+            for step in h.steps {
                 match step {
                     Step::Op(op) => {
-                        if let Op::LPush { key, .. } = op {
+                        if let Op::LPush { key, .. } = &op {
                             live_pushed |=
                                 key == keys::LIVE_CACHE_LOG || key == keys::LIVE_CACHE_MAP;
                         }
-                        batch.push(op.clone());
+                        batch.push(op);
                     }
                     Step::Contribution(c) => {
                         if let Some(snap) = snapshot.as_mut() {
-                            batch.extend(engine.score(snap, c));
+                            batch.extend(engine.score(snap, &c));
                         }
                     }
                 }
             }
-            if let Some(d) = &h.dead {
-                batch.push(self.buffer.dead_letter(d.clone()));
-                if h.steps.is_empty() {
+            if let Some(d) = h.dead {
+                batch.push(self.buffer.dead_letter(d));
+                if !had_steps {
                     dead += 1;
                 } else {
                     partial += 1;
@@ -395,7 +430,7 @@ impl Dispatcher {
         if dead + partial > 0 {
             batch.push(self.buffer.trim_dead_letters());
         }
-        let n = handled.len() as u64;
+        let n = n_handled as u64;
         for (field, by) in [
             ("messages", n),
             ("dead_lettered", dead),
@@ -410,19 +445,15 @@ impl Dispatcher {
                 });
             }
         }
-        let mut topics: std::collections::BTreeMap<&str, i64> = Default::default();
-        for t in handled.iter().filter_map(|h| h.topic.as_deref()) {
-            *topics.entry(t).or_default() += 1;
-        }
         for (topic, by) in topics {
             batch.push(Op::HIncrBy {
                 db: Db::List,
                 key: keys::DISPATCH_STATUS.into(),
-                field: keys::dispatch_topic_field(topic),
+                field: keys::dispatch_topic_field(&topic),
                 by,
             });
         }
-        batch.push(self.buffer.ack(handled.len()));
+        batch.push(self.buffer.ack(n_handled));
         let ops_in = batch.ops_in();
         let ops = batch.finish();
 
@@ -442,6 +473,7 @@ impl Dispatcher {
             return Ok(());
         };
         pipe.query::<()>(conn)?;
+        self.in_processing = self.in_processing.saturating_sub(n_handled);
         if count_stats {
             let s = &self.stats;
             s.messages.fetch_add(n, Ordering::Relaxed);

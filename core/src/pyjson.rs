@@ -165,6 +165,20 @@ pub fn float_repr(f: f64) -> String {
 /// A JSON string literal with Python's `ensure_ascii=True` escaping: `"` and `\`, the short
 /// escapes `\n \r \t \b \f`, and every other character outside printable ASCII (including DEL) as
 /// `\uXXXX` with lower-case hex.
+/// Bytes that `ensure_ascii` JSON cannot copy as they are: control characters, `"`, `\\`, DEL
+/// and every byte of a multi-byte UTF-8 character.
+const NEEDS_ESCAPE: [bool; 256] = {
+    let mut t = [true; 256];
+    let mut b = 0x20;
+    while b < 0x7f {
+        t[b] = false;
+        b += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
 pub fn write_str(out: &mut String, s: &str) {
     out.reserve(s.len() + 2);
     out.push('"');
@@ -174,7 +188,7 @@ pub fn write_str(out: &mut String, s: &str) {
     while i < bytes.len() {
         let b = bytes[i];
         // Printable ASCII other than the quote and the backslash is copied in runs.
-        if (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\' {
+        if !NEEDS_ESCAPE[b as usize] {
             i += 1;
             continue;
         }

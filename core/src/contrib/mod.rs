@@ -180,6 +180,18 @@ impl<'a> Engine<'a> {
         n
     }
 
+    /// The org's true trophy rank in one category, if the category is a trophy category and the
+    /// org is ranked in it.
+    fn trophy_rank(&self, snap: &Snapshot, categ: &str, org: &str) -> Option<i64> {
+        let z = snap.trophies.get(categ)?;
+        if z.0.is_empty() {
+            return None;
+        }
+        let pos = z.revrank(org)?;
+        let num = self.ranking.trophy_titles.len() as i64 - 1;
+        Some(num - scoring::pos_to_rank(pos, z.0.len(), &self.cumulative) as i64)
+    }
+
     /// `(category, true rank)` of every trophy the org holds, in the configured order.
     pub(crate) fn trophies_of(&self, snap: &Snapshot, org: &str) -> Vec<(String, i64)> {
         let num = self.ranking.trophy_titles.len() as i64 - 1;
@@ -271,12 +283,11 @@ impl<'a> Engine<'a> {
                 ..OrgState::default()
             });
         let old_reqs = state.reqs.clone();
-        let old_trophies = {
-            let snap_ro: &Snapshot = snap;
-            self.trophies_of(snap_ro, org)
-        };
-
+        // Only the trophy of this contribution's category can change: the org's place in every
+        // other category's ranking is untouched.
         let trophy_categ = categ_norm.clone().unwrap_or_default();
+        let old_trophy = self.trophy_rank(snap, &trophy_categ, org);
+
         let state = snap.orgs.entry(org.to_string()).or_default();
         state.points += pnts;
         let total = state.points;
@@ -380,7 +391,7 @@ impl<'a> Engine<'a> {
         if let Some(z) = snap.trophies.get_mut(&trophy_categ) {
             *z.0.entry(org.to_string()).or_insert(0.0) += 1.0;
         }
-        let new_trophies = self.trophies_of(snap, org);
+        let new_trophy = self.trophy_rank(snap, &trophy_categ, org);
 
         let mut awards: Vec<Value> = scoring::status_awards(self.mode, &old_reqs, &new_reqs)
             .into_iter()
@@ -391,15 +402,11 @@ impl<'a> Engine<'a> {
                 ])
             })
             .collect();
-        for (categ, rank) in &new_trophies {
-            let before = old_trophies
-                .iter()
-                .find(|(c, _)| c == categ)
-                .map_or(0, |(_, r)| *r);
-            if *rank > before {
+        if let Some(rank) = new_trophy {
+            if rank > old_trophy.unwrap_or(0) {
                 awards.push(Value::Array(vec![
                     Value::String("trophy".into()),
-                    Value::Array(vec![Value::String(categ.clone()), Value::from(*rank)]),
+                    Value::Array(vec![Value::String(trophy_categ.clone()), Value::from(rank)]),
                 ]));
             }
         }

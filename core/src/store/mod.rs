@@ -25,12 +25,23 @@ struct Pending {
     sadd: IndexMap<String, ()>,
     incr: Option<i64>,
     hincr: IndexMap<String, i64>,
+    /// A SET (which also clears the TTL), applied before the other pending work.
+    set: Option<String>,
+    /// LPUSHed values in order; publications in between do not touch the list.
+    lpush: Vec<String>,
     expire: Option<i64>,
 }
 
 impl Pending {
     fn flush(self, db: Db, key: &str, out: &mut Vec<Op>) {
         let key = key.to_string();
+        if let Some(value) = self.set {
+            out.push(Op::Set {
+                db,
+                key: key.clone(),
+                value,
+            });
+        }
         for (member, by) in self.zincr {
             out.push(Op::ZIncrBy {
                 db,
@@ -71,6 +82,13 @@ impl Pending {
                 by,
             });
         }
+        if !self.lpush.is_empty() {
+            out.push(Op::LPushMany {
+                db,
+                key: key.clone(),
+                values: self.lpush,
+            });
+        }
         for (field, by) in self.hincr {
             out.push(Op::HIncrBy {
                 db,
@@ -90,8 +108,6 @@ impl Pending {
 pub struct Batch {
     out: Vec<Op>,
     pending: IndexMap<(Db, String), Pending>,
-    /// Consecutive LPUSHes to one list are merged into one command.
-    lpush_run: Option<(Db, String, Vec<String>)>,
     ops_in: usize,
 }
 
@@ -146,7 +162,21 @@ impl Batch {
             }
             Op::IncrBy { db, key, by } => {
                 let p = self.pending_for(db, key);
-                p.incr = Some(p.incr.unwrap_or(0) + by);
+                match (&p.set, p.incr) {
+                    // INCRBY after SET in the same batch: the sum is the value to set.
+                    (Some(v), None) => match v.parse::<i64>() {
+                        Ok(n) => p.set = Some((n + by).to_string()),
+                        Err(_) => p.incr = Some(by),
+                    },
+                    (_, incr) => p.incr = Some(incr.unwrap_or(0) + by),
+                }
+            }
+            Op::Set { db, key, value } => {
+                let p = self.pending_for(db, key);
+                // SET replaces the value and clears the TTL.
+                p.incr = None;
+                p.expire = None;
+                p.set = Some(value);
             }
             Op::HIncrBy { db, key, field, by } => {
                 *self.pending_for(db, key).hincr.entry(field).or_insert(0) += by;
@@ -154,20 +184,11 @@ impl Batch {
             Op::Expire { db, key, secs } => {
                 self.pending_for(db, key).expire = Some(secs);
             }
-            Op::LPush { db, key, value } => match &mut self.lpush_run {
-                Some((d, k, values)) if *d == db && *k == key => values.push(value),
-                _ => {
-                    self.end_lpush_run();
-                    self.flush_key(db, &key);
-                    self.lpush_run = Some((db, key, vec![value]));
-                }
-            },
-            Op::Publish { .. } => {
-                self.end_lpush_run();
-                self.out.push(op);
+            Op::LPush { db, key, value } => {
+                self.pending_for(db, key).lpush.push(value);
             }
+            Op::Publish { .. } => self.out.push(op),
             other => {
-                self.end_lpush_run();
                 if let Some((db, key)) = other.key() {
                     let key = key.to_string();
                     self.flush_key(db, &key);
@@ -184,11 +205,6 @@ impl Batch {
     }
 
     fn pending_for(&mut self, db: Db, key: String) -> &mut Pending {
-        if let Some((d, k, _)) = &self.lpush_run {
-            if *d == db && *k == key {
-                self.end_lpush_run();
-            }
-        }
         self.pending.entry((db, key)).or_default()
     }
 
@@ -197,12 +213,6 @@ impl Batch {
             .get(&(db, key.to_string()))
             .map(f)
             .unwrap_or(false)
-    }
-
-    fn end_lpush_run(&mut self) {
-        if let Some((db, key, values)) = self.lpush_run.take() {
-            self.out.push(Op::LPushMany { db, key, values });
-        }
     }
 
     fn flush_key(&mut self, db: Db, key: &str) {
@@ -214,7 +224,6 @@ impl Batch {
     /// The coalesced operations, in an order whose final state equals applying the input in
     /// order.
     pub fn finish(mut self) -> Vec<Op> {
-        self.end_lpush_run();
         let pending = std::mem::take(&mut self.pending);
         for ((db, key), p) in pending {
             p.flush(db, &key, &mut self.out);
@@ -268,30 +277,35 @@ mod tests {
     }
 
     #[test]
-    fn order_sensitive_ops_flush_pending_work_first() {
+    fn sets_fold_increments_and_clear_ttls() {
+        let k = |by| Op::IncrBy {
+            db: Db::Data,
+            key: "C".into(),
+            by,
+        };
+        let set = |v: &str| Op::Set {
+            db: Db::Data,
+            key: "C".into(),
+            value: v.into(),
+        };
+        let exp = Op::Expire {
+            db: Db::Data,
+            key: "C".into(),
+            secs: 5,
+        };
         let mut b = Batch::new();
-        b.push(Op::IncrBy {
-            db: Db::Data,
-            key: "C".into(),
-            by: 1,
-        });
-        b.push(Op::Set {
-            db: Db::Data,
-            key: "C".into(),
-            value: "9".into(),
-        });
-        b.push(Op::IncrBy {
-            db: Db::Data,
-            key: "C".into(),
-            by: 1,
-        });
-        let out = b.finish();
-        assert_eq!(out.len(), 3);
-        assert!(matches!(out[1], Op::Set { .. }));
+        b.extend([k(1), set("9"), k(1)]);
+        assert_eq!(b.finish(), vec![set("10")]);
+        let mut b = Batch::new();
+        b.extend([set("1"), exp.clone(), set("1")]);
+        assert_eq!(b.finish(), vec![set("1")], "SET clears an earlier TTL");
+        let mut b = Batch::new();
+        b.extend([set("1"), exp.clone()]);
+        assert_eq!(b.finish(), vec![set("1"), exp]);
     }
 
     #[test]
-    fn lpush_runs_merge_and_publications_keep_order() {
+    fn lists_merge_around_publications_and_trim_after_their_pushes() {
         let mut b = Batch::new();
         let lp = |v: &str| Op::LPush {
             db: Db::Data,
@@ -302,23 +316,31 @@ mod tests {
             channel: "1".into(),
             payload: v.into(),
         };
-        b.extend([publ("p1"), lp("a"), lp("b"), publ("p2"), lp("c")]);
-        let out = b.finish();
+        let trim = Op::LTrim {
+            db: Db::Data,
+            key: "L".into(),
+            start: 0,
+            stop: 1,
+        };
+        b.extend([
+            publ("p1"),
+            lp("a"),
+            lp("b"),
+            publ("p2"),
+            lp("c"),
+            trim.clone(),
+        ]);
         assert_eq!(
-            out,
+            b.finish(),
             vec![
                 publ("p1"),
-                Op::LPushMany {
-                    db: Db::Data,
-                    key: "L".into(),
-                    values: vec!["a".into(), "b".into()]
-                },
                 publ("p2"),
                 Op::LPushMany {
                     db: Db::Data,
                     key: "L".into(),
-                    values: vec!["c".into()]
+                    values: vec!["a".into(), "b".into(), "c".into()]
                 },
+                trim,
             ]
         );
     }
