@@ -5,7 +5,8 @@
 # the clock pinned to its instant. Method as ../shared/corpus/original-baseline.md
 # (wrk -t2 -c8 -d10s --latency, Accept: application/json).
 #   bench/http_bench.sh [SSE_CLIENTS] [REPLAY_RATE]     (defaults 1000 clients, 100 msg/s)
-#   MISPDASH_BIN=... to use another binary; DURATION=10 seconds per wrk run.
+#   MISPDASH_BIN=... to use another binary; DURATION=10 seconds per wrk run; SKIP_WRK=1 for
+#   the fan-out part only; PROCS=2 client processes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CLIENTS="${1:-1000}"
@@ -104,19 +105,21 @@ PY
 
 echo "# mispdash HTTP benchmark ($(date -u +%F), $(nproc) cores, wrk -t2 -c8 -d${DURATION}s)"
 echo
-start_server
-run_wrk "JSON routes, default response cache (1 s)"
-stop_server
-start_server --http-cache-ms 0
-run_wrk "JSON routes, response cache off (--http-cache-ms 0): every request reads Redis"
-stop_server
+if [ -z "${SKIP_WRK:-}" ]; then
+    start_server
+    run_wrk "JSON routes, default response cache (1 s)"
+    stop_server
+    start_server --http-cache-ms 0
+    run_wrk "JSON routes, response cache off (--http-cache-ms 0): every request reads Redis"
+    stop_server
+fi
 
 # ---- live fan-out: SSE clients on /_logs while seed2 replays through the real ingest ----
 MISPDASH_LOG=warn start_server
 "$BIN" --config "$WORK/ingest.cfg" run --no-server --no-managed-redis 2>"$WORK/ingest.log" &
 IPID=$!
 pub0=$(curl -s "http://127.0.0.1:$HPORT/status" | python3 -c 'import json,sys;print(json.load(sys.stdin)["streams"]["published"]["live"])')
-python3 bench/http_sse_clients.py --port "$HPORT" --redis-port "$RPORT" -n "$CLIENTS" \
+python3 bench/http_sse_clients.py --port "$HPORT" --redis-port "$RPORT" -n "$CLIENTS" --procs "${PROCS:-2}" \
     --duration "$(python3 -c "print(3000/$RATE + 5)")" --drain 5 --ready-file "$WORK/ready" >"$WORK/sse.json" &
 CPID=$!
 while [ ! -e "$WORK/ready" ]; do sleep 0.1; done
@@ -132,7 +135,7 @@ r = json.load(open(sys.argv[1]))
 published = int(sys.argv[3]) - int(sys.argv[2])
 print("- live events published by the server: %d; per client received: min %d, max %d (every event to every client: %s)"
       % (published, r["events_min"], r["events_max"], r["events_min"] == r["events_max"] == published))
-print("- clients connected %d of %d, closed before the end %d" % (r["connected"], r["clients"], r["dropped_before_end"]))
+print("- clients connected %d of %d (in %d processes), closed before the end %d" % (r["connected"], r["clients"], r["client_processes"], r["dropped_before_end"]))
 print("- probe delivery (publish on Redis -> client read): %d of %d deliveries, p50 %s ms, p99 %s ms, max %s ms"
       % (r["probe_deliveries"], r["probe_deliveries_expected"], r["latency_ms_p50"], r["latency_ms_p99"], r["latency_ms_max"]))
 print("- server CPU during the replay: %.1f s; server peak RSS (VmHWM) %.1f MiB, RSS at the end %.1f MiB"

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """N concurrent Server-Sent-Events clients on /_logs, for the fan-out benchmark.
 
-Each client counts the events it receives. While they listen, probe messages are published
+The clients run in --procs processes (the reading is the benchmark's own bottleneck on a
+small machine, not the server's). Each client counts the events it receives. While they listen, probe messages are published
 on the live channel (a keepalive whose log holds the send time in ns, zmqName "bench-probe")
 every --probe-ms; each client measures how long each probe took to reach it. At the end
 (--duration seconds after all clients are connected, then --drain seconds of quiet) it prints
@@ -13,8 +14,10 @@ Standard library only; Redis is spoken to directly (RESP).
 import argparse
 import asyncio
 import json
-import socket
+import os
+import subprocess
 import sys
+import tempfile
 import time
 
 MARK = b'"zmqName": "bench-probe"'
@@ -98,27 +101,61 @@ def pct(xs, p):
     return round(xs[min(len(xs) - 1, int(len(xs) * p / 100))], 2)
 
 
-async def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--redis-port", type=int, required=True)
-    ap.add_argument("-n", type=int, default=1000)
-    ap.add_argument("--duration", type=float, default=30)
-    ap.add_argument("--drain", type=float, default=3)
-    ap.add_argument("--probe-ms", type=float, default=100)
-    ap.add_argument("--channel", default="1")
-    ap.add_argument("--ready-file", help="touched once every client is connected")
-    a = ap.parse_args()
-    clients = [Client() for _ in range(a.n)]
+async def worker(a):
+    """Connects --share clients, then reads until the stop file exists; prints its counts."""
+    clients = [Client() for _ in range(a.share)]
     tasks = []
     for i, c in enumerate(clients):
         tasks.append(asyncio.ensure_future(run_client(c, "127.0.0.1", a.port, "/_logs")))
         if i % 100 == 99:
             await asyncio.sleep(0.05)
     t0 = time.time()
-    while sum(c.connected for c in clients) < a.n and time.time() - t0 < 30:
+    while sum(c.connected for c in clients) < a.share and time.time() - t0 < 30:
         await asyncio.sleep(0.05)
-    connected = sum(c.connected for c in clients)
+    open(a.worker_ready, "w").close()
+    while not os.path.exists(a.stop_file):
+        await asyncio.sleep(0.1)
+    for t in tasks:
+        t.cancel()
+    json.dump({
+        "connected": sum(c.connected for c in clients),
+        "closed": sum(c.closed for c in clients),
+        "events": [c.events for c in clients],
+        "latencies": [x for c in clients for x in c.latencies],
+    }, sys.stdout)
+
+
+async def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--redis-port", type=int, required=True)
+    ap.add_argument("-n", type=int, default=1000)
+    ap.add_argument("--procs", type=int, default=2, help="client processes (default 2)")
+    ap.add_argument("--duration", type=float, default=30)
+    ap.add_argument("--drain", type=float, default=3)
+    ap.add_argument("--probe-ms", type=float, default=100)
+    ap.add_argument("--channel", default="1")
+    ap.add_argument("--ready-file", help="touched once every client is connected")
+    ap.add_argument("--share", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--worker-ready", help=argparse.SUPPRESS)
+    ap.add_argument("--stop-file", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.share is not None:
+        await worker(a)
+        return
+    tmp = tempfile.mkdtemp()
+    stop_file = os.path.join(tmp, "stop")
+    procs, readies = [], []
+    for i in range(a.procs):
+        share = a.n // a.procs + (1 if i < a.n % a.procs else 0)
+        ready = os.path.join(tmp, "ready%d" % i)
+        readies.append(ready)
+        procs.append(subprocess.Popen(
+            [sys.executable, __file__, "--port", str(a.port), "--redis-port", str(a.redis_port),
+             "--share", str(share), "--worker-ready", ready, "--stop-file", stop_file],
+            stdout=subprocess.PIPE))
+    while not all(os.path.exists(r) for r in readies):
+        await asyncio.sleep(0.05)
     if a.ready_file:
         open(a.ready_file, "w").close()
     stop = asyncio.Event()
@@ -127,14 +164,15 @@ async def main():
     stop.set()
     probes = await probe
     await asyncio.sleep(a.drain)
-    for t in tasks:
-        t.cancel()
-    lat = [x for c in clients for x in c.latencies]
-    ev = [c.events for c in clients]
+    open(stop_file, "w").close()
+    results = [json.loads(p.communicate()[0]) for p in procs]
+    lat = [x for r in results for x in r["latencies"]]
+    ev = [e for r in results for e in r["events"]]
     print(json.dumps({
         "clients": a.n,
-        "connected": connected,
-        "dropped_before_end": sum(c.closed for c in clients),
+        "client_processes": a.procs,
+        "connected": sum(r["connected"] for r in results),
+        "dropped_before_end": sum(r["closed"] for r in results),
         "events_min": min(ev),
         "events_max": max(ev),
         "probes_sent": probes,

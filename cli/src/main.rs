@@ -103,7 +103,22 @@ fn stop_on_signal() -> anyhow::Result<Arc<AtomicBool>> {
     Ok(stop)
 }
 
+/// mimalloc keeps freed pages committed for a while and commits whole arenas eagerly; for a
+/// long-running dashboard with a memory budget, return memory at once instead. Indices of
+/// mimalloc 2's `mi_option_e`, which the sys crate does not name: arena_eager_commit = 4,
+/// purge_delay = 15.
+fn tune_allocator() {
+    const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
+    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+    // SAFETY: setting an option is a plain store in mimalloc's option table.
+    unsafe {
+        libmimalloc_sys::mi_option_set(ARENA_EAGER_COMMIT, 0);
+        libmimalloc_sys::mi_option_set(PURGE_DELAY, 0);
+    }
+}
+
 fn main() {
+    tune_allocator();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("MISPDASH_LOG")

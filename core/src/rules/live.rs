@@ -17,7 +17,7 @@ pub fn publish_log(ctx: &mut Ctx, name: &str, content_json: &str) {
     payload.push_str("{\"name\": ");
     pyjson::write_str(&mut payload, name);
     payload.push_str(", \"log\": ");
-    pyjson::write_str(&mut payload, content_json);
+    pyjson::write_json_as_str(&mut payload, content_json);
     payload.push_str(", \"zmqName\": ");
     pyjson::write_str(&mut payload, &ctx.zmq_name);
     payload.push('}');
