@@ -91,6 +91,8 @@ missing_debs() {
 
 # ---- 1. Debian packages: Redis (server + CLI), ZeroMQ headers and a C toolchain to build ----
 DEBS=(redis-server redis-tools libzmq3-dev pkg-config build-essential)
+# wrk drives the HTTP benchmark (bench/http_bench.sh): developers only.
+if [ "$MODE" = test ]; then DEBS+=(wrk); fi
 if ! command -v dpkg-query >/dev/null 2>&1; then
     for b in redis-server redis-cli pkg-config cc; do
         command -v "$b" >/dev/null 2>&1 ||

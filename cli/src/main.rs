@@ -1,6 +1,8 @@
 //! The `mispdash` binary: argument parsing and wiring only; everything else is in
 //! `mispdash_core`.
 
+mod admin;
+
 mod honors;
 
 /// The dispatcher allocates and frees many short-lived JSON trees and strings per message;
@@ -37,6 +39,28 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Find out why nothing shows up: check the configuration, Redis, each MISP ZeroMQ feed
+    /// (reachable, credentials, keep-alives), the notifications MISP sends, the buffer, the
+    /// dispatcher (with the original's diagnostic probe), the GeoIP database and the web port.
+    /// Prints PASS/WARN/FAIL lines with the fix; exits with status 1 when a check fails.
+    Selftest(admin::SelftestArgs),
+    /// Delete the dashboard's statistics and buffer (the original's clean.py), asking first.
+    /// With --brutal, empty the dashboard's Redis databases entirely.
+    Clean(admin::CleanArgs),
+    /// After updating the GeoIP database: place the stored map points of past days again with
+    /// it (GEO_COORD, GEO_COUNTRY, GEO_RAD), keeping their hit counts. The running dashboard
+    /// picks up a new database file by itself (or on SIGHUP).
+    RebuildGeo(admin::RebuildGeoArgs),
+    /// Push a recorded or generated feed (JSON Lines) onto the Redis buffer, as if MISP had
+    /// sent it: for demos, exercises and reproducing bug reports.
+    Replay(admin::ReplayArgs),
+    /// Write the live MISP feed(s) of the configuration to a JSON Lines file that `replay`
+    /// plays back byte for byte. Stops on Ctrl-C, --count or --duration.
+    Record(admin::RecordArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(admin::CompletionsArgs),
+    /// Print the man page (roff), or write one per subcommand with --dir.
+    Man(admin::ManArgs),
     /// Run the dashboard: subscribers for every MISP instance of the configuration and the
     /// dispatcher that turns their messages into statistics.
     Run {
@@ -59,6 +83,25 @@ enum Command {
         /// CONTRIB_* statistics of the messages handled meanwhile are lost).
         #[arg(long, hide = true)]
         no_gamification: bool,
+        /// Do not serve the dashboard over HTTP(S) (ingest only).
+        #[arg(long)]
+        no_server: bool,
+        /// With `[Server] ssl` on and no ssl_cert/ssl_key: generate a throw-away self-signed
+        /// certificate instead of refusing to start.
+        #[arg(long)]
+        self_signed: bool,
+        /// Milliseconds a computed JSON answer is reused for identical requests (0: never).
+        #[arg(long, default_value_t = 1000)]
+        http_cache_ms: u64,
+        /// Seconds between keep-alive comments on the live streams.
+        #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=300))]
+        sse_keepalive_secs: u64,
+        /// Seconds a write to a client may stall before its connection is closed.
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        write_timeout_secs: u64,
+        /// Login attempts allowed per client address and minute (with [Auth] auth_enabled).
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+        login_attempts_per_minute: u32,
     },
     /// Give an organisation honors by hand: requirements (levels), badges and trophy points,
     /// as the original's give_honors_to_org.py. The awards they earn are recorded and shown
@@ -144,6 +187,13 @@ fn real_main() -> anyhow::Result<()> {
     }
     match cli.command {
         Command::GiveHonors(a) => honors::give_honors(cli.config.as_deref(), &a, clock)?,
+        Command::Selftest(a) => admin::selftest(cli.config.as_deref(), &a)?,
+        Command::Clean(a) => admin::clean(cli.config.as_deref(), &a)?,
+        Command::RebuildGeo(a) => admin::rebuild_geo(cli.config.as_deref(), &a)?,
+        Command::Replay(a) => admin::replay(cli.config.as_deref(), &a)?,
+        Command::Record(a) => admin::record(cli.config.as_deref(), &a)?,
+        Command::Completions(a) => admin::completions(&a)?,
+        Command::Man(a) => admin::man(&a)?,
         Command::Run {
             no_subscribers,
             no_dispatcher,
@@ -151,6 +201,12 @@ fn real_main() -> anyhow::Result<()> {
             no_managed_redis,
             data_dir,
             no_gamification,
+            no_server,
+            self_signed,
+            http_cache_ms,
+            sse_keepalive_secs,
+            write_timeout_secs,
+            login_attempts_per_minute,
         } => {
             let (mut cfg, from_file) = load_config(cli.config.as_deref())?;
             if !from_file && !no_demo {
@@ -167,6 +223,14 @@ fn real_main() -> anyhow::Result<()> {
                     gamification: !no_gamification,
                     ..Default::default()
                 },
+                web: (!no_server).then(|| mispdash_core::web::WebOptions {
+                    self_signed,
+                    cache_ttl: std::time::Duration::from_millis(http_cache_ms),
+                    sse_keepalive: std::time::Duration::from_secs(sse_keepalive_secs),
+                    login_attempts_per_minute,
+                    write_timeout: std::time::Duration::from_secs(write_timeout_secs),
+                    ..Default::default()
+                }),
             };
             let stop = stop_on_signal()?;
             app::run(&cfg, &opts, clock, stop)?;

@@ -22,6 +22,8 @@ pub enum AppError {
     Geo(#[from] crate::geoip::GeoError),
     #[error("cannot start a local Redis: {0}")]
     ManagedRedis(#[from] managed_redis::ManagedRedisError),
+    #[error("cannot start the web server: {0}")]
+    Web(#[from] crate::web::StartError),
     #[error("cannot start {what}: {source}")]
     Thread {
         what: String,
@@ -43,6 +45,8 @@ pub struct RunOptions {
     /// Start a managed Redis when none answers at a local configured address.
     pub manage_redis: bool,
     pub dispatch_opts: DispatchOptions,
+    /// Serve the dashboard's HTTP(S) API on `[Server] host`/`port` (`None`: no server).
+    pub web: Option<crate::web::WebOptions>,
 }
 
 impl Default for RunOptions {
@@ -54,6 +58,7 @@ impl Default for RunOptions {
             data_dir: PathBuf::from(".mispdash"),
             manage_redis: true,
             dispatch_opts: DispatchOptions::default(),
+            web: Some(crate::web::WebOptions::default()),
         }
     }
 }
@@ -123,6 +128,13 @@ pub fn run(
         None
     };
 
+    // The server first: a configuration it refuses (TLS files, default session secret, port in
+    // use) stops start-up before anything else runs.
+    let web = match &opts.web {
+        Some(w) => Some(crate::web::start(cfg, w.clone(), clock, stop.clone())?),
+        None => None,
+    };
+
     let mut feeds: Vec<FeedHandle> = Vec::new();
     let mut demo_thread = None;
     if opts.subscribe {
@@ -177,9 +189,22 @@ pub fn run(
     }
 
     let mut dispatcher_thread = None;
+    let mut geo_reload = None;
     if opts.dispatch {
         let (geo, centroids) = load_geo(cfg)?;
         let env = Arc::new(Env::from_config(cfg, geo, centroids, load_ranking(cfg)?));
+        // A replaced GeoIP file, or SIGHUP, is picked up without a restart.
+        geo_reload = Some(
+            crate::ops::geo_reload::spawn(
+                cfg.resolve(&cfg.redis.path_maxmind_db),
+                env.clone(),
+                stop.clone(),
+            )
+            .map_err(|e| AppError::Thread {
+                what: "the GeoIP reloader".into(),
+                source: e,
+            })?,
+        );
         let mut d = Dispatcher::new(cfg, env, clock, opts.dispatch_opts);
         let stop_d = stop.clone();
         dispatcher_thread = Some(
@@ -197,7 +222,13 @@ pub fn run(
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     tracing::info!("stopping");
+    if let Some(w) = web {
+        w.join();
+    }
     if let Some(t) = dispatcher_thread {
+        let _ = t.join();
+    }
+    if let Some(t) = geo_reload {
         let _ = t.join();
     }
     for f in feeds {

@@ -1,0 +1,303 @@
+//! Operations and hardening of the server: security headers, static files with caching, 400
+//! JSON errors for bad input, `/healthz`, `/status`, `/metrics`, the access log, and TLS with
+//! HTTP/2 (real sockets, a real Redis, certificates generated for the test).
+
+mod common;
+mod http_support;
+
+use common::*;
+use http_support::*;
+use serde_json::Value;
+use std::time::Duration;
+
+fn get_json(c: &reqwest::blocking::Client, url: &str) -> (u16, Value) {
+    let r = c.get(url).send().expect("get");
+    let status = r.status().as_u16();
+    let text = r.text().expect("body");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("{url}: not JSON: {text}")),
+    )
+}
+
+#[test]
+fn headers_errors_static_files_and_operations() {
+    let mut redis = Redis::start();
+    // A feed's health hash and the buffer, as the ingest side writes them.
+    let mut c = redis.conn(3).expect("redis");
+    redis::cmd("HSET")
+        .arg("MISPDASH_FEED:misp1")
+        .arg(&[
+            ("connected", "1"),
+            ("messages", "42"),
+            ("last_message", "1795175990.5"),
+            ("last_keepalive", "1795175980.0"),
+            ("endpoint", "tcp://127.0.0.1:50000"),
+        ])
+        .query::<()>(&mut c)
+        .expect("hset");
+    redis::cmd("RPUSH")
+        .arg("bufferList")
+        .arg(&["a", "b", "c"])
+        .query::<()>(&mut c)
+        .expect("rpush");
+    redis::cmd("RPUSH")
+        .arg("bufferList:dead")
+        .arg("x")
+        .query::<()>(&mut c)
+        .expect("rpush");
+    let server = start_server(redis.port, &ServerSetup::default(), "ops");
+    let base = server.base("http");
+    let http = client();
+
+    // Security headers on pages and JSON; JSON is JSON, never HTML.
+    for path in [
+        "/",
+        "/geo",
+        "/contrib?org=%3Cscript%3E",
+        "/_getTopCoord",
+        "/_get_log_head",
+    ] {
+        let r = http.get(format!("{base}{path}")).send().expect("get");
+        assert_eq!(r.status(), 200, "{path}");
+        let h = r.headers();
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        assert_eq!(h["x-frame-options"], "DENY");
+        assert_eq!(h["referrer-policy"], "no-referrer");
+        let csp = h["content-security-policy"].to_str().expect("csp");
+        assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"));
+        assert!(csp.contains("frame-ancestors 'none'"));
+        let ct = h["content-type"].to_str().expect("ct").to_string();
+        let body = r.text().expect("body");
+        if path.starts_with("/_") {
+            assert_eq!(ct, "application/json", "{path}");
+        } else {
+            assert!(ct.starts_with("text/html"));
+            assert!(
+                !body.contains("<script"),
+                "no script on pages, escaped input: {body}"
+            );
+        }
+    }
+    // Static files: embedded, cacheable, revalidated with the ETag.
+    let r = http
+        .get(format!("{base}/static/style.css"))
+        .send()
+        .expect("get");
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["cache-control"]
+        .to_str()
+        .expect("cc")
+        .contains("max-age"));
+    let etag = r.headers()["etag"].clone();
+    let r = http
+        .get(format!("{base}/static/style.css"))
+        .header("If-None-Match", etag)
+        .send()
+        .expect("get");
+    assert_eq!(r.status(), 304);
+    let r = http.get(format!("{base}/favicon.ico")).send().expect("get");
+    assert_eq!(r.headers()["content-type"], "image/vnd.microsoft.icon");
+
+    // Bad input: 400 with a JSON error, never a 500.
+    for path in [
+        "/_getTrendingEvents?topNum=abc",
+        "/_getTrendingTags?topNum=0",
+        "/_getTrendingCategs?dateS=0&dateE=1795176000",
+        "/_getCoordsByRadius?dateStart=1795089600&dateEnd=1795176000&centerLat=95&centerLon=2&radius=10",
+        "/_getCoordsByRadius?dateStart=1795089600&dateEnd=1795176000&centerLat=48&centerLon=2&radius=-5",
+        "/_getCoordsByRadius?dateStart=0&dateEnd=1795176000&centerLat=48&centerLon=2&radius=5",
+        "/_getOrgRank",
+    ] {
+        let (status, v) = get_json(&http, &format!("{base}{path}"));
+        assert_eq!(status, 400, "{path}: {v}");
+        assert!(v["error"].is_string(), "{path}: {v}");
+    }
+    let long = "x".repeat(5000);
+    let (status, _) = get_json(&http, &format!("{base}/_getOrgRank?org={long}"));
+    assert_eq!(status, 400);
+    let (status, _) = get_json(&http, &format!("{base}/no/such/route"));
+    assert_eq!(status, 404);
+    let r = http
+        .post(format!("{base}/_getTopCoord"))
+        .send()
+        .expect("post");
+    assert_eq!(r.status(), 405);
+    let r = http
+        .head(format!("{base}/_getHitMap"))
+        .send()
+        .expect("head");
+    assert_eq!(r.status(), 200);
+    // What the original lets through unbounded still works within the bounds.
+    let (status, v) = get_json(
+        &http,
+        &format!("{base}/_getTrendingEvents?dateS=1763640000&dateE=1795176000"),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(v.as_array().map(Vec::len), Some(366));
+
+    // /status: the feed, the buffer, the GeoIP database, the streams.
+    let (status, s) = get_json(&http, &format!("{base}/status"));
+    assert_eq!(status, 200);
+    let feed = &s["feeds"][0];
+    assert_eq!(feed["name"], "misp1");
+    assert_eq!(feed["connected"], true);
+    assert_eq!(feed["messages"], 42);
+    assert_eq!(feed["last_message"], 1795175990.5);
+    assert_eq!(feed["last_keepalive"], 1795175980.0);
+    assert_eq!(s["buffer"]["length"], 3);
+    assert_eq!(s["buffer"]["dead_letters"], 1);
+    assert_eq!(s["geoip"]["loaded"], false);
+    assert!(s["geoip"]["error"].is_string());
+    assert_eq!(s["redis"]["reachable"], true);
+
+    // /metrics: Prometheus text with the request counters and the ingest gauges.
+    let text = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .expect("get")
+        .text()
+        .expect("text");
+    assert!(
+        text.contains("mispdash_http_requests_total{route=\"/_getTopCoord\",status=\"200\"}"),
+        "{text}"
+    );
+    assert!(text.contains("mispdash_http_request_duration_seconds_bucket"));
+    assert!(text.contains("mispdash_buffer_length 3"));
+    assert!(text.contains("mispdash_dead_letters 1"));
+    assert!(text.contains("mispdash_feed_connected{feed=\"misp1\"} 1"));
+    assert!(text.contains("mispdash_redis_up 1"));
+
+    // One access-log line per request.
+    let log = server.process.log_text();
+    assert!(
+        log.lines().any(|l| l.contains("mispdash::access")
+            && l.contains("GET /_getTopCoord")
+            && l.contains(" 200 ")),
+        "{log}"
+    );
+
+    // /healthz follows Redis.
+    let (status, _) = get_json(&http, &format!("{base}/healthz"));
+    assert_eq!(status, 200);
+    redis.kill();
+    let down = wait_until(Duration::from_secs(15), || {
+        http.get(format!("{base}/healthz"))
+            .send()
+            .map(|r| r.status() == 503)
+            .unwrap_or(false)
+    });
+    assert!(down, "healthz reports Redis down");
+    let (status, v) = get_json(&http, &format!("{base}/_getTrendingDisc"));
+    assert_eq!(status, 503, "{v}");
+}
+
+fn tls_setup(dir: &std::path::Path) -> (ServerSetup, String) {
+    let ck =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .expect("certificate");
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    std::fs::write(&cert, ck.cert.pem()).expect("write cert");
+    std::fs::write(&key, ck.signing_key.serialize_pem()).expect("write key");
+    (
+        ServerSetup {
+            server: format!(
+                "ssl = True\nssl_cert = {}\nssl_key = {}\n",
+                cert.display(),
+                key.display()
+            ),
+            ..Default::default()
+        },
+        ck.cert.pem(),
+    )
+}
+
+#[test]
+fn tls_with_a_configured_certificate_and_http2() {
+    let redis = Redis::start();
+    let dir = tmpdir("tls-cert");
+    let (setup, pem) = tls_setup(&dir);
+    let server = start_server(redis.port, &setup, "tls");
+    let root = reqwest::Certificate::from_pem(pem.as_bytes()).expect("pem");
+    let base = server.base("https");
+    // HTTP/2 negotiated by ALPN.
+    let h2 = reqwest::blocking::Client::builder()
+        .add_root_certificate(root.clone())
+        .tls_built_in_root_certs(false)
+        .build()
+        .expect("client");
+    let r = h2.get(format!("{base}/healthz")).send().expect("https");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert!(r.headers().contains_key("strict-transport-security"));
+    // HTTP/1.1 still served.
+    let h1 = reqwest::blocking::Client::builder()
+        .add_root_certificate(root)
+        .tls_built_in_root_certs(false)
+        .http1_only()
+        .build()
+        .expect("client");
+    let r = h1
+        .get(format!("{base}/_getTopCoord"))
+        .send()
+        .expect("https");
+    assert_eq!(r.version(), reqwest::Version::HTTP_11);
+    assert_eq!(r.text().expect("body"), "[]");
+    // A client that does not trust the certificate is refused.
+    let untrusting = reqwest::blocking::Client::builder()
+        .tls_built_in_root_certs(false)
+        .build()
+        .expect("client");
+    assert!(untrusting.get(format!("{base}/healthz")).send().is_err());
+    // Plain HTTP on the TLS port gets no answer.
+    assert!(client()
+        .get(format!("http://127.0.0.1:{}/healthz", server.port))
+        .send()
+        .is_err());
+}
+
+#[test]
+fn tls_without_certificate_needs_an_explicit_self_signed() {
+    let redis = Redis::start();
+    let setup = ServerSetup {
+        server: "ssl = True\n".into(),
+        ..Default::default()
+    };
+    let dir = tmpdir("tls-refused");
+    let cfg = write_server_config(&dir, redis.port, free_port(), &setup);
+    let mut p = Mispdash::start(
+        &cfg,
+        &[
+            "run",
+            "--no-subscribers",
+            "--no-dispatcher",
+            "--no-managed-redis",
+        ],
+        &dir.join("log"),
+    );
+    let status = wait_child(
+        &mut p.child,
+        Duration::from_secs(20),
+        "mispdash refusing TLS",
+    );
+    assert!(!status.success());
+    assert!(p.log_text().contains("ssl_cert"), "{}", p.log_text());
+
+    let setup = ServerSetup {
+        server: "ssl = True\n".into(),
+        args: vec!["--self-signed".into()],
+        ..Default::default()
+    };
+    let server = start_server(redis.port, &setup, "tls-self");
+    let c = reqwest::blocking::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .expect("client");
+    let r = c
+        .get(format!("{}/healthz", server.base("https")))
+        .send()
+        .expect("https");
+    assert_eq!(r.status(), 200);
+    assert!(server.process.log_text().contains("self-signed"));
+}

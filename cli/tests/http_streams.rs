@@ -1,0 +1,444 @@
+//! The live streams with real clients over real sockets: the original's recorded pub/sub
+//! messages (`seed2.pubsub.jsonl.gz`) are published into a real Redis and must reach every
+//! Server-Sent-Events client as the original would have sent them; plus keep-alives, the Accept
+//! rule, history replay with `Last-Event-ID`, and a client that stops reading.
+
+mod common;
+mod http_support;
+
+use common::*;
+use http_support::*;
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Write};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// One parsed SSE item.
+#[derive(Debug, Clone, PartialEq)]
+enum Item {
+    Event { id: Option<String>, data: String },
+    Comment,
+}
+
+/// A streaming client on its own thread; items arrive on a channel.
+struct SseClient {
+    rx: mpsc::Receiver<Item>,
+    content_type: String,
+}
+
+impl SseClient {
+    fn connect(base: &str, path: &str, last_event_id: Option<&str>) -> SseClient {
+        let client = reqwest::blocking::Client::builder()
+            .timeout(None)
+            .build()
+            .expect("client");
+        let mut req = client
+            .get(format!("{base}{path}"))
+            .header("Accept", "text/event-stream");
+        if let Some(id) = last_event_id {
+            req = req.header("Last-Event-ID", id);
+        }
+        let resp = req.send().expect("connect");
+        assert_eq!(resp.status(), 200);
+        let content_type = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut id = None;
+            let mut data: Option<String> = None;
+            for line in BufReader::new(resp).lines() {
+                let Ok(line) = line else { break };
+                if line.is_empty() {
+                    if let Some(d) = data.take() {
+                        if tx
+                            .send(Item::Event {
+                                id: id.take(),
+                                data: d,
+                            })
+                            .is_err()
+                        {
+                            break;
+                        }
+                    }
+                } else if line.starts_with(':') {
+                    if tx.send(Item::Comment).is_err() {
+                        break;
+                    }
+                } else if let Some(v) = line.strip_prefix("data: ").or(line.strip_prefix("data:")) {
+                    data = Some(match data.take() {
+                        Some(prev) => format!("{prev}\n{v}"),
+                        None => v.to_string(),
+                    });
+                } else if let Some(v) = line.strip_prefix("id: ").or(line.strip_prefix("id:")) {
+                    id = Some(v.to_string());
+                }
+            }
+        });
+        SseClient { rx, content_type }
+    }
+
+    /// The next `n` events (comments skipped), within `limit`.
+    fn events(&self, n: usize, limit: Duration) -> Vec<(Option<String>, String)> {
+        let deadline = Instant::now() + limit;
+        let mut out = Vec::new();
+        while out.len() < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(Item::Event { id, data }) => out.push((id, data)),
+                Ok(Item::Comment) => {}
+                Err(_) => panic!("only {} of {n} events arrived", out.len()),
+            }
+        }
+        out
+    }
+
+    fn comment_within(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(Item::Comment) => return true,
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
+fn oracle_pubsub() -> Vec<(String, String)> {
+    read_pubsub(&shared().join("corpus/seed2.pubsub.jsonl.gz"))
+        .into_iter()
+        .map(|m| {
+            (
+                m["channel"].as_str().expect("channel").to_string(),
+                m["data"].as_str().expect("data").to_string(),
+            )
+        })
+        .collect()
+}
+
+fn publish(redis: &Redis, msgs: &[&(String, String)]) {
+    let mut c = redis.conn(0).expect("redis");
+    let mut pipe = redis::pipe();
+    for (ch, data) in msgs {
+        pipe.cmd("PUBLISH").arg(ch).arg(data);
+    }
+    pipe.query::<()>(&mut c).expect("publish");
+}
+
+/// Waits until the server holds its one subscription (channel `1` and three patterns).
+fn wait_subscribed(redis: &Redis) {
+    let ok = wait_until(Duration::from_secs(10), || {
+        let Ok(mut c) = redis.conn(0) else {
+            return false;
+        };
+        let numsub: Vec<Value> = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg("1")
+            .query::<Vec<redis::Value>>(&mut c)
+            .map(|v| {
+                v.iter()
+                    .map(|x| match x {
+                        redis::Value::Int(i) => Value::from(*i),
+                        _ => Value::Null,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let numpat: i64 = redis::cmd("PUBSUB")
+            .arg("NUMPAT")
+            .query(&mut c)
+            .unwrap_or(0);
+        numsub.get(1).and_then(Value::as_i64) == Some(1) && numpat == 3
+    });
+    assert!(ok, "the server did not subscribe (exactly once) to Redis");
+}
+
+/// `json.dumps(json.loads(x)) == x` for every payload: the original's exact spelling.
+fn assert_python_spelling(payloads: &[String]) {
+    let dir = tmpdir("sse-spelling");
+    let p = dir.join("payloads.json");
+    std::fs::write(&p, serde_json::to_string(payloads).expect("json")).expect("write");
+    let out = std::process::Command::new(python())
+        .arg("-c")
+        .arg("import json,sys\nbad=[x for x in json.load(open(sys.argv[1])) if json.dumps(json.loads(x))!=x]\nprint(len(bad), bad[:2])\nsys.exit(1 if bad else 0)")
+        .arg(&p)
+        .output()
+        .expect("python");
+    assert!(
+        out.status.success(),
+        "payloads not spelled as json.dumps: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn streams_deliver_the_original_payloads_to_every_client() {
+    let redis = Redis::start();
+    load_dump(
+        &redis,
+        &read_json(&shared().join("corpus/seed2.redis.json")),
+    );
+    let server = start_server(redis.port, &ServerSetup::default(), "sse");
+    let base = server.base("http");
+    let logs: Vec<SseClient> = (0..5)
+        .map(|_| SseClient::connect(&base, "/_logs", None))
+        .collect();
+    let maps = SseClient::connect(&base, "/_maps", None);
+    let contrib = SseClient::connect(&base, "/_eventStreamLastContributor", None);
+    let awards = SseClient::connect(&base, "/_eventStreamAwards", None);
+    assert!(logs[0].content_type.starts_with("text/event-stream"));
+    wait_subscribed(&redis);
+
+    let all = oracle_pubsub();
+    let on = |ch: &str| all.iter().filter(|(c, _)| c == ch).collect::<Vec<_>>();
+    let live = on("1");
+    let map = on("PicToDisplay");
+    let contributions: Vec<_> = on("lastContributor").into_iter().take(50).collect();
+    let award_msgs: Vec<_> = on("lastAwards").into_iter().take(50).collect();
+    publish(&redis, &live);
+    publish(&redis, &map);
+    publish(&redis, &contributions);
+    publish(&redis, &award_msgs);
+
+    // Live log: every client gets every message, in order, with strictly growing ids.
+    let got: Vec<Vec<(Option<String>, String)>> = logs
+        .iter()
+        .map(|c| c.events(live.len(), Duration::from_secs(60)))
+        .collect();
+    for g in &got[1..] {
+        assert_eq!(g, &got[0], "all clients see the same stream");
+    }
+    let ids: Vec<u64> = got[0]
+        .iter()
+        .map(|(id, _)| {
+            id.as_deref()
+                .and_then(|i| i.parse().ok())
+                .expect("numeric id")
+        })
+        .collect();
+    assert!(ids.windows(2).all(|w| w[1] == w[0] + 1));
+    let payloads: Vec<String> = got[0].iter().map(|(_, d)| d.clone()).collect();
+    assert_python_spelling(&payloads);
+    // Rows equal the original's own formatting of the same entries: its /_logs answer holds
+    // the newest cached entries, which are the last attribute messages published.
+    let expected = read_json(&shared().join("corpus/seed2.http.json"));
+    let oracle_rows = expected["responses"]
+        .as_array()
+        .expect("responses")
+        .iter()
+        .find(|r| r["id"] == "logs")
+        .expect("logs")["json"]
+        .as_array()
+        .expect("rows")
+        .clone();
+    let attr: Vec<Value> = payloads
+        .iter()
+        .map(|p| serde_json::from_str::<Value>(p).expect("json"))
+        .filter(|v| v["name"] != "Keepalive")
+        .collect();
+    for (mine, theirs) in attr.iter().rev().zip(oracle_rows.iter().take(101)) {
+        assert_eq!(mine, theirs, "row as the original formats it");
+    }
+    for (p, (_, published)) in payloads.iter().zip(&live) {
+        let mine: Value = serde_json::from_str(p).expect("json");
+        let src: Value = serde_json::from_str(published).expect("json");
+        assert_eq!(mine["name"], src["name"]);
+        assert_eq!(mine["zmqName"], src["zmqName"]);
+        let keys: Vec<&String> = mine.as_object().expect("object").keys().collect();
+        assert_eq!(keys, ["log", "name", "zmqName"]);
+        if src["name"] == "Keepalive" {
+            let log: Value = serde_json::from_str(src["log"].as_str().expect("log")).expect("json");
+            assert_eq!(mine["log"], log);
+        }
+    }
+
+    // Map: forwarded verbatim.
+    let got = maps.events(map.len(), Duration::from_secs(30));
+    for ((_, d), (_, published)) in got.iter().zip(&map) {
+        assert_eq!(d, published);
+    }
+
+    // Contributors and awards: enriched once per message as the original's lookup would.
+    let last = expected["responses"]
+        .as_array()
+        .expect("responses")
+        .iter()
+        .find(|r| r["id"] == "_getTopContributor")
+        .expect("top")["json"]
+        .as_array()
+        .expect("rows")
+        .clone();
+    for (client, msgs, award) in [
+        (&contrib, &contributions, false),
+        (&awards, &award_msgs, true),
+    ] {
+        let got = client.events(msgs.len(), Duration::from_secs(30));
+        let payloads: Vec<String> = got.iter().map(|(_, d)| d.clone()).collect();
+        assert_python_spelling(&payloads);
+        for ((_, d), (_, published)) in got.iter().zip(msgs.iter()) {
+            let mine: Value = serde_json::from_str(d).expect("json");
+            let log: Value = serde_json::from_str(
+                serde_json::from_str::<Value>(published).expect("json")["log"]
+                    .as_str()
+                    .expect("log"),
+            )
+            .expect("json");
+            let mut keys = vec![
+                "rank",
+                "orgRank",
+                "honorBadge",
+                "logo_path",
+                "org",
+                "pnts",
+                "epoch",
+            ];
+            if award {
+                keys.push("award");
+                assert_eq!(mine["award"], log["award"]);
+            }
+            let have: Vec<&str> = mine
+                .as_object()
+                .expect("object")
+                .keys()
+                .map(String::as_str)
+                .collect();
+            assert_eq!(have, keys);
+            assert_eq!(mine["org"], log["org"]);
+            assert_eq!(mine["epoch"], log["epoch"]);
+            let row = last
+                .iter()
+                .find(|r| r["org"] == log["org"])
+                .expect("the org is in the monthly ranking");
+            for k in ["rank", "orgRank", "honorBadge", "logo_path", "pnts"] {
+                assert_eq!(mine[k], row[k], "{k} of {}", log["org"]);
+            }
+        }
+    }
+}
+
+#[test]
+fn accept_rule_keepalive_and_history_replay() {
+    let redis = Redis::start();
+    let setup = ServerSetup {
+        args: vec!["--sse-keepalive-secs".into(), "1".into()],
+        ..Default::default()
+    };
+    let server = start_server(redis.port, &setup, "sse-replay");
+    let base = server.base("http");
+    let http = client();
+    // JSON for anything that accepts JSON (wildcards too), a stream otherwise.
+    for accept in [
+        "application/json",
+        "*/*",
+        "application/json, text/javascript, */*; q=0.01",
+    ] {
+        let r = http
+            .get(format!("{base}/_logs"))
+            .header("Accept", accept)
+            .send()
+            .expect("get");
+        assert_eq!(
+            r.headers()["content-type"],
+            "application/json",
+            "Accept: {accept}"
+        );
+    }
+    let first = SseClient::connect(&base, "/_logs", None);
+    assert!(
+        first.comment_within(Duration::from_secs(5)),
+        "a keep-alive comment arrives on a quiet stream"
+    );
+    wait_subscribed(&redis);
+    let msgs: Vec<(String, String)> = (0..30)
+        .map(|i| {
+            (
+                "1".to_string(),
+                format!(r#"{{"name": "Keepalive", "log": "[{i}]", "zmqName": "feed-x"}}"#),
+            )
+        })
+        .collect();
+    let refs: Vec<&(String, String)> = msgs.iter().collect();
+    publish(&redis, &refs[..10]);
+    let got = first.events(10, Duration::from_secs(10));
+    let tenth = got[9].0.clone().expect("id");
+    drop(first);
+    // Published while no client is connected, then replayed on reconnection.
+    publish(&redis, &refs[10..20]);
+    std::thread::sleep(Duration::from_millis(300));
+    let again = SseClient::connect(&base, "/_logs", Some(&tenth));
+    let replayed = again.events(10, Duration::from_secs(10));
+    let logs: Vec<String> = replayed
+        .iter()
+        .map(|(_, d)| serde_json::from_str::<Value>(d).expect("json")["log"][0].to_string())
+        .collect();
+    assert_eq!(logs, (10..20).map(|i| i.to_string()).collect::<Vec<_>>());
+    publish(&redis, &refs[20..]);
+    let live = again.events(10, Duration::from_secs(10));
+    assert_eq!(
+        serde_json::from_str::<Value>(&live[0].1).expect("json")["log"][0],
+        20
+    );
+    // A client without Last-Event-ID gets only what comes next.
+    let fresh = SseClient::connect(&base, "/_logs", None);
+    std::thread::sleep(Duration::from_millis(300));
+    publish(&redis, &refs[29..]);
+    let next = fresh.events(1, Duration::from_secs(10));
+    assert_eq!(
+        serde_json::from_str::<Value>(&next[0].1).expect("json")["log"][0],
+        29
+    );
+}
+
+#[test]
+fn a_client_that_stops_reading_is_dropped_without_slowing_others() {
+    let redis = Redis::start();
+    let setup = ServerSetup {
+        args: vec!["--write-timeout-secs".into(), "2".into()],
+        ..Default::default()
+    };
+    let server = start_server(redis.port, &setup, "sse-slow");
+    let base = server.base("http");
+    // A client that sends its request and never reads.
+    let mut stalled = std::net::TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+    stalled
+        .write_all(b"GET /_maps HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+        .expect("request");
+    let fast = SseClient::connect(&base, "/_maps", None);
+    wait_subscribed(&redis);
+    // 30 MB of map events, far more than socket buffers hold, at a pace a reading client
+    // follows.
+    let big = format!(r#"{{"categ": "x", "value": "{}"}}"#, "v".repeat(20_000));
+    let msgs: Vec<(String, String)> = (0..1500)
+        .map(|_| ("PicToDisplay".to_string(), big.clone()))
+        .collect();
+    let started = Instant::now();
+    for chunk in msgs.chunks(50) {
+        let refs: Vec<&(String, String)> = chunk.iter().collect();
+        publish(&redis, &refs);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let got = fast.events(1500, Duration::from_secs(60));
+    assert!(got.iter().all(|(_, d)| *d == big));
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let http = client();
+    let dropped = wait_until(Duration::from_secs(20), || {
+        http.get(format!("{base}/status"))
+            .send()
+            .and_then(|r| r.text())
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .map(|s| s["streams"]["slow_clients_dropped"].as_u64() >= Some(1))
+            .unwrap_or(false)
+    });
+    assert!(
+        dropped,
+        "the stalled client was not disconnected:\n{}",
+        server.process.log_text()
+    );
+    drop(stalled);
+}

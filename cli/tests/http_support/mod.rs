@@ -1,0 +1,136 @@
+//! Helpers of the HTTP tests: load a recorded keyspace into a real Redis, start `mispdash run`
+//! as a server only (no subscriber, no dispatcher) on a free loopback port, and wait for it.
+#![allow(dead_code)]
+
+use crate::common::{free_port, tmpdir, wait_until, Mispdash, Redis};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Writes every key of a `redis_dump.py` file into `redis` (zset scores, list order, hashes,
+/// sets and expiries as recorded), so the server can be asked about the oracle's own data.
+pub fn load_dump(redis: &Redis, dump: &Value) {
+    let dbs = dump["dbs"].as_object().expect("dump has dbs");
+    for (db, keys) in dbs {
+        let mut c = redis.conn(db.parse().expect("db number")).expect("redis");
+        let mut pipe = redis::pipe();
+        for (k, v) in keys.as_object().expect("keys") {
+            let val = &v["value"];
+            match v["type"].as_str().expect("type") {
+                "string" => {
+                    pipe.cmd("SET").arg(k).arg(val.as_str().expect("string"));
+                }
+                "list" => {
+                    let items: Vec<&str> = val
+                        .as_array()
+                        .expect("list")
+                        .iter()
+                        .map(|x| x.as_str().expect("item"))
+                        .collect();
+                    pipe.cmd("RPUSH").arg(k).arg(items);
+                }
+                "set" => {
+                    let items: Vec<&str> = val
+                        .as_array()
+                        .expect("set")
+                        .iter()
+                        .map(|x| x.as_str().expect("member"))
+                        .collect();
+                    pipe.cmd("SADD").arg(k).arg(items);
+                }
+                "zset" => {
+                    let mut cmd = redis::cmd("ZADD");
+                    cmd.arg(k);
+                    for pair in val.as_array().expect("zset") {
+                        cmd.arg(pair[1].to_string())
+                            .arg(pair[0].as_str().expect("member"));
+                    }
+                    pipe.add_command(cmd);
+                }
+                "hash" => {
+                    let mut cmd = redis::cmd("HSET");
+                    cmd.arg(k);
+                    for (f, x) in val.as_object().expect("hash") {
+                        cmd.arg(f).arg(x.as_str().expect("field"));
+                    }
+                    pipe.add_command(cmd);
+                }
+                other => panic!("unexpected type {other}"),
+            }
+            if let Some(days) = v["ttl_days"].as_i64().filter(|d| *d > 0) {
+                pipe.cmd("EXPIRE").arg(k).arg(days * 86400);
+            }
+        }
+        pipe.query::<()>(&mut c).expect("load the dump");
+    }
+}
+
+/// What a test server needs in its configuration beyond Redis and the port.
+#[derive(Default, Clone)]
+pub struct ServerSetup {
+    /// Extra lines of `[Server]` (e.g. ssl).
+    pub server: String,
+    /// The `[Auth]` section's lines.
+    pub auth: String,
+    /// Extra arguments of `mispdash run`.
+    pub args: Vec<String>,
+}
+
+/// A `mispdash run` serving HTTP only.
+pub struct Server {
+    pub port: u16,
+    pub dir: PathBuf,
+    pub process: Mispdash,
+}
+
+impl Server {
+    pub fn base(&self, scheme: &str) -> String {
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+}
+
+pub fn write_server_config(dir: &Path, redis_port: u16, port: u16, setup: &ServerSetup) -> PathBuf {
+    let text = format!(
+        "[Server]\nhost = 127.0.0.1\nport = {port}\n{}\n[Auth]\n{}\n[RedisGlobal]\nhost = 127.0.0.1\nport = {redis_port}\nmisp_web_url = http://0.0.0.0\nmisp_instances = []\n\n[RedisMap]\npathMaxMindDB = {}/no-such.mmdb\n",
+        setup.server,
+        setup.auth,
+        dir.display()
+    );
+    let p = dir.join("config.cfg");
+    std::fs::write(&p, text).expect("write config");
+    p
+}
+
+/// Starts a server-only mispdash against `redis_port` and waits until its port accepts
+/// connections (or the process exits, which then panics with its log).
+pub fn start_server(redis_port: u16, setup: &ServerSetup, tag: &str) -> Server {
+    let dir = tmpdir(tag);
+    let port = free_port();
+    let cfg = write_server_config(&dir, redis_port, port, setup);
+    let mut args = vec![
+        "run",
+        "--no-subscribers",
+        "--no-dispatcher",
+        "--no-managed-redis",
+    ];
+    args.extend(setup.args.iter().map(String::as_str));
+    let mut process = Mispdash::start(&cfg, &args, &dir.join("server.log"));
+    let up = wait_until(Duration::from_secs(20), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() || !process.is_running()
+    });
+    assert!(
+        up && process.is_running(),
+        "the server did not start:\n{}",
+        process.log_text()
+    );
+    Server { port, dir, process }
+}
+
+/// A blocking client that keeps no cookies and follows no redirects.
+pub fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
+}

@@ -1,0 +1,411 @@
+//! The MISP side: can each configured ZeroMQ publisher be reached, does it accept our
+//! credentials, does it say anything; and what the running subscribers report about it.
+//!
+//! A plain TCP connection comes first because it tells apart what ZeroMQ hides behind silent
+//! retries: a refused port (MISP's ZeroMQ plugin off, or bound to 127.0.0.1 on a remote host), a
+//! host that does not answer (firewall), a name that does not resolve. Then a real SUB socket
+//! with the configured PLAIN credentials, whose monitor reports the handshake's outcome.
+
+use super::{now_epoch, Check};
+use crate::config::{Config, MispInstance};
+use crate::feed::FeedSpec;
+use crate::keys;
+use crate::redis_util::RedisTarget;
+use std::collections::HashMap;
+use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How long the TCP connection and then the ZeroMQ handshake may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// `ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH`.
+const MECHANISM_MISMATCH: u32 = 0x1100_0002;
+/// A subscriber whose health hash is older than this has stopped.
+const SUBSCRIBER_STALE: f64 = 15.0;
+/// Longer than two keep-alive intervals without one, while connected.
+const KEEPALIVE_STALE: f64 = 30.0;
+
+pub(super) type Probes = Vec<(String, JoinHandle<Check>)>;
+
+/// Starts one probe thread per configured MISP instance.
+pub(super) fn start_probes(cfg: &Config, silence: Duration) -> Probes {
+    cfg.redis
+        .misp_instances
+        .iter()
+        .map(|inst| {
+            let spec = FeedSpec::from(inst);
+            let id = format!("feed:{}", inst.name);
+            let name = id.clone();
+            let handle = std::thread::Builder::new()
+                .name("selftest-feed".into())
+                .spawn(move || probe(&name, &spec, silence));
+            match handle {
+                Ok(h) => (id, h),
+                Err(e) => {
+                    let failed = Check::fail(id.clone(), format!("cannot start a thread: {e}"), "");
+                    // A thread that only returns the failure, so the caller has one shape.
+                    let h = std::thread::spawn(move || failed);
+                    (id, h)
+                }
+            }
+        })
+        .collect()
+}
+
+pub(super) fn finish_probes(probes: Probes, cfg: &Config) -> Vec<Check> {
+    if cfg.redis.misp_instances.is_empty() {
+        return vec![Check::warn(
+            "feeds",
+            "no MISP instance configured ([RedisGlobal] misp_instances is empty): `mispdash run` \
+             shows its simulated demo feed",
+            "add your MISP to misp_instances: {\"name\", \"url\", \"zmq\": \"tcp://misp:50000\"}",
+        )];
+    }
+    probes
+        .into_iter()
+        .map(|(id, h)| {
+            h.join().unwrap_or_else(|_| {
+                Check::fail(id, "the probe crashed", "report this as a bug in mispdash")
+            })
+        })
+        .collect()
+}
+
+const PLUGIN_FIX: &str = "enable MISP's ZeroMQ publisher (Administration → Server Settings → \
+     Plugin: ZeroMQ_enable = true, then Diagnostics → ZeroMQ → Start); when MISP runs on another \
+     host, Plugin.ZeroMQ_host must not be 127.0.0.1/localhost (it then refuses other machines): \
+     set it to 0.0.0.0 or the host's address; check the \"zmq\" URL in misp_instances";
+
+/// `tcp://host:port` (optionally `tcp://source;host:port`) → host and port.
+fn tcp_host_port(endpoint: &str) -> Option<(String, u16)> {
+    let rest = endpoint.strip_prefix("tcp://")?;
+    let rest = rest.rsplit(';').next()?;
+    let (host, port) = rest.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    Some((host.to_string(), port.parse().ok()?))
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost" || host == "::1" || host.starts_with("127.")
+}
+
+fn probe(id: &str, spec: &FeedSpec, silence: Duration) -> Check {
+    let ep = &spec.endpoint;
+    if let Some((host, port)) = tcp_host_port(ep) {
+        let addrs: Vec<_> = match (host.as_str(), port).to_socket_addrs() {
+            Ok(a) => a.collect(),
+            Err(e) => {
+                return Check::fail(
+                    id,
+                    format!("cannot resolve the host of {ep}: {e}"),
+                    "correct the host name in the instance's \"zmq\" URL, or the DNS",
+                )
+            }
+        };
+        let mut last_err = None;
+        let mut connected = false;
+        for a in &addrs {
+            match TcpStream::connect_timeout(a, CONNECT_TIMEOUT) {
+                Ok(_) => {
+                    connected = true;
+                    break;
+                }
+                Err(e) => last_err = Some(e),
+            }
+        }
+        if !connected {
+            return match last_err {
+                Some(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    let seen = if is_loopback(&host) {
+                        format!("{ep} refuses connections: nothing listens on port {port} of this machine")
+                    } else {
+                        format!("{ep} refuses connections: MISP's ZeroMQ publisher is off, or listens only on the MISP host's 127.0.0.1")
+                    };
+                    Check::fail(id, seen, PLUGIN_FIX)
+                }
+                Some(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+                    ) =>
+                {
+                    Check::fail(
+                        id,
+                        format!("{ep} does not answer within {} s (packets dropped)", CONNECT_TIMEOUT.as_secs()),
+                        format!("open TCP port {port} between this machine and MISP (firewall, security group), or correct the host"),
+                    )
+                }
+                Some(e) => Check::fail(id, format!("cannot connect to {ep}: {e}"), PLUGIN_FIX),
+                None => Check::fail(id, format!("{ep}: the host has no address"), PLUGIN_FIX),
+            };
+        }
+    }
+    match zmq_probe(spec, silence) {
+        Ok(check) => Check {
+            id: id.into(),
+            ..check
+        },
+        Err(e) => Check::fail(
+            id,
+            format!("cannot open a ZeroMQ socket for {ep}: {e}"),
+            "check the \"zmq\" URL (tcp://host:port) and the credentials' length",
+        ),
+    }
+}
+
+/// A monitor message: frame 1 holds the event (u16) and its value (u32) in native byte order.
+fn parse_event(frames: &[Vec<u8>]) -> Option<(u16, u32)> {
+    let first = frames.first()?;
+    let event = u16::from_ne_bytes(first.get(0..2)?.try_into().ok()?);
+    let value = u32::from_ne_bytes(first.get(2..6)?.try_into().ok()?);
+    Some((event, value))
+}
+
+fn zmq_probe(spec: &FeedSpec, silence: Duration) -> zmq::Result<Check> {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    use zmq::SocketEvent as E;
+    let ep = &spec.endpoint;
+    let with_creds = spec.username.is_some();
+    let ctx = zmq::Context::new();
+    let sub = ctx.socket(zmq::SUB)?;
+    sub.set_linger(0)?;
+    if let Some(user) = &spec.username {
+        sub.set_plain_username(Some(user))?;
+        sub.set_plain_password(spec.password.as_deref())?;
+    }
+    let mon_ep = format!(
+        "inproc://mispdash-selftest-{}",
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    );
+    sub.monitor(&mon_ep, E::ALL as i32)?;
+    let mon = ctx.socket(zmq::PAIR)?;
+    mon.set_linger(0)?;
+    mon.connect(&mon_ep)?;
+    sub.connect(ep)?;
+    sub.set_subscribe(b"")?;
+
+    let start = Instant::now();
+    let mut handshake: Option<Instant> = None;
+    loop {
+        let deadline = match handshake {
+            Some(t) => t + silence,
+            None => start + HANDSHAKE_TIMEOUT,
+        };
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        let wait = (deadline - now).as_millis().clamp(1, i64::MAX as u128) as i64;
+        let mut items = [sub.as_poll_item(zmq::POLLIN), mon.as_poll_item(zmq::POLLIN)];
+        zmq::poll(&mut items, wait)?;
+        if items[1].is_readable() {
+            let frames = mon.recv_multipart(0)?;
+            let Some((event, value)) = parse_event(&frames) else {
+                continue;
+            };
+            let is = |e: E| event == e.to_raw();
+            if is(E::HANDSHAKE_SUCCEEDED) {
+                handshake.get_or_insert_with(Instant::now);
+            } else if is(E::HANDSHAKE_FAILED_AUTH) {
+                return Ok(if with_creds {
+                    Check::fail(
+                        "",
+                        format!("{ep} refused the PLAIN credentials of user {:?} (ZAP status {value})", spec.username.as_deref().unwrap_or("")),
+                        "set zmq_username/zmq_password of this instance to MISP's Plugin.ZeroMQ_username / Plugin.ZeroMQ_password",
+                    )
+                } else {
+                    Check::fail(
+                        "",
+                        format!("{ep} refused the connection: it requires authentication (ZAP status {value})"),
+                        "add \"zmq_username\" and \"zmq_password\" (MISP's Plugin.ZeroMQ_username/password) to this instance in misp_instances",
+                    )
+                });
+            } else if is(E::HANDSHAKE_FAILED_PROTOCOL) && value == MECHANISM_MISMATCH {
+                return Ok(if with_creds {
+                    Check::fail(
+                        "",
+                        format!("{ep} does not use PLAIN authentication, but credentials are configured"),
+                        "remove zmq_username/zmq_password from this instance, or set Plugin.ZeroMQ_username/password in MISP",
+                    )
+                } else {
+                    Check::fail(
+                        "",
+                        format!("{ep} requires PLAIN authentication and no credentials are configured"),
+                        "add \"zmq_username\" and \"zmq_password\" (MISP's Plugin.ZeroMQ_username/password) to this instance in misp_instances",
+                    )
+                });
+            } else if is(E::HANDSHAKE_FAILED_PROTOCOL) {
+                return Ok(Check::fail(
+                    "",
+                    format!("ZeroMQ handshake with {ep} failed (protocol error {value:#x})"),
+                    "is the port MISP's ZeroMQ publisher? MISP's default is 50000",
+                ));
+            } else if is(E::HANDSHAKE_FAILED_NO_DETAIL) && handshake.is_none() {
+                let err = std::io::Error::from_raw_os_error(value as i32);
+                let hint = if with_creds {
+                    "check that the publisher uses PLAIN authentication and the port is MISP's ZeroMQ port"
+                } else {
+                    "the publisher may require authentication: add zmq_username/zmq_password (MISP's Plugin.ZeroMQ_username/password)"
+                };
+                return Ok(Check::fail(
+                    "",
+                    format!("{ep} closed the connection during the ZeroMQ handshake ({err})"),
+                    hint,
+                ));
+            }
+        }
+        if items[0].is_readable() {
+            let frame = sub.recv_bytes(0)?;
+            let after = handshake.unwrap_or(start).elapsed().as_secs_f64();
+            let topic = frame.split(|b| *b == b' ').next().unwrap_or(&[]);
+            let topic = String::from_utf8_lossy(topic).into_owned();
+            return Ok(if topic.starts_with("misp_json") {
+                Check::pass(
+                    "",
+                    format!(
+                        "{ep}: connected{}, first message ({topic}) after {after:.1} s",
+                        if with_creds {
+                            " with PLAIN authentication"
+                        } else {
+                            ""
+                        }
+                    ),
+                )
+            } else {
+                Check::warn(
+                    "",
+                    format!("{ep} publishes, but not MISP messages (first topic {topic:?})"),
+                    "check that the URL is MISP's ZeroMQ publisher",
+                )
+            });
+        }
+    }
+    Ok(match handshake {
+        Some(_) => Check::fail(
+            "",
+            format!(
+                "{ep}: connected, but nothing received for {} s; MISP sends a keep-alive (misp_json_self) every 10 s",
+                silence.as_secs_f64()
+            ),
+            "MISP's publisher is stalled: restart it (Diagnostics → ZeroMQ → Restart, or kill \
+             mispzmq.py so MISP starts it again) and read MISP's app/tmp/logs/mispzmq.log",
+        ),
+        None => Check::fail(
+            "",
+            format!(
+                "{ep} accepts TCP connections but completed no ZeroMQ handshake within {} s",
+                HANDSHAKE_TIMEOUT.as_secs()
+            ),
+            "the port belongs to another program, not MISP's ZeroMQ publisher (default port 50000)",
+        ),
+    })
+}
+
+/// What the running subscribers wrote in their health hashes.
+pub(super) fn check_subscribers(cfg: &Config, target: &RedisTarget) -> Vec<Check> {
+    let mut conn = match target.connect(cfg.redis.list_db) {
+        Ok(c) => c,
+        Err(e) => {
+            return vec![Check::fail(
+                "subscribers",
+                format!("cannot read the subscribers' status: {e}"),
+                "check the Redis line above",
+            )]
+        }
+    };
+    cfg.redis
+        .misp_instances
+        .iter()
+        .map(|inst| subscriber(&mut conn, inst))
+        .collect()
+}
+
+fn subscriber(conn: &mut redis::Connection, inst: &MispInstance) -> Check {
+    let id = format!("subscriber:{}", inst.name);
+    let key = keys::feed_status(&inst.name);
+    let h: HashMap<String, String> = match redis::cmd("HGETALL").arg(&key).query(conn) {
+        Ok(h) => h,
+        Err(e) => return Check::fail(id, format!("cannot read {key:?}: {e}"), ""),
+    };
+    if h.is_empty() {
+        return Check::warn(
+            id,
+            "no mispdash subscriber has ever reported for this feed",
+            "start the dashboard (`mispdash run`) or `mispdash subscribe`; if the original's \
+             zmq_subscriber.py feeds the buffer instead, this is expected",
+        );
+    }
+    let num = |f: &str| -> f64 {
+        h.get(f)
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let now = now_epoch();
+    let ago = |f: &str| -> Option<f64> {
+        let t = num(f);
+        (t > 0.0).then(|| (now - t).max(0.0))
+    };
+    let fmt_ago = |a: Option<f64>| match a {
+        Some(s) => format!("{s:.0} s ago"),
+        None => "never".to_string(),
+    };
+    let endpoint = h.get("endpoint").cloned().unwrap_or_default();
+    let updated = ago("updated");
+    if updated.is_none_or(|a| a > SUBSCRIBER_STALE) {
+        return Check::fail(
+            id,
+            format!(
+                "the subscriber for {endpoint} stopped reporting (last report {})",
+                fmt_ago(updated)
+            ),
+            "start the dashboard again (`mispdash run`) and read its log",
+        );
+    }
+    if h.get("connected").map(String::as_str) != Some("1") {
+        let auth = num("auth_failures");
+        let hs = num("handshake_failures");
+        return Check::fail(
+            id,
+            format!(
+                "the running subscriber is not connected to {endpoint} ({auth} refused logins, {hs} failed handshakes)"
+            ),
+            "see the feed line above for the cause",
+        );
+    }
+    let seen = format!(
+        "connected to {endpoint}; {} message(s), last {}, last keep-alive {}",
+        num("messages"),
+        fmt_ago(ago("last_message")),
+        fmt_ago(ago("last_keepalive"))
+    );
+    match ago("last_keepalive") {
+        Some(a) if a <= KEEPALIVE_STALE => Check::pass(id, seen),
+        _ => Check::warn(
+            id,
+            seen,
+            "MISP sends a keep-alive every 10 s: a publisher that stopped sending them is \
+             stalled; restart MISP's ZeroMQ publisher",
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_give_host_and_port() {
+        assert_eq!(
+            tcp_host_port("tcp://misp.example:50000"),
+            Some(("misp.example".into(), 50000))
+        );
+        assert_eq!(tcp_host_port("tcp://[::1]:5"), Some(("::1".into(), 5)));
+        assert_eq!(
+            tcp_host_port("tcp://eth0;10.1.2.3:7"),
+            Some(("10.1.2.3".into(), 7))
+        );
+        assert_eq!(tcp_host_port("ipc:///tmp/x"), None);
+    }
+}

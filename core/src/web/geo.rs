@@ -1,0 +1,171 @@
+//! Geolocation routes (spec `http.md` §4): top coordinates, country hit map, radius query.
+
+use super::error::WebError;
+use super::params::{self, Params};
+use super::state::AppState;
+use crate::keys;
+use serde_json::{json, Value};
+
+/// The clustering threshold in degrees, from `[GEO] clusteringDistance`.
+///
+/// The original derives it from the number of characters of `str(float(distance))`, not from
+/// the distance itself (`10` gives `"10.0"`, 4 characters, hence 10^-3 degrees). Points are
+/// merged exactly as in existing installations only if that formula is kept.
+pub fn cluster_threshold(distance: f64) -> f64 {
+    let len = crate::pyjson::float_repr(distance).len() as i32;
+    10f64.powi(len - 7)
+}
+
+/// `/_getTopCoord?date=`: the 6 most frequent coordinates of a day.
+pub async fn top_coord(st: &AppState, p: &Params) -> Result<Value, WebError> {
+    let day = params::day_key(&params::date_or_now(p, "date", &st.clock));
+    let mut c = st.data.conn().await?;
+    let v: Vec<(String, f64)> = redis::cmd("ZREVRANGE")
+        .arg(keys::geo_coord(&day))
+        .arg(0)
+        .arg(5)
+        .arg("WITHSCORES")
+        .query_async(&mut c)
+        .await?;
+    Ok(pairs(v))
+}
+
+/// `/_getHitMap?date=`: every country of a day, most hits first.
+pub async fn hit_map(st: &AppState, p: &Params) -> Result<Value, WebError> {
+    let day = params::day_key(&params::date_or_now(p, "date", &st.clock));
+    let mut c = st.data.conn().await?;
+    let v: Vec<(String, f64)> = redis::cmd("ZREVRANGE")
+        .arg(keys::geo_country(&day))
+        .arg(0)
+        .arg(-1)
+        .arg("WITHSCORES")
+        .query_async(&mut c)
+        .await?;
+    Ok(pairs(v))
+}
+
+pub fn pairs(v: Vec<(String, f64)>) -> Value {
+    Value::Array(v.into_iter().map(|(m, s)| json!([m, s])).collect())
+}
+
+/// A latitude or longitude as the client sent it, checked the way Redis would check it (Redis
+/// refuses latitudes beyond ±85.05112878 and the original then answers 500).
+fn coordinate(p: &Params, name: &str, limit: f64) -> Result<Option<String>, WebError> {
+    let Some(raw) = p.get(name) else {
+        return Ok(None);
+    };
+    let Some(v) = params::parse_float(raw) else {
+        return Ok(None);
+    };
+    if !v.is_finite() || v.abs() > limit {
+        return Err(WebError::bad(format!(
+            "{name} must be a number between -{limit} and {limit}"
+        )));
+    }
+    Ok(Some(raw.trim().to_string()))
+}
+
+/// Largest accepted radius: half the Earth's circumference covers every point already.
+pub const MAX_RADIUS_KM: f64 = 20_040.0;
+
+/// `/_getCoordsByRadius?dateStart&dateEnd&centerLat&centerLon&radius`: points within a radius,
+/// clustered. A missing or unreadable parameter gives `[]` as in the original; a coordinate or
+/// radius Redis would refuse, or a range beyond the bound, gives a 400.
+pub async fn coords_by_radius(st: &AppState, p: &Params) -> Result<Value, WebError> {
+    let start = p
+        .get("dateStart")
+        .and_then(params::parse_float)
+        .and_then(params::local_naive);
+    let end = p
+        .get("dateEnd")
+        .and_then(params::parse_float)
+        .and_then(params::local_naive);
+    let lat = coordinate(p, "centerLat", 85.051_128_78)?;
+    let lon = coordinate(p, "centerLon", 180.0)?;
+    let radius = p.get("radius").and_then(params::parse_float);
+    let (Some(start), Some(end), Some(lat), Some(lon), Some(radius)) =
+        (start, end, lat, lon, radius)
+    else {
+        return Ok(Value::Array(vec![]));
+    };
+    if !radius.is_finite() || !(0.0..=MAX_RADIUS_KM).contains(&radius) {
+        return Err(WebError::bad(format!(
+            "radius must be a number of km from 0 to {MAX_RADIUS_KM}"
+        )));
+    }
+    let radius = radius.ceil() as i64;
+    let days = params::days_between(&start, &end);
+    if days > params::MAX_RANGE_DAYS {
+        return Err(WebError::bad(format!(
+            "dateStart..dateEnd spans {days} days; at most {} are allowed",
+            params::MAX_RANGE_DAYS
+        )));
+    }
+    if days < 0 {
+        return Ok(Value::Array(vec![]));
+    }
+    let mut pipe = redis::pipe();
+    for i in 0..=days {
+        let day = params::day_key(&(start + chrono::Duration::days(i)));
+        pipe.cmd("GEORADIUS")
+            .arg(keys::geo_rad(&day))
+            .arg(&lon)
+            .arg(&lat)
+            .arg(radius)
+            .arg("km")
+            .arg("WITHCOORD");
+    }
+    let mut c = st.data.conn().await?;
+    let per_day: Vec<Vec<(String, (f64, f64))>> = pipe.query_async(&mut c).await?;
+    Ok(cluster(
+        per_day.into_iter().flatten(),
+        st.cfg.clustering_threshold,
+    ))
+}
+
+/// Merges points whose longitude and latitude are both within `threshold` of a cluster's first
+/// point. Each cluster is emitted once (the original repeats earlier days' clusters on every
+/// later day of a multi-day range: compat.md).
+pub fn cluster(points: impl Iterator<Item = (String, (f64, f64))>, threshold: f64) -> Value {
+    let mut clusters: Vec<(Vec<String>, (f64, f64))> = Vec::new();
+    for (member, (lon, lat)) in points {
+        match clusters.iter_mut().find(|(_, (clon, clat))| {
+            (lon - clon).abs() <= threshold && (lat - clat).abs() <= threshold
+        }) {
+            Some((members, _)) => members.push(member),
+            None => clusters.push((vec![member], (lon, lat))),
+        }
+    }
+    Value::Array(
+        clusters
+            .into_iter()
+            .map(|(m, (lon, lat))| json!([m, [lon, lat]]))
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threshold_follows_the_digit_count() {
+        assert!((cluster_threshold(10.0) - 0.001).abs() < 1e-15);
+        assert!((cluster_threshold(100.0) - 0.01).abs() < 1e-15);
+        assert!((cluster_threshold(2.5) - 0.0001).abs() < 1e-15);
+    }
+
+    #[test]
+    fn close_points_share_the_first_point_coordinates() {
+        let pts = vec![
+            ("a".to_string(), (6.1319, 49.6117)),
+            ("b".to_string(), (6.1320, 49.6110)),
+            ("c".to_string(), (7.0, 49.6117)),
+        ];
+        let v = cluster(pts.into_iter(), 0.001);
+        assert_eq!(
+            v,
+            json!([[["a", "b"], [6.1319, 49.6117]], [["c"], [7.0, 49.6117]]])
+        );
+    }
+}

@@ -1,0 +1,241 @@
+//! The HTTP(S) server: the original dashboard's JSON API and live streams (spec `http.md`),
+//! login through MISP, operations endpoints, on axum/hyper with rustls.
+//!
+//! Layout: [`routes`] maps paths to the readers ([`geo`], [`contrib`], [`users`],
+//! [`trendings`], [`live`]) and the streams ([`stream`]); [`auth`] guards them when
+//! `[Auth] auth_enabled` is on; [`ops`] serves `/healthz`, `/status` and `/metrics`; [`tls`]
+//! builds the rustls configuration. [`start`] binds the port and serves on its own Tokio
+//! runtime in a thread, so the rest of `mispdash run` stays synchronous.
+
+pub mod auth;
+pub mod contrib;
+pub mod error;
+pub mod geo;
+pub mod live;
+pub mod metrics;
+pub mod ops;
+pub mod pages;
+pub mod params;
+mod routes;
+pub mod state;
+pub mod stream;
+pub mod tls;
+pub mod trendings;
+pub mod users;
+
+use crate::clock::Clock;
+use crate::config::{Config, Ranking};
+use crate::redis_util::RedisTarget;
+use state::{AppState, Db, GeoInfo, WebConfig};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Why the server cannot start.
+#[derive(Debug, Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error(transparent)]
+    Auth(#[from] auth::AuthSetupError),
+    #[error(transparent)]
+    Ranking(#[from] crate::config::ConfigError),
+    #[error("cannot start the HTTP runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// Server options beyond `config.cfg`.
+#[derive(Debug, Clone)]
+pub struct WebOptions {
+    /// Generate a self-signed certificate when `[Server] ssl` is on without `ssl_cert`/`ssl_key`.
+    pub self_signed: bool,
+    /// How long a computed JSON answer is reused for identical requests (0: never). The
+    /// dashboard polls the same questions from every open page; the data moves at the pace of
+    /// MISP, so a second of reuse costs nothing and spares Redis.
+    pub cache_ttl: Duration,
+    /// Interval of the SSE keep-alive comments.
+    pub sse_keepalive: Duration,
+    /// Login attempts allowed per client address and minute.
+    pub login_attempts_per_minute: u32,
+    /// Worker threads of the server's runtime (0: one per core).
+    pub workers: usize,
+    /// Overrides `[Server] host`/`port` (tests and benchmarks).
+    pub listen: Option<SocketAddr>,
+    /// A connection whose writes stall this long is closed (a client that stopped reading).
+    pub write_timeout: Duration,
+}
+
+impl Default for WebOptions {
+    fn default() -> Self {
+        WebOptions {
+            self_signed: false,
+            cache_ttl: Duration::from_secs(1),
+            sse_keepalive: Duration::from_secs(15),
+            login_attempts_per_minute: 10,
+            workers: 0,
+            listen: None,
+            write_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A running server.
+pub struct WebHandle {
+    pub local_addr: SocketAddr,
+    pub tls: bool,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl WebHandle {
+    /// Waits for the server thread (it ends when the stop flag is set).
+    pub fn join(mut self) {
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// GeoIP facts for `/status`. The file is opened once and dropped: the server never locates
+/// anything, and keeping a city database in memory would triple its footprint.
+fn geo_info(cfg: &Config) -> GeoInfo {
+    let path = cfg.redis.path_maxmind_db.display().to_string();
+    match crate::geoip::GeoDb::open(&cfg.redis.path_maxmind_db) {
+        Ok(db) => GeoInfo {
+            path,
+            loaded: true,
+            database_type: Some(db.database_type().to_string()),
+            build_epoch: Some(db.build_epoch()),
+            error: None,
+        },
+        Err(e) => GeoInfo {
+            path,
+            loaded: false,
+            database_type: None,
+            build_epoch: None,
+            error: Some(e.to_string()),
+        },
+    }
+}
+
+/// Lets the process hold many open streams: raises the soft open-files limit to the hard one.
+fn raise_fd_limit() {
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        let mut l = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) == 0 && l.rlim_cur < l.rlim_max {
+            l.rlim_cur = l.rlim_max;
+            let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &l);
+        }
+    }
+}
+
+/// Checks the configuration, binds the port and serves in a thread until `stop` is set.
+/// Everything that can be wrong with the configuration (TLS files, default secret, port in
+/// use) is reported here, before `mispdash run` goes on.
+pub fn start(
+    cfg: &Config,
+    opts: WebOptions,
+    clock: Clock,
+    stop: Arc<AtomicBool>,
+) -> Result<WebHandle, StartError> {
+    let tls_config = tls::server_config(&cfg.server, opts.self_signed)?;
+    let auth = auth::Auth::from_config(&cfg.auth, opts.login_attempts_per_minute)?;
+    let ranking = match &cfg.ranking_path {
+        Some(p) => Ranking::load(p)?,
+        None => Ranking::default(),
+    };
+    raise_fd_limit();
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    rt.enable_all().thread_name("http");
+    if opts.workers > 0 {
+        rt.worker_threads(opts.workers);
+    }
+    let rt = rt.build().map_err(StartError::Runtime)?;
+    let addr_text = match opts.listen {
+        Some(a) => a.to_string(),
+        None if cfg.server.host.contains(':') => {
+            format!("[{}]:{}", cfg.server.host, cfg.server.port)
+        }
+        None => format!("{}:{}", cfg.server.host, cfg.server.port),
+    };
+    let listener = rt
+        .block_on(TcpListener::bind(addr_text.as_str()))
+        .map_err(|source| StartError::Bind {
+            addr: addr_text.clone(),
+            source,
+        })?;
+    let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: addr_text.clone(),
+        source,
+    })?;
+    let target = RedisTarget::from_config(&cfg.redis);
+    let db_err = |e: error::WebError| StartError::Setup(e.to_string());
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let cache = moka::future::Cache::builder()
+        .max_capacity(64 << 20)
+        .weigher(|k: &String, v: &bytes::Bytes| (k.len() + v.len()).min(u32::MAX as usize) as u32)
+        .time_to_live(opts.cache_ttl.max(Duration::from_millis(1)))
+        .build();
+    let tls_on = tls_config.is_some();
+    let state = Arc::new(AppState {
+        clock,
+        data: Db::new(&target, cfg.redis.data_db).map_err(db_err)?,
+        list: Db::new(&target, cfg.redis.list_db).map_err(db_err)?,
+        cfg: WebConfig::from_config(cfg),
+        ranking,
+        hub: stream::Hub::new(opts.sse_keepalive, shutdown_rx.clone()),
+        cache,
+        metrics: metrics::Metrics::new(),
+        auth,
+        tls: tls_on,
+        geoip: geo_info(cfg),
+        rates: ops::FeedRates::default(),
+        version: env!("CARGO_PKG_VERSION"),
+        cache_enabled: !opts.cache_ttl.is_zero(),
+    });
+    let scheme = if tls_on { "https" } else { "http" };
+    tracing::info!("dashboard at {scheme}://{local_addr}/");
+    if state.auth.is_none() {
+        tracing::warn!(
+            "authentication is off ([Auth] auth_enabled): every route is open to anyone who can reach {local_addr}"
+        );
+    }
+    let app = routes::router(state.clone());
+    let write_timeout = opts.write_timeout;
+    let thread = std::thread::Builder::new()
+        .name("http-server".into())
+        .spawn(move || {
+            rt.block_on(async move {
+                tokio::spawn(stream::run_subscriber(state.clone(), shutdown_rx.clone()));
+                tokio::spawn(async move {
+                    while !stop.load(Ordering::Relaxed) {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    let _ = shutdown_tx.send(true);
+                });
+                routes::serve(state, listener, tls_config, app, write_timeout, shutdown_rx).await;
+            });
+            rt.shutdown_timeout(Duration::from_secs(1));
+        })
+        .map_err(|e| StartError::Setup(format!("cannot start the server thread: {e}")))?;
+    Ok(WebHandle {
+        local_addr,
+        tls: tls_on,
+        thread: Some(thread),
+    })
+}

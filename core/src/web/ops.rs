@@ -1,0 +1,303 @@
+//! Operations endpoints: `/healthz` (for load balancers and container probes), `/status` (what
+//! an operator wants to know when the dashboard looks wrong: is each MISP feed connected, is the
+//! buffer draining, are messages being dead-lettered, how old is the GeoIP data) and `/metrics`.
+
+use super::error::WebError;
+use super::metrics::{FeedLabels, StreamLabels};
+use super::state::AppState;
+use crate::keys;
+use serde_json::{json, Map, Value};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Samples of each feed's message counter, to tell messages per minute.
+#[derive(Default)]
+pub struct FeedRates(Mutex<HashMap<String, VecDeque<(Instant, u64)>>>);
+
+/// How far back a rate looks.
+const RATE_WINDOW: Duration = Duration::from_secs(60);
+
+impl FeedRates {
+    /// Records a sample and returns messages per minute over the last minute (or as much of it
+    /// as has been observed, at least 5 s), `None` before that.
+    pub fn sample(&self, feed: &str, messages: u64) -> Option<f64> {
+        let now = Instant::now();
+        let mut g = self.0.lock().ok()?;
+        let q = g.entry(feed.to_string()).or_default();
+        q.push_back((now, messages));
+        while q.len() > 2
+            && q.get(1)
+                .is_some_and(|(t, _)| now.duration_since(*t) >= RATE_WINDOW)
+        {
+            q.pop_front();
+        }
+        let (t0, m0) = *q.front()?;
+        let span = now.duration_since(t0).as_secs_f64();
+        (span >= 5.0).then(|| messages.saturating_sub(m0) as f64 * 60.0 / span)
+    }
+}
+
+/// `GET /healthz`: 200 when the process serves and Redis answers, 503 otherwise.
+pub async fn healthz(st: &AppState) -> (axum::http::StatusCode, Value) {
+    match ping(st).await {
+        Ok(()) => (
+            axum::http::StatusCode::OK,
+            json!({"status": "ok", "redis": "ok"}),
+        ),
+        Err(e) => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            json!({"status": "unavailable", "redis": e.to_string()}),
+        ),
+    }
+}
+
+async fn ping(st: &AppState) -> Result<(), WebError> {
+    let mut c = st.data.conn().await?;
+    let _: String = tokio::time::timeout(
+        Duration::from_secs(2),
+        redis::cmd("PING").query_async::<String>(&mut c),
+    )
+    .await
+    .map_err(|_| WebError::Unavailable("PING timed out".into()))??;
+    Ok(())
+}
+
+fn num(v: Option<&String>) -> Option<f64> {
+    v.and_then(|s| s.trim().parse::<f64>().ok())
+}
+
+/// Every feed's health hash, by name.
+async fn feeds(st: &AppState) -> Result<Vec<(String, HashMap<String, String>)>, WebError> {
+    let mut c = st.list.conn().await?;
+    let mut names: Vec<String> = Vec::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(keys::FEED_STATUS_PATTERN)
+            .arg("COUNT")
+            .arg(500)
+            .query_async(&mut c)
+            .await?;
+        names.extend(batch);
+        cursor = next;
+        if cursor == 0 || names.len() > 10_000 {
+            break;
+        }
+    }
+    names.sort();
+    names.dedup();
+    if names.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut pipe = redis::pipe();
+    for k in &names {
+        pipe.cmd("HGETALL").arg(k);
+    }
+    let hashes: Vec<HashMap<String, String>> = pipe.query_async(&mut c).await?;
+    Ok(names
+        .iter()
+        .zip(hashes)
+        .filter_map(|(k, h)| keys::feed_name_of_status_key(k).map(|n| (n.to_string(), h)))
+        .collect())
+}
+
+/// A feed's status as shown by `/status`.
+fn feed_json(st: &AppState, name: &str, h: &HashMap<String, String>) -> Value {
+    let epoch = |k: &str| num(h.get(k)).filter(|f| *f > 0.0).map(|f| json!(f));
+    let messages = num(h.get("messages")).map(|f| f as u64).unwrap_or(0);
+    let updated = num(h.get("updated"));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    let mut m = Map::new();
+    m.insert("name".into(), json!(name));
+    m.insert(
+        "connected".into(),
+        json!(h.get("connected").map(String::as_str) == Some("1")),
+    );
+    m.insert(
+        "last_message".into(),
+        epoch("last_message").unwrap_or(Value::Null),
+    );
+    m.insert(
+        "last_keepalive".into(),
+        epoch("last_keepalive").unwrap_or(Value::Null),
+    );
+    m.insert("messages".into(), json!(messages));
+    m.insert(
+        "messages_per_minute".into(),
+        st.rates
+            .sample(name, messages)
+            .map(|r| json!((r * 10.0).round() / 10.0))
+            .unwrap_or(Value::Null),
+    );
+    m.insert("endpoint".into(), json!(h.get("endpoint")));
+    m.insert("updated".into(), json!(updated));
+    // The subscriber rewrites its hash every few seconds; an old one means it is not running.
+    m.insert(
+        "subscriber_running".into(),
+        json!(updated.is_some_and(|u| now - u < 60.0)),
+    );
+    for k in [
+        "non_utf8",
+        "dropped",
+        "dead_lettered",
+        "queued",
+        "auth_failures",
+    ] {
+        if let Some(v) = num(h.get(k)) {
+            m.insert(k.into(), json!(v as u64));
+        }
+    }
+    Value::Object(m)
+}
+
+/// `GET /status`.
+pub async fn status(st: &AppState) -> Value {
+    let redis = ping(st).await;
+    let mut out = Map::new();
+    out.insert("version".into(), json!(st.version));
+    out.insert(
+        "redis".into(),
+        match &redis {
+            Ok(()) => json!({"reachable": true}),
+            Err(e) => json!({"reachable": false, "error": e.to_string()}),
+        },
+    );
+    if redis.is_ok() {
+        match feeds(st).await {
+            Ok(f) => {
+                out.insert(
+                    "feeds".into(),
+                    Value::Array(f.iter().map(|(n, h)| feed_json(st, n, h)).collect()),
+                );
+            }
+            Err(e) => {
+                out.insert("feeds_error".into(), json!(e.to_string()));
+            }
+        }
+        match buffer(st).await {
+            Ok(b) => {
+                out.insert("buffer".into(), b);
+            }
+            Err(e) => {
+                out.insert("buffer_error".into(), json!(e.to_string()));
+            }
+        }
+    }
+    let g = &st.geoip;
+    out.insert(
+        "geoip".into(),
+        json!({
+            "path": g.path,
+            "loaded": g.loaded,
+            "database_type": g.database_type,
+            "build_epoch": g.build_epoch,
+            "build_date": g.build_epoch
+                .and_then(|e| chrono::DateTime::from_timestamp(e as i64, 0))
+                .map(|d| d.format("%Y-%m-%d").to_string()),
+            "error": g.error,
+        }),
+    );
+    let hub = &st.hub;
+    out.insert(
+        "streams".into(),
+        json!({
+            "subscribed": hub.subscribed.load(Ordering::Relaxed),
+            "clients": hub.clients.load(Ordering::Relaxed),
+            "slow_clients_dropped": hub.dropped_slow.load(Ordering::Relaxed),
+            "published": {
+                "live": hub.live.published.load(Ordering::Relaxed),
+                "map": hub.map.published.load(Ordering::Relaxed),
+                "contributor": hub.contributor.published.load(Ordering::Relaxed),
+                "awards": hub.awards.published.load(Ordering::Relaxed),
+            },
+        }),
+    );
+    out.insert(
+        "server".into(),
+        json!({"tls": st.tls, "auth": st.auth.is_some()}),
+    );
+    Value::Object(out)
+}
+
+async fn buffer(st: &AppState) -> Result<Value, WebError> {
+    let name = &st.cfg.list_name;
+    let mut c = st.list.conn().await?;
+    let (len, processing, dead, dispatch): (i64, i64, i64, HashMap<String, String>) = redis::pipe()
+        .cmd("LLEN")
+        .arg(name)
+        .cmd("LLEN")
+        .arg(keys::processing_list(name))
+        .cmd("LLEN")
+        .arg(keys::dead_letter_list(name))
+        .cmd("HGETALL")
+        .arg(keys::DISPATCH_STATUS)
+        .query_async(&mut c)
+        .await?;
+    let dispatch: Map<String, Value> = dispatch
+        .into_iter()
+        .map(|(k, v)| {
+            let val = v
+                .parse::<i64>()
+                .map(|i| json!(i))
+                .or_else(|_| v.parse::<f64>().map(|f| json!(f)))
+                .unwrap_or(json!(v));
+            (k, val)
+        })
+        .collect();
+    Ok(json!({
+        "length": len,
+        "processing": processing,
+        "dead_letters": dead,
+        "dispatcher": super::contrib::sorted(dispatch),
+    }))
+}
+
+/// `GET /metrics`: refreshes the gauges read from Redis, then encodes everything.
+pub async fn metrics(st: &AppState) -> String {
+    let m = &st.metrics;
+    let hub = &st.hub;
+    m.sse_clients
+        .set(hub.clients.load(Ordering::Relaxed) as i64);
+    m.sse_dropped.set(hub.dropped_slow.load(Ordering::Relaxed));
+    for (name, t) in [
+        ("live", &hub.live),
+        ("map", &hub.map),
+        ("contributor", &hub.contributor),
+        ("awards", &hub.awards),
+    ] {
+        m.stream_events
+            .get_or_create(&StreamLabels {
+                stream: name.into(),
+            })
+            .set(t.published.load(Ordering::Relaxed));
+    }
+    let up = ping(st).await.is_ok();
+    m.redis_up.set(up as i64);
+    if up {
+        if let Ok(Value::Object(b)) = buffer(st).await {
+            m.buffer_length
+                .set(b.get("length").and_then(Value::as_i64).unwrap_or(0));
+            m.dead_letters
+                .set(b.get("dead_letters").and_then(Value::as_i64).unwrap_or(0));
+        }
+        if let Ok(f) = feeds(st).await {
+            for (name, h) in f {
+                let l = FeedLabels { feed: name };
+                m.feed_connected
+                    .get_or_create(&l)
+                    .set((h.get("connected").map(String::as_str) == Some("1")) as i64);
+                m.feed_messages
+                    .get_or_create(&l)
+                    .set(num(h.get("messages")).unwrap_or(0.0) as u64);
+            }
+        }
+    }
+    m.encode()
+}

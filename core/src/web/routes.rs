@@ -1,0 +1,734 @@
+//! Paths, handlers and middleware, and the connection loop (plain or TLS, HTTP/1.1 and HTTP/2).
+
+use super::error::WebError;
+use super::live::Filters;
+use super::params::Params;
+use super::state::Shared;
+use super::stream::{self, Kind};
+use super::{contrib, geo, ops, pages, trendings, users};
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path, RawQuery, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::Router;
+use bytes::Bytes;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use serde_json::Value;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower::ServiceExt;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+/// A JSON answer.
+fn json_bytes(body: Bytes) -> Response {
+    let mut r = (StatusCode::OK, body).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r
+}
+
+fn to_bytes(v: &Value) -> Result<Bytes, WebError> {
+    serde_json::to_vec(v)
+        .map(Bytes::from)
+        .map_err(|e| WebError::Internal(format!("json: {e}")))
+}
+
+/// Longest time a request waits for Redis before answering 503 (Redis down or restarting).
+const REDIS_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Answers from the short-lived response cache, computing (once for concurrent identical
+/// requests) on a miss.
+async fn cached(
+    st: &Shared,
+    key: String,
+    compute: impl Future<Output = Result<Value, WebError>>,
+) -> Result<Response, WebError> {
+    let compute = async {
+        tokio::time::timeout(REDIS_DEADLINE, compute)
+            .await
+            .map_err(|_| WebError::Unavailable("Redis did not answer in time".into()))?
+    };
+    if !st.cache_enabled || key.is_empty() {
+        return Ok(json_bytes(to_bytes(&compute.await?)?));
+    }
+    let body = st
+        .cache
+        .try_get_with(key, async { to_bytes(&compute.await?) })
+        .await
+        .map_err(|e: Arc<WebError>| (*e).clone())?;
+    Ok(json_bytes(body))
+}
+
+fn cache_key(route: &str, q: &Option<String>) -> String {
+    format!("{route}?{}", q.as_deref().unwrap_or(""))
+}
+
+/// Declares a cached JSON route: `name => |state, params| future`.
+macro_rules! json_route {
+    ($name:ident, |$st:ident, $p:ident| $body:expr) => {
+        async fn $name(
+            State($st): State<Shared>,
+            RawQuery(q): RawQuery,
+        ) -> Result<Response, WebError> {
+            let $p = Params::parse(q.as_deref())?;
+            let key = cache_key(stringify!($name), &q);
+            let st2 = $st.clone();
+            let fut = {
+                let $st = &st2;
+                let $p = &$p;
+                $body
+            };
+            cached(&$st, key, fut).await
+        }
+    };
+}
+
+json_route!(top_coord, |st, p| geo::top_coord(st, p));
+json_route!(hit_map, |st, p| geo::hit_map(st, p));
+json_route!(coords_by_radius, |st, p| geo::coords_by_radius(st, p));
+json_route!(last_contributors, |st, _p| contrib::last_contributors(st));
+json_route!(top_contributor, |st, p| contrib::top_contributors(
+    st, p, 100, false
+));
+json_route!(fame, |st, p| contrib::top_contributors(st, p, 10, true));
+json_route!(top5_overtime, |st, _p| contrib::top5_overtime(st));
+json_route!(org_overtime, |st, p| contrib::org_overtime(st, p));
+json_route!(categ_per_contrib, |st, p| contrib::categ_per_contrib(st, p));
+json_route!(latest_awards, |st, _p| contrib::latest_awards(st));
+json_route!(all_org, |st, _p| contrib::all_orgs(st));
+json_route!(org_rank, |st, p| contrib::org_rank(st, p));
+json_route!(contribution_status, |st, p| contrib::contribution_status(
+    st, p
+));
+json_route!(honor_badges, |st, p| contrib::honor_badges(st, p));
+json_route!(trophies, |st, p| contrib::trophies(st, p));
+json_route!(trophy_all, |st, _p| contrib::trophy_ranking(st, None));
+json_route!(user_logins, |st, p| users::user_logins(st, p));
+json_route!(all_logged_org, |st, _p| users::all_logged_orgs(st));
+json_route!(top_org_login, |st, p| users::top_org_login(st, p));
+json_route!(login_vs_contrib, |st, p| users::login_vs_contribution(
+    st, p
+));
+json_route!(logins_contrib_overtime, |st, p| {
+    users::logins_and_contrib_overtime(st, p)
+});
+json_route!(trending_events, |st, p| trendings::events(st, p));
+json_route!(trending_categs, |st, p| trendings::categs(st, p));
+json_route!(trending_tags, |st, p| trendings::tags(st, p));
+json_route!(trending_sightings, |st, p| trendings::sightings(st, p));
+json_route!(trending_disc, |st, p| trendings::disc(st, p));
+json_route!(typeahead, |st, p| trendings::typeahead(st, p));
+json_route!(generic_overtime, |st, p| trendings::overtime(st, p));
+
+async fn trophy_categ(
+    State(st): State<Shared>,
+    Path(categ): Path<String>,
+) -> Result<Response, WebError> {
+    if categ.len() > super::params::MAX_PARAM_LEN {
+        return Err(WebError::bad("category name too long"));
+    }
+    let key = format!("trophy_categ/{categ}");
+    let st2 = st.clone();
+    cached(&st, key, async move {
+        contrib::trophy_ranking(&st2, Some(&categ)).await
+    })
+    .await
+}
+
+/// The original's rule: JSON when any `Accept` entry matches `application/json` (wildcards
+/// included), Server-Sent Events otherwise (an `EventSource`, or no `Accept` at all).
+pub fn wants_json(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|entry| {
+            let mut parts = entry.split(';');
+            let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+            let refused = parts.any(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f64>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            !refused && matches!(media.as_str(), "application/json" | "application/*" | "*/*")
+        })
+}
+
+fn cookie_headers(headers: &HeaderMap) -> Vec<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect()
+}
+
+fn last_event_id(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+}
+
+fn sse_headers(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    r
+}
+
+async fn logs(State(st): State<Shared>, headers: HeaderMap) -> Result<Response, WebError> {
+    let filters = Filters::from_cookie_headers(cookie_headers(&headers).into_iter());
+    if wants_json(&headers) {
+        if filters.is_empty() {
+            let st2 = st.clone();
+            let f = Filters::default();
+            return cached(&st, "logs".into(), async move {
+                super::live::logs_json(&st2, &f).await
+            })
+            .await;
+        }
+        let st2 = st.clone();
+        return cached(&st, String::new(), async move {
+            super::live::logs_json(&st2, &filters).await
+        })
+        .await;
+    }
+    Ok(sse_headers(stream::sse_response(
+        &st,
+        Kind::Live,
+        last_event_id(&headers),
+        filters,
+    )))
+}
+
+async fn maps(State(st): State<Shared>, headers: HeaderMap) -> Result<Response, WebError> {
+    if wants_json(&headers) {
+        let st2 = st.clone();
+        return cached(&st, "maps".into(), async move {
+            super::live::maps_json(&st2).await
+        })
+        .await;
+    }
+    Ok(sse_headers(stream::sse_response(
+        &st,
+        Kind::Map,
+        last_event_id(&headers),
+        Filters::default(),
+    )))
+}
+
+async fn stream_contributors(State(st): State<Shared>, headers: HeaderMap) -> Response {
+    sse_headers(stream::sse_response(
+        &st,
+        Kind::Contributor,
+        last_event_id(&headers),
+        Filters::default(),
+    ))
+}
+
+async fn stream_awards(State(st): State<Shared>, headers: HeaderMap) -> Response {
+    sse_headers(stream::sse_response(
+        &st,
+        Kind::Awards,
+        last_event_id(&headers),
+        Filters::default(),
+    ))
+}
+
+/// `/_get_log_head`: served as JSON (the original says `text/html`; compat.md).
+async fn log_head(State(st): State<Shared>) -> Response {
+    json_bytes(Bytes::from(st.cfg.header_json.clone()))
+}
+
+async fn healthz(State(st): State<Shared>) -> Response {
+    let (code, v) = ops::healthz(&st).await;
+    let mut r = json_bytes(Bytes::from(v.to_string()));
+    *r.status_mut() = code;
+    r
+}
+
+async fn status(State(st): State<Shared>) -> Response {
+    json_bytes(Bytes::from(ops::status(&st).await.to_string()))
+}
+
+async fn metrics(State(st): State<Shared>) -> Response {
+    let mut r = (StatusCode::OK, ops::metrics(&st).await).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    r
+}
+
+fn page(
+    which: &'static str,
+) -> impl Fn(State<Shared>, RawQuery) -> std::future::Ready<Response> + Clone {
+    move |State(st): State<Shared>, RawQuery(q): RawQuery| {
+        let p = Params::parse(q.as_deref()).unwrap_or_default();
+        std::future::ready(pages::dashboard_page(
+            which,
+            p.get("org"),
+            st.auth.is_some(),
+        ))
+    }
+}
+
+async fn favicon(headers: HeaderMap) -> Response {
+    pages::asset("favicon.ico", &headers).unwrap_or_else(|| WebError::NotFound.into_response())
+}
+
+async fn static_file(Path(path): Path<String>, headers: HeaderMap) -> Response {
+    pages::asset(&path, &headers).unwrap_or_else(|| WebError::NotFound.into_response())
+}
+
+async fn error_page(RawQuery(q): RawQuery) -> Response {
+    let p = Params::parse(q.as_deref()).unwrap_or_default();
+    pages::error_page(p.get("error_message"))
+}
+
+fn with_cookies(mut r: Response, cookies: &[String]) -> Response {
+    for c in cookies {
+        if let Ok(v) = HeaderValue::from_str(c) {
+            r.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    r
+}
+
+/// `GET /login`: without auth, straight to the dashboard (the original logs every visitor in);
+/// with auth, the form and a fresh CSRF token.
+async fn login_form(
+    State(st): State<Shared>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    let Some(auth) = &st.auth else {
+        return Ok(Redirect::to("/").into_response());
+    };
+    if auth.session(&cookie_headers(&headers)).is_some() {
+        return Ok(Redirect::to("/").into_response());
+    }
+    let p = Params::parse(q.as_deref()).unwrap_or_default();
+    let error = p
+        .get("auth_error")
+        .filter(|v| !v.is_empty())
+        .and(p.get("auth_error_message").or(Some("Login failed")));
+    let token = super::auth::random_token()?;
+    let mut r = pages::login_page(&token, error);
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(with_cookies(r, &[auth.csrf_cookie(&token, st.tls)]))
+}
+
+fn login_failed(msg: &str) -> Response {
+    let q = format!(
+        "/login?auth_error=True&auth_error_message={}",
+        super::params::percent_encode(msg)
+    );
+    Redirect::to(&q).into_response()
+}
+
+/// `POST /login`: CSRF check, rate limit, then MISP decides.
+async fn login_submit(
+    State(st): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, WebError> {
+    let Some(auth) = &st.auth else {
+        return Ok(Redirect::to("/").into_response());
+    };
+    if body.len() > 8192 {
+        return Err(WebError::bad("login form too large"));
+    }
+    let form = Params::parse(Some(&String::from_utf8_lossy(&body)))?;
+    let cookies = cookie_headers(&headers);
+    if !auth.csrf_ok(&cookies, form.get("csrf_token").unwrap_or("")) {
+        return Err(WebError::bad(
+            "the login form expired or was not sent by this site; reload the login page",
+        ));
+    }
+    if !auth.attempt_allowed(peer.ip()) {
+        tracing::warn!("login attempts from {} over the limit", peer.ip());
+        return Err(WebError::TooManyRequests);
+    }
+    let user = form.get("username").unwrap_or("");
+    match auth.check(user, form.get("password").unwrap_or("")).await {
+        Ok(name) => {
+            tracing::info!("login of {name:?} from {}", peer.ip());
+            Ok(with_cookies(
+                Redirect::to("/").into_response(),
+                &[auth.session_cookie(&name, st.tls)],
+            ))
+        }
+        Err(e) => {
+            tracing::warn!("login of {user:?} from {} refused: {e} ({e:?})", peer.ip());
+            Ok(login_failed(&e.to_string()))
+        }
+    }
+}
+
+async fn logout(State(st): State<Shared>) -> Response {
+    let r = Redirect::to("/login").into_response();
+    match &st.auth {
+        Some(auth) => with_cookies(r, &[auth.clear_session_cookie(st.tls)]),
+        None => r,
+    }
+}
+
+async fn not_found() -> WebError {
+    WebError::NotFound
+}
+
+/// Refuses requests without a valid session when auth is on: browsers navigating to a page are
+/// sent to the login form, API and stream clients get a 401 (the original redirects them too,
+/// and their scripts then parse a login page).
+async fn require_session(State(st): State<Shared>, req: Request, next: Next) -> Response {
+    let Some(auth) = &st.auth else {
+        return next.run(req).await;
+    };
+    if req.method() == Method::OPTIONS || auth.session(&cookie_headers(req.headers())).is_some() {
+        return next.run(req).await;
+    }
+    let html = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    if html {
+        Redirect::to("/login").into_response()
+    } else {
+        WebError::Unauthorized.into_response()
+    }
+}
+
+/// The metrics label of a path: the route it matched, never the raw path (bounded).
+fn route_label(path: &str) -> &'static str {
+    const ROUTES: &[&str] = &[
+        "/",
+        "/geo",
+        "/contrib",
+        "/users",
+        "/trendings",
+        "/login",
+        "/logout",
+        "/error_page",
+        "/favicon.ico",
+        "/_logs",
+        "/_maps",
+        "/_get_log_head",
+        "/_getTopCoord",
+        "/_getHitMap",
+        "/_getCoordsByRadius",
+        "/_getLastContributors",
+        "/_eventStreamLastContributor",
+        "/_eventStreamAwards",
+        "/_getTopContributor",
+        "/_getFameContributor",
+        "/_getFameQualContributor",
+        "/_getTop5Overtime",
+        "/_getOrgOvertime",
+        "/_getCategPerContrib",
+        "/_getLatestAwards",
+        "/_getAllOrg",
+        "/_getOrgRank",
+        "/_getContributionOrgStatus",
+        "/_getHonorBadges",
+        "/_getTrophies",
+        "/_getAllOrgsTrophyRanking",
+        "/_getUserLogins",
+        "/_getAllLoggedOrg",
+        "/_getTopOrglogin",
+        "/_getLoginVSCOntribution",
+        "/_getUserLoginsAndContribOvertime",
+        "/_getTrendingEvents",
+        "/_getTrendingCategs",
+        "/_getTrendingTags",
+        "/_getTrendingSightings",
+        "/_getTrendingDisc",
+        "/_getTypeaheadData",
+        "/_getGenericTrendingOvertime",
+        "/healthz",
+        "/status",
+        "/metrics",
+    ];
+    if let Some(r) = ROUTES.iter().find(|r| **r == path) {
+        return r;
+    }
+    if path.starts_with("/static/") {
+        "/static"
+    } else if path.starts_with("/_getAllOrgsTrophyRanking/") {
+        "/_getAllOrgsTrophyRanking/{categ}"
+    } else {
+        "other"
+    }
+}
+
+/// One access-log line per request (target `mispdash::access`) and the request metrics.
+async fn observe(State(st): State<Shared>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.to_string())
+        .unwrap_or_default();
+    let version = req.version();
+    let resp = next.run(req).await;
+    let secs = start.elapsed().as_secs_f64();
+    let status = resp.status().as_u16();
+    st.metrics.observe(route_label(&path), status, secs);
+    tracing::info!(
+        target: "mispdash::access",
+        "{peer} \"{method} {path} {version:?}\" {status} {:.3}ms",
+        secs * 1000.0
+    );
+    resp
+}
+
+/// Every route of the original (spec §1) plus the operations endpoints.
+pub fn router(st: Shared) -> Router {
+    let protected = Router::new()
+        .route("/", get(page("index")))
+        .route("/geo", get(page("geo")))
+        .route("/contrib", get(page("contrib")))
+        .route("/users", get(page("users")))
+        .route("/trendings", get(page("trendings")))
+        .route("/favicon.ico", get(favicon))
+        .route("/_logs", get(logs))
+        .route("/_maps", get(maps))
+        .route("/_get_log_head", get(log_head))
+        .route("/_getTopCoord", get(top_coord))
+        .route("/_getHitMap", get(hit_map))
+        .route("/_getCoordsByRadius", get(coords_by_radius))
+        .route("/_getLastContributors", get(last_contributors))
+        .route("/_eventStreamLastContributor", get(stream_contributors))
+        .route("/_eventStreamAwards", get(stream_awards))
+        .route("/_getTopContributor", get(top_contributor))
+        .route("/_getFameContributor", get(fame))
+        .route("/_getFameQualContributor", get(fame))
+        .route("/_getTop5Overtime", get(top5_overtime))
+        .route("/_getOrgOvertime", get(org_overtime))
+        .route("/_getCategPerContrib", get(categ_per_contrib))
+        .route("/_getLatestAwards", get(latest_awards))
+        .route("/_getAllOrg", get(all_org))
+        .route("/_getOrgRank", get(org_rank))
+        .route("/_getContributionOrgStatus", get(contribution_status))
+        .route("/_getHonorBadges", get(honor_badges))
+        .route("/_getTrophies", get(trophies))
+        .route("/_getAllOrgsTrophyRanking", get(trophy_all))
+        .route("/_getAllOrgsTrophyRanking/{categ}", get(trophy_categ))
+        .route("/_getUserLogins", get(user_logins))
+        .route("/_getAllLoggedOrg", get(all_logged_org))
+        .route("/_getTopOrglogin", get(top_org_login))
+        .route("/_getLoginVSCOntribution", get(login_vs_contrib))
+        .route(
+            "/_getUserLoginsAndContribOvertime",
+            get(logins_contrib_overtime),
+        )
+        .route("/_getTrendingEvents", get(trending_events))
+        .route("/_getTrendingCategs", get(trending_categs))
+        .route("/_getTrendingTags", get(trending_tags))
+        .route("/_getTrendingSightings", get(trending_sightings))
+        .route("/_getTrendingDisc", get(trending_disc))
+        .route("/_getTypeaheadData", get(typeahead))
+        .route("/_getGenericTrendingOvertime", get(generic_overtime))
+        .route("/status", get(status))
+        .route_layer(middleware::from_fn_with_state(st.clone(), require_session));
+    let open = Router::new()
+        .route("/login", get(login_form).post(login_submit))
+        .route("/logout", get(logout).post(logout))
+        .route("/error_page", get(error_page))
+        .route("/static/{*path}", get(static_file))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics));
+    let csp = format!(
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: {}; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+        st.cfg.misp_web_url
+    );
+    let csp = HeaderValue::from_str(&csp).unwrap_or_else(|_| {
+        HeaderValue::from_static(
+            "default-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
+        )
+    });
+    let mut app = protected
+        .merge(open)
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(st.clone(), observe))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            csp,
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ));
+    if st.tls {
+        app = app.layer(SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        ));
+    }
+    app.with_state(st)
+}
+
+/// At most this many connections at once; more wait in the kernel's backlog.
+const MAX_CONNECTIONS: usize = 20_000;
+
+/// Accepts connections until shutdown, each served on its own task.
+///
+/// A write that cannot complete within `write_timeout` means the client stopped reading (a
+/// stream client stalled, or gone without a FIN): its connection is closed and counted in
+/// `slow_clients_dropped`. Streams send a keep-alive comment regularly, so a live client always
+/// has something to read.
+pub async fn serve(
+    st: Shared,
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    app: Router,
+    write_timeout: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30));
+    loop {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            _ = shutdown.wait_for(|s| *s) => break,
+        };
+        let (tcp, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.wait_for(|s| *s) => break,
+        };
+        let _ = tcp.set_nodelay(true);
+        let mut io = tokio_io_timeout::TimeoutStream::new(tcp);
+        io.set_write_timeout(Some(write_timeout));
+        let io = Box::pin(io);
+        let svc = app
+            .clone()
+            .map_request(move |mut req: Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(ConnectInfo(peer));
+                req.map(Body::new)
+            });
+        let svc = hyper_util::service::TowerToHyperService::new(svc);
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let st = st.clone();
+        match &acceptor {
+            None => {
+                tokio::spawn(async move {
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
+                    let r = watcher.watch(conn.into_owned()).await;
+                    count_timeout(&st, r);
+                    drop(permit);
+                });
+            }
+            Some(acc) => {
+                let acc = acc.clone();
+                tokio::spawn(async move {
+                    let tls =
+                        match tokio::time::timeout(Duration::from_secs(10), acc.accept(io)).await {
+                            Ok(Ok(s)) => s,
+                            Ok(Err(e)) => {
+                                tracing::debug!("TLS handshake with {peer} failed: {e}");
+                                return;
+                            }
+                            Err(_) => return,
+                        };
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc);
+                    let r = watcher.watch(conn.into_owned()).await;
+                    count_timeout(&st, r);
+                    drop(permit);
+                });
+            }
+        }
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(Duration::from_secs(2), graceful.shutdown()).await;
+}
+
+/// Counts connections closed because a write timed out (a client that stopped reading).
+fn count_timeout(st: &Shared, r: Result<(), Box<dyn std::error::Error + Send + Sync>>) {
+    let Err(e) = r else {
+        return;
+    };
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e.as_ref());
+    while let Some(err) = cur {
+        if err
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            st.hub
+                .dropped_slow
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::info!("a client stopped reading; its connection was closed");
+            return;
+        }
+        cur = err.source();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accept(v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::ACCEPT, HeaderValue::from_str(v).expect("header"));
+        h
+    }
+
+    #[test]
+    fn accept_rule_of_the_original() {
+        assert!(wants_json(&accept("application/json")));
+        assert!(wants_json(&accept(
+            "application/json, text/javascript, */*; q=0.01"
+        )));
+        assert!(wants_json(&accept("*/*")));
+        assert!(!wants_json(&accept("text/event-stream")));
+        assert!(!wants_json(&HeaderMap::new()));
+        assert!(!wants_json(&accept("application/json;q=0")));
+    }
+
+    #[test]
+    fn route_labels_are_bounded() {
+        assert_eq!(route_label("/_logs"), "/_logs");
+        assert_eq!(route_label("/static/x.css"), "/static");
+        assert_eq!(route_label("/random/path"), "other");
+    }
+}

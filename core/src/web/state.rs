@@ -1,0 +1,149 @@
+//! What every request handler shares: configuration, Redis handles, the stream hub, the
+//! response cache, metrics and the authentication settings.
+
+use super::error::WebError;
+use super::metrics::Metrics;
+use super::stream::Hub;
+use crate::clock::Clock;
+use crate::config::{Config, Ranking};
+use crate::redis_util::RedisTarget;
+use bytes::Bytes;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+/// A lazily (re)connected, multiplexed connection to one Redis database.
+///
+/// One connection serves every request: redis-rs pipelines concurrent commands over it, which is
+/// what makes one round trip per request cheap. It is created on first use rather than at start
+/// so that the server comes up (and `/healthz` can say what is wrong) while Redis is down.
+pub struct Db {
+    client: redis::Client,
+    db: i64,
+    target: String,
+    mgr: RwLock<Option<ConnectionManager>>,
+}
+
+impl Db {
+    pub fn new(target: &RedisTarget, db: i64) -> Result<Db, WebError> {
+        let client = target
+            .client(db)
+            .map_err(|e| WebError::Internal(format!("redis client: {e}")))?;
+        Ok(Db {
+            client,
+            db,
+            target: target.to_string(),
+            mgr: RwLock::new(None),
+        })
+    }
+
+    pub fn client(&self) -> &redis::Client {
+        &self.client
+    }
+
+    /// The shared connection, connecting first if needed.
+    pub async fn conn(&self) -> Result<ConnectionManager, WebError> {
+        if let Ok(g) = self.mgr.read() {
+            if let Some(m) = g.as_ref() {
+                return Ok(m.clone());
+            }
+        }
+        let cfg = ConnectionManagerConfig::new()
+            .set_connection_timeout(Duration::from_secs(2))
+            .set_response_timeout(Duration::from_secs(10))
+            .set_number_of_retries(2);
+        let m = tokio::time::timeout(
+            Duration::from_secs(3),
+            ConnectionManager::new_with_config(self.client.clone(), cfg),
+        )
+        .await
+        .map_err(|_| {
+            WebError::Unavailable(format!("Redis at {} db {} timed out", self.target, self.db))
+        })?
+        .map_err(|e| {
+            WebError::Unavailable(format!("Redis at {} db {}: {e}", self.target, self.db))
+        })?;
+        if let Ok(mut g) = self.mgr.write() {
+            if g.is_none() {
+                *g = Some(m.clone());
+            }
+        }
+        Ok(m)
+    }
+}
+
+/// The values of `config.cfg` the serving side needs, resolved once.
+pub struct WebConfig {
+    pub misp_web_url: String,
+    pub max_last_contributors: usize,
+    pub clustering_threshold: f64,
+    pub log_format: super::live::LogFormat,
+    pub header_json: String,
+    pub channel_live: String,
+    pub channel_map: String,
+    pub channel_contrib: String,
+    pub channel_awards: String,
+    pub list_name: String,
+    pub geoip_path: std::path::PathBuf,
+    pub trending_max_display: usize,
+}
+
+impl WebConfig {
+    pub fn from_config(cfg: &Config) -> WebConfig {
+        let log_format = super::live::LogFormat::new(
+            &cfg.dashboard.fieldname_order,
+            &cfg.dashboard.char_separator,
+        );
+        let header_json = crate::pyjson::to_string(&serde_json::Value::Array(
+            log_format
+                .header()
+                .into_iter()
+                .map(serde_json::Value::String)
+                .collect(),
+        ));
+        WebConfig {
+            misp_web_url: cfg.redis.misp_web_url.clone(),
+            max_last_contributors: cfg.contrib.max_number_of_last_contributor as usize,
+            clustering_threshold: super::geo::cluster_threshold(cfg.geo.clustering_distance),
+            log_format,
+            header_json,
+            channel_live: cfg.redis.channel_live.clone(),
+            channel_map: cfg.redis.channel_map.clone(),
+            channel_contrib: cfg.redis.channel_last_contributor.clone(),
+            channel_awards: cfg.redis.channel_last_awards.clone(),
+            list_name: cfg.redis.list_name.clone(),
+            geoip_path: cfg.redis.path_maxmind_db.clone(),
+            trending_max_display: 15,
+        }
+    }
+}
+
+/// GeoIP database facts for `/status`, read once at start.
+#[derive(Debug, Clone)]
+pub struct GeoInfo {
+    pub path: String,
+    pub loaded: bool,
+    pub database_type: Option<String>,
+    pub build_epoch: Option<u64>,
+    pub error: Option<String>,
+}
+
+pub struct AppState {
+    pub clock: Clock,
+    pub data: Db,
+    pub list: Db,
+    pub cfg: WebConfig,
+    pub ranking: Ranking,
+    pub hub: Hub,
+    pub cache: moka::future::Cache<String, Bytes>,
+    pub metrics: Metrics,
+    pub auth: Option<super::auth::Auth>,
+    pub tls: bool,
+    pub geoip: GeoInfo,
+    pub rates: super::ops::FeedRates,
+    pub version: &'static str,
+    /// Whether JSON answers are reused for the cache lifetime.
+    pub cache_enabled: bool,
+}
+
+pub type Shared = Arc<AppState>;

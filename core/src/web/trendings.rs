@@ -1,0 +1,316 @@
+//! Trending routes (spec `http.md` §7): events, categories, tags, sightings, discussions,
+//! typeahead vocabularies and timelines, over a day range ending at `dateE`.
+
+use super::error::WebError;
+use super::params::{self, Params};
+use super::state::AppState;
+use crate::keys;
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+
+/// The days of a range, newest first, as `(timestamp, day key)`; each timestamp keeps
+/// `dateE`'s time of day, as in the original.
+fn range_days(st: &AppState, p: &Params) -> Result<Vec<(i64, String)>, WebError> {
+    let (_, end, days) = params::trending_range(p, &st.clock)?;
+    if days < 0 {
+        return Ok(vec![]);
+    }
+    Ok((0..=days)
+        .map(|i| {
+            let d = end - chrono::Duration::days(i);
+            (params::mktime(&d), params::day_key(&d))
+        })
+        .collect())
+}
+
+async fn ranges(
+    st: &AppState,
+    keys: &[String],
+    stop: isize,
+) -> Result<Vec<Vec<(String, f64)>>, WebError> {
+    if keys.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut pipe = redis::pipe();
+    for k in keys {
+        pipe.cmd("ZREVRANGE")
+            .arg(k)
+            .arg(0)
+            .arg(stop)
+            .arg("WITHSCORES");
+    }
+    let mut c = st.data.conn().await?;
+    Ok(pipe.query_async(&mut c).await?)
+}
+
+/// The decayed ranking of labels over the range: each day's count weighs
+/// `(numDay - i²) / numDay` (i = 0 for the newest day; the weight turns negative for old days,
+/// a quirk kept so the top labels are the original's). Only the best `top` labels are kept
+/// (all with `None`), each day's list filtered to them in its own order.
+fn generic(days: &[(i64, String)], per_day: Vec<Vec<(String, f64)>>, top: Option<usize>) -> Value {
+    let num_day = days.len() as f64;
+    let mut order: Vec<(String, f64)> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    for (i, day) in per_day.iter().enumerate() {
+        let w = (num_day - (i * i) as f64) / num_day;
+        for (label, count) in day {
+            let add = count * w;
+            match index.get(label) {
+                Some(&j) => order[j].1 += add,
+                None => {
+                    index.insert(label.clone(), order.len());
+                    order.push((label.clone(), add));
+                }
+            }
+        }
+    }
+    order.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap_or(std::cmp::Ordering::Equal));
+    if let Some(n) = top {
+        order.truncate(n);
+    }
+    let kept: std::collections::HashSet<&str> = order.iter().map(|(l, _)| l.as_str()).collect();
+    Value::Array(
+        days.iter()
+            .zip(per_day.iter())
+            .map(|((ts, _), list)| {
+                let items: Vec<Value> = list
+                    .iter()
+                    .filter(|(l, _)| kept.contains(l.as_str()))
+                    .map(|(l, s)| json!([l, s]))
+                    .collect();
+                json!([ts, items])
+            })
+            .collect(),
+    )
+}
+
+/// `/_getTrendingEvents?dateS&dateE&topNum&specificLabel`.
+pub async fn events(st: &AppState, p: &Params) -> Result<Value, WebError> {
+    let days = range_days(st, p)?;
+    let keys: Vec<String> = days
+        .iter()
+        .map(|(_, d)| keys::trendings_events(d))
+        .collect();
+    if let Some(label) = p.get("specificLabel") {
+        let label = label.replace("\\n", "\n");
+        let mut pipe = redis::pipe();
+        for k in &keys {
+            pipe.cmd("ZSCORE").arg(k).arg(&label);
+        }
+        let mut c = st.data.conn().await?;
+        let scores: Vec<Option<f64>> = if keys.is_empty() {
+            vec![]
+        } else {
+            pipe.query_async(&mut c).await?
+        };
+        return Ok(Value::Array(
+            days.iter()
+                .zip(scores)
+                .map(|((ts, _), s)| match s {
+                    Some(s) => json!([ts, [[label, s]]]),
+                    None => json!([ts, []]),
+                })
+                .collect(),
+        ));
+    }
+    let top = params::top_num(p)?;
+    let per_day = ranges(st, &keys, -1).await?;
+    Ok(generic(&days, per_day, Some(top)))
+}
+
+/// `/_getTrendingCategs?dateS&dateE&topNum` (`specificLabel` ignored, as in the original).
+pub async fn categs(st: &AppState, p: &Params) -> Result<Value, WebError> {
+    let days = range_days(st, p)?;
+    let top = params::top_num(p)?;
+    let keys: Vec<String> = days
+        .iter()
+        .map(|(_, d)| keys::trendings_categs(d))
+        .collect();
+    let per_day = ranges(st, &keys, -1).await?;
+    Ok(generic(&days, per_day, Some(top)))
+}
+
+/// `/_getTrendingDisc?dateS&dateE`: generic, every label.
+pub async fn disc(st: &AppState, p: &Params) -> Result<Value, WebError> {
+    let days = range_days(st, p)?;
+    let keys: Vec<String> = days.iter().map(|(_, d)| keys::trendings_disc(d)).collect();
+    let per_day = ranges(st, &keys, -1).await?;
+    Ok(generic(&days, per_day, None))
+}
+
+fn parse_member(m: &str) -> Value {
+    serde_json::from_str(m).unwrap_or_else(|_| Value::String(m.to_string()))
+}
+
+/// `/_getTrendingTags?dateS&dateE&topNum`: each day's top tags, parsed.
+pub async fn tags(st: &AppState, p: &Params) -> Result<Value, WebError> {
+    let days = range_days(st, p)?;
+    let top = params::top_num(p)?;
+    let keys: Vec<String> = days.iter().map(|(_, d)| keys::trendings_tags(d)).collect();
+    let per_day = ranges(st, &keys, top as isize - 1).await?;
+    Ok(Value::Array(
+        days.iter()
+            .zip(per_day)
+            .map(|((ts, _), list)| {
+                let items: Vec<Value> = list
+                    .into_iter()
+                    .map(|(m, s)| json!([parse_member(&m), s]))
+                    .collect();
+                json!([ts, items])
+            })
+            .collect(),
+    ))
+}
+
+/// `/_getTrendingSightings?dateS&dateE`.
+pub async fn sightings(st: &AppState, p: &Params) -> Result<Value, WebError> {
+    let days = range_days(st, p)?;
+    if days.is_empty() {
+        return Ok(json!([]));
+    }
+    let mut cmd = redis::cmd("MGET");
+    for (_, d) in &days {
+        cmd.arg(keys::trendings_sightings(d))
+            .arg(keys::trendings_false_positive(d));
+    }
+    let mut c = st.data.conn().await?;
+    let vals: Vec<Option<String>> = cmd.query_async(&mut c).await?;
+    let num = |v: &Option<String>| -> Value {
+        match v.as_deref().map(str::trim) {
+            None => json!(0),
+            Some(s) => s
+                .parse::<i64>()
+                .map(|i| json!(i))
+                .or_else(|_| s.parse::<f64>().map(|f| json!(f)))
+                .unwrap_or(json!(0)),
+        }
+    };
+    Ok(Value::Array(
+        days.iter()
+            .zip(vals.chunks(2))
+            .map(|((ts, _), pair)| {
+                json!([ts, {
+                    "false_positive": num(&pair.get(1).cloned().flatten()),
+                    "sightings": num(&pair.first().cloned().flatten()),
+                }])
+            })
+            .collect(),
+    ))
+}
+
+/// `/_getTypeaheadData?dateS&dateE`: every event and category label of the range, and the
+/// names of each day's top 12 tags.
+pub async fn typeahead(st: &AppState, p: &Params) -> Result<Value, WebError> {
+    let days = range_days(st, p)?;
+    let n = days.len();
+    let mut keys: Vec<String> = days
+        .iter()
+        .map(|(_, d)| keys::trendings_categs(d))
+        .collect();
+    keys.extend(days.iter().map(|(_, d)| keys::trendings_events(d)));
+    let mut pipe = redis::pipe();
+    for k in &keys {
+        pipe.cmd("ZREVRANGE")
+            .arg(k)
+            .arg(0)
+            .arg(-1)
+            .arg("WITHSCORES");
+    }
+    for (_, d) in &days {
+        pipe.cmd("ZREVRANGE")
+            .arg(keys::trendings_tags(d))
+            .arg(0)
+            .arg(11)
+            .arg("WITHSCORES");
+    }
+    let mut c = st.data.conn().await?;
+    let sets: Vec<Vec<(String, f64)>> = if n == 0 {
+        vec![]
+    } else {
+        pipe.query_async(&mut c).await?
+    };
+    let union = |it: &mut dyn Iterator<Item = String>| -> Vec<String> {
+        let mut seen = std::collections::HashSet::new();
+        it.filter(|s| seen.insert(s.clone())).collect()
+    };
+    let categs = union(&mut sets.iter().take(n).flatten().map(|(m, _)| m.clone()));
+    let events = union(
+        &mut sets
+            .iter()
+            .skip(n)
+            .take(n)
+            .flatten()
+            .map(|(m, _)| m.clone()),
+    );
+    let tags = union(
+        &mut sets
+            .iter()
+            .skip(2 * n)
+            .flatten()
+            .map(|(m, _)| match parse_member(m) {
+                Value::Object(o) => match o.get("name") {
+                    Some(Value::String(s)) => s.clone(),
+                    _ => m.clone(),
+                },
+                _ => m.clone(),
+            }),
+    );
+    Ok(json!({
+        "TRENDINGS_CATEGS": categs,
+        "TRENDINGS_EVENTS": events,
+        "TRENDINGS_TAGS": tags,
+    }))
+}
+
+/// `/_getGenericTrendingOvertime?dateS&dateE&choice=events|categs|tags`: for each label, the
+/// runs of days it appears on as `{name, start, end}`; a one-day gap does not break a run (the
+/// original's rule, kept).
+pub async fn overtime(st: &AppState, p: &Params) -> Result<Value, WebError> {
+    let days = range_days(st, p)?;
+    let key_of: fn(&str) -> String = match p.get("choice") {
+        Some("categs") => keys::trendings_categs,
+        Some("tags") => keys::trendings_tags,
+        _ => keys::trendings_events,
+    };
+    let keys: Vec<String> = days.iter().map(|(_, d)| key_of(d)).collect();
+    let per_day = ranges(st, &keys, -1).await?;
+    let mut names: Vec<String> = Vec::new();
+    let mut stamps: HashMap<String, Vec<i64>> = HashMap::new();
+    for ((ts, _), list) in days.iter().zip(per_day) {
+        for (m, _) in list {
+            let e = stamps.entry(m.clone()).or_insert_with(|| {
+                names.push(m.clone());
+                Vec::new()
+            });
+            e.push(*ts);
+        }
+    }
+    let mut out = Vec::new();
+    for name in names {
+        let mut ts = stamps.remove(&name).unwrap_or_default();
+        ts.sort_unstable();
+        let mut seg: Option<(i64, i64)> = None;
+        for t in ts {
+            seg = match seg {
+                None => Some((t, t + 86400)),
+                Some((s, e)) if t - e > 86400 => {
+                    out.push(segment(&name, s, e));
+                    Some((t, t + 86400))
+                }
+                Some((s, _)) => Some((s, t + 86400)),
+            };
+        }
+        if let Some((s, e)) = seg {
+            out.push(segment(&name, s, e));
+        }
+    }
+    Ok(Value::Array(out))
+}
+
+fn segment(name: &str, start: i64, end: i64) -> Value {
+    let mut m = Map::new();
+    m.insert("end".into(), json!(end));
+    m.insert("name".into(), json!(name));
+    m.insert("start".into(), json!(start));
+    Value::Object(m)
+}
