@@ -10,4 +10,9 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test"
-cargo test --workspace -- --test-threads="${MISPDASH_TEST_THREADS:-2}"
+LOG="$(mktemp)"
+trap 'rm -f "$LOG"' EXIT
+cargo test --workspace -- --test-threads="${MISPDASH_TEST_THREADS:-2}" 2>&1 | tee "$LOG"
+# cargo prints one summary per test binary (the last one is often the empty doc-test run);
+# close with the total so the whole suite is read as one result.
+awk '/^test result:/ { p += $4; f += $6 } END { printf "total: %d passed, %d failed\n", p, f }' "$LOG"
