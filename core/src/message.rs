@@ -6,7 +6,7 @@
 //! original, so bodies stay `serde_json::Value` (order-preserving) and the rules read them
 //! through the helpers here rather than by indexing raw JSON.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use thiserror::Error;
 
 /// Why a buffer entry cannot be handled at all; it goes to the dead-letter list with this.
@@ -122,14 +122,6 @@ pub fn get<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
 /// `v[k1][k2]...`, each step through an object.
 pub fn path<'a>(v: &'a Value, keys: &[&str]) -> Option<&'a Value> {
     keys.iter().try_fold(v, |cur, k| get(cur, k))
-}
-
-/// A copy of `base` with `key` set to `value`: an existing key keeps its position, a new one is
-/// appended, as Python dict assignment does.
-pub fn with_key(base: &Map<String, Value>, key: &str, value: Value) -> Map<String, Value> {
-    let mut m = base.clone();
-    m.insert(key.to_string(), value);
-    m
 }
 
 /// Python truthiness of `len(x) > 0` for a field that should be a list.

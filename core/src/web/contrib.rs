@@ -261,24 +261,33 @@ fn last_8_days(st: &AppState) -> Vec<String> {
         .collect()
 }
 
-/// `/_getLastContributors`: organisations that contributed in the last 8 days, newest day
-/// first, each once, with the time of its last contribution.
-pub async fn last_contributors(st: &AppState) -> Result<Value, WebError> {
+/// The `max_number_of_last_contributor` highest members (with scores) of the per-day key
+/// `key(day)` for each of the last 8 days, newest day first, in one round trip.
+async fn top_of_last_8_days(
+    st: &AppState,
+    c: &mut redis::aio::ConnectionManager,
+    key: fn(&str) -> String,
+) -> Result<Vec<Vec<(String, f64)>>, WebError> {
     let n = st.cfg.max_last_contributors as isize;
-    let mut c = st.data.conn().await?;
+    if n <= 0 {
+        return Ok(vec![]);
+    }
     let mut pipe = redis::pipe();
     for d in last_8_days(st) {
         pipe.cmd("ZREVRANGE")
-            .arg(keys::contrib_last(&d))
+            .arg(key(&d))
             .arg(0)
             .arg(n - 1)
             .arg("WITHSCORES");
     }
-    let per_day: Vec<Vec<(String, f64)>> = if n > 0 {
-        pipe.query_async(&mut c).await?
-    } else {
-        vec![]
-    };
+    Ok(pipe.query_async(c).await?)
+}
+
+/// `/_getLastContributors`: organisations that contributed in the last 8 days, newest day
+/// first, each once, with the time of its last contribution.
+pub async fn last_contributors(st: &AppState) -> Result<Value, WebError> {
+    let mut c = st.data.conn().await?;
+    let per_day = top_of_last_8_days(st, &mut c, keys::contrib_last).await?;
     let mut seen = std::collections::HashSet::new();
     let list: Vec<(String, f64)> = per_day
         .into_iter()
@@ -305,21 +314,8 @@ pub async fn last_contributors(st: &AppState) -> Result<Value, WebError> {
 /// `/_getLatestAwards`: awards of the last 8 days (the `date` parameter is ignored, as in the
 /// original).
 pub async fn latest_awards(st: &AppState) -> Result<Value, WebError> {
-    let n = st.cfg.max_last_contributors as isize;
     let mut c = st.data.conn().await?;
-    let mut pipe = redis::pipe();
-    for d in last_8_days(st) {
-        pipe.cmd("ZREVRANGE")
-            .arg(keys::contrib_last_awards(&d))
-            .arg(0)
-            .arg(n - 1)
-            .arg("WITHSCORES");
-    }
-    let per_day: Vec<Vec<(String, f64)>> = if n > 0 {
-        pipe.query_async(&mut c).await?
-    } else {
-        vec![]
-    };
+    let per_day = top_of_last_8_days(st, &mut c, keys::contrib_last_awards).await?;
     let awards: Vec<(Value, f64)> = per_day
         .into_iter()
         .flatten()
