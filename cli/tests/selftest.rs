@@ -519,21 +519,12 @@ fn in_flight(redis: &Redis) -> i64 {
 
 /// `mispdash run` with the real clock (the self-test compares report times with it).
 fn run_dispatcher(cfg: &Path, log: &Path) -> Mispdash {
-    let logf = std::fs::File::create(log).expect("log");
-    let child = Command::new(env!("CARGO_BIN_EXE_mispdash"))
-        .arg("--config")
-        .arg(cfg)
-        .args(["run", "--no-subscribers", "--no-managed-redis", "--no-demo"])
-        .env_remove("MISPDASH_FAKE_NOW")
-        .env("MISPDASH_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(logf)
-        .spawn()
-        .expect("start mispdash");
-    Mispdash {
-        child,
-        log: log.to_path_buf(),
-    }
+    Mispdash::start_with(
+        cfg,
+        &["run", "--no-subscribers", "--no-managed-redis", "--no-demo"],
+        log,
+        false,
+    )
 }
 
 #[test]

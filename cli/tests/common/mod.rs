@@ -173,19 +173,28 @@ pub struct Mispdash {
 }
 
 impl Mispdash {
+    /// Starts mispdash with the oracle's pinned clock.
     pub fn start(config: &Path, args: &[&str], log: &Path) -> Mispdash {
+        Self::start_with(config, args, log, true)
+    }
+
+    /// Starts mispdash, with the oracle's pinned clock or (`pinned = false`) the real one.
+    pub fn start_with(config: &Path, args: &[&str], log: &Path, pinned: bool) -> Mispdash {
         let logf = std::fs::File::create(log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_mispdash"))
-            .arg("--config")
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mispdash"));
+        cmd.arg("--config")
             .arg(config)
             .args(args)
-            .env("MISPDASH_FAKE_NOW", ORACLE_NOW)
             .env("TZ", "UTC")
             .env("MISPDASH_LOG", "info")
             .stdout(Stdio::null())
-            .stderr(logf)
-            .spawn()
-            .expect("start mispdash");
+            .stderr(logf);
+        if pinned {
+            cmd.env("MISPDASH_FAKE_NOW", ORACLE_NOW);
+        } else {
+            cmd.env_remove("MISPDASH_FAKE_NOW");
+        }
+        let child = cmd.spawn().expect("start mispdash");
         Mispdash {
             child,
             log: log.to_path_buf(),
