@@ -36,19 +36,20 @@ one_run() { # $1: label, rest: extra flags
     local total; total=$($RC -n 3 llen bufferList)
     $RC config resetstat >/dev/null
     local rcpu0; rcpu0=$(awk '{print $14+$15}' /proc/$RPID/stat)
+    # Timing as the baseline's method: a watcher subscribed before the consumer starts (see
+    # drain_watch.py); it is one long-lived process, so polling costs the measured cores nothing.
+    coproc WATCH { python3 bench/drain_watch.py "$PORT" "$total"; }
+    local ready; read -r ready <&"${WATCH[0]}"
     "$BIN" --config "$WORK/config.cfg" run --no-subscribers --no-managed-redis "${EXTRA[@]}" "$@" 2>"$WORK/run.log" &
     DPID=$!
-    while [ "$($RC -n 3 llen bufferList)" -ge "$total" ]; do sleep 0.005; done
-    local t0; t0=$(date +%s.%N)
-    while [ "$($RC -n 3 hget MISPDASH_DISPATCH messages)" != "$total" ]; do sleep 0.005; done
-    local t1; t1=$(date +%s.%N)
+    local t0 t1; read -r t0 t1 <&"${WATCH[0]}"
     local hwm; hwm=$(awk '/VmHWM/{print $2}' /proc/$DPID/status)
     local cpu; cpu=$(awk '{print $14+$15}' /proc/$DPID/stat)
     local rcpu1; rcpu1=$(awk '{print $14+$15}' /proc/$RPID/stat)
     kill $DPID; wait $DPID 2>/dev/null || true; DPID=
     local cmds; cmds=$($RC info commandstats | python3 -c '
 import sys
-skip={"llen","hget","ping","info","config","select","flushall"}
+skip={"llen","hget","ping","info","config","select","flushall","subscribe"}
 n=0
 for l in sys.stdin:
     if l.startswith("cmdstat_"):
