@@ -17,7 +17,7 @@ use crate::pyjson;
 use crate::redis_util::{is_connection_error, sleep_unless, Reconnecting, RedisTarget};
 use crate::rules::{self, Env, Outcome, Step};
 use crate::store::ops::DbNumbers;
-use crate::store::{Batch, Db, Op};
+use crate::store::{Batch, Db, Op, Resp};
 use serde_json::Value;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -71,6 +71,8 @@ pub struct Dispatcher {
     channels: Channels,
     /// Messages of the current take still in the processing list (not yet acknowledged).
     in_processing: usize,
+    /// The transaction being written, reused from batch to batch.
+    resp: Resp,
     pub stats: Arc<DispatchStats>,
 }
 
@@ -104,15 +106,24 @@ impl Dispatcher {
                 last_awards: cfg.redis.channel_last_awards.clone(),
             },
             in_processing: 0,
+            resp: Resp::default(),
             stats: Arc::new(DispatchStats::default()),
         }
     }
 
-    /// Runs until `stop` is set; returns after finishing the batch in hand.
+    /// Runs until `stop` is set; returns after committing the batch in hand.
+    ///
+    /// Two batches are in flight: while one is committed (a Redis round trip, and Redis's own
+    /// work on the other core), the next is already parsed and decided by a handler thread.
+    /// Both stay in the processing list until their own transaction acknowledges them, so an
+    /// error or a crash at any point leaves them to recovery, exactly as with one batch.
     pub fn run(&mut self, stop: &AtomicBool) {
         let stop_fn = || stop.load(Ordering::Relaxed);
+        let mut handler = Handler::spawn(self.env.clone(), self.clock, self.opts.max_batch_bytes);
         let mut need_recovery = true;
         let mut upgraded = false;
+        // Handled but not yet committed.
+        let mut ready: Option<Vec<Vec<Handled>>> = None;
         while !stop_fn() {
             let Some(conn) = self.conn.get(&stop_fn) else {
                 break;
@@ -127,7 +138,9 @@ impl Dispatcher {
                 }
             }
             let taken = if need_recovery {
+                ready = None;
                 self.buffer.recover(conn).inspect(|items| {
+                    self.in_processing = items.len();
                     if !items.is_empty() {
                         tracing::info!(
                             "recovering {} message(s) left in {} by an interrupted run",
@@ -137,28 +150,62 @@ impl Dispatcher {
                     }
                 })
             } else {
+                // Never block on an empty buffer while a handled batch waits to be committed.
+                let wait = if ready.is_some() {
+                    0.0
+                } else {
+                    self.opts.idle_wait
+                };
                 self.buffer
-                    .take(conn, self.opts.batch_size, self.opts.idle_wait)
+                    .take(conn, self.opts.batch_size, wait)
+                    .inspect(|items| self.in_processing += items.len())
             };
             let items = match taken {
                 Ok(items) => items,
                 Err(e) => {
                     self.on_error(&e);
+                    ready = None;
                     need_recovery = true;
                     continue;
                 }
             };
-            if need_recovery && items.is_empty() {
-                need_recovery = false;
-                continue;
-            }
-            need_recovery = false;
-            if items.is_empty() {
-                continue;
-            }
-            if let Err(e) = self.process(items) {
+            let recovered = std::mem::replace(&mut need_recovery, false);
+            let result = match (ready.take(), items.is_empty()) {
+                (None, true) => Ok(()),
+                (Some(prev), true) => self.commit_all(prev),
+                // What an interrupted run left is committed before anything more is taken:
+                // were it not, a process killed again and again would keep taking more than
+                // it commits, and the processing list would only grow.
+                (None, false) if recovered => {
+                    let handled = handler.handle_now(items);
+                    self.commit_all(handled)
+                }
+                (None, false) => {
+                    ready = Some(handler.handle_now(items));
+                    Ok(())
+                }
+                (Some(prev), false) => {
+                    handler.start(items);
+                    let committed = self.commit_all(prev);
+                    let fin = handler.finish();
+                    match fin {
+                        Some(next) if committed.is_ok() => ready = Some(next),
+                        Some(_) => {}
+                        // The batch is still in the processing list: recovery brings it back.
+                        None => need_recovery = true,
+                    }
+                    committed
+                }
+            };
+            if let Err(e) = result {
                 self.on_error(&e);
+                ready = None;
                 need_recovery = true;
+            }
+        }
+        if let Some(prev) = ready {
+            if let Err(e) = self.commit_all(prev) {
+                tracing::warn!("dispatcher stopping; the last batch stays for recovery: {e}");
             }
         }
     }
@@ -172,122 +219,17 @@ impl Dispatcher {
         }
     }
 
-    /// Handles messages (oldest first) and commits them in bounded transactions.
-    fn process(&mut self, items: Vec<Vec<u8>>) -> redis::RedisResult<()> {
-        self.in_processing = items.len();
-        let mut pending: Vec<Handled> = Vec::new();
-        let mut bytes = 0;
-        for raw in items {
-            let h = self.handle(raw);
-            bytes += h.bytes;
-            pending.push(h);
-            if bytes >= self.opts.max_batch_bytes {
-                self.commit(std::mem::take(&mut pending))?;
-                bytes = 0;
-            }
-        }
-        if !pending.is_empty() {
-            self.commit(pending)?;
+    /// Commits handled messages (oldest first), one bounded transaction per chunk.
+    fn commit_all(&mut self, chunks: Vec<Vec<Handled>>) -> redis::RedisResult<()> {
+        for chunk in chunks {
+            self.commit(chunk)?;
         }
         Ok(())
     }
 
     fn handle(&self, raw: Vec<u8>) -> Handled {
-        let now = self.clock.now_f64();
-        let dead =
-            |reason: String, zmq_name: Option<&str>, content: Option<&str>, applied: &str| {
-                let mut fields = vec![
-                    ("reason", Value::String(reason)),
-                    ("applied", Value::String(applied.into())),
-                    ("epoch", pyjson::float(now)),
-                ];
-                if let Some(z) = zmq_name {
-                    fields.push(("zmq_name", Value::String(z.into())));
-                }
-                match content {
-                    Some(c) => fields.push(("content", Value::String(c.into()))),
-                    None => fields.push((
-                        "entry",
-                        Value::String(String::from_utf8_lossy(&raw).into_owned()),
-                    )),
-                }
-                pyjson::to_string(&pyjson::object(fields))
-            };
-        let text = match std::str::from_utf8(&raw) {
-            Ok(t) => t,
-            Err(_) => {
-                let d = dead("buffer entry is not UTF-8".into(), None, None, "none");
-                return Handled {
-                    bytes: raw.len() + d.len(),
-                    dead: Some(d),
-                    steps: Vec::new(),
-                    raw,
-                    topic: None,
-                };
-            }
-        };
-        let env = match message::parse_envelope(text) {
-            Ok(e) => e,
-            Err(r) => {
-                tracing::warn!("dead-lettered: {r}");
-                let d = dead(r.to_string(), None, None, "none");
-                return Handled {
-                    bytes: raw.len() + d.len(),
-                    dead: Some(d),
-                    steps: Vec::new(),
-                    raw,
-                    topic: None,
-                };
-            }
-        };
-        match rules::handle_frame(&self.env, &self.clock, &env.zmq_name, &env.content) {
-            Outcome::Rejected(r) => {
-                tracing::warn!("dead-lettered message from {:?}: {r}", env.zmq_name);
-                let d = dead(
-                    r.to_string(),
-                    Some(&env.zmq_name),
-                    Some(&env.content),
-                    "none",
-                );
-                Handled {
-                    bytes: raw.len() + d.len(),
-                    dead: Some(d),
-                    steps: Vec::new(),
-                    raw,
-                    topic: None,
-                }
-            }
-            Outcome::Applied {
-                topic,
-                steps,
-                problems,
-            } => {
-                let dead = if problems.is_empty() {
-                    None
-                } else {
-                    let reason = problems.join("; ");
-                    tracing::warn!("{topic} from {:?} applied in part: {reason}", env.zmq_name);
-                    Some(dead(
-                        reason,
-                        Some(&env.zmq_name),
-                        Some(&env.content),
-                        "partial",
-                    ))
-                };
-                let bytes = raw.len()
-                    + steps.iter().map(step_bytes).sum::<usize>()
-                    + dead.as_ref().map_or(0, |d| d.len());
-                Handled {
-                    raw,
-                    steps,
-                    dead,
-                    bytes,
-                    topic: Some(topic),
-                }
-            }
-        }
+        handle_message(&self.env, &self.clock, raw)
     }
-
     /// Applies handled messages and acknowledges them in one transaction; on a command error,
     /// retries them one at a time so only the faulty one is dead-lettered.
     fn commit(&mut self, handled: Vec<Handled>) -> redis::RedisResult<()> {
@@ -457,22 +399,23 @@ impl Dispatcher {
         let ops_in = batch.ops_in();
         let ops = batch.finish();
 
-        let mut pipe = redis::pipe();
-        pipe.atomic();
         let mut current = self.dbs.list;
-        let mut commands = 0;
         for op in &ops {
-            commands += op.append_to(&mut pipe, self.dbs, &mut current);
+            op.write_resp(&mut self.resp, self.dbs, &mut current);
         }
+        drop(ops);
         if current != self.dbs.list {
-            pipe.cmd("SELECT").arg(self.dbs.list).ignore();
-            commands += 1;
+            self.resp.command_n(2, &[b"SELECT"]).int(self.dbs.list);
         }
+        let commands = self.resp.commands();
         let stop_never = || false;
         let Some(conn) = self.conn.get(&stop_never) else {
+            self.resp.clear();
             return Ok(());
         };
-        pipe.query::<()>(conn)?;
+        let result = self.resp.exec_transaction(conn);
+        self.resp.shrink_to(self.opts.max_batch_bytes * 4);
+        result?;
         self.in_processing = self.in_processing.saturating_sub(n_handled);
         if count_stats {
             let s = &self.stats;
@@ -486,6 +429,207 @@ impl Dispatcher {
                 .fetch_add(ops_in as u64, Ordering::Relaxed);
         }
         Ok(())
+    }
+}
+
+/// Parses and decides every message of a batch, and splits the result into chunks of about
+/// `max_bytes` of commands (one transaction each).
+fn handle_batch(
+    env: &Env,
+    clock: &Clock,
+    items: Vec<Vec<u8>>,
+    max_bytes: usize,
+) -> Vec<Vec<Handled>> {
+    let mut chunks = Vec::new();
+    let mut chunk = Vec::new();
+    let mut bytes = 0;
+    for raw in items {
+        let h = handle_message(env, clock, raw);
+        bytes += h.bytes;
+        chunk.push(h);
+        if bytes >= max_bytes {
+            chunks.push(std::mem::take(&mut chunk));
+            bytes = 0;
+        }
+    }
+    if !chunk.is_empty() {
+        chunks.push(chunk);
+    }
+    chunks
+}
+
+/// The thread that handles the next batch while the current one is committed. Handling is
+/// pure (it reads the configuration and the GeoIP data, never Redis), so it can run beside
+/// the commit without changing any result.
+struct Handler {
+    env: Arc<Env>,
+    clock: Clock,
+    max_bytes: usize,
+    to_worker: Option<std::sync::mpsc::SyncSender<Vec<Vec<u8>>>>,
+    from_worker: std::sync::mpsc::Receiver<Vec<Vec<Handled>>>,
+    /// Items given to the worker, kept only if the worker is gone (then handled here).
+    in_flight: Option<Vec<Vec<u8>>>,
+}
+
+impl Handler {
+    fn spawn(env: Arc<Env>, clock: Clock, max_bytes: usize) -> Handler {
+        let (to_worker, work) = std::sync::mpsc::sync_channel::<Vec<Vec<u8>>>(1);
+        let (done, from_worker) = std::sync::mpsc::sync_channel(1);
+        let worker_env = env.clone();
+        let spawned = std::thread::Builder::new()
+            .name("handler".into())
+            .spawn(move || {
+                for items in work {
+                    if done
+                        .send(handle_batch(&worker_env, &clock, items, max_bytes))
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            });
+        let to_worker = match spawned {
+            Ok(_) => Some(to_worker),
+            Err(e) => {
+                tracing::warn!("no handler thread ({e}); batches are handled in turn");
+                None
+            }
+        };
+        Handler {
+            env,
+            clock,
+            max_bytes,
+            to_worker,
+            from_worker,
+            in_flight: None,
+        }
+    }
+
+    fn handle_now(&self, items: Vec<Vec<u8>>) -> Vec<Vec<Handled>> {
+        handle_batch(&self.env, &self.clock, items, self.max_bytes)
+    }
+
+    /// Hands a batch to the worker; [`Handler::finish`] returns its result.
+    fn start(&mut self, items: Vec<Vec<u8>>) {
+        match &self.to_worker {
+            Some(tx) => {
+                if let Err(e) = tx.send(items) {
+                    self.in_flight = Some(e.0);
+                }
+            }
+            None => self.in_flight = Some(items),
+        }
+    }
+
+    /// The handled batch; `None` if the worker died with it (only a panic in a rule could do
+    /// that), in which case the batch must be recovered from the processing list.
+    fn finish(&mut self) -> Option<Vec<Vec<Handled>>> {
+        if let Some(items) = self.in_flight.take() {
+            return Some(self.handle_now(items));
+        }
+        match self.from_worker.recv() {
+            Ok(handled) => Some(handled),
+            Err(_) => {
+                tracing::error!("the handler thread stopped; its batch will be recovered");
+                self.to_worker = None;
+                None
+            }
+        }
+    }
+}
+
+fn handle_message(env_rules: &Env, clock: &Clock, raw: Vec<u8>) -> Handled {
+    let now = clock.now_f64();
+    let dead = |reason: String, zmq_name: Option<&str>, content: Option<&str>, applied: &str| {
+        let mut fields = vec![
+            ("reason", Value::String(reason)),
+            ("applied", Value::String(applied.into())),
+            ("epoch", pyjson::float(now)),
+        ];
+        if let Some(z) = zmq_name {
+            fields.push(("zmq_name", Value::String(z.into())));
+        }
+        match content {
+            Some(c) => fields.push(("content", Value::String(c.into()))),
+            None => fields.push((
+                "entry",
+                Value::String(String::from_utf8_lossy(&raw).into_owned()),
+            )),
+        }
+        pyjson::to_string(&pyjson::object(fields))
+    };
+    let text = match std::str::from_utf8(&raw) {
+        Ok(t) => t,
+        Err(_) => {
+            let d = dead("buffer entry is not UTF-8".into(), None, None, "none");
+            return Handled {
+                bytes: raw.len() + d.len(),
+                dead: Some(d),
+                steps: Vec::new(),
+                raw,
+                topic: None,
+            };
+        }
+    };
+    let env = match message::parse_envelope(text) {
+        Ok(e) => e,
+        Err(r) => {
+            tracing::warn!("dead-lettered: {r}");
+            let d = dead(r.to_string(), None, None, "none");
+            return Handled {
+                bytes: raw.len() + d.len(),
+                dead: Some(d),
+                steps: Vec::new(),
+                raw,
+                topic: None,
+            };
+        }
+    };
+    match rules::handle_frame(env_rules, clock, &env.zmq_name, &env.content) {
+        Outcome::Rejected(r) => {
+            tracing::warn!("dead-lettered message from {:?}: {r}", env.zmq_name);
+            let d = dead(
+                r.to_string(),
+                Some(&env.zmq_name),
+                Some(&env.content),
+                "none",
+            );
+            Handled {
+                bytes: raw.len() + d.len(),
+                dead: Some(d),
+                steps: Vec::new(),
+                raw,
+                topic: None,
+            }
+        }
+        Outcome::Applied {
+            topic,
+            steps,
+            problems,
+        } => {
+            let dead = if problems.is_empty() {
+                None
+            } else {
+                let reason = problems.join("; ");
+                tracing::warn!("{topic} from {:?} applied in part: {reason}", env.zmq_name);
+                Some(dead(
+                    reason,
+                    Some(&env.zmq_name),
+                    Some(&env.content),
+                    "partial",
+                ))
+            };
+            let bytes = raw.len()
+                + steps.iter().map(step_bytes).sum::<usize>()
+                + dead.as_ref().map_or(0, |d| d.len());
+            Handled {
+                raw,
+                steps,
+                dead,
+                bytes,
+                topic: Some(topic),
+            }
+        }
     }
 }
 

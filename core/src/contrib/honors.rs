@@ -225,16 +225,15 @@ pub fn give(
     for a in &awards {
         batch.extend(engine.award_ops(org, a.clone(), day, epoch, GIVE_HONORS_ZMQ_NAME));
     }
-    let mut pipe = redis::pipe();
-    pipe.atomic();
+    let mut resp = crate::store::Resp::default();
     let mut current = dbs.list;
     for op in batch.finish() {
-        op.append_to(&mut pipe, dbs, &mut current);
+        op.write_resp(&mut resp, dbs, &mut current);
     }
     if current != dbs.list {
-        pipe.cmd("SELECT").arg(dbs.list).ignore();
+        resp.command_n(2, &[b"SELECT"]).int(dbs.list);
     }
-    pipe.query::<()>(conn)?;
+    resp.exec_transaction(conn)?;
     Ok(awards)
 }
 

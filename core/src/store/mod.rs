@@ -12,7 +12,7 @@
 
 pub mod ops;
 
-pub use ops::{Db, Op};
+pub use ops::{Db, Op, Resp};
 
 use indexmap::IndexMap;
 
@@ -188,6 +188,24 @@ impl Batch {
                 self.pending_for(db, key).lpush.push(value);
             }
             Op::Publish { .. } => self.out.push(op),
+            Op::LTrim {
+                db,
+                ref key,
+                start: 0,
+                stop,
+            } if stop >= 0 => {
+                // Pushes the trim would drop at once are never sent: of the values pushed since
+                // the last flush, only the newest `stop + 1` can survive it.
+                let keep = stop as usize + 1;
+                if let Some(p) = self.pending.get_mut(&(db, key.clone())) {
+                    if p.lpush.len() > keep {
+                        p.lpush.drain(..p.lpush.len() - keep);
+                    }
+                }
+                let key = key.clone();
+                self.flush_key(db, &key);
+                self.out.push(op);
+            }
             other => {
                 if let Some((db, key)) = other.key() {
                     let key = key.to_string();
@@ -305,6 +323,34 @@ mod tests {
     }
 
     #[test]
+    fn pushes_a_trim_would_drop_are_not_sent() {
+        let lp = |v: &str| Op::LPush {
+            db: Db::Data,
+            key: "L".into(),
+            value: v.into(),
+        };
+        let trim = Op::LTrim {
+            db: Db::Data,
+            key: "L".into(),
+            start: 0,
+            stop: 1,
+        };
+        let mut b = Batch::new();
+        b.extend([lp("a"), lp("b"), lp("c"), lp("d"), trim.clone()]);
+        assert_eq!(
+            b.finish(),
+            vec![
+                Op::LPushMany {
+                    db: Db::Data,
+                    key: "L".into(),
+                    values: vec!["c".into(), "d".into()]
+                },
+                trim,
+            ]
+        );
+    }
+
+    #[test]
     fn lists_merge_around_publications_and_trim_after_their_pushes() {
         let mut b = Batch::new();
         let lp = |v: &str| Op::LPush {
@@ -338,7 +384,7 @@ mod tests {
                 Op::LPushMany {
                     db: Db::Data,
                     key: "L".into(),
-                    values: vec!["a".into(), "b".into(), "c".into()]
+                    values: vec!["b".into(), "c".into()]
                 },
                 trim,
             ]
