@@ -5,11 +5,6 @@ mod admin;
 
 mod honors;
 
-/// The dispatcher allocates and frees many short-lived JSON trees and strings per message;
-/// mimalloc handles that pattern markedly faster than glibc's allocator.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use mispdash_core::app::{self, RunOptions};
@@ -146,17 +141,15 @@ fn stop_on_signal() -> anyhow::Result<Arc<AtomicBool>> {
     Ok(stop)
 }
 
-/// mimalloc keeps freed pages committed for a while and commits whole arenas eagerly; for a
-/// long-running dashboard with a memory budget, return memory at once instead. Indices of
-/// mimalloc 2's `mi_option_e`, which the sys crate does not name: arena_eager_commit = 4,
-/// purge_delay = 15.
+/// glibc's allocator, with at most two arenas. Measured on the ingest benchmark it needed
+/// about a fifth less CPU than mimalloc told to return memory at once, at a lower peak RSS
+/// than mimalloc left to keep it (`docs/performance.md`). Without a cap glibc gives every
+/// busy thread (HTTP workers, subscribers, the handler) its own arena, each keeping freed
+/// memory, which the memory budget cannot afford.
 fn tune_allocator() {
-    const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
-    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-    // SAFETY: setting an option is a plain store in mimalloc's option table.
+    // SAFETY: mallopt only sets a tunable of the C allocator; called before any thread starts.
     unsafe {
-        libmimalloc_sys::mi_option_set(ARENA_EAGER_COMMIT, 0);
-        libmimalloc_sys::mi_option_set(PURGE_DELAY, 0);
+        libc::mallopt(libc::M_ARENA_MAX, 2);
     }
 }
 

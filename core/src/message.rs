@@ -34,6 +34,18 @@ pub struct Envelope {
 /// Parses `{"zmq_name": ..., "content": ...}`, as written by our subscriber, the original's
 /// `zmq_subscriber.py`, or the original's `diagnostic.py` probe.
 pub fn parse_envelope(raw: &str) -> Result<Envelope, Reject> {
+    // The usual envelope (two string fields, each once) straight into its struct; anything
+    // else (numbers, duplicate keys, extra fields...) takes the general path below, which
+    // gives the same result for the usual case but builds a whole tree first.
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Plain {
+        zmq_name: String,
+        content: String,
+    }
+    if let Ok(Plain { zmq_name, content }) = serde_json::from_str::<Plain>(raw) {
+        return Ok(Envelope { zmq_name, content });
+    }
     let v: Value = serde_json::from_str(raw).map_err(|e| Reject::Envelope(e.to_string()))?;
     let obj = v
         .as_object()
