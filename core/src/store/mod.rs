@@ -14,17 +14,32 @@ pub mod ops;
 
 pub use ops::{Db, Op, Resp};
 
-use indexmap::IndexMap;
+use indexmap::{Equivalent, IndexMap};
+
+/// The batch's maps are hashed with foldhash: keys come from our own rules, not from an
+/// adversary who could aim at collisions, and SipHash showed in the ingest profile.
+type Map<K, V> = IndexMap<K, V, foldhash::fast::RandomState>;
+
+/// A borrowed `(Db, key)`, so looking a key up does not allocate a copy of it. It hashes as
+/// the owned pair does (tuple fields in order, `str` as `String`).
+#[derive(Hash)]
+struct KeyRef<'a>(Db, &'a str);
+
+impl Equivalent<(Db, String)> for KeyRef<'_> {
+    fn equivalent(&self, key: &(Db, String)) -> bool {
+        self.0 == key.0 && self.1 == key.1
+    }
+}
 
 /// Pending commutative work on one key.
 #[derive(Default)]
 struct Pending {
-    zincr: IndexMap<String, f64>,
-    zadd: IndexMap<String, f64>,
-    geo: IndexMap<String, (String, String)>,
-    sadd: IndexMap<String, ()>,
+    zincr: Map<String, f64>,
+    zadd: Map<String, f64>,
+    geo: Map<String, (String, String)>,
+    sadd: Map<String, ()>,
     incr: Option<i64>,
-    hincr: IndexMap<String, i64>,
+    hincr: Map<String, i64>,
     /// A SET (which also clears the TTL), applied before the other pending work.
     set: Option<String>,
     /// LPUSHed values in order; publications in between do not touch the list.
@@ -107,7 +122,7 @@ impl Pending {
 #[derive(Default)]
 pub struct Batch {
     out: Vec<Op>,
-    pending: IndexMap<(Db, String), Pending>,
+    pending: Map<(Db, String), Pending>,
     ops_in: usize,
 }
 
@@ -197,7 +212,7 @@ impl Batch {
                 // Pushes the trim would drop at once are never sent: of the values pushed since
                 // the last flush, only the newest `stop + 1` can survive it.
                 let keep = stop as usize + 1;
-                if let Some(p) = self.pending.get_mut(&(db, key.clone())) {
+                if let Some(p) = self.pending.get_mut(&KeyRef(db, key)) {
                     if p.lpush.len() > keep {
                         p.lpush.drain(..p.lpush.len() - keep);
                     }
@@ -227,14 +242,11 @@ impl Batch {
     }
 
     fn has_pending(&self, db: Db, key: &str, f: impl Fn(&Pending) -> bool) -> bool {
-        self.pending
-            .get(&(db, key.to_string()))
-            .map(f)
-            .unwrap_or(false)
+        self.pending.get(&KeyRef(db, key)).map(f).unwrap_or(false)
     }
 
     fn flush_key(&mut self, db: Db, key: &str) {
-        if let Some(p) = self.pending.shift_remove(&(db, key.to_string())) {
+        if let Some(p) = self.pending.shift_remove(&KeyRef(db, key)) {
             p.flush(db, key, &mut self.out);
         }
     }
