@@ -179,6 +179,54 @@ fn geocoder_region(code: u16, nsn: &str) -> Option<&'static str> {
 mod tests {
     use super::*;
 
+    /// The expected values are what Python phonenumbers 9.0 prints for these numbers.
+    const COUNTRIES: &[(&str, &str, &str)] = &[
+        ("+352 247 82000", "LU", "Luxembourg"),
+        ("(+352) 247-82000", "LU", "Luxembourg"),
+        ("tel:+352-247-82000", "LU", "Luxembourg"),
+        ("+352 247 82000 ext. 12", "LU", "Luxembourg"),
+        ("+7 495 123-45-67", "RU", "Russia"),
+        ("+7 7172 123456", "KZ", "Kazakhstan"),
+        ("+98 21 1234 5678", "IR", "Iran"),
+        ("+82 2 1234 5678", "KR", "South Korea"),
+        ("+420 212 345 678", "CZ", "Czech Republic"),
+        ("+39 06 1234 5678", "IT", "Italy"),
+        ("+1 650 253 0000", "US", "United States"),
+        ("+1 416 555 0199", "CA", "Canada"),
+        ("+1 684 633 1234", "AS", "American Samoa"),
+        ("+44 20 7946 0958", "GB", "United Kingdom"),
+        ("+44 1534 123456", "JE", "Jersey"),
+        ("+33612345678", "FR", "France"),
+        ("+358 18 12345", "AX", "Åland Islands"),
+        ("+383 44 123 456", "XK", "Kosovo"),
+    ];
+
+    const NO_COUNTRY: &[&str] = &[
+        "+800 1234 5678",   // international freephone, region "001"
+        "+882 1234 5678",   // international networks, possible only
+        "+870 773 111 632", // Inmarsat
+        "+1 800 555 0199",  // toll free, valid in every NANPA region
+        "+39 333 1234567",  // mobile, valid in both Italy and Vatican City
+        "+1 2530000",       // possible (local length) but valid nowhere
+        "+1 0337477",       // the same, with a leading zero kept
+        "+290 8 1234",      // Saint Helena / Tristan da Cunha, valid in neither
+    ];
+
+    const UNPARSABLE: &[&str] = &[
+        "0612345678",    // national format: no default region
+        "0033612345678", // IDD prefix is not understood without a region
+        "+999 1234567",  // unassigned calling code
+        "+352",
+        "+352 1",
+        "+352 247 820001234567890",
+        "+",
+        "",
+        "not a number",
+    ];
+
+    /// Parsed, but neither valid nor of a possible length.
+    const NOT_VALID: &[&str] = &["+247 6123", "+1 03374", "+44 12"];
+
     fn country(iso: &str, name: &str) -> PhoneLookup {
         PhoneLookup::Country {
             iso: iso.to_string(),
@@ -188,65 +236,25 @@ mod tests {
 
     #[test]
     fn resolves_countries_the_original_loses() {
-        // The expected values are what Python phonenumbers 9.0 prints for these numbers.
-        for (value, iso, name) in [
-            ("+352 247 82000", "LU", "Luxembourg"),
-            ("(+352) 247-82000", "LU", "Luxembourg"),
-            ("tel:+352-247-82000", "LU", "Luxembourg"),
-            ("+352 247 82000 ext. 12", "LU", "Luxembourg"),
-            ("+7 495 123-45-67", "RU", "Russia"),
-            ("+7 7172 123456", "KZ", "Kazakhstan"),
-            ("+98 21 1234 5678", "IR", "Iran"),
-            ("+82 2 1234 5678", "KR", "South Korea"),
-            ("+420 212 345 678", "CZ", "Czech Republic"),
-            ("+39 06 1234 5678", "IT", "Italy"),
-            ("+1 650 253 0000", "US", "United States"),
-            ("+1 416 555 0199", "CA", "Canada"),
-            ("+1 684 633 1234", "AS", "American Samoa"),
-            ("+44 20 7946 0958", "GB", "United Kingdom"),
-            ("+44 1534 123456", "JE", "Jersey"),
-            ("+33612345678", "FR", "France"),
-            ("+358 18 12345", "AX", "Åland Islands"),
-            ("+383 44 123 456", "XK", "Kosovo"),
-        ] {
+        for (value, iso, name) in COUNTRIES {
             assert_eq!(phone_country(value), country(iso, name), "{value}");
         }
     }
 
     #[test]
     fn numbers_without_a_country() {
-        for value in [
-            "+800 1234 5678",   // international freephone, region "001"
-            "+882 1234 5678",   // international networks, possible only
-            "+870 773 111 632", // Inmarsat
-            "+1 800 555 0199",  // toll free, valid in every NANPA region
-            "+39 333 1234567",  // mobile, valid in both Italy and Vatican City
-            "+1 2530000",       // possible (local length) but valid nowhere
-            "+1 0337477",       // the same, with a leading zero kept
-            "+290 8 1234",      // Saint Helena / Tristan da Cunha, valid in neither
-        ] {
+        for value in NO_COUNTRY {
             assert_eq!(phone_country(value), PhoneLookup::NoCountry, "{value}");
         }
     }
 
     #[test]
     fn unparsable_and_invalid_numbers() {
-        for value in [
-            "0612345678",    // national format: no default region
-            "0033612345678", // IDD prefix is not understood without a region
-            "+999 1234567",  // unassigned calling code
-            "+352",
-            "+352 1",
-            "+352 247 820001234567890",
-            "+",
-            "",
-            "not a number",
-        ] {
+        for value in UNPARSABLE {
             assert_eq!(phone_country(value), PhoneLookup::Unparsable, "{value}");
         }
-        // Parsed, but neither valid nor of a possible length.
-        assert_eq!(phone_country("+247 6123"), PhoneLookup::NotValid);
-        assert_eq!(phone_country("+1 03374"), PhoneLookup::NotValid);
-        assert_eq!(phone_country("+44 12"), PhoneLookup::NotValid);
+        for value in NOT_VALID {
+            assert_eq!(phone_country(value), PhoneLookup::NotValid, "{value}");
+        }
     }
 }
