@@ -53,7 +53,7 @@ impl Default for DispatchOptions {
     fn default() -> Self {
         DispatchOptions {
             batch_size: 500,
-            max_batch_bytes: 2 << 20,
+            max_batch_bytes: 4 << 20,
             idle_wait: 0.5,
             gamification: true,
         }
