@@ -232,9 +232,13 @@ impl Dispatcher {
     }
     /// Applies handled messages and acknowledges them in one transaction; on a command error,
     /// retries them one at a time so only the faulty one is dead-lettered.
-    fn commit(&mut self, handled: Vec<Handled>) -> redis::RedisResult<()> {
+    fn commit(&mut self, mut handled: Vec<Handled>) -> redis::RedisResult<()> {
         let n = handled.len();
-        let raws: Vec<Vec<u8>> = handled.iter().map(|h| h.raw.clone()).collect();
+        // Kept aside (not copied) for the one-by-one retry; applying does not read them.
+        let raws: Vec<Vec<u8>> = handled
+            .iter_mut()
+            .map(|h| std::mem::take(&mut h.raw))
+            .collect();
         let e = match self.apply(handled, true) {
             Ok(()) => return Ok(()),
             Err(e) if is_connection_error(&e) => return Err(e),
