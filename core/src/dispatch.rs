@@ -87,6 +87,19 @@ struct Handled {
     topic: Option<String>,
 }
 
+impl Handled {
+    /// A message that could not be handled at all: only its dead letter is written.
+    fn dead_only(raw: Vec<u8>, dead: String) -> Handled {
+        Handled {
+            bytes: raw.len() + dead.len(),
+            dead: Some(dead),
+            steps: Vec::new(),
+            raw,
+            topic: None,
+        }
+    }
+}
+
 impl Dispatcher {
     pub fn new(cfg: &Config, env: Arc<Env>, clock: Clock, opts: DispatchOptions) -> Self {
         let target = RedisTarget::from_config(&cfg.redis);
@@ -566,13 +579,7 @@ fn handle_message(env_rules: &Env, clock: &Clock, raw: Vec<u8>) -> Handled {
         Ok(t) => t,
         Err(_) => {
             let d = dead("buffer entry is not UTF-8".into(), None, None, "none");
-            return Handled {
-                bytes: raw.len() + d.len(),
-                dead: Some(d),
-                steps: Vec::new(),
-                raw,
-                topic: None,
-            };
+            return Handled::dead_only(raw, d);
         }
     };
     let env = match message::parse_envelope(text) {
@@ -580,13 +587,7 @@ fn handle_message(env_rules: &Env, clock: &Clock, raw: Vec<u8>) -> Handled {
         Err(r) => {
             tracing::warn!("dead-lettered: {r}");
             let d = dead(r.to_string(), None, None, "none");
-            return Handled {
-                bytes: raw.len() + d.len(),
-                dead: Some(d),
-                steps: Vec::new(),
-                raw,
-                topic: None,
-            };
+            return Handled::dead_only(raw, d);
         }
     };
     match rules::handle_frame(env_rules, clock, &env.zmq_name, &env.content) {
@@ -598,13 +599,7 @@ fn handle_message(env_rules: &Env, clock: &Clock, raw: Vec<u8>) -> Handled {
                 Some(&env.content),
                 "none",
             );
-            Handled {
-                bytes: raw.len() + d.len(),
-                dead: Some(d),
-                steps: Vec::new(),
-                raw,
-                topic: None,
-            }
+            Handled::dead_only(raw, d)
         }
         Outcome::Applied {
             topic,
