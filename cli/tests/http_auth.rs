@@ -15,7 +15,6 @@ use http_support::*;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 const API_KEY: &str = "0123456789abcdef0123456789abcdef01234567";
 
@@ -209,6 +208,25 @@ fn post_login(
         .expect("post login")
 }
 
+/// Posts the test user's right credentials with a valid form token.
+fn post_alice(
+    c: &reqwest::blocking::Client,
+    base: &str,
+    cookie: &str,
+    token: &str,
+) -> reqwest::blocking::Response {
+    post_login(
+        c,
+        base,
+        cookie,
+        &[
+            ("csrf_token", token),
+            ("username", "alice@example.org"),
+            ("password", "correct horse"),
+        ],
+    )
+}
+
 #[test]
 fn login_through_misp() {
     let misp = start_misp();
@@ -222,23 +240,7 @@ fn login_through_misp() {
         free_port(),
         &auth_setup(misp, "**Change_Me**"),
     );
-    let mut p = Mispdash::start(
-        &cfg,
-        &[
-            "run",
-            "--no-subscribers",
-            "--no-dispatcher",
-            "--no-managed-redis",
-        ],
-        &dir.join("log"),
-    );
-    let st = wait_child(
-        &mut p.child,
-        Duration::from_secs(20),
-        "mispdash refusing the default secret",
-    );
-    assert!(!st.success());
-    assert!(p.log_text().contains("session_secret"), "{}", p.log_text());
+    server_refuses_to_start(&cfg, &dir.join("log"), "session_secret");
 
     let server = start_server(
         redis.port,
@@ -397,27 +399,9 @@ fn login_through_misp() {
     assert!(cookie_pair(&set_cookies(&r), "session").is_some());
 
     // Five attempts a minute from one address: the sixth is refused.
-    let r = post_login(
-        &c,
-        &base,
-        &csrf,
-        &[
-            ("csrf_token", &token),
-            ("username", "alice@example.org"),
-            ("password", "correct horse"),
-        ],
-    );
+    let r = post_alice(&c, &base, &csrf, &token);
     assert_eq!(r.status(), 303);
-    let r = post_login(
-        &c,
-        &base,
-        &csrf,
-        &[
-            ("csrf_token", &token),
-            ("username", "alice@example.org"),
-            ("password", "correct horse"),
-        ],
-    );
+    let r = post_alice(&c, &base, &csrf, &token);
     assert_eq!(r.status(), 429);
 
     // Logout removes the session cookie.
@@ -453,16 +437,7 @@ fn session_cookies_are_secure_under_tls() {
     assert!(set
         .iter()
         .any(|s| s.starts_with("csrf=") && s.contains("Secure")));
-    let r = post_login(
-        &c,
-        &base,
-        &csrf,
-        &[
-            ("csrf_token", &token),
-            ("username", "alice@example.org"),
-            ("password", "correct horse"),
-        ],
-    );
+    let r = post_alice(&c, &base, &csrf, &token);
     assert_eq!(r.status(), 303);
     let set = set_cookies(&r);
     assert!(

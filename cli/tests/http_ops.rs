@@ -266,23 +266,7 @@ fn tls_without_certificate_needs_an_explicit_self_signed() {
     };
     let dir = tmpdir("tls-refused");
     let cfg = write_server_config(&dir, redis.port, free_port(), &setup);
-    let mut p = Mispdash::start(
-        &cfg,
-        &[
-            "run",
-            "--no-subscribers",
-            "--no-dispatcher",
-            "--no-managed-redis",
-        ],
-        &dir.join("log"),
-    );
-    let status = wait_child(
-        &mut p.child,
-        Duration::from_secs(20),
-        "mispdash refusing TLS",
-    );
-    assert!(!status.success());
-    assert!(p.log_text().contains("ssl_cert"), "{}", p.log_text());
+    server_refuses_to_start(&cfg, &dir.join("log"), "ssl_cert");
 
     let setup = ServerSetup {
         server: "ssl = True\n".into(),

@@ -2,7 +2,7 @@
 //! as a server only (no subscriber, no dispatcher) on a free loopback port, and wait for it.
 #![allow(dead_code)]
 
-use crate::common::{free_port, tmpdir, wait_until, Mispdash, Redis};
+use crate::common::{free_port, tmpdir, wait_child, wait_until, Mispdash, Redis};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -101,18 +101,21 @@ pub fn write_server_config(dir: &Path, redis_port: u16, port: u16, setup: &Serve
     p
 }
 
+/// `mispdash run` with the web server only.
+const SERVER_ONLY: [&str; 4] = [
+    "run",
+    "--no-subscribers",
+    "--no-dispatcher",
+    "--no-managed-redis",
+];
+
 /// Starts a server-only mispdash against `redis_port` and waits until its port accepts
 /// connections (or the process exits, which then panics with its log).
 pub fn start_server(redis_port: u16, setup: &ServerSetup, tag: &str) -> Server {
     let dir = tmpdir(tag);
     let port = free_port();
     let cfg = write_server_config(&dir, redis_port, port, setup);
-    let mut args = vec![
-        "run",
-        "--no-subscribers",
-        "--no-dispatcher",
-        "--no-managed-redis",
-    ];
+    let mut args = SERVER_ONLY.to_vec();
     args.extend(setup.args.iter().map(String::as_str));
     let mut process = Mispdash::start(&cfg, &args, &dir.join("server.log"));
     let up = wait_until(Duration::from_secs(20), || {
@@ -124,6 +127,21 @@ pub fn start_server(redis_port: u16, setup: &ServerSetup, tag: &str) -> Server {
         process.log_text()
     );
     Server { port, dir, process }
+}
+
+/// Starts a server-only mispdash on `cfg` that must refuse to start; returns its log, which
+/// must name `option` (the setting to fix).
+pub fn server_refuses_to_start(cfg: &Path, log: &Path, option: &str) -> String {
+    let mut p = Mispdash::start(cfg, &SERVER_ONLY, log);
+    let status = wait_child(
+        &mut p.child,
+        Duration::from_secs(20),
+        &format!("mispdash refusing to start without a proper {option}"),
+    );
+    assert!(!status.success(), "mispdash started:\n{}", p.log_text());
+    let text = p.log_text();
+    assert!(text.contains(option), "{text}");
+    text
 }
 
 /// A blocking client that keeps no cookies and follows no redirects.
