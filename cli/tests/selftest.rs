@@ -85,6 +85,13 @@ fn selftest(cfg: &Path, extra: &[&str]) -> (i32, Value) {
     selftest_with(cfg, extra, None)
 }
 
+/// Runs `selftest` on `cfg`, checks its exit code and returns its report.
+fn selftest_exits(cfg: &Path, code: i32) -> Value {
+    let (actual, report) = selftest(cfg, &[]);
+    assert_eq!(actual, code, "{report:#}");
+    report
+}
+
 fn line<'a>(report: &'a Value, id: &str) -> &'a Value {
     report["checks"]
         .as_array()
@@ -126,8 +133,7 @@ fn instance(port: u16, creds: Option<(&str, &str)>) -> String {
 #[test]
 fn unreadable_configuration_fails_first() {
     let dir = tmpdir("st-cfg");
-    let (code, r) = selftest(&dir.join("no-such.cfg"), &[]);
-    assert_eq!(code, 1);
+    let r = selftest_exits(&dir.join("no-such.cfg"), 1);
     expect(
         &r,
         "config",
@@ -142,8 +148,7 @@ fn invalid_configuration_names_section_and_option() {
     let redis = Redis::start();
     let s = setup("st-cfg-bad", redis.port, no_instances(), &good_mmdb());
     edit_config(&s.cfg, "[RedisLIST]\ndb = 3", "[RedisLIST]\ndb = three");
-    let (code, r) = selftest(&s.cfg, &[]);
-    assert_eq!(code, 1);
+    let r = selftest_exits(&s.cfg, 1);
     expect(&r, "config", "FAIL", &["[RedisLIST] db", "\"three\""]);
 }
 
@@ -154,8 +159,7 @@ fn stopped_redis_is_connection_refused() {
     let mut redis = Redis::start();
     let s = setup("st-redis-down", redis.port, no_instances(), &good_mmdb());
     redis.kill();
-    let (code, r) = selftest(&s.cfg, &[]);
-    assert_eq!(code, 1);
+    let r = selftest_exits(&s.cfg, 1);
     expect(
         &r,
         "redis",
@@ -221,8 +225,7 @@ fn redis_with_password(password: &str) -> (std::process::Child, u16) {
 fn redis_requiring_a_password() {
     let (mut child, port) = redis_with_password("s3cret");
     let s = setup("st-redis-auth", port, no_instances(), &good_mmdb());
-    let (code, r) = selftest(&s.cfg, &[]);
-    assert_eq!(code, 1);
+    let r = selftest_exits(&s.cfg, 1);
     expect(
         &r,
         "redis",
@@ -263,8 +266,7 @@ fn data_in_another_database() {
         .query::<()>(&mut c2)
         .expect("write");
     let s = setup("st-db", redis.port, no_instances(), &good_mmdb());
-    let (code, r) = selftest(&s.cfg, &[]);
-    assert_eq!(code, 1);
+    let r = selftest_exits(&s.cfg, 1);
     expect(
         &r,
         "databases",
@@ -288,8 +290,7 @@ fn zmq_endpoint_refusing_connections() {
         &instance(free_port(), None),
         &good_mmdb(),
     );
-    let (code, r) = selftest(&s.cfg, &[]);
-    assert_eq!(code, 1);
+    let r = selftest_exits(&s.cfg, 1);
     expect(
         &r,
         "feed:misp1",
@@ -406,8 +407,7 @@ fn plain_credentials_right_wrong_and_missing() {
         &instance(publisher.port, Some(("dashboard", "battery staple"))),
         &good_mmdb(),
     );
-    let (code, r) = selftest(&s.cfg, &[]);
-    assert_eq!(code, 1);
+    let r = selftest_exits(&s.cfg, 1);
     expect(
         &r,
         "feed:misp1",
@@ -425,8 +425,7 @@ fn plain_credentials_right_wrong_and_missing() {
         &instance(publisher.port, None),
         &good_mmdb(),
     );
-    let (code, r) = selftest(&s.cfg, &[]);
-    assert_eq!(code, 1);
+    let r = selftest_exits(&s.cfg, 1);
     expect(
         &r,
         "feed:misp1",
@@ -687,8 +686,7 @@ fn geoip_missing_corrupt_and_of_another_kind() {
         no_instances(),
         &dir.join("gone.mmdb"),
     );
-    let (code, r) = selftest(&s.cfg, &[]);
-    assert_eq!(code, 1);
+    let r = selftest_exits(&s.cfg, 1);
     expect(
         &r,
         "geoip",
