@@ -69,7 +69,8 @@ pub struct Dispatcher {
     conn: Reconnecting,
     opts: DispatchOptions,
     channels: Channels,
-    /// Messages of the current take still in the processing list (not yet acknowledged).
+    /// Messages taken (by this run, or found by recovery) still in the processing list: not
+    /// yet acknowledged. Up to two takes' worth while a batch is handled during a commit.
     in_processing: usize,
     /// The transaction being written, reused from batch to batch.
     resp: Resp,
@@ -200,8 +201,7 @@ impl Dispatcher {
                 (Some(prev), false) => {
                     handler.start(items);
                     let committed = self.commit_all(prev);
-                    let fin = handler.finish();
-                    match fin {
+                    match handler.finish() {
                         Some(next) if committed.is_ok() => ready = Some(next),
                         Some(_) => {}
                         // The batch is still in the processing list: recovery brings it back.
@@ -243,6 +243,7 @@ impl Dispatcher {
     fn handle(&self, raw: Vec<u8>) -> Handled {
         handle_message(&self.env, &self.clock, raw)
     }
+
     /// Applies handled messages and acknowledges them in one transaction; on a command error,
     /// retries them one at a time so only the faulty one is dead-lettered.
     fn commit(&mut self, mut handled: Vec<Handled>) -> redis::RedisResult<()> {
@@ -416,14 +417,8 @@ impl Dispatcher {
         let ops_in = batch.ops_in();
         let ops = batch.finish();
 
-        let mut current = self.dbs.list;
-        for op in &ops {
-            op.write_resp(&mut self.resp, self.dbs, &mut current);
-        }
+        self.resp.write_ops(&ops, self.dbs);
         drop(ops);
-        if current != self.dbs.list {
-            self.resp.command_n(2, &[b"SELECT"]).int(self.dbs.list);
-        }
         let commands = self.resp.commands();
         let stop_never = || false;
         let Some(conn) = self.conn.get(&stop_never) else {

@@ -226,13 +226,7 @@ pub fn give(
         batch.extend(engine.award_ops(org, a.clone(), day, epoch, GIVE_HONORS_ZMQ_NAME));
     }
     let mut resp = crate::store::Resp::default();
-    let mut current = dbs.list;
-    for op in batch.finish() {
-        op.write_resp(&mut resp, dbs, &mut current);
-    }
-    if current != dbs.list {
-        resp.command_n(2, &[b"SELECT"]).int(dbs.list);
-    }
+    resp.write_ops(&batch.finish(), dbs);
     resp.exec_transaction(conn)?;
     Ok(awards)
 }

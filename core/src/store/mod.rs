@@ -217,14 +217,12 @@ impl Batch {
                         p.lpush.drain(..p.lpush.len() - keep);
                     }
                 }
-                let key = key.clone();
-                self.flush_key(db, &key);
+                self.flush_key(db, key);
                 self.out.push(op);
             }
             other => {
                 if let Some((db, key)) = other.key() {
-                    let key = key.to_string();
-                    self.flush_key(db, &key);
+                    self.flush_key(db, key);
                 }
                 self.out.push(other);
             }

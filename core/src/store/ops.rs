@@ -168,7 +168,7 @@ impl Op {
 
     /// Appends this operation's command(s) to `out`, preceded by a SELECT when the operation's
     /// database is not the one the transaction is in (`current`).
-    pub fn write_resp(&self, out: &mut Resp, dbs: DbNumbers, current: &mut i64) {
+    fn write_resp(&self, out: &mut Resp, dbs: DbNumbers, current: &mut i64) {
         if let Some((db, _)) = self.key() {
             let want = dbs.number(db);
             if want != *current {
@@ -289,6 +289,18 @@ pub struct Resp {
 }
 
 impl Resp {
+    /// Writes a batch's operations, each in its database, and ends in the list database, where
+    /// the connection is kept between transactions.
+    pub fn write_ops(&mut self, ops: &[Op], dbs: DbNumbers) {
+        let mut current = dbs.list;
+        for op in ops {
+            op.write_resp(self, dbs, &mut current);
+        }
+        if current != dbs.list {
+            self.command_n(2, &[b"SELECT"]).int(dbs.list);
+        }
+    }
+
     /// Forgets the commands but keeps the buffer's capacity for the next batch.
     pub fn clear(&mut self) {
         self.buf.clear();
