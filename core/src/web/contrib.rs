@@ -378,9 +378,11 @@ pub fn rank_progress(points: f64, r: &Ranking) -> (Value, Value) {
     (json!(0), json!(r.rank_multiplier.powi(r.level_max as i32)))
 }
 
-/// `/_getOrgRank?org=`: the organisation's monthly points, rank and progress.
-pub async fn org_rank(st: &AppState, p: &Params) -> Result<Value, WebError> {
-    let org = required_org(p)?;
+/// One organisation's points this month (`None` without any), its rank and its badges.
+async fn org_standing(
+    st: &AppState,
+    org: &str,
+) -> Result<(Option<f64>, usize, Vec<usize>), WebError> {
     let mut c = st.data.conn().await?;
     let points = month_points(&mut c, &params::now_naive(&st.clock))
         .await?
@@ -388,6 +390,13 @@ pub async fn org_rank(st: &AppState, p: &Params) -> Result<Value, WebError> {
         .copied();
     let rb = ranks_and_badges(&mut c, &[org.to_string()], st.ranking.badges.len()).await?;
     let (org_rank, badges) = rb.into_iter().next().unwrap_or_default();
+    Ok((points, org_rank, badges))
+}
+
+/// `/_getOrgRank?org=`: the organisation's monthly points, rank and progress.
+pub async fn org_rank(st: &AppState, p: &Params) -> Result<Value, WebError> {
+    let org = required_org(p)?;
+    let (points, org_rank, badges) = org_standing(st, org).await?;
     let pf = points.unwrap_or(0.0);
     let (remaining, step) = rank_progress(pf, &st.ranking);
     let remaining = match (points, remaining) {
@@ -632,13 +641,7 @@ pub async fn contributor_for_stream(
     st: &AppState,
     org: &str,
 ) -> Result<Map<String, Value>, WebError> {
-    let mut c = st.data.conn().await?;
-    let points = month_points(&mut c, &params::now_naive(&st.clock))
-        .await?
-        .get(org)
-        .copied();
-    let rb = ranks_and_badges(&mut c, &[org.to_string()], st.ranking.badges.len()).await?;
-    let (org_rank, badges) = rb.into_iter().next().unwrap_or_default();
+    let (points, org_rank, badges) = org_standing(st, org).await?;
     let mut m = Map::new();
     m.insert(
         "rank".into(),
