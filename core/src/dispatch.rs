@@ -133,6 +133,7 @@ impl Dispatcher {
     /// error or a crash at any point leaves them to recovery, exactly as with one batch.
     pub fn run(&mut self, stop: &AtomicBool) {
         let stop_fn = || stop.load(Ordering::Relaxed);
+        crate::geoip::phone::warm_up();
         let mut handler = Handler::spawn(self.env.clone(), self.clock, self.opts.max_batch_bytes);
         let mut need_recovery = true;
         let mut upgraded = false;
@@ -355,7 +356,7 @@ impl Dispatcher {
             for step in h.steps {
                 match step {
                     Step::Op(op) => {
-                        if let Op::LPush { key, .. } = &op {
+                        if let Op::LPush { key, .. } | Op::LPushLive { key, .. } = &op {
                             live_pushed |=
                                 key == keys::LIVE_CACHE_LOG || key == keys::LIVE_CACHE_MAP;
                         }

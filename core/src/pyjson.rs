@@ -21,56 +21,52 @@ pub fn to_string(value: &Value) -> String {
 /// Appends the Python spelling of `value` to `out`; the building block of [`to_string`], exposed
 /// so callers can splice a document into a larger one without an intermediate `Value`.
 pub fn write_value(out: &mut String, value: &Value) {
+    write_value_in::<false>(out, value);
+}
+
+/// Writers are generic over `NESTED`: whether the text being written is itself the content of
+/// a JSON string literal (the live log publishes a document as a string inside another). Only
+/// quotes and escape sequences differ between the two spellings, so writing the nested form
+/// directly costs the same as the plain one, where escaping the plain text afterwards cost a
+/// second pass over every byte.
+fn write_value_in<const NESTED: bool>(out: &mut String, value: &Value) {
     match value {
         Value::Null => out.push_str("null"),
         Value::Bool(true) => out.push_str("true"),
         Value::Bool(false) => out.push_str("false"),
         Value::Number(n) => write_number(out, n),
-        Value::String(s) => write_str(out, s),
+        Value::String(s) => write_str_in::<NESTED>(out, s),
         Value::Array(items) => {
             out.push('[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
                     out.push_str(", ");
                 }
-                write_value(out, item);
+                write_value_in::<NESTED>(out, item);
             }
             out.push(']');
         }
-        Value::Object(map) => write_object(out, map),
+        Value::Object(map) => write_object_overlay_in::<NESTED>(out, map, &[]),
     }
-}
-
-fn write_object(out: &mut String, map: &Map<String, Value>) {
-    out.push('{');
-    for (i, (k, v)) in map.iter().enumerate() {
-        if i > 0 {
-            out.push_str(", ");
-        }
-        write_str(out, k);
-        out.push_str(": ");
-        write_value(out, v);
-    }
-    out.push('}');
 }
 
 /// Numbers keep Python's distinction between `int` (printed exactly, whatever its size) and
 /// `float` (printed with `repr`). The `arbitrary_precision` feature gives us the source text, so
 /// an integer larger than 64 bits survives as Python's would.
 fn write_number(out: &mut String, n: &Number) {
-    let text = n.to_string();
+    let text = n.as_str();
     let is_int = !text.contains(['.', 'e', 'E']);
     if is_int {
         // JSON forbids leading zeros; only "-0" differs from Python's int repr.
         if text == "-0" {
             out.push('0');
         } else {
-            out.push_str(&text);
+            out.push_str(text);
         }
     } else {
         match text.parse::<f64>() {
             Ok(f) => out.push_str(&float_repr(f)),
-            Err(_) => out.push_str(&text),
+            Err(_) => out.push_str(text),
         }
     }
 }
@@ -79,6 +75,29 @@ fn write_number(out: &mut String, n: &Number) {
 /// its position with the new value, new keys follow in order. Lets a handler serialise "the
 /// message with this attribute in it" without copying the message.
 pub fn write_object_overlay(out: &mut String, base: &Map<String, Value>, over: &[(&str, &Value)]) {
+    write_object_overlay_in::<false>(out, base, over);
+}
+
+/// [`write_object_overlay`] spelled as the content of a JSON string literal: what
+/// `json.dumps(json.dumps(doc))` has between its outer quotes.
+pub fn write_object_overlay_nested(
+    out: &mut String,
+    base: &Map<String, Value>,
+    over: &[(&str, &Value)],
+) {
+    write_object_overlay_in::<true>(out, base, over);
+}
+
+/// [`write_value`] spelled as the content of a JSON string literal.
+pub fn write_value_nested(out: &mut String, value: &Value) {
+    write_value_in::<true>(out, value);
+}
+
+fn write_object_overlay_in<const NESTED: bool>(
+    out: &mut String,
+    base: &Map<String, Value>,
+    over: &[(&str, &Value)],
+) {
     out.push('{');
     let mut first = true;
     let mut sep = |out: &mut String| {
@@ -89,20 +108,20 @@ pub fn write_object_overlay(out: &mut String, base: &Map<String, Value>, over: &
     };
     for (k, v) in base {
         sep(out);
-        write_str(out, k);
+        write_str_in::<NESTED>(out, k);
         out.push_str(": ");
         let v = over
             .iter()
             .find(|(ok, _)| *ok == k)
             .map_or(v, |(_, ov)| *ov);
-        write_value(out, v);
+        write_value_in::<NESTED>(out, v);
     }
     for (k, v) in over {
         if !base.contains_key(*k) {
             sep(out);
-            write_str(out, k);
+            write_str_in::<NESTED>(out, k);
             out.push_str(": ");
-            write_value(out, v);
+            write_value_in::<NESTED>(out, v);
         }
     }
     out.push('}');
@@ -180,8 +199,18 @@ const NEEDS_ESCAPE: [bool; 256] = {
 };
 
 pub fn write_str(out: &mut String, s: &str) {
-    out.reserve(s.len() + 2);
-    out.push('"');
+    write_str_in::<false>(out, s);
+}
+
+fn write_str_in<const NESTED: bool>(out: &mut String, s: &str) {
+    // In the nested spelling every quote and backslash written is itself escaped.
+    let (quote, backslash) = if NESTED {
+        ("\\\"", "\\\\")
+    } else {
+        ("\"", "\\")
+    };
+    out.reserve(s.len() + 2 * quote.len());
+    out.push_str(quote);
     let bytes = s.as_bytes();
     let mut start = 0;
     let mut i = 0;
@@ -193,17 +222,18 @@ pub fn write_str(out: &mut String, s: &str) {
             continue;
         }
         out.push_str(&s[start..i]);
+        out.push_str(backslash);
         if b < 0x80 {
             match b {
-                b'"' => out.push_str("\\\""),
-                b'\\' => out.push_str("\\\\"),
-                b'\n' => out.push_str("\\n"),
-                b'\r' => out.push_str("\\r"),
-                b'\t' => out.push_str("\\t"),
-                0x08 => out.push_str("\\b"),
-                0x0c => out.push_str("\\f"),
+                b'"' => out.push_str(quote),
+                b'\\' => out.push_str(backslash),
+                b'\n' => out.push('n'),
+                b'\r' => out.push('r'),
+                b'\t' => out.push('t'),
+                0x08 => out.push('b'),
+                0x0c => out.push('f'),
                 _ => {
-                    let _ = write!(out, "\\u{:04x}", b);
+                    let _ = write!(out, "u{:04x}", b);
                 }
             }
             i += 1;
@@ -211,37 +241,18 @@ pub fn write_str(out: &mut String, s: &str) {
             // A multi-byte character: escape it as UTF-16 code units.
             let c = s[i..].chars().next().unwrap_or('\u{fffd}');
             let mut buf = [0u16; 2];
-            for unit in c.encode_utf16(&mut buf) {
-                let _ = write!(out, "\\u{:04x}", unit);
+            for (n, unit) in c.encode_utf16(&mut buf).iter().enumerate() {
+                if n > 0 {
+                    out.push_str(backslash);
+                }
+                let _ = write!(out, "u{:04x}", unit);
             }
             i += c.len_utf8();
         }
         start = i;
     }
     out.push_str(&s[start..]);
-    out.push('"');
-}
-
-/// Writes `json` (text produced by [`to_string`] or [`write_value`]) as a JSON string literal.
-///
-/// Such text is pure printable ASCII (every other character was escaped when it was
-/// written), so only `"` and `\\` need escaping; finding them with `memchr` makes the
-/// double-encoded live-log payloads (`"log": "<json>"`) cheap.
-pub fn write_json_as_str(out: &mut String, json: &str) {
-    debug_assert!(json
-        .bytes()
-        .all(|b| !NEEDS_ESCAPE[b as usize] || b == b'"' || b == b'\\'));
-    out.reserve(json.len() + json.len() / 4 + 2);
-    out.push('"');
-    let bytes = json.as_bytes();
-    let mut start = 0;
-    for i in memchr::memchr2_iter(b'"', b'\\', bytes) {
-        out.push_str(&json[start..i]);
-        out.push('\\');
-        start = i;
-    }
-    out.push_str(&json[start..]);
-    out.push('"');
+    out.push_str(quote);
 }
 
 /// Convenience for building payloads in a fixed key order.
@@ -304,14 +315,32 @@ mod tests {
     }
 
     #[test]
-    fn json_text_as_a_string_equals_the_general_escaper() {
-        let v: Value =
-            serde_json::from_str(r#"{"a": "q\"uote\\ é\n", "b": [1, "x"]}"#).expect("json");
-        let text = to_string(&v);
-        let (mut fast, mut general) = (String::new(), String::new());
-        write_json_as_str(&mut fast, &text);
-        write_str(&mut general, &text);
-        assert_eq!(fast, general);
+    fn nested_spelling_is_the_plain_text_as_a_string() {
+        let v: Value = serde_json::from_str(
+            r#"{"a": "q\"uote\\ \u00e9\n\t\u0001 \ud83d\ude00", "b": [1, 2.50, null, {"c": true}], "d": "\u007f"}"#,
+        )
+        .expect("json");
+        let Value::Object(map) = &v else {
+            panic!("an object")
+        };
+        let extra = Value::String("x\"y".into());
+        for over in [&[][..], &[("b", &extra), ("new", &extra)][..]] {
+            let mut plain = String::new();
+            write_object_overlay(&mut plain, map, over);
+            let mut as_string = String::new();
+            write_str(&mut as_string, &plain);
+            let mut nested = String::from("\"");
+            write_object_overlay_nested(&mut nested, map, over);
+            nested.push('"');
+            assert_eq!(nested, as_string);
+        }
+        let mut nested = String::new();
+        write_value_nested(&mut nested, &v);
+        assert_eq!(format!("\"{nested}\""), {
+            let mut s = String::new();
+            write_str(&mut s, &to_string(&v));
+            s
+        });
     }
 
     #[test]

@@ -455,7 +455,7 @@ impl<'a> Engine<'a> {
         ]);
         Op::Publish {
             channel: channel.into(),
-            payload: pyjson::to_string(&payload),
+            payload: pyjson::to_string(&payload).into(),
         }
     }
 }

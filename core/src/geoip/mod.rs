@@ -25,7 +25,7 @@ mod centroids;
 mod db;
 mod error;
 mod names;
-mod phone;
+pub(crate) mod phone;
 
 pub use centroids::{Centroid, Centroids};
 pub use db::{GeoDb, IpLookup, IpRecord, Layout};

@@ -65,6 +65,13 @@ static ANSWERS: std::sync::LazyLock<std::sync::Mutex<lru::LruCache<String, Phone
         ))
     });
 
+/// Loads the phone-number metadata now rather than on the first phone attribute: loading it
+/// takes a tenth of a second or more, which would otherwise stall the live feed mid-stream.
+pub fn warm_up() {
+    let _ = DATABASE.region(&1u16);
+    LazyLock::force(&ANSWERS);
+}
+
 /// Resolves a phone attribute value to its country (see [`PhoneLookup`]).
 pub fn phone_country(value: &str) -> PhoneLookup {
     if let Ok(mut cache) = ANSWERS.lock() {

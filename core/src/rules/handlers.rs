@@ -75,7 +75,9 @@ fn keepalive(ctx: &mut Ctx, b: &Map<String, Value>) {
     match b.get("uptime") {
         Some(uptime) => {
             let log = Value::Array(vec![uptime.clone()]);
-            live::publish_log(ctx, "Keepalive", &pyjson::to_string(&log));
+            live::publish_log(ctx, "Keepalive", |out| {
+                pyjson::write_value_nested(out, &log)
+            });
         }
         None => ctx.problem("keepalive without \"uptime\": nothing published"),
     }
@@ -227,9 +229,9 @@ fn attribute(ctx: &mut Ctx, j: Wrapper, already_contributed: bool) {
             (_, None) => {}
         }
     }
-    let mut text = String::with_capacity(256);
-    pyjson::write_object_overlay(&mut text, j.base, j.over);
-    live::publish_log(ctx, kind.as_str(), &text);
+    live::publish_log(ctx, kind.as_str(), |out| {
+        pyjson::write_object_overlay_nested(out, j.base, j.over)
+    });
 }
 
 /// `misp_json_object`, and each object of an event: every attribute of the object is handled

@@ -31,6 +31,21 @@ impl Equivalent<(Db, String)> for KeyRef<'_> {
     }
 }
 
+/// A value waiting to be LPUSHed; a live-cache entry is only spelled out if it is sent.
+enum Pushed {
+    Text(String),
+    Live(ops::LiveEntry),
+}
+
+impl Pushed {
+    fn into_text(self) -> String {
+        match self {
+            Pushed::Text(s) => s,
+            Pushed::Live(e) => e.cached(),
+        }
+    }
+}
+
 /// Pending commutative work on one key.
 #[derive(Default)]
 struct Pending {
@@ -43,7 +58,7 @@ struct Pending {
     /// A SET (which also clears the TTL), applied before the other pending work.
     set: Option<String>,
     /// LPUSHed values in order; publications in between do not touch the list.
-    lpush: Vec<String>,
+    lpush: Vec<Pushed>,
     expire: Option<i64>,
 }
 
@@ -101,7 +116,7 @@ impl Pending {
             out.push(Op::LPushMany {
                 db,
                 key: key.clone(),
-                values: self.lpush,
+                values: self.lpush.into_iter().map(Pushed::into_text).collect(),
             });
         }
         for (field, by) in self.hincr {
@@ -200,7 +215,10 @@ impl Batch {
                 self.pending_for(db, key).expire = Some(secs);
             }
             Op::LPush { db, key, value } => {
-                self.pending_for(db, key).lpush.push(value);
+                self.pending_for(db, key).lpush.push(Pushed::Text(value));
+            }
+            Op::LPushLive { db, key, entry } => {
+                self.pending_for(db, key).lpush.push(Pushed::Live(entry));
             }
             Op::Publish { .. } => self.out.push(op),
             Op::LTrim {
@@ -370,7 +388,7 @@ mod tests {
         };
         let publ = |v: &str| Op::Publish {
             channel: "1".into(),
-            payload: v.into(),
+            payload: bytes::Bytes::copy_from_slice(v.as_bytes()),
         };
         let trim = Op::LTrim {
             db: Db::Data,

@@ -1,5 +1,8 @@
 //! The write vocabulary of the rules, and how it becomes Redis commands.
 
+use bytes::Bytes;
+use std::ops::Range;
+
 /// Which configured database a key lives in. Publications are not tied to a database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Db {
@@ -117,10 +120,70 @@ pub enum Op {
         key: String,
         count: usize,
     },
+    /// A live-log cache entry; see [`LiveEntry`].
+    LPushLive {
+        db: Db,
+        key: String,
+        entry: LiveEntry,
+    },
+    /// The payload is shared (not copied) with the live-cache entry that repeats it.
     Publish {
         channel: String,
-        payload: String,
+        payload: Bytes,
     },
+}
+
+/// A live-log cache entry, held as the publication it repeats: `{"name", "log", "zmqName"}`
+/// with the document `log` carries as a string in the publication and as an object in the
+/// cache. Most entries are pushed only to be dropped by the batch's trim of the cache (it keeps
+/// 101), so the cached spelling is only written out for those that reach Redis.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveEntry {
+    payload: Bytes,
+    /// Where the `log` string's content lies in `payload`, between its quotes.
+    log: Range<usize>,
+}
+
+impl LiveEntry {
+    /// `payload[log]` must be the content of a JSON string literal in `payload` that holds
+    /// printable-ASCII JSON text (what `pyjson` writes), so its only escapes are `\"` and `\\`.
+    pub fn new(payload: Bytes, log: Range<usize>) -> Self {
+        LiveEntry { payload, log }
+    }
+
+    /// The cached spelling: the publication with its `log` string replaced by the document.
+    pub fn cached(&self) -> String {
+        let p = &self.payload[..];
+        let (Some(head), Some(inner), Some(tail)) = (
+            self.log.start.checked_sub(1).and_then(|s| p.get(..s)),
+            p.get(self.log.clone()),
+            p.get(self.log.end + 1..),
+        ) else {
+            return String::from_utf8_lossy(p).into_owned();
+        };
+        let mut out = Vec::with_capacity(p.len());
+        out.extend_from_slice(head);
+        let mut escaped = false;
+        for &b in inner {
+            if b == b'\\' && !escaped {
+                escaped = true;
+                continue;
+            }
+            escaped = false;
+            out.push(b);
+        }
+        out.extend_from_slice(tail);
+        String::from_utf8(out)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    }
+
+    pub fn len(&self) -> usize {
+        self.payload.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.payload.is_empty()
+    }
 }
 
 impl Op {
@@ -142,6 +205,7 @@ impl Op {
             | Expire { db, key, .. }
             | LPush { db, key, .. }
             | LPushMany { db, key, .. }
+            | LPushLive { db, key, .. }
             | LTrim { db, key, .. }
             | RTrimCount { db, key, .. } => Some((*db, key.as_str())),
             Publish { .. } => None,
@@ -156,6 +220,7 @@ impl Op {
             GeoAdd { member, .. } => member.len() + 40,
             Set { value, .. } | LPush { value, .. } => value.len(),
             Publish { payload, .. } => payload.len(),
+            LPushLive { entry, .. } => entry.len(),
             ZAddMany { items, .. } => items.iter().map(|(_, m)| m.len() + 24).sum(),
             GeoAddMany { items, .. } => items.iter().map(|(_, _, m)| m.len() + 40).sum(),
             SAddMany { members, .. } => members.iter().map(String::len).sum(),
@@ -269,8 +334,11 @@ impl Op {
                     .int(0)
                     .int(stop);
             }
+            LPushLive { key, entry, .. } => {
+                out.command(&[b"LPUSH", key.as_bytes(), entry.cached().as_bytes()]);
+            }
             Publish { channel, payload } => {
-                out.command(&[b"PUBLISH", channel.as_bytes(), payload.as_bytes()]);
+                out.command(&[b"PUBLISH", channel.as_bytes(), payload]);
             }
         }
     }
@@ -433,6 +501,23 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn a_live_entry_caches_the_document_its_publication_carries() {
+        let doc = r#"{"a": "q\"b\\c", "n": [1, 2]}"#;
+        let mut payload = String::from(r#"{"name": "Attribute", "log": "#);
+        let mut quoted = String::new();
+        crate::pyjson::write_str(&mut quoted, doc);
+        let start = payload.len() + 1;
+        payload.push_str(&quoted);
+        let end = payload.len() - 1;
+        payload.push_str(r#", "zmqName": "misp1"}"#);
+        let entry = LiveEntry::new(Bytes::from(payload), start..end);
+        assert_eq!(
+            entry.cached(),
+            format!(r#"{{"name": "Attribute", "log": {doc}, "zmqName": "misp1"}}"#)
+        );
     }
 
     #[test]
