@@ -447,15 +447,18 @@ impl<'a> Engine<'a> {
         ]
     }
 
+    /// `{"name": "CONTRIBUTION", "log": <log as JSON text>, "zmqName"}`, written in one pass
+    /// (the log in its nested spelling) rather than serialised twice.
     fn announce(&self, channel: &str, log: &Value, zmq_name: &str) -> Op {
-        let payload = pyjson::object([
-            ("name", Value::String("CONTRIBUTION".into())),
-            ("log", Value::String(pyjson::to_string(log))),
-            ("zmqName", Value::String(zmq_name.into())),
-        ]);
+        let mut payload = String::with_capacity(160);
+        payload.push_str("{\"name\": \"CONTRIBUTION\", \"log\": \"");
+        pyjson::write_value_nested(&mut payload, log);
+        payload.push_str("\", \"zmqName\": ");
+        pyjson::write_str(&mut payload, zmq_name);
+        payload.push('}');
         Op::Publish {
             channel: channel.into(),
-            payload: pyjson::to_string(&payload).into(),
+            payload: payload.into(),
         }
     }
 }
