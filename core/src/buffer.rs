@@ -82,10 +82,16 @@ impl Buffer {
     /// Moves up to `n` messages from the consumer end of the buffer to the head of the
     /// processing list, atomically, and returns them oldest first.
     ///
-    /// `n` RPOPLPUSHes in one MULTI/EXEC: the same moves a Lua loop would make, but Redis
-    /// moves each element without the copies in and out of Lua, which cost it several
-    /// microseconds per message. An empty buffer makes the rest of the moves return nil.
+    /// RPOPLPUSHes in one MULTI/EXEC: the same moves a Lua loop would make, but Redis moves
+    /// each element without the copies in and out of Lua, which cost it several microseconds
+    /// per message. As many moves as the buffer holds are sent (it only grows meanwhile: the
+    /// dispatcher is its only consumer), so an idle buffer costs one LLEN, not `n` moves.
     fn move_oldest(&self, conn: &mut Connection, n: usize) -> redis::RedisResult<Vec<Vec<u8>>> {
+        let available: usize = redis::cmd("LLEN").arg(&self.list).query(conn)?;
+        let n = n.min(available);
+        if n == 0 {
+            return Ok(Vec::new());
+        }
         let mut pipe = redis::pipe();
         pipe.atomic();
         for _ in 0..n {
