@@ -5,7 +5,7 @@
 //! must therefore spell every JSON member and payload byte for byte as the original did:
 //! `", "` and `": "` separators, every non-ASCII character as a lower-case `\uXXXX` escape
 //! (astral characters as surrogate pairs), floats in Python's `repr`, and keys in insertion
-//! order. Everything that ends up in Redis as JSON goes through [`to_string`].
+//! order. Everything that ends up in Redis as JSON is written by this module.
 
 use serde_json::{Map, Number, Value};
 use std::fmt::Write as _;
@@ -71,15 +71,10 @@ fn write_number(out: &mut String, n: &Number) {
     }
 }
 
-/// Writes `base` with `over` applied as Python dict assignments would: an overridden key keeps
-/// its position with the new value, new keys follow in order. Lets a handler serialise "the
-/// message with this attribute in it" without copying the message.
-pub fn write_object_overlay(out: &mut String, base: &Map<String, Value>, over: &[(&str, &Value)]) {
-    write_object_overlay_in::<false>(out, base, over);
-}
-
-/// [`write_object_overlay`] spelled as the content of a JSON string literal: what
-/// `json.dumps(json.dumps(doc))` has between its outer quotes.
+/// Writes `base` with `over` applied as Python dict assignments would (an overridden key keeps
+/// its position with the new value, new keys follow in order), spelled as the content of a
+/// JSON string literal: what `json.dumps(json.dumps(doc))` has between its outer quotes. Lets
+/// a handler publish "the message with this attribute in it" without copying the message.
 pub fn write_object_overlay_nested(
     out: &mut String,
     base: &Map<String, Value>,
@@ -326,7 +321,7 @@ mod tests {
         let extra = Value::String("x\"y".into());
         for over in [&[][..], &[("b", &extra), ("new", &extra)][..]] {
             let mut plain = String::new();
-            write_object_overlay(&mut plain, map, over);
+            write_object_overlay_in::<false>(&mut plain, map, over);
             let mut as_string = String::new();
             write_str(&mut as_string, &plain);
             let mut nested = String::from("\"");
