@@ -601,6 +601,15 @@ mod tests {
                 vec!["LPUSH", "K", "x\r\ny", "z"],
             ),
             (
+                // The cached spelling: the publication's `log` string as the document it holds.
+                Op::LPushLive {
+                    db: Db::Data,
+                    key: k(),
+                    entry: LiveEntry::new(Bytes::from_static(br#"{"log": "{\"a\": 1}"}"#), 9..19),
+                },
+                vec!["LPUSH", "K", r#"{"log": {"a": 1}}"#],
+            ),
+            (
                 Op::LTrim {
                     db: Db::Data,
                     key: k(),
