@@ -133,7 +133,7 @@ impl Dispatcher {
     /// error or a crash at any point leaves them to recovery, exactly as with one batch.
     pub fn run(&mut self, stop: &AtomicBool) {
         let stop_fn = || stop.load(Ordering::Relaxed);
-        crate::geoip::phone::warm_up();
+        crate::geoip::warm_up_phone();
         let mut handler = Handler::spawn(self.env.clone(), self.clock, self.opts.max_batch_bytes);
         let mut need_recovery = true;
         let mut upgraded = false;

@@ -176,9 +176,6 @@ pub fn float_repr(f: f64) -> String {
     out
 }
 
-/// A JSON string literal with Python's `ensure_ascii=True` escaping: `"` and `\`, the short
-/// escapes `\n \r \t \b \f`, and every other character outside printable ASCII (including DEL) as
-/// `\uXXXX` with lower-case hex.
 /// Bytes that `ensure_ascii` JSON cannot copy as they are: control characters, `"`, `\\`, DEL
 /// and every byte of a multi-byte UTF-8 character.
 const NEEDS_ESCAPE: [bool; 256] = {
@@ -193,6 +190,9 @@ const NEEDS_ESCAPE: [bool; 256] = {
     t
 };
 
+/// A JSON string literal with Python's `ensure_ascii=True` escaping: `"` and `\`, the short
+/// escapes `\n \r \t \b \f`, and every other character outside printable ASCII (including DEL) as
+/// `\uXXXX` with lower-case hex.
 pub fn write_str(out: &mut String, s: &str) {
     write_str_in::<false>(out, s);
 }

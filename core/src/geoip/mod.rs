@@ -25,10 +25,10 @@ mod centroids;
 mod db;
 mod error;
 mod names;
-pub(crate) mod phone;
+mod phone;
 
 pub use centroids::{Centroid, Centroids};
 pub use db::{GeoDb, IpLookup, IpRecord, Layout};
 pub use error::GeoError;
 pub use names::country_name;
-pub use phone::{phone_country, PhoneLookup};
+pub use phone::{phone_country, warm_up as warm_up_phone, PhoneLookup};
