@@ -150,6 +150,11 @@ fn tune_allocator() {
     // SAFETY: mallopt only sets a tunable of the C allocator; called before any thread starts.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
+        // Blocks of 1 MiB and more (a large MISP event, its parts and the buffers around it)
+        // are mapped on their own and given back when freed. glibc's default threshold rises
+        // with every such block freed, after which they come from the arenas, and one large
+        // event pinned tens of MiB for the life of the process (bench/big_event.sh).
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
     }
 }
 

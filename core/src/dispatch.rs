@@ -86,6 +86,9 @@ struct Handled {
     bytes: usize,
     /// The frame's topic when it was handled, for the per-topic counters `selftest` reads.
     topic: Option<String>,
+    /// A large message left for the committing thread, which handles it while it commits so
+    /// its publications go out in pieces (see [`rules::Spill`]).
+    deferred: bool,
 }
 
 impl Handled {
@@ -97,6 +100,41 @@ impl Handled {
             steps: Vec::new(),
             raw,
             topic: None,
+            deferred: false,
+        }
+    }
+
+    fn deferred(raw: Vec<u8>) -> Handled {
+        Handled {
+            bytes: raw.len(),
+            dead: None,
+            steps: Vec::new(),
+            raw,
+            topic: None,
+            deferred: true,
+        }
+    }
+}
+
+/// Sends a large message's publications as they are made, pipelined on the dispatcher's
+/// connection; the first error is kept and fails the message's commit.
+struct PipelineSpill<'c> {
+    conn: &'c mut redis::Connection,
+    resp: &'c mut Resp,
+    error: Option<redis::RedisError>,
+}
+
+impl rules::Spill for PipelineSpill<'_> {
+    fn spill(&mut self, publications: Vec<Op>) {
+        if self.error.is_some() {
+            return;
+        }
+        // PUBLISH ignores the database, so none is selected.
+        let dbs = DbNumbers { data: 0, list: 0 };
+        self.resp.write_ops(&publications, dbs);
+        drop(publications);
+        if let Err(e) = self.resp.exec_pipeline(self.conn) {
+            self.error = Some(e);
         }
     }
 }
@@ -241,13 +279,35 @@ impl Dispatcher {
         Ok(())
     }
 
-    fn handle(&self, raw: Vec<u8>) -> Handled {
-        handle_message(&self.env, &self.clock, raw)
+    /// Handles one message in this thread; a large one publishes its live log while it is
+    /// handled.
+    fn handle(&mut self, raw: Vec<u8>) -> redis::RedisResult<Handled> {
+        let stop_never = || false;
+        let conn = match raw.len() > self.env.large_message_bytes {
+            true => self.conn.get(&stop_never),
+            false => None,
+        };
+        let Some(conn) = conn else {
+            return Ok(handle_message(&self.env, &self.clock, raw, None));
+        };
+        let mut spill = PipelineSpill {
+            conn,
+            resp: &mut self.resp,
+            error: None,
+        };
+        let handled = handle_message(&self.env, &self.clock, raw, Some(&mut spill));
+        match spill.error {
+            Some(e) => Err(e),
+            None => Ok(handled),
+        }
     }
 
     /// Applies handled messages and acknowledges them in one transaction; on a command error,
     /// retries them one at a time so only the faulty one is dead-lettered.
     fn commit(&mut self, mut handled: Vec<Handled>) -> redis::RedisResult<()> {
+        for h in handled.iter_mut().filter(|h| h.deferred) {
+            *h = self.handle(std::mem::take(&mut h.raw))?;
+        }
         let n = handled.len();
         // Kept aside (not copied) for the one-by-one retry; applying does not read them.
         let raws: Vec<Vec<u8>> = handled
@@ -269,7 +329,7 @@ impl Dispatcher {
             "a batch of {n} message(s) was refused by Redis ({e}); retrying one by one"
         );
         for raw in raws {
-            let h = self.handle(raw.clone());
+            let h = self.handle(raw.clone())?;
             match self.apply(vec![h], true) {
                 Ok(()) => {}
                 Err(e) if is_connection_error(&e) => return Err(e),
@@ -288,13 +348,7 @@ impl Dispatcher {
                             Value::String(String::from_utf8_lossy(&raw).into_owned()),
                         ),
                     ]));
-                    let failed = Handled {
-                        raw,
-                        steps: Vec::new(),
-                        dead: Some(entry),
-                        bytes: 0,
-                        topic: None,
-                    };
+                    let failed = Handled::dead_only(raw, entry);
                     self.apply(vec![failed], false)?;
                 }
             }
@@ -386,6 +440,12 @@ impl Dispatcher {
                     start: 0,
                     stop: keys::LIVE_CACHE_KEEP - 1,
                 });
+                batch.push(Op::TrimBytes {
+                    db: Db::Data,
+                    key: key.into(),
+                    max_entries: keys::LIVE_CACHE_KEEP as usize,
+                    max_bytes: self.env.live_cache_max_bytes,
+                });
             }
         }
         if dead + partial > 0 {
@@ -417,15 +477,15 @@ impl Dispatcher {
         batch.push(self.buffer.ack(n_handled));
         let ops_in = batch.ops_in();
         let ops = batch.finish();
+        let stop_never = || false;
+        let Some(conn) = self.conn.get(&stop_never) else {
+            return Ok(());
+        };
+        let ops = publish_ahead(conn, &mut self.resp, ops, self.opts.max_batch_bytes)?;
 
         self.resp.write_ops(&ops, self.dbs);
         drop(ops);
         let commands = self.resp.commands();
-        let stop_never = || false;
-        let Some(conn) = self.conn.get(&stop_never) else {
-            self.resp.clear();
-            return Ok(());
-        };
         let result = self.resp.exec_transaction(conn);
         self.resp.shrink_to(self.opts.max_batch_bytes * 4);
         result?;
@@ -445,6 +505,46 @@ impl Dispatcher {
     }
 }
 
+/// Publications are not state (pub/sub keeps nothing). When a batch's publications exceed
+/// `max_bytes` (one large event's live log), they are sent ahead of its transaction in pieces
+/// of about 1 MiB, in order, and the rest is returned: the transaction stays small, and the
+/// burst does not push a subscriber past Redis's output-buffer limit for pub/sub clients.
+/// Should the transaction then fail, the batch is published again when it is retried.
+fn publish_ahead(
+    conn: &mut redis::Connection,
+    resp: &mut Resp,
+    ops: Vec<Op>,
+    max_bytes: usize,
+) -> redis::RedisResult<Vec<Op>> {
+    const PIECE: usize = 1 << 20;
+    let published: usize = ops
+        .iter()
+        .filter(|op| matches!(op, Op::Publish { .. }))
+        .map(Op::approx_bytes)
+        .sum();
+    if published <= max_bytes {
+        return Ok(ops);
+    }
+    let (publications, rest): (Vec<Op>, Vec<Op>) = ops
+        .into_iter()
+        .partition(|op| matches!(op, Op::Publish { .. }));
+    // PUBLISH ignores the database, so none is selected.
+    let dbs = DbNumbers { data: 0, list: 0 };
+    let mut bytes = 0;
+    for op in publications {
+        bytes += op.approx_bytes();
+        resp.write_ops(std::slice::from_ref(&op), dbs);
+        if bytes >= PIECE {
+            resp.exec_pipeline(conn)?;
+            bytes = 0;
+        }
+    }
+    if resp.commands() > 0 {
+        resp.exec_pipeline(conn)?;
+    }
+    Ok(rest)
+}
+
 /// Parses and decides every message of a batch, and splits the result into chunks of about
 /// `max_bytes` of commands (one transaction each).
 fn handle_batch(
@@ -457,7 +557,16 @@ fn handle_batch(
     let mut chunk = Vec::new();
     let mut bytes = 0;
     for raw in items {
-        let h = handle_message(env, clock, raw);
+        if raw.len() > env.large_message_bytes {
+            // Committed alone, after what came before it.
+            if !chunk.is_empty() {
+                chunks.push(std::mem::take(&mut chunk));
+                bytes = 0;
+            }
+            chunks.push(vec![Handled::deferred(raw)]);
+            continue;
+        }
+        let h = handle_message(env, clock, raw, None);
         bytes += h.bytes;
         chunk.push(h);
         if bytes >= max_bytes {
@@ -551,7 +660,12 @@ impl Handler {
     }
 }
 
-fn handle_message(env_rules: &Env, clock: &Clock, raw: Vec<u8>) -> Handled {
+fn handle_message(
+    env_rules: &Env,
+    clock: &Clock,
+    raw: Vec<u8>,
+    spill: Option<&mut dyn rules::Spill>,
+) -> Handled {
     let now = clock.now_f64();
     let dead = |reason: String, zmq_name: Option<&str>, content: Option<&str>, applied: &str| {
         let mut fields = vec![
@@ -586,7 +700,7 @@ fn handle_message(env_rules: &Env, clock: &Clock, raw: Vec<u8>) -> Handled {
             return Handled::dead_only(raw, d);
         }
     };
-    match rules::handle_frame(env_rules, clock, &env.zmq_name, &env.content) {
+    match rules::handle_frame_spilling(env_rules, clock, &env.zmq_name, &env.content, spill) {
         Outcome::Rejected(r) => {
             tracing::warn!("dead-lettered message from {:?}: {r}", env.zmq_name);
             let d = dead(
@@ -623,6 +737,7 @@ fn handle_message(env_rules: &Env, clock: &Clock, raw: Vec<u8>) -> Handled {
                 dead,
                 bytes,
                 topic: Some(topic),
+                deferred: false,
             }
         }
     }

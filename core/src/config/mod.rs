@@ -165,8 +165,36 @@ pub struct Config {
     pub redis: RedisConfig,
     /// `[mispdash] ranking_cfg`: where `ranking.cfg` is read from (built-in defaults otherwise).
     pub ranking_path: Option<PathBuf>,
+    /// `[mispdash]` bounds on what one message may cost (mispdash additions).
+    pub limits: Limits,
     /// Options that were not recognised, as `(section, option)`, for a warning at start.
     pub unknown: Vec<(String, String)>,
+}
+
+/// Bounds that keep one message, however large, from exhausting memory (`[mispdash]`,
+/// additions of mispdash; `docs/compat.md` F10-F11).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// `large_message_bytes`: above this size of a message, each of its live-log entries
+    /// carries the event without the event's other attributes and objects. The original copies
+    /// the whole event into every attribute's entry, which is quadratic in the event's size.
+    pub large_message_bytes: usize,
+    /// `live_cache_max_bytes`: the live caches (`TEMP_CACHE_LIVE:*`) hold at most this many
+    /// bytes each, as well as at most 101 entries.
+    pub live_cache_max_bytes: usize,
+    /// `max_attempts`: how many times a message that cannot be committed (a Redis error, or a
+    /// crash while it is being applied) is tried before it is dead-lettered.
+    pub max_attempts: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            large_message_bytes: 64 << 10,
+            live_cache_max_bytes: 16 << 20,
+            max_attempts: 3,
+        }
+    }
 }
 
 /// The default `fieldname_order` of `config.cfg.default`.
@@ -266,7 +294,15 @@ const KNOWN: &[(&str, &[&str])] = &[
         ],
     ),
     ("RedisDB", &["db", "dbversion"]),
-    ("mispdash", &["ranking_cfg"]),
+    (
+        "mispdash",
+        &[
+            "ranking_cfg",
+            "large_message_bytes",
+            "live_cache_max_bytes",
+            "max_attempts",
+        ],
+    ),
 ];
 
 impl Config {
@@ -465,6 +501,30 @@ impl Config {
             db_version_key: r.nonempty("RedisDB", "dbVersion", "db_version")?,
         };
         let ranking_path = r.opt("mispdash", "ranking_cfg").map(PathBuf::from);
+        let d = Limits::default();
+        let positive = |option: &str, default: usize| {
+            r.parse_with("mispdash", option, &default.to_string(), |v| {
+                v.parse::<usize>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| "must be a positive whole number of bytes".to_string())
+            })
+        };
+        let limits = Limits {
+            large_message_bytes: positive("large_message_bytes", d.large_message_bytes)?,
+            live_cache_max_bytes: positive("live_cache_max_bytes", d.live_cache_max_bytes)?,
+            max_attempts: r.parse_with(
+                "mispdash",
+                "max_attempts",
+                &d.max_attempts.to_string(),
+                |v| {
+                    v.parse::<u32>()
+                        .ok()
+                        .filter(|n| (1..=1000).contains(n))
+                        .ok_or_else(|| "must be a whole number from 1 to 1000".to_string())
+                },
+            )?,
+        };
         let unknown = r.unknown();
         Ok(Config {
             source: None,
@@ -476,6 +536,7 @@ impl Config {
             log,
             redis,
             ranking_path,
+            limits,
             unknown,
         })
     }

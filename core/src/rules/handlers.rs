@@ -4,6 +4,8 @@ use super::{geo, live, trendings, users, ContribKind, Ctx, Outcome};
 use crate::message::{self, get, path, text, Reject};
 use crate::store::{Db, Op};
 use crate::{keys, pyjson};
+use indexmap::IndexMap;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 /// Handles one frame (`"<topic> <json>"`) that arrived through feed `zmq_name`.
@@ -12,6 +14,17 @@ pub fn handle_frame(
     clock: &crate::clock::Clock,
     zmq_name: &str,
     content: &str,
+) -> Outcome {
+    handle_frame_spilling(env, clock, zmq_name, content, None)
+}
+
+/// [`handle_frame`], handing a large message's publications to `spill` as they are made.
+pub fn handle_frame_spilling(
+    env: &super::Env,
+    clock: &crate::clock::Clock,
+    zmq_name: &str,
+    content: &str,
+    spill: Option<&mut dyn super::Spill>,
 ) -> Outcome {
     let (topic, body) = match message::split_frame(content) {
         Ok(x) => x,
@@ -35,9 +48,23 @@ pub fn handle_frame(
     if !known {
         return Outcome::Rejected(Reject::UnknownTopic(topic.to_string()));
     }
-    let b = match message::parse_body(topic, body) {
-        Ok(v) => v,
-        Err(r) => return Outcome::Rejected(r),
+    let large = content.len() > env.large_message_bytes;
+    // A large event is parsed one listed record at a time: as one JSON tree, a 10 MB event
+    // takes about 80 MB of memory.
+    let split = if large && matches!(topic, "misp_json" | "misp_json_event") {
+        match SplitEvent::parse(topic, body) {
+            Ok(split) => split,
+            Err(r) => return Outcome::Rejected(r),
+        }
+    } else {
+        None
+    };
+    let b = match &split {
+        Some(s) => Value::Object(s.body.clone()),
+        None => match message::parse_body(topic, body) {
+            Ok(v) => v,
+            Err(r) => return Outcome::Rejected(r),
+        },
     };
     let Some(obj) = b.as_object() else {
         return Outcome::Rejected(Reject::NotAnObject {
@@ -45,13 +72,18 @@ pub fn handle_frame(
         });
     };
     let mut ctx = Ctx::new(env, clock, zmq_name);
+    ctx.large = large;
+    if let Some(spill) = spill.filter(|_| large) {
+        ctx.spilling_to(spill);
+    }
+    let lists = split.as_ref().map(|s| s.lists).unwrap_or_default();
     match topic {
         "misp_json" if obj.contains_key("Event") => {
             // Corrected: publishing an event does not count its attributes again.
             ctx.republished = ctx.corrected();
-            event(&mut ctx, obj)
+            event(&mut ctx, obj, lists)
         }
-        "misp_json_event" => event(&mut ctx, obj),
+        "misp_json_event" => event(&mut ctx, obj, lists),
         "misp_json_self" => keepalive(&mut ctx, obj),
         "misp_json_attribute" => attribute(&mut ctx, Wrapper::plain(obj), false),
         "misp_json_object" => object(&mut ctx, obj),
@@ -63,6 +95,7 @@ pub fn handle_frame(
         // misp_json_organisation, misp_json_object_reference: nothing to record.
         _ => {}
     }
+    ctx.finish_spilling();
     Outcome::Applied {
         topic: topic.to_string(),
         steps: ctx.steps,
@@ -83,8 +116,107 @@ fn keepalive(ctx: &mut Ctx, b: &Map<String, Value>) {
     }
 }
 
-/// `misp_json_event`, and `misp_json` (a published event) when it holds an `Event`.
-fn event(ctx: &mut Ctx, b: &Map<String, Value>) {
+/// A large event's body with the event's attribute and object lists left unparsed: each
+/// listed record is parsed when it is handled and dropped after, so memory follows the largest
+/// record, not the whole event.
+struct SplitEvent<'a> {
+    /// The body, its `Event` without the lists that [`event_header`] leaves out.
+    body: Map<String, Value>,
+    lists: RawLists<'a>,
+}
+
+/// The unparsed `Event.Attribute` and `Event.Object` of a [`SplitEvent`].
+#[derive(Clone, Copy, Default)]
+struct RawLists<'a> {
+    attribute: Option<&'a RawValue>,
+    object: Option<&'a RawValue>,
+}
+
+impl<'a> SplitEvent<'a> {
+    /// `None` when the body has no `Event` object (it is then parsed as usual).
+    fn parse(topic: &str, body: &'a str) -> Result<Option<SplitEvent<'a>>, Reject> {
+        type RawMap<'a> = IndexMap<String, &'a RawValue>;
+        let bad = |e: serde_json::Error| Reject::BadJson {
+            topic: topic.to_string(),
+            reason: e.to_string(),
+        };
+        let Ok(top) = serde_json::from_str::<RawMap>(body) else {
+            // Not an object, or not JSON: the usual path says which.
+            return Ok(None);
+        };
+        let Some(Ok(event)) = top
+            .get("Event")
+            .map(|e| serde_json::from_str::<RawMap>(e.get()))
+        else {
+            return Ok(None);
+        };
+        let mut lists = RawLists::default();
+        let mut header = Map::new();
+        for (k, v) in &event {
+            match k.as_str() {
+                "Attribute" => lists.attribute = Some(v),
+                "Object" => lists.object = Some(v),
+                k if LISTED_RECORDS.contains(&k) => {}
+                _ => {
+                    header.insert(k.clone(), serde_json::from_str(v.get()).map_err(bad)?);
+                }
+            }
+        }
+        let mut out = Map::new();
+        for (k, v) in &top {
+            let value = if k == "Event" {
+                Value::Object(std::mem::take(&mut header))
+            } else {
+                serde_json::from_str(v.get()).map_err(bad)?
+            };
+            out.insert(k.clone(), value);
+        }
+        Ok(Some(SplitEvent { body: out, lists }))
+    }
+}
+
+/// Calls `each` with every record of a listed field (`Event.Attribute`, `Event.Object`),
+/// parsed (`parsed`) or still raw (`raw`, a large event's), and `other` with the field when it
+/// is present but not a list.
+fn each_listed(
+    ctx: &mut Ctx,
+    parsed: Option<&Value>,
+    raw: Option<&RawValue>,
+    mut each: impl FnMut(&mut Ctx, &Value),
+    other: impl FnOnce(&mut Ctx, &Value),
+) {
+    if let Some(raw) = raw {
+        match serde_json::from_str::<Vec<&RawValue>>(raw.get()) {
+            Ok(items) => {
+                for item in items {
+                    // Every part was valid JSON when the body was split.
+                    if let Ok(v) = serde_json::from_str::<Value>(item.get()) {
+                        each(ctx, &v);
+                    }
+                }
+            }
+            Err(_) => {
+                if let Ok(v) = serde_json::from_str::<Value>(raw.get()) {
+                    other(ctx, &v);
+                }
+            }
+        }
+        return;
+    }
+    match parsed {
+        Some(Value::Array(list)) => {
+            for v in list {
+                each(ctx, v);
+            }
+        }
+        Some(v) => other(ctx, v),
+        None => {}
+    }
+}
+
+/// `misp_json_event`, and `misp_json` (a published event) when it holds an `Event`. `lists`
+/// holds a large event's attribute and object lists, which `b` then lacks.
+fn event(ctx: &mut Ctx, b: &Map<String, Value>, lists: RawLists) {
     let Some(e) = b.get("Event") else {
         ctx.problem("no \"Event\": message skipped");
         return;
@@ -109,31 +241,39 @@ fn event(ctx: &mut Ctx, b: &Map<String, Value>) {
         }
     }
 
-    if let Some(attrs) = e_obj.get("Attribute") {
-        match attrs {
-            Value::Array(list) => {
-                for a in list {
-                    attribute(ctx, Wrapper::with(b, &[("Attribute", a)]), false);
-                }
-            }
+    // What each live-log entry carries as the event: the whole event, or for a large message
+    // the event without the records it lists (docs/compat.md F10).
+    let header = ctx.large.then(|| event_header(e_obj));
+    let event_for_rows = header.as_ref().unwrap_or(e);
+    each_listed(
+        ctx,
+        e_obj.get("Attribute"),
+        lists.attribute,
+        |ctx, a| {
+            attribute(
+                ctx,
+                Wrapper::with(b, &[("Event", event_for_rows), ("Attribute", a)]),
+                false,
+            )
+        },
+        |ctx, other| match other {
             // The original hands the bare value on; it has no "Event" around it, so no
             // contribution can come of it.
             Value::Object(bare) => attribute(ctx, Wrapper::plain(bare), false),
             _ => ctx.problem("Event.Attribute is neither a list nor an object: attributes skipped"),
-        }
-    }
-    if let Some(objs) = e_obj.get("Object") {
-        match objs {
-            Value::Array(list) => {
-                for o in list {
-                    object_parts(ctx, o, b.get("Event"));
-                }
-            }
+        },
+    );
+    each_listed(
+        ctx,
+        e_obj.get("Object"),
+        lists.object,
+        |ctx, o| object_parts(ctx, o, Some(event_for_rows)),
+        |ctx, other| match other {
             // The original hands the bare object on, in which it finds no "Object": nothing.
             Value::Object(_) => {}
             _ => ctx.problem("Event.Object is neither a list nor an object: objects skipped"),
-        }
-    }
+        },
+    );
 
     // The event's own contribution uses the top-level Orgc (misp_json_event's shape); a
     // published event (misp_json) nests it and so gives none, as in the original.
@@ -238,8 +378,36 @@ fn attribute(ctx: &mut Ctx, j: Wrapper, already_contributed: bool) {
 /// with the object around it (and the event appended).
 fn object(ctx: &mut Ctx, b: &Map<String, Value>) {
     if let Some(o) = b.get("Object") {
-        object_parts(ctx, o, b.get("Event"));
+        let header = match b.get("Event") {
+            Some(Value::Object(e)) if ctx.large => Some(event_header(e)),
+            _ => None,
+        };
+        object_parts(ctx, o, header.as_ref().or(b.get("Event")));
     }
+}
+
+/// The fields of an event that list records rather than describe the event.
+const LISTED_RECORDS: &[&str] = &[
+    "Attribute",
+    "Object",
+    "ShadowAttribute",
+    "RelatedEvent",
+    "Galaxy",
+    "EventReport",
+    "Sighting",
+    "CryptographicKey",
+];
+
+/// The event's fields that describe it, without the records it lists (attributes, objects,
+/// proposals, related events, galaxies, reports, sightings): what a live-log entry of a large
+/// message carries as its event, so each entry costs its own attribute, not the whole event.
+fn event_header(e: &Map<String, Value>) -> Value {
+    Value::Object(
+        e.iter()
+            .filter(|(k, _)| !LISTED_RECORDS.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    )
 }
 
 /// Each attribute of object `o` is handled as the object with the event appended and the

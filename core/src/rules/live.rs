@@ -26,6 +26,8 @@ pub fn publish_log(ctx: &mut Ctx, name: &str, write_content: impl FnOnce(&mut St
     payload.push_str("\", \"zmqName\": ");
     pyjson::write_str(&mut payload, &ctx.zmq_name);
     payload.push('}');
+    // A large event makes thousands of these at once: keep only what they use.
+    payload.shrink_to_fit();
     let payload = Bytes::from(payload);
     ctx.op(Op::Publish {
         channel: ctx.env.channel_live.clone(),

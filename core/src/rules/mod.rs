@@ -22,7 +22,7 @@ use crate::store::Op;
 use serde_json::Value;
 use std::sync::{Arc, RwLock};
 
-pub use handlers::handle_frame;
+pub use handlers::{handle_frame, handle_frame_spilling};
 
 /// What does not change from one message to the next.
 pub struct Env {
@@ -35,6 +35,10 @@ pub struct Env {
     pub centroids: Centroids,
     pub ranking: crate::config::Ranking,
     pub scoring: crate::config::Scoring,
+    /// `[mispdash] large_message_bytes`: see [`Ctx::large`].
+    pub large_message_bytes: usize,
+    /// `[mispdash] live_cache_max_bytes`: what each live cache may hold in all.
+    pub live_cache_max_bytes: usize,
 }
 
 impl Env {
@@ -47,6 +51,8 @@ impl Env {
         Env {
             ranking,
             scoring: cfg.contrib.scoring,
+            large_message_bytes: cfg.limits.large_message_bytes,
+            live_cache_max_bytes: cfg.limits.live_cache_max_bytes,
             channel_live: cfg.redis.channel_live.clone(),
             channel_map: cfg.redis.channel_map.clone(),
             channel_last_contributor: cfg.redis.channel_last_contributor.clone(),
@@ -134,9 +140,38 @@ pub struct Ctx<'a> {
     pub problems: Vec<String>,
     /// Set while handling a published event in corrected mode: its attributes earn nothing.
     pub republished: bool,
+    /// The message is larger than `[mispdash] large_message_bytes`: its live-log entries carry
+    /// the event without the event's other attributes and objects. Copying the whole event
+    /// into each of its N attributes' entries, as the original does, makes N copies of it.
+    pub large: bool,
+    /// Where publications go while the message is still being handled (see [`Spill`]).
+    spill: Option<&'a mut dyn Spill>,
+    /// Bytes of publications among `steps`, counted only while spilling.
+    unspilled: usize,
 }
 
+/// Takes a large message's publications while it is handled, about every
+/// [`SPILL_BYTES`], so that memory holds a piece of its live log, not all of it. Publications
+/// are not state (pub/sub keeps nothing), so they may go out before the message's writes are
+/// committed; a message that is retried is published again.
+pub trait Spill {
+    fn spill(&mut self, publications: Vec<Op>);
+}
+
+/// How many bytes of publications a spilling message holds before handing them on.
+pub const SPILL_BYTES: usize = 1 << 20;
+
 impl<'a> Ctx<'a> {
+    /// Publications go to `spill` while the message is handled (see [`Spill`]).
+    pub fn spilling_to(&mut self, spill: &'a mut dyn Spill) {
+        self.spill = Some(spill);
+    }
+
+    /// What is left to publish when handling ends goes out with the message's writes.
+    pub fn finish_spilling(&mut self) {
+        self.spill = None;
+    }
+
     pub fn new(env: &'a Env, clock: &Clock, zmq_name: &str) -> Self {
         let now = clock.now_f64();
         Ctx {
@@ -148,11 +183,60 @@ impl<'a> Ctx<'a> {
             steps: Vec::new(),
             problems: Vec::new(),
             republished: false,
+            large: false,
+            spill: None,
+            unspilled: 0,
         }
     }
 
     pub fn op(&mut self, op: Op) {
+        if let (Op::Publish { payload, .. }, Some(_)) = (&op, &self.spill) {
+            self.unspilled += payload.len();
+        }
         self.steps.push(Step::Op(op));
+        if self.unspilled >= SPILL_BYTES {
+            self.spill_now();
+        }
+    }
+
+    /// Hands the publications held so far to the spill, and drops the live-cache pushes that
+    /// the trim after the batch would drop anyway (they share the publications' memory).
+    fn spill_now(&mut self) {
+        use crate::keys::{LIVE_CACHE_KEEP, LIVE_CACHE_LOG, LIVE_CACHE_MAP};
+        self.unspilled = 0;
+        let Some(spill) = self.spill.as_mut() else {
+            return;
+        };
+        let cached = |step: &Step, key: &str| {
+            matches!(step, Step::Op(Op::LPushLive { key: k, .. } | Op::LPush { key: k, .. }) if k == key)
+        };
+        let mut excess = [LIVE_CACHE_LOG, LIVE_CACHE_MAP].map(|key| {
+            self.steps
+                .iter()
+                .filter(|s| cached(s, key))
+                .count()
+                .saturating_sub(LIVE_CACHE_KEEP as usize)
+        });
+        let mut publications = Vec::new();
+        // In place: a large message holds many steps, and a copy of them would double that.
+        let dropped = self.steps.extract_if(.., |step| {
+            if matches!(step, Step::Op(Op::Publish { .. })) {
+                return true;
+            }
+            for (i, key) in [LIVE_CACHE_LOG, LIVE_CACHE_MAP].iter().enumerate() {
+                if excess[i] > 0 && cached(step, key) {
+                    excess[i] -= 1;
+                    return true;
+                }
+            }
+            false
+        });
+        for step in dropped {
+            if let Step::Op(op @ Op::Publish { .. }) = step {
+                publications.push(op);
+            }
+        }
+        spill.spill(publications);
     }
 
     /// Records a contribution of `org` at this message's position.

@@ -28,6 +28,13 @@ impl DbNumbers {
     }
 }
 
+/// [`Op::TrimBytes`]: sums the newest entries' sizes and trims after the last that fits.
+const TRIM_BYTES_LUA: &str = "local items = redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1) \
+local budget, keep = tonumber(ARGV[2]), 0 \
+for i, v in ipairs(items) do budget = budget - #v; if budget < 0 then break end; keep = i end \
+if keep < #items then if keep == 0 then redis.call('DEL', KEYS[1]) else redis.call('LTRIM', KEYS[1], 0, keep - 1) end end \
+return keep";
+
 /// One write or publication. The `*Many` forms are produced by coalescing.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
@@ -113,6 +120,15 @@ pub enum Op {
         key: String,
         start: isize,
         stop: isize,
+    },
+    /// Keep the longest run of newest elements that holds at most `max_bytes` in all (an
+    /// entry larger than that alone empties the list). Used after an [`Op::LTrim`], so it
+    /// reads at most that many elements.
+    TrimBytes {
+        db: Db,
+        key: String,
+        max_entries: usize,
+        max_bytes: usize,
     },
     /// Remove `count` elements from the tail (the oldest of an LPUSH-fed list).
     RTrimCount {
@@ -207,6 +223,7 @@ impl Op {
             | LPushMany { db, key, .. }
             | LPushLive { db, key, .. }
             | LTrim { db, key, .. }
+            | TrimBytes { db, key, .. }
             | RTrimCount { db, key, .. } => Some((*db, key.as_str())),
             Publish { .. } => None,
         }
@@ -327,6 +344,16 @@ impl Op {
                     .int(*start as i64)
                     .int(*stop as i64);
             }
+            TrimBytes {
+                key,
+                max_entries,
+                max_bytes,
+                ..
+            } => {
+                out.command_n(6, &[b"EVAL", TRIM_BYTES_LUA.as_bytes(), b"1", key.as_bytes()])
+                    .int(*max_entries as i64)
+                    .int(*max_bytes as i64);
+            }
             RTrimCount { key, count, .. } => {
                 // Keep everything but the `count` oldest (tail) elements.
                 let stop = -(*count as i64) - 1;
@@ -436,6 +463,22 @@ impl Resp {
     /// Runs the buffered commands as one MULTI/EXEC (the caller writes neither) and reports
     /// the first command error inside the transaction, as redis-rs's own transactions do. The
     /// buffer is cleared, keeping its capacity.
+    /// Sends the commands as a plain pipeline (no transaction) and reads their replies; the
+    /// first error reply is returned.
+    pub fn exec_pipeline(&mut self, conn: &mut redis::Connection) -> redis::RedisResult<()> {
+        use redis::ConnectionLike;
+        let n = self.commands;
+        let result = conn
+            .req_packed_commands(&self.buf, 0, n)
+            .and_then(|replies| {
+                replies
+                    .into_iter()
+                    .try_for_each(|r| r.extract_error().map(|_| ()))
+            });
+        self.clear();
+        result
+    }
+
     pub fn exec_transaction(&mut self, conn: &mut redis::Connection) -> redis::RedisResult<()> {
         use redis::ConnectionLike;
         let queued = self.commands;
