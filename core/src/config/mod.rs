@@ -182,9 +182,6 @@ pub struct Limits {
     /// `live_cache_max_bytes`: the live caches (`TEMP_CACHE_LIVE:*`) hold at most this many
     /// bytes each, as well as at most 101 entries.
     pub live_cache_max_bytes: usize,
-    /// `max_attempts`: how many times a message that cannot be committed (a Redis error, or a
-    /// crash while it is being applied) is tried before it is dead-lettered.
-    pub max_attempts: u32,
 }
 
 impl Default for Limits {
@@ -192,7 +189,6 @@ impl Default for Limits {
         Limits {
             large_message_bytes: 64 << 10,
             live_cache_max_bytes: 16 << 20,
-            max_attempts: 3,
         }
     }
 }
@@ -300,7 +296,6 @@ const KNOWN: &[(&str, &[&str])] = &[
             "ranking_cfg",
             "large_message_bytes",
             "live_cache_max_bytes",
-            "max_attempts",
         ],
     ),
 ];
@@ -513,17 +508,6 @@ impl Config {
         let limits = Limits {
             large_message_bytes: positive("large_message_bytes", d.large_message_bytes)?,
             live_cache_max_bytes: positive("live_cache_max_bytes", d.live_cache_max_bytes)?,
-            max_attempts: r.parse_with(
-                "mispdash",
-                "max_attempts",
-                &d.max_attempts.to_string(),
-                |v| {
-                    v.parse::<u32>()
-                        .ok()
-                        .filter(|n| (1..=1000).contains(n))
-                        .ok_or_else(|| "must be a whole number from 1 to 1000".to_string())
-                },
-            )?,
         };
         let unknown = r.unknown();
         Ok(Config {

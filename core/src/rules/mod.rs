@@ -207,9 +207,7 @@ impl<'a> Ctx<'a> {
         let Some(spill) = self.spill.as_mut() else {
             return;
         };
-        let cached = |step: &Step, key: &str| {
-            matches!(step, Step::Op(Op::LPushLive { key: k, .. } | Op::LPush { key: k, .. }) if k == key)
-        };
+        let cached = |step: &Step, key: &str| matches!(step, Step::Op(Op::LPushLive { key: k, .. } | Op::LPush { key: k, .. }) if k == key);
         let mut excess = [LIVE_CACHE_LOG, LIVE_CACHE_MAP].map(|key| {
             self.steps
                 .iter()

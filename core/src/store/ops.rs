@@ -350,9 +350,12 @@ impl Op {
                 max_bytes,
                 ..
             } => {
-                out.command_n(6, &[b"EVAL", TRIM_BYTES_LUA.as_bytes(), b"1", key.as_bytes()])
-                    .int(*max_entries as i64)
-                    .int(*max_bytes as i64);
+                out.command_n(
+                    6,
+                    &[b"EVAL", TRIM_BYTES_LUA.as_bytes(), b"1", key.as_bytes()],
+                )
+                .int(*max_entries as i64)
+                .int(*max_bytes as i64);
             }
             RTrimCount { key, count, .. } => {
                 // Keep everything but the `count` oldest (tail) elements.
