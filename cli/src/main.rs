@@ -12,7 +12,7 @@ use mispdash_core::clock::Clock;
 use mispdash_core::config::Config;
 use mispdash_core::feed::FeedSpec;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 /// mispdash: the live MISP situational-awareness dashboard.
@@ -71,7 +71,8 @@ enum Command {
         /// Never start a local Redis; wait for the configured one instead.
         #[arg(long)]
         no_managed_redis: bool,
-        /// Where a Redis started by mispdash keeps its data.
+        /// Where a Redis started by mispdash keeps its data, and where frames that Redis could
+        /// not take before a stop are kept for the next start (`spool/`).
         #[arg(long, default_value = ".mispdash")]
         data_dir: PathBuf,
         /// Do not score contributions (benchmarking aid: measures what gamification costs; the
@@ -117,6 +118,10 @@ enum Command {
         /// PLAIN password (MISP's Plugin.ZeroMQ_password).
         #[arg(long, env = "MISPDASH_ZMQ_PASSWORD", hide_env_values = true)]
         password: Option<String>,
+        /// Where frames that Redis could not take before a stop are kept for the next start
+        /// (`spool/`).
+        #[arg(long, default_value = ".mispdash")]
+        data_dir: PathBuf,
     },
 }
 
@@ -133,11 +138,17 @@ pub(crate) fn load_config(path: Option<&Path>) -> anyhow::Result<(Config, bool)>
     Ok((cfg, false))
 }
 
+/// SIGINT (Ctrl-C) and SIGTERM (systemd, containers) both stop cleanly: subscribers stop,
+/// what they hold is written, the managed Redis stops. A second one of either ends the process
+/// at once, for a stop that hangs.
 fn stop_on_signal() -> anyhow::Result<Arc<AtomicBool>> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
     let stop = Arc::new(AtomicBool::new(false));
-    let s = stop.clone();
-    ctrlc::set_handler(move || s.store(true, Ordering::Relaxed))
-        .context("cannot install the signal handler")?;
+    for sig in [SIGINT, SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(sig, 1, stop.clone())
+            .and_then(|_| signal_hook::flag::register(sig, stop.clone()))
+            .context("cannot install the signal handlers")?;
+    }
     Ok(stop)
 }
 
@@ -238,6 +249,7 @@ fn real_main() -> anyhow::Result<()> {
             url,
             username,
             password,
+            data_dir,
         } => {
             let (cfg, _) = load_config(cli.config.as_deref())?;
             if username.is_some() != password.is_some() {
@@ -250,7 +262,7 @@ fn real_main() -> anyhow::Result<()> {
                 password,
             };
             let stop = stop_on_signal()?;
-            app::subscribe(&cfg, spec, clock, stop)?;
+            app::subscribe(&cfg, spec, &data_dir, clock, stop)?;
         }
     }
     Ok(())

@@ -172,13 +172,14 @@ pub fn run(
         for spec in specs {
             let name = spec.name.clone();
             tracing::info!("subscribing to {} at {}", spec.name, spec.endpoint);
-            let h = feed::spawn(
+            let h = feed::spawn_with_options(
                 spec,
                 target.clone(),
                 cfg.redis.list_db,
                 cfg.redis.list_name.clone(),
                 clock,
                 stop.clone(),
+                feed_options(&opts.data_dir),
             )
             .map_err(|e| AppError::Thread {
                 what: format!("subscriber {name}"),
@@ -245,18 +246,20 @@ pub fn run(
 pub fn subscribe(
     cfg: &Config,
     spec: FeedSpec,
+    data_dir: &std::path::Path,
     clock: Clock,
     stop: Arc<AtomicBool>,
 ) -> Result<(), AppError> {
     let target = RedisTarget::from_config(&cfg.redis);
     let name = spec.name.clone();
-    let h = feed::spawn(
+    let h = feed::spawn_with_options(
         spec,
         target,
         cfg.redis.list_db,
         cfg.redis.list_name.clone(),
         clock,
         stop.clone(),
+        feed_options(data_dir),
     )
     .map_err(|e| AppError::Thread {
         what: format!("subscriber {name}"),
@@ -268,6 +271,14 @@ pub fn subscribe(
     h.stop();
     h.join();
     Ok(())
+}
+
+/// Subscribers keep what Redis could not take before a stop in `<data_dir>/spool`.
+fn feed_options(data_dir: &std::path::Path) -> feed::FeedOptions {
+    feed::FeedOptions {
+        spool_dir: Some(data_dir.join("spool")),
+        ..Default::default()
+    }
 }
 
 fn free_port() -> std::io::Result<u16> {

@@ -292,11 +292,7 @@ const KNOWN: &[(&str, &[&str])] = &[
     ("RedisDB", &["db", "dbversion"]),
     (
         "mispdash",
-        &[
-            "ranking_cfg",
-            "large_message_bytes",
-            "live_cache_max_bytes",
-        ],
+        &["ranking_cfg", "large_message_bytes", "live_cache_max_bytes"],
     ),
 ];
 

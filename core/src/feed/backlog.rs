@@ -70,6 +70,15 @@ impl Backlog {
         self.enforce_bound()
     }
 
+    /// Puts entries, in order, ahead of everything queued (frames spooled at the last stop are
+    /// older than any that arrived since); the bound is not applied to them.
+    pub fn push_front(&mut self, entries: Vec<Entry>) {
+        for e in entries.into_iter().rev() {
+            self.bytes += e.value.len();
+            self.queue.push_front(e);
+        }
+    }
+
     /// Takes up to `max_frames` entries (and about `max_bytes`, but always at least one) from
     /// the front, oldest first, and marks them in flight.
     pub fn take_batch(&mut self, max_frames: usize, max_bytes: usize) -> Vec<Entry> {

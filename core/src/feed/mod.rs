@@ -112,6 +112,9 @@ pub struct FeedOptions {
     /// First wait before retrying after the publisher refused a handshake (wrong credentials,
     /// mechanism mismatch); doubles up to a minute while refusals go on.
     pub handshake_retry: Duration,
+    /// Where frames that Redis could not take before a stop are written, to be pushed at the
+    /// next start (`<dir>/<feed>.spool.jsonl`); `None`: such frames are lost, and said so.
+    pub spool_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for FeedOptions {
@@ -126,6 +129,7 @@ impl Default for FeedOptions {
             heartbeat_interval: Duration::from_secs(5),
             heartbeat_timeout: Duration::from_secs(15),
             handshake_retry: Duration::from_secs(5),
+            spool_dir: None,
         }
     }
 }
@@ -283,6 +287,25 @@ impl Shared {
         let batch = b.take_batch(opts.batch_frames, opts.batch_bytes);
         self.after_change(&b, 0);
         batch
+    }
+
+    /// Queues entries ahead of the others (see [`Backlog::push_front`]).
+    fn enqueue_front(&self, entries: Vec<Entry>) {
+        if entries.is_empty() {
+            return;
+        }
+        let mut b = self.lock();
+        b.push_front(entries);
+        self.after_change(&b, 0);
+    }
+
+    /// Everything queued, oldest first, taken out of the backlog (for the spool at a stop).
+    fn take_all(&self) -> Vec<Entry> {
+        let mut b = self.lock();
+        let all = b.take_batch(usize::MAX, usize::MAX);
+        b.confirm();
+        self.after_change(&b, 0);
+        all
     }
 
     /// The in-flight batch reached Redis.

@@ -126,6 +126,7 @@ impl Pusher {
     }
 
     pub fn run(mut self) {
+        self.load_spool();
         let shared = self.shared.clone();
         let stop = move || shared.stopped();
         let mut next_status = Instant::now();
@@ -161,6 +162,23 @@ impl Pusher {
             }
         }
         let left = self.shared.queued();
+        if left > 0 && self.opts.spool_dir.is_some() {
+            match self.write_spool() {
+                Ok((n, path)) => {
+                    tracing::warn!(
+                        "feed {:?}: Redis at {} could not take {n} frame(s) before the stop; \
+                         they are kept in {} and pushed at the next start",
+                        self.name,
+                        self.redis.target(),
+                        path.display()
+                    );
+                    self.write_status(&|| true);
+                    return;
+                }
+                Err(e) => tracing::error!("feed {:?}: cannot write the spool: {e}", self.name),
+            }
+        }
+        let left = self.shared.queued();
         if left > 0 {
             tracing::error!(
                 "feed {:?}: stopping with {} frame(s) that could not be pushed to Redis at {}: \
@@ -171,6 +189,131 @@ impl Pusher {
             );
         }
         self.write_status(&|| true);
+    }
+
+    fn spool_path(&self) -> Option<std::path::PathBuf> {
+        let dir = self.opts.spool_dir.as_ref()?;
+        // The feed's name comes from the configuration: keep it to a safe file name.
+        let safe: String = self
+            .name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        Some(dir.join(format!("{safe}.spool.jsonl")))
+    }
+
+    /// Writes the pending batch (with its token, so a batch that did reach Redis is not pushed
+    /// twice) and everything queued to the spool file, appending to what an earlier stop left.
+    fn write_spool(&mut self) -> std::io::Result<(usize, std::path::PathBuf)> {
+        use std::io::Write;
+        let Some(path) = self.spool_path() else {
+            return Err(std::io::Error::other("no spool directory"));
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut batches: Vec<(Option<String>, Vec<Entry>)> = Vec::new();
+        if let Some(p) = self.pending.take() {
+            batches.push((Some(p.token), p.entries));
+        }
+        batches.push((None, self.shared.take_all()));
+        let mut out = std::io::BufWriter::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)?,
+        );
+        let mut n = 0;
+        for (token, entries) in batches.into_iter().filter(|(_, e)| !e.is_empty()) {
+            n += entries.len();
+            let line = serde_json::json!({
+                "token": token,
+                "entries": entries
+                    .iter()
+                    .map(|e| serde_json::json!({
+                        "dead": e.dest == Dest::DeadLetter,
+                        "value": e.value,
+                    }))
+                    .collect::<Vec<_>>(),
+            });
+            writeln!(out, "{line}")?;
+        }
+        out.flush()?;
+        out.get_ref().sync_all()?;
+        Ok((n, path))
+    }
+
+    /// Queues what the spool holds ahead of any new frame, then removes the file.
+    fn load_spool(&mut self) {
+        let Some(path) = self.spool_path() else {
+            return;
+        };
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(e) => {
+                tracing::error!("feed {:?}: cannot read {}: {e}", self.name, path.display());
+                return;
+            }
+        };
+        let mut n = 0;
+        let mut queued = Vec::new();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+                tracing::error!(
+                    "feed {:?}: {} holds a line that is not JSON: skipped",
+                    self.name,
+                    path.display()
+                );
+                continue;
+            };
+            let entries: Vec<Entry> = v["entries"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|e| {
+                            Some(Entry {
+                                dest: if e["dead"].as_bool() == Some(true) {
+                                    Dest::DeadLetter
+                                } else {
+                                    Dest::Buffer
+                                },
+                                value: e["value"].as_str()?.to_string(),
+                            })
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            n += entries.len();
+            match v["token"].as_str() {
+                Some(token) if self.pending.is_none() => {
+                    self.pending = Some(Pending {
+                        token: token.to_string(),
+                        entries,
+                    })
+                }
+                _ => queued.extend(entries),
+            }
+        }
+        self.shared.enqueue_front(queued);
+        if let Err(e) = std::fs::remove_file(&path) {
+            tracing::error!(
+                "feed {:?}: cannot remove {}: {e}",
+                self.name,
+                path.display()
+            );
+        }
+        tracing::info!(
+            "feed {:?}: {n} frame(s) kept in {} at the last stop are pushed first",
+            self.name,
+            path.display()
+        );
     }
 
     /// Pushes the pending batch, or a new one from the backlog. Returns false when nothing could

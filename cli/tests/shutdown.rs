@@ -1,0 +1,105 @@
+//! SIGTERM (systemd, containers) stops mispdash as cleanly as Ctrl-C: a subscriber that holds
+//! frames because Redis is down writes them to its spool, and pushes them at the next start,
+//! so none is lost and none is pushed twice.
+
+mod common;
+
+use common::*;
+use std::time::Duration;
+
+const FRAMES: usize = 300;
+
+fn sigterm(md: &mut Mispdash) -> std::process::ExitStatus {
+    // SAFETY: kill(2) on our own child's pid.
+    let rc = unsafe { libc::kill(md.child.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(rc, 0, "kill(SIGTERM)");
+    wait_child(
+        &mut md.child,
+        Duration::from_secs(30),
+        "mispdash after SIGTERM",
+    )
+}
+
+fn buffered(r: &Redis) -> i64 {
+    r.conn(3)
+        .and_then(|mut c| redis::cmd("LLEN").arg("bufferList").query(&mut c))
+        .unwrap_or(-1)
+}
+
+#[test]
+fn sigterm_during_a_redis_outage_spools_the_held_frames_and_pushes_them_at_the_next_start() {
+    let dir = tmpdir("sigterm-spool");
+    let data_dir = dir.join("data");
+    let mut redis = Redis::start();
+    let zport = free_port();
+    let endpoint = format!("tcp://127.0.0.1:{zport}");
+    let cfg = write_config(&dir, redis.port, "[]", &oracle_mmdb(), None);
+    let args = [
+        "subscribe",
+        "-n",
+        "misp1",
+        "-u",
+        endpoint.as_str(),
+        "--data-dir",
+        data_dir.to_str().expect("utf-8 path"),
+    ];
+    let mut sub = Mispdash::start(&cfg, &args, &dir.join("subscribe-1.log"));
+    redis.kill();
+    let corpus = shared().join("corpus/seed2.jsonl");
+    let out = tool(
+        "zmq_replay.py",
+        &[
+            corpus.to_str().expect("utf-8 path"),
+            "--bind",
+            &endpoint,
+            "--limit",
+            &FRAMES.to_string(),
+            "--sentinel",
+            "--quiet",
+            "--wait-timeout",
+            "60",
+            "--linger",
+            "2",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "replay failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status = sigterm(&mut sub);
+    assert!(
+        status.success(),
+        "a SIGTERM stop exits 0, got {status}:\n{}",
+        sub.log_text()
+    );
+    let log = sub.log_text();
+    assert!(
+        log.contains("pushed at the next start"),
+        "the stop says where the held frames went:\n{log}"
+    );
+    let spool = data_dir.join("spool/misp1.spool.jsonl");
+    assert!(spool.exists(), "spool file written:\n{log}");
+
+    redis.restart();
+    let mut sub2 = Mispdash::start(&cfg, &args, &dir.join("subscribe-2.log"));
+    let want = FRAMES as i64 + 1; // and the sentinel
+    let arrived = wait_until(Duration::from_secs(30), || buffered(&redis) >= want);
+    assert!(
+        arrived,
+        "only {} of {want} frames reached the buffer:\n{}",
+        buffered(&redis),
+        sub2.log_text()
+    );
+    // Nothing more arrives later (a duplicate would).
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(buffered(&redis), want, "no frame pushed twice");
+    assert!(!spool.exists(), "the spool is removed once loaded");
+    assert!(
+        sub2.log_text().contains("pushed first"),
+        "the start says it replays the spool:\n{}",
+        sub2.log_text()
+    );
+    let status = sigterm(&mut sub2);
+    assert!(status.success(), "{}", sub2.log_text());
+}
