@@ -13,12 +13,17 @@
 use crate::keys;
 use crate::store::{Db, Op};
 use redis::Connection;
+use std::time::{Duration, Instant};
 
 pub struct Buffer {
     list: String,
     processing: String,
     dead: String,
 }
+
+/// How often an idle dispatcher looks at the buffer: the most a message waits when it arrives
+/// in an empty buffer.
+const IDLE_POLL: Duration = Duration::from_millis(20);
 
 /// Dead letters kept at most (oldest dropped first).
 pub const DEAD_LETTER_KEEP: isize = 100_000;
@@ -59,24 +64,23 @@ impl Buffer {
         max: usize,
         wait: f64,
     ) -> redis::RedisResult<Vec<Vec<u8>>> {
-        let mut items = self.move_oldest(conn, max)?;
-        if items.is_empty() && wait > 0.0 {
-            let first: Option<Vec<u8>> = redis::cmd("BLMOVE")
-                .arg(&self.list)
-                .arg(&self.processing)
-                .arg("RIGHT")
-                .arg("LEFT")
-                .arg(wait)
-                .query(conn)?;
-            if let Some(first) = first {
-                items.push(first);
-                if max > 1 {
-                    let more = self.move_oldest(conn, max - 1)?;
-                    items.extend(more);
-                }
+        let items = self.move_oldest(conn, max)?;
+        if !items.is_empty() || wait <= 0.0 {
+            return Ok(items);
+        }
+        // Polled, not a blocking BLMOVE: every move must be in a transaction that the
+        // dispatcher lease fences (see `lease`), and a blocking command cannot be.
+        let deadline = Instant::now() + Duration::from_secs_f64(wait);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(Vec::new());
+            }
+            std::thread::sleep(IDLE_POLL.min(left));
+            if self.len(conn)? > 0 {
+                return self.move_oldest(conn, max);
             }
         }
-        Ok(items)
     }
 
     /// Moves up to `n` messages from the consumer end of the buffer to the head of the
@@ -97,7 +101,11 @@ impl Buffer {
         for _ in 0..n {
             pipe.cmd("RPOPLPUSH").arg(&self.list).arg(&self.processing);
         }
-        let moved: Vec<Option<Vec<u8>>> = pipe.query(conn)?;
+        // No reply: the transaction was aborted, because the lease it was fenced by changed.
+        let moved: Option<Vec<Option<Vec<u8>>>> = pipe.query(conn)?;
+        let Some(moved) = moved else {
+            return Err(crate::lease::lost());
+        };
         Ok(moved.into_iter().flatten().collect())
     }
 

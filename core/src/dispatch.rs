@@ -12,6 +12,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::contrib::{Channels, Engine, Snapshot};
 use crate::keys;
+use crate::lease::{self, Claim, Lease};
 use crate::message;
 use crate::pyjson;
 use crate::redis_util::{is_connection_error, sleep_unless, Reconnecting, RedisTarget};
@@ -74,6 +75,10 @@ pub struct Dispatcher {
     in_processing: usize,
     /// The transaction being written, reused from batch to batch.
     resp: Resp,
+    /// Only the holder of the lease dispatches (see [`lease`]).
+    lease: Lease,
+    holding: bool,
+    target: RedisTarget,
     pub stats: Arc<DispatchStats>,
 }
 
@@ -151,7 +156,7 @@ impl Dispatcher {
                 list: cfg.redis.list_db,
             },
             db_version_key: cfg.redis.db_version_key.clone(),
-            conn: Reconnecting::new(target, cfg.redis.list_db, "dispatcher"),
+            conn: Reconnecting::new(target.clone(), cfg.redis.list_db, "dispatcher"),
             opts,
             channels: Channels {
                 last_contributor: cfg.redis.channel_last_contributor.clone(),
@@ -159,6 +164,9 @@ impl Dispatcher {
             },
             in_processing: 0,
             resp: Resp::default(),
+            lease: Lease::new(),
+            holding: false,
+            target,
             stats: Arc::new(DispatchStats::default()),
         }
     }
@@ -175,12 +183,55 @@ impl Dispatcher {
         let mut handler = Handler::spawn(self.env.clone(), self.clock, self.opts.max_batch_bytes);
         let mut need_recovery = true;
         let mut upgraded = false;
+        let mut standby_said = false;
         // Handled but not yet committed.
         let mut ready: Option<Vec<Vec<Handled>>> = None;
         while !stop_fn() {
             let Some(conn) = self.conn.get(&stop_fn) else {
                 break;
             };
+            if !self.holding {
+                self.lease.keep(self.target.clone(), self.dbs.list);
+                match self.lease.claim(conn) {
+                    Ok(Claim::Taken | Claim::Renewed) => {
+                        tracing::info!(
+                            "dispatcher: holding the dispatcher lease ({})",
+                            self.lease.identity()
+                        );
+                        let _ = self.lease.mark_standby(conn, None);
+                        self.holding = true;
+                        standby_said = false;
+                        // What the previous holder left in the processing list is ours now.
+                        need_recovery = true;
+                        ready = None;
+                    }
+                    Ok(Claim::HeldByOther) => {
+                        if !standby_said {
+                            let holder: Option<String> = redis::cmd("GET")
+                                .arg(lease::LEASE_KEY)
+                                .query(conn)
+                                .unwrap_or(None);
+                            tracing::warn!(
+                                "dispatcher: another dispatcher ({}) is active on this Redis; this \
+                                 one waits as a hot standby and takes over within {} s if it dies, \
+                                 at once if it stops",
+                                holder.as_deref().unwrap_or("unknown"),
+                                lease::LEASE_TTL.as_secs()
+                            );
+                            standby_said = true;
+                        }
+                        let _ = self
+                            .lease
+                            .mark_standby(conn, Some(self.clock.now_f64() as i64));
+                        sleep_unless(lease::STANDBY_POLL, &stop_fn);
+                        continue;
+                    }
+                    Err(e) => {
+                        self.on_error(&e);
+                        continue;
+                    }
+                }
+            }
             if !upgraded {
                 match upgrade_db(conn, self.dbs, &self.db_version_key) {
                     Ok(()) => upgraded = true,
@@ -209,8 +260,9 @@ impl Dispatcher {
                 } else {
                     self.opts.idle_wait
                 };
-                self.buffer
-                    .take(conn, self.opts.batch_size, wait)
+                let fenced = self.lease.fence(conn);
+                fenced
+                    .and_then(|_watch| self.buffer.take(conn, self.opts.batch_size, wait))
                     .inspect(|items| self.in_processing += items.len())
             };
             let items = match taken {
@@ -260,10 +312,27 @@ impl Dispatcher {
                 tracing::warn!("dispatcher stopping; the last batch stays for recovery: {e}");
             }
         }
+        let stop_now = || true;
+        if let Some(conn) = self.conn.get(&stop_now) {
+            let released = match self.holding {
+                true => self.lease.release(conn),
+                false => self.lease.mark_standby(conn, None),
+            };
+            if let Err(e) = released {
+                tracing::warn!(
+                    "dispatcher: could not give the lease up ({e}); it expires by itself"
+                );
+            }
+        }
     }
 
     fn on_error(&mut self, e: &redis::RedisError) {
-        if is_connection_error(e) {
+        if lease::is_lost(e) {
+            tracing::warn!(
+                "dispatcher: the dispatcher lease passed to another dispatcher; standing by"
+            );
+            self.holding = false;
+        } else if is_connection_error(e) {
             self.conn.reset(e);
         } else {
             tracing::error!("dispatcher: Redis refused a command: {e}");
@@ -316,7 +385,7 @@ impl Dispatcher {
             .collect();
         let e = match self.apply(handled, true) {
             Ok(()) => return Ok(()),
-            Err(e) if is_connection_error(&e) => return Err(e),
+            Err(e) if is_connection_error(&e) || lease::is_lost(&e) => return Err(e),
             Err(e) => e,
         };
         // A command error inside EXEC does not undo the others: if the acknowledgement went
@@ -332,7 +401,7 @@ impl Dispatcher {
             let h = self.handle(raw.clone())?;
             match self.apply(vec![h], true) {
                 Ok(()) => {}
-                Err(e) if is_connection_error(&e) => return Err(e),
+                Err(e) if is_connection_error(&e) || lease::is_lost(&e) => return Err(e),
                 Err(e) if self.acknowledged(1)? => {
                     tracing::error!("Redis refused part of a message's writes: {e}");
                 }
@@ -486,7 +555,15 @@ impl Dispatcher {
         self.resp.write_ops(&ops, self.dbs);
         drop(ops);
         let commands = self.resp.commands();
+        let watch = match self.lease.fence(conn) {
+            Ok(w) => w,
+            Err(e) => {
+                self.resp.clear();
+                return Err(e);
+            }
+        };
         let result = self.resp.exec_transaction(conn);
+        drop(watch);
         self.resp.shrink_to(self.opts.max_batch_bytes * 4);
         result?;
         self.in_processing = self.in_processing.saturating_sub(n_handled);

@@ -15,6 +15,7 @@ pub mod dispatch;
 pub mod feed;
 pub mod geoip;
 pub mod keys;
+pub mod lease;
 pub mod managed_redis;
 pub mod message;
 pub mod ops;
