@@ -562,6 +562,49 @@ fn stopped_dispatcher_leaves_the_buffer_full() {
 }
 
 #[test]
+fn a_second_dispatcher_is_named_as_a_standby() {
+    let redis = Redis::start();
+    let s = setup("st-standby", redis.port, no_instances(), &good_mmdb());
+    let first = run_dispatcher(&s.cfg, &s.dir.join("run1.log"));
+    assert!(
+        wait_until(Duration::from_secs(20), || first
+            .log_text()
+            .contains("holding the dispatcher lease")),
+        "{}",
+        first.log_text()
+    );
+    // The first one serves the web port.
+    let second = Mispdash::start_with(
+        &s.cfg,
+        &[
+            "run",
+            "--no-subscribers",
+            "--no-managed-redis",
+            "--no-demo",
+            "--no-server",
+        ],
+        &s.dir.join("run2.log"),
+        false,
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || second
+            .log_text()
+            .contains("hot standby")),
+        "{}",
+        second.log_text()
+    );
+    let (_, r) = selftest(&s.cfg, &["--timeout", "10"]);
+    let pid = second.child.id().to_string();
+    expect(
+        &r,
+        "dispatchers",
+        "WARN",
+        &["wait as standby", &format!("pid {pid}"), "stop it"],
+    );
+    expect(&r, "dispatcher", "PASS", &["answered"]);
+}
+
+#[test]
 fn topic_never_seen_names_the_misp_setting() {
     let redis = Redis::start();
     let s = setup("st-topics", redis.port, no_instances(), &good_mmdb());

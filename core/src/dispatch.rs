@@ -198,7 +198,7 @@ impl Dispatcher {
                             "dispatcher: holding the dispatcher lease ({})",
                             self.lease.identity()
                         );
-                        let _ = self.lease.mark_standby(conn, None);
+                        let _ = self.lease.mark_standby(conn, false);
                         self.holding = true;
                         standby_said = false;
                         // What the previous holder left in the processing list is ours now.
@@ -220,9 +220,7 @@ impl Dispatcher {
                             );
                             standby_said = true;
                         }
-                        let _ = self
-                            .lease
-                            .mark_standby(conn, Some(self.clock.now_f64() as i64));
+                        let _ = self.lease.mark_standby(conn, true);
                         sleep_unless(lease::STANDBY_POLL, &stop_fn);
                         continue;
                     }
@@ -316,7 +314,7 @@ impl Dispatcher {
         if let Some(conn) = self.conn.get(&stop_now) {
             let released = match self.holding {
                 true => self.lease.release(conn),
-                false => self.lease.mark_standby(conn, None),
+                false => self.lease.mark_standby(conn, false),
             };
             if let Err(e) = released {
                 tracing::warn!(

@@ -174,15 +174,15 @@ impl Lease {
             .query(conn)
     }
 
-    /// Records this dispatcher as a standby (`seen` = epoch seconds), or removes it.
-    pub fn mark_standby(&self, conn: &mut Connection, seen: Option<i64>) -> redis::RedisResult<()> {
-        match seen {
-            Some(t) => redis::cmd("HSET")
+    /// Records this dispatcher as a standby now, or (`false`) removes it.
+    pub fn mark_standby(&self, conn: &mut Connection, waiting: bool) -> redis::RedisResult<()> {
+        match waiting {
+            true => redis::cmd("HSET")
                 .arg(STANDBY_KEY)
                 .arg(&self.identity)
-                .arg(t)
+                .arg(wall_epoch())
                 .query(conn),
-            None => redis::cmd("HDEL")
+            false => redis::cmd("HDEL")
                 .arg(STANDBY_KEY)
                 .arg(&self.identity)
                 .query(conn),
@@ -216,23 +216,14 @@ pub fn is_lost(e: &redis::RedisError) -> bool {
     e.detail() == Some(LOST) || e.to_string().contains("transaction aborted")
 }
 
-/// Who holds the lease and which standbys were seen in the last `fresh_secs`, for `/status`
-/// and `selftest`.
-pub fn read(
-    conn: &mut Connection,
-    now: i64,
-    fresh_secs: i64,
-) -> redis::RedisResult<(Option<String>, Vec<String>)> {
-    let (holder, standby): (Option<String>, Vec<(String, i64)>) = redis::pipe()
-        .cmd("GET")
-        .arg(LEASE_KEY)
-        .cmd("HGETALL")
-        .arg(STANDBY_KEY)
-        .query(conn)?;
-    let standby = standby
-        .into_iter()
-        .filter(|(_, seen)| now - seen <= fresh_secs)
-        .map(|(who, _)| who)
-        .collect();
-    Ok((holder, standby))
+/// A standby that has not said so for this long is gone (it says so every second).
+pub const STANDBY_FRESH_SECS: i64 = 10;
+
+/// Wall-clock seconds, for the standbys' liveness marks (never the pinned test clock: these
+/// say whether a process is alive, not when a MISP message happened).
+pub fn wall_epoch() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }

@@ -229,7 +229,15 @@ pub async fn status(st: &AppState) -> Value {
 async fn buffer(st: &AppState) -> Result<Value, WebError> {
     let name = &st.cfg.list_name;
     let mut c = st.list.conn().await?;
-    let (len, processing, dead, dispatch): (i64, i64, i64, HashMap<String, String>) = redis::pipe()
+    #[allow(clippy::type_complexity)]
+    let (len, processing, dead, dispatch, holder, standby): (
+        i64,
+        i64,
+        i64,
+        HashMap<String, String>,
+        Option<String>,
+        Vec<(String, i64)>,
+    ) = redis::pipe()
         .cmd("LLEN")
         .arg(name)
         .cmd("LLEN")
@@ -238,8 +246,18 @@ async fn buffer(st: &AppState) -> Result<Value, WebError> {
         .arg(keys::dead_letter_list(name))
         .cmd("HGETALL")
         .arg(keys::DISPATCH_STATUS)
+        .cmd("GET")
+        .arg(crate::lease::LEASE_KEY)
+        .cmd("HGETALL")
+        .arg(crate::lease::STANDBY_KEY)
         .query_async(&mut c)
         .await?;
+    let now = crate::lease::wall_epoch();
+    let standby: Vec<String> = standby
+        .into_iter()
+        .filter(|(_, seen)| now - seen <= crate::lease::STANDBY_FRESH_SECS)
+        .map(|(who, _)| who)
+        .collect();
     let dispatch: Map<String, Value> = dispatch
         .into_iter()
         .map(|(k, v)| {
@@ -256,6 +274,8 @@ async fn buffer(st: &AppState) -> Result<Value, WebError> {
         "processing": processing,
         "dead_letters": dead,
         "dispatcher": super::contrib::sorted(dispatch),
+        // Who dispatches (the lease holder) and who waits to take over.
+        "dispatcher_lease": {"holder": holder, "standby": standby},
     }))
 }
 

@@ -239,6 +239,7 @@ pub fn run(source: &ConfigSource, opts: &Options, progress: &ProgressBar) -> Rep
         checks.push(check_buffer(&cfg, &target, opts.drain_window));
         progress.set_message("sending a probe through the dispatcher");
         checks.push(check_dispatcher(&cfg, &target, opts.reply_timeout));
+        checks.extend(check_standby_dispatchers(&cfg, &target));
         checks.push(check_dead_letters(&cfg, &target));
     } else {
         for id in ["subscribers", "buffer", "dispatcher"] {
@@ -981,6 +982,40 @@ fn check_dispatcher(cfg: &Config, target: &RedisTarget, timeout: Duration) -> Ch
             "check the Redis line above",
         )
     })
+}
+
+/// Names the dispatchers waiting beside the active one: harmless (the lease lets only one
+/// work), but usually not what the admin meant.
+fn check_standby_dispatchers(cfg: &Config, target: &RedisTarget) -> Option<Check> {
+    let mut conn = target.connect(cfg.redis.list_db).ok()?;
+    let (holder, standby): (Option<String>, Vec<(String, i64)>) = redis::pipe()
+        .cmd("GET")
+        .arg(crate::lease::LEASE_KEY)
+        .cmd("HGETALL")
+        .arg(crate::lease::STANDBY_KEY)
+        .query(&mut conn)
+        .ok()?;
+    let now = crate::lease::wall_epoch();
+    let standby: Vec<String> = standby
+        .into_iter()
+        .filter(|(_, seen)| now - seen <= crate::lease::STANDBY_FRESH_SECS)
+        .map(|(who, _)| who)
+        .collect();
+    if standby.is_empty() {
+        return None;
+    }
+    Some(Check::warn(
+        "dispatchers",
+        format!(
+            "{} dispatcher(s) wait as standby beside the active one ({}): {}",
+            standby.len(),
+            holder.as_deref().unwrap_or("none active right now"),
+            standby.join("; ")
+        ),
+        "only one dispatcher works at a time, so nothing is counted twice; if a second one \
+         was not meant (a systemd service and `mispdash run` in a terminal, or an Apache \
+         daemon that starts ingest), stop it, or run it with --no-dispatcher",
+    ))
 }
 
 fn check_dead_letters(cfg: &Config, target: &RedisTarget) -> Check {
