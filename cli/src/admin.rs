@@ -165,6 +165,104 @@ pub fn clean(config: Option<&Path>, a: &CleanArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[derive(clap::Subcommand)]
+pub enum DeadLettersCommand {
+    /// The newest dead letters: when, from which feed, the topic, the size and why.
+    List {
+        /// How many to show, newest first.
+        #[arg(long, short = 'n', default_value_t = 20)]
+        limit: usize,
+        /// JSON Lines instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Push dead letters back onto the buffer (and out of the dead-letter list): the ones
+    /// numbered as `list` shows them, or all with --all.
+    Requeue {
+        /// Numbers from `dead-letters list` (0 is the newest).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        index: Vec<usize>,
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+pub fn dead_letters(config: Option<&Path>, a: &DeadLettersCommand) -> anyhow::Result<()> {
+    let cfg = load_config(config)?;
+    match a {
+        DeadLettersCommand::List { limit, json } => {
+            let (letters, total) = ops::dead_letters::list(&cfg, *limit)?;
+            for d in &letters {
+                if *json {
+                    println!(
+                        "{}",
+                        serde_json::json!({
+                            "index": d.index,
+                            "epoch": d.epoch,
+                            "zmq_name": d.zmq_name,
+                            "topic": d.topic,
+                            "bytes": d.bytes,
+                            "applied": d.applied,
+                            "reason": d.reason,
+                            "requeueable": d.requeue_as.is_some(),
+                        })
+                    );
+                    continue;
+                }
+                let when = d
+                    .epoch
+                    .and_then(|e| chrono::DateTime::from_timestamp(e as i64, 0))
+                    .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+                    .unwrap_or_else(|| "-".into());
+                println!(
+                    "{:>4}  {when}  {}  {}  {} bytes  applied: {}{}\n      {}",
+                    d.index,
+                    d.zmq_name.as_deref().unwrap_or("-"),
+                    d.topic.as_deref().unwrap_or("-"),
+                    d.bytes,
+                    if d.applied.is_empty() {
+                        "-"
+                    } else {
+                        &d.applied
+                    },
+                    if d.requeue_as.is_some() {
+                        ""
+                    } else {
+                        "  (cannot be requeued)"
+                    },
+                    d.reason
+                );
+            }
+            if !*json {
+                println!(
+                    "{} dead letter(s) in all{}",
+                    total,
+                    if total > letters.len() {
+                        format!(", {} shown (--limit)", letters.len())
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+        }
+        DeadLettersCommand::Requeue { index, all } => {
+            let which = (!*all).then_some(index.as_slice());
+            let r = ops::dead_letters::requeue(&cfg, which)?;
+            println!("{} dead letter(s) pushed back onto the buffer.", r.requeued);
+            if !r.not_requeueable.is_empty() {
+                println!(
+                    "Not requeued (they hold no message that can be handled, e.g. a frame that is not UTF-8): {:?}",
+                    r.not_requeueable
+                );
+            }
+            if !r.missing.is_empty() {
+                anyhow::bail!("no dead letter numbered {:?} (any more)", r.missing);
+            }
+        }
+    }
+    Ok(())
+}
+
 #[derive(Args)]
 pub struct RebuildGeoArgs {
     /// First day to rebuild (YYYY-MM-DD or YYYYMMDD); default: the oldest day stored.

@@ -42,6 +42,10 @@ enum Command {
     /// Delete the dashboard's statistics and buffer (the original's clean.py), asking first.
     /// With --brutal, empty the dashboard's Redis databases entirely.
     Clean(admin::CleanArgs),
+    /// List the messages set aside in the dead-letter list (with why), or put them back in the
+    /// buffer once the cause is fixed.
+    #[command(subcommand)]
+    DeadLetters(admin::DeadLettersCommand),
     /// After updating the GeoIP database: place the stored map points of past days again with
     /// it (GEO_COORD, GEO_COUNTRY, GEO_RAD), keeping their hit counts. The running dashboard
     /// picks up a new database file by itself (or on SIGHUP).
@@ -198,6 +202,7 @@ fn real_main() -> anyhow::Result<()> {
         Command::GiveHonors(a) => honors::give_honors(cli.config.as_deref(), &a, clock)?,
         Command::Selftest(a) => admin::selftest(cli.config.as_deref(), &a)?,
         Command::Clean(a) => admin::clean(cli.config.as_deref(), &a)?,
+        Command::DeadLetters(a) => admin::dead_letters(cli.config.as_deref(), &a)?,
         Command::RebuildGeo(a) => admin::rebuild_geo(cli.config.as_deref(), &a)?,
         Command::Replay(a) => admin::replay(cli.config.as_deref(), &a)?,
         Command::Record(a) => admin::record(cli.config.as_deref(), &a)?,

@@ -7,7 +7,7 @@
 //! type, say) is retried message by message, so one poisoned message is dead-lettered instead
 //! of blocking the queue. A message that cannot be handled never stops the loop.
 
-use crate::buffer::Buffer;
+use crate::buffer::{cut, Buffer, REASON_MAX_CHARS};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::contrib::{Channels, Engine, Snapshot};
@@ -23,6 +23,9 @@ use serde_json::Value;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// What a log line repeats of a message's own text, at most.
+const LOG_MAX_CHARS: usize = 200;
 
 /// Counters shown by `/status` and the benchmark.
 #[derive(Debug, Default)]
@@ -94,6 +97,8 @@ struct Handled {
     /// A large message left for the committing thread, which handles it while it commits so
     /// its publications go out in pieces (see [`rules::Spill`]).
     deferred: bool,
+    /// The digest under which attempts at this message are counted, cleared when it commits.
+    attempt: Option<String>,
 }
 
 impl Handled {
@@ -106,6 +111,7 @@ impl Handled {
             raw,
             topic: None,
             deferred: false,
+            attempt: None,
         }
     }
 
@@ -117,6 +123,7 @@ impl Handled {
             raw,
             topic: None,
             deferred: true,
+            attempt: None,
         }
     }
 }
@@ -279,10 +286,7 @@ impl Dispatcher {
                 // What an interrupted run left is committed before anything more is taken:
                 // were it not, a process killed again and again would keep taking more than
                 // it commits, and the processing list would only grow.
-                (None, false) if recovered => {
-                    let handled = handler.handle_now(items);
-                    self.commit_all(handled)
-                }
+                (None, false) if recovered => self.commit_carefully(items),
                 (None, false) => {
                     ready = Some(handler.handle_now(items));
                     Ok(())
@@ -393,34 +397,121 @@ impl Dispatcher {
             return Ok(());
         }
         tracing::error!(
-            "a batch of {n} message(s) was refused by Redis ({e}); retrying one by one"
+            "a batch of {n} message(s) was refused by Redis ({}); retrying one by one",
+            cut(&e.to_string(), 300)
         );
+        self.commit_carefully(raws)
+    }
+
+    /// Commits messages one at a time, each attempt counted in Redis (`MISPDASH_ATTEMPTS`, by
+    /// the message's digest) *before* it is made, so the count survives a crash in the middle:
+    /// a message that cannot be committed, or whose handling stops the process, is tried
+    /// `[mispdash] max_attempts` times in all, across restarts, then set aside in the
+    /// dead-letter list with the reason, and the messages behind it go on. Used for what a
+    /// crash left in the processing list and for a batch that Redis refused.
+    fn commit_carefully(&mut self, raws: Vec<Vec<u8>>) -> redis::RedisResult<()> {
         for raw in raws {
-            let h = self.handle(raw.clone())?;
-            match self.apply(vec![h], true) {
-                Ok(()) => {}
-                Err(e) if is_connection_error(&e) || lease::is_lost(&e) => return Err(e),
-                Err(e) if self.acknowledged(1)? => {
-                    tracing::error!("Redis refused part of a message's writes: {e}");
-                }
-                Err(e) => {
-                    let entry = pyjson::to_string(&pyjson::object([
+            let digest = attempt_digest(&raw);
+            let mut last_error: Option<String> = None;
+            loop {
+                let attempts = self.count_attempt(&digest)?;
+                if attempts > self.env.max_attempts {
+                    let reason = match &last_error {
+                        Some(e) => format!(
+                            "not committed in {} attempts; the last one: Redis refused its writes: {e}",
+                            self.env.max_attempts
+                        ),
+                        None => format!(
+                            "not committed in {} attempts: the dispatcher stopped or crashed while \
+                             applying it each time (see its log)",
+                            self.env.max_attempts
+                        ),
+                    };
+                    tracing::error!("a message was set aside in the dead-letter list: {reason}");
+                    let mut fields = vec![
                         (
                             "reason",
-                            Value::String(format!("Redis refused its writes: {e}")),
+                            Value::String(cut(&reason, REASON_MAX_CHARS).into()),
                         ),
                         ("applied", Value::String("none".into())),
-                        (
-                            "entry",
-                            Value::String(String::from_utf8_lossy(&raw).into_owned()),
-                        ),
-                    ]));
-                    let failed = Handled::dead_only(raw, entry);
+                        ("epoch", pyjson::float(self.clock.now_f64())),
+                    ];
+                    kept_message(&mut fields, "entry", &String::from_utf8_lossy(&raw));
+                    let entry = pyjson::to_string(&pyjson::object(fields));
+                    let mut failed = Handled::dead_only(raw, entry);
+                    failed.attempt = Some(digest);
                     self.apply(vec![failed], false)?;
+                    break;
+                }
+                let mut h = self.handle(raw.clone())?;
+                h.attempt = Some(digest.clone());
+                match self.apply(vec![h], true) {
+                    Ok(()) => break,
+                    Err(e) if is_connection_error(&e) || lease::is_lost(&e) => return Err(e),
+                    Err(e) if self.acknowledged(1)? => {
+                        tracing::error!("Redis refused part of a message's writes: {e}");
+                        self.clear_attempts(&digest)?;
+                        break;
+                    }
+                    // Redis refuses every write (out of memory, read-only replica, failed
+                    // save): not this message's fault, so it does not count against it.
+                    Err(e) if refuses_everything(&e) => {
+                        tracing::error!(
+                            "Redis refuses writes ({}); retrying in a second",
+                            cut(&e.to_string(), REASON_MAX_CHARS)
+                        );
+                        self.uncount_attempt(&digest)?;
+                        sleep_unless(Duration::from_secs(1), &|| false);
+                    }
+                    Err(e) => {
+                        let e = cut(&e.to_string(), REASON_MAX_CHARS).into_owned();
+                        tracing::warn!(
+                            "attempt {attempts} of {} at committing a message failed: {e}",
+                            self.env.max_attempts
+                        );
+                        last_error = Some(e);
+                        sleep_unless(Duration::from_millis(200), &|| false);
+                    }
                 }
             }
         }
         Ok(())
+    }
+
+    /// Counts one more attempt at the message of `digest`; returns the count.
+    fn count_attempt(&mut self, digest: &str) -> redis::RedisResult<u32> {
+        let stop_never = || false;
+        let Some(conn) = self.conn.get(&stop_never) else {
+            return Ok(0);
+        };
+        redis::cmd("HINCRBY")
+            .arg(keys::ATTEMPTS)
+            .arg(digest)
+            .arg(1)
+            .query(conn)
+    }
+
+    fn uncount_attempt(&mut self, digest: &str) -> redis::RedisResult<()> {
+        let stop_never = || false;
+        let Some(conn) = self.conn.get(&stop_never) else {
+            return Ok(());
+        };
+        redis::cmd("HINCRBY")
+            .arg(keys::ATTEMPTS)
+            .arg(digest)
+            .arg(-1)
+            .query(conn)
+    }
+
+    fn clear_attempts(&mut self, digest: &str) -> redis::RedisResult<()> {
+        let stop_never = || false;
+        let Some(conn) = self.conn.get(&stop_never) else {
+            return Ok(());
+        };
+        redis::cmd("HDEL")
+            .arg(keys::ATTEMPTS)
+            .arg(digest)
+            .query(conn)
     }
 
     /// Whether the last `n` messages' acknowledgement was applied although the transaction
@@ -490,6 +581,13 @@ impl Dispatcher {
                     }
                 }
             }
+            if let Some(digest) = h.attempt {
+                batch.push(Op::HDel {
+                    db: Db::List,
+                    key: keys::ATTEMPTS.into(),
+                    field: digest,
+                });
+            }
             if let Some(d) = h.dead {
                 batch.push(self.buffer.dead_letter(d));
                 if !had_steps {
@@ -514,9 +612,6 @@ impl Dispatcher {
                     max_bytes: self.env.live_cache_max_bytes,
                 });
             }
-        }
-        if dead + partial > 0 {
-            batch.push(self.buffer.trim_dead_letters());
         }
         let n = n_handled as u64;
         for (field, by) in [
@@ -744,7 +839,10 @@ fn handle_message(
     let now = clock.now_f64();
     let dead = |reason: String, zmq_name: Option<&str>, content: Option<&str>, applied: &str| {
         let mut fields = vec![
-            ("reason", Value::String(reason)),
+            (
+                "reason",
+                Value::String(cut(&reason, REASON_MAX_CHARS).into_owned()),
+            ),
             ("applied", Value::String(applied.into())),
             ("epoch", pyjson::float(now)),
         ];
@@ -752,11 +850,8 @@ fn handle_message(
             fields.push(("zmq_name", Value::String(z.into())));
         }
         match content {
-            Some(c) => fields.push(("content", Value::String(c.into()))),
-            None => fields.push((
-                "entry",
-                Value::String(String::from_utf8_lossy(&raw).into_owned()),
-            )),
+            Some(c) => kept_message(&mut fields, "content", c),
+            None => kept_message(&mut fields, "entry", &String::from_utf8_lossy(&raw)),
         }
         pyjson::to_string(&pyjson::object(fields))
     };
@@ -770,14 +865,18 @@ fn handle_message(
     let env = match message::parse_envelope(text) {
         Ok(e) => e,
         Err(r) => {
-            tracing::warn!("dead-lettered: {r}");
+            tracing::warn!("dead-lettered: {}", cut(&r.to_string(), LOG_MAX_CHARS));
             let d = dead(r.to_string(), None, None, "none");
             return Handled::dead_only(raw, d);
         }
     };
     match rules::handle_frame_spilling(env_rules, clock, &env.zmq_name, &env.content, spill) {
         Outcome::Rejected(r) => {
-            tracing::warn!("dead-lettered message from {:?}: {r}", env.zmq_name);
+            tracing::warn!(
+                "dead-lettered message from {:?}: {}",
+                cut(&env.zmq_name, LOG_MAX_CHARS),
+                cut(&r.to_string(), LOG_MAX_CHARS)
+            );
             let d = dead(
                 r.to_string(),
                 Some(&env.zmq_name),
@@ -795,7 +894,12 @@ fn handle_message(
                 None
             } else {
                 let reason = problems.join("; ");
-                tracing::warn!("{topic} from {:?} applied in part: {reason}", env.zmq_name);
+                tracing::warn!(
+                    "{} from {:?} applied in part: {}",
+                    cut(&topic, LOG_MAX_CHARS),
+                    cut(&env.zmq_name, LOG_MAX_CHARS),
+                    cut(&reason, LOG_MAX_CHARS)
+                );
                 Some(dead(
                     reason,
                     Some(&env.zmq_name),
@@ -813,9 +917,43 @@ fn handle_message(
                 bytes,
                 topic: Some(topic),
                 deferred: false,
+                attempt: None,
             }
         }
     }
+}
+
+/// A dead letter keeps the message whole up to a quarter of the dead letters' byte budget, so
+/// it can be requeued; beyond, its beginning, with `"truncated": <bytes in all>`.
+fn kept_message(fields: &mut Vec<(&'static str, Value)>, name: &'static str, text: &str) {
+    const KEEP: usize = crate::buffer::DEAD_LETTER_MAX_BYTES / 4;
+    if text.len() <= KEEP {
+        fields.push((name, Value::String(text.into())));
+        return;
+    }
+    let mut end = KEEP;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    fields.push((name, Value::String(text[..end].into())));
+    fields.push(("truncated", Value::from(text.len())));
+}
+
+/// Errors with which Redis refuses every write, whatever the message.
+fn refuses_everything(e: &redis::RedisError) -> bool {
+    matches!(
+        e.code(),
+        Some("OOM" | "READONLY" | "MISCONF" | "NOREPLICAS" | "MASTERDOWN" | "EXECABORT")
+    )
+}
+
+/// The key under which attempts at a message are counted: its SHA-256, in hex.
+fn attempt_digest(raw: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(raw)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn step_bytes(s: &Step) -> usize {

@@ -88,6 +88,15 @@ pub fn processing_list(list_name: &str) -> String {
 pub fn dead_letter_list(list_name: &str) -> String {
     [list_name, ":dead"].concat()
 }
+
+/// The size in bytes of everything in the dead-letter list (mispdash's own).
+pub fn dead_letter_bytes(list_name: &str) -> String {
+    [list_name, ":dead:bytes"].concat()
+}
+
+/// Attempts at committing messages that failed or were interrupted, by message digest
+/// (mispdash's own, list database).
+pub const ATTEMPTS: &str = "MISPDASH_ATTEMPTS";
 /// Per-feed health written by each subscriber (mispdash only): a hash.
 pub fn feed_status(feed_name: &str) -> String {
     ["MISPDASH_FEED:", feed_name].concat()

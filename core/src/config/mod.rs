@@ -182,6 +182,10 @@ pub struct Limits {
     /// `live_cache_max_bytes`: the live caches (`TEMP_CACHE_LIVE:*`) hold at most this many
     /// bytes each, as well as at most 101 entries.
     pub live_cache_max_bytes: usize,
+    /// `max_attempts`: how many times a message that cannot be committed (Redis refuses its
+    /// writes, or the dispatcher stops or crashes while applying it) is tried, across
+    /// restarts, before it is set aside in the dead-letter list.
+    pub max_attempts: u32,
 }
 
 impl Default for Limits {
@@ -189,6 +193,7 @@ impl Default for Limits {
         Limits {
             large_message_bytes: 64 << 10,
             live_cache_max_bytes: 16 << 20,
+            max_attempts: 3,
         }
     }
 }
@@ -292,7 +297,12 @@ const KNOWN: &[(&str, &[&str])] = &[
     ("RedisDB", &["db", "dbversion"]),
     (
         "mispdash",
-        &["ranking_cfg", "large_message_bytes", "live_cache_max_bytes"],
+        &[
+            "ranking_cfg",
+            "large_message_bytes",
+            "live_cache_max_bytes",
+            "max_attempts",
+        ],
     ),
 ];
 
@@ -504,6 +514,17 @@ impl Config {
         let limits = Limits {
             large_message_bytes: positive("large_message_bytes", d.large_message_bytes)?,
             live_cache_max_bytes: positive("live_cache_max_bytes", d.live_cache_max_bytes)?,
+            max_attempts: r.parse_with(
+                "mispdash",
+                "max_attempts",
+                &d.max_attempts.to_string(),
+                |v| {
+                    v.parse::<u32>()
+                        .ok()
+                        .filter(|n| (1..=100).contains(n))
+                        .ok_or_else(|| "must be a whole number from 1 to 100".to_string())
+                },
+            )?,
         };
         let unknown = r.unknown();
         Ok(Config {

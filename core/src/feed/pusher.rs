@@ -23,11 +23,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// the pusher forever while the backlog fills. Generous, since one batch can be megabytes.
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// KEYS: health hash, buffer list, dead-letter list. ARGV: the batch token (kept in the hash's
-/// field `push_token`), then runs of
-/// `b`|`d` (which list), a count, and that many values in arrival order. Types are checked
+/// KEYS: health hash, buffer list, dead-letter list, its byte counter. ARGV: the batch token
+/// (kept in the hash's field `push_token`), the dead-letter bounds (entries, bytes), then runs
+/// of `b`|`d` (which list), a count, and that many values in arrival order. Types are checked
 /// before the first write, so a wrong-typed key fails the whole batch rather than half of it.
-const PUSH_SCRIPT: &str = r"
+/// Dead letters are filed within their bounds as the dispatcher files them.
+const PUSH_SCRIPT: &str = concat!(
+    crate::buffer::dead_push_fn!(),
+    r"
 if redis.call('HGET', KEYS[1], 'push_token') == ARGV[1] then
   return 0
 end
@@ -37,22 +40,26 @@ for _, k in ipairs({KEYS[2], KEYS[3]}) do
     return redis.error_reply('WRONGTYPE ' .. k .. ' holds a ' .. t .. ', not a list')
   end
 end
-local i = 2
+local max_n, max_b = tonumber(ARGV[2]), tonumber(ARGV[3])
+local i = 4
 while i <= #ARGV do
-  local key = KEYS[2]
-  if ARGV[i] == 'd' then key = KEYS[3] end
   local last = i + 1 + tonumber(ARGV[i + 1])
   local j = i + 2
-  while j <= last do
-    local e = math.min(j + 999, last)
-    redis.call('LPUSH', key, unpack(ARGV, j, e))
-    j = e + 1
+  if ARGV[i] == 'd' then
+    for k = j, last do push_dead(KEYS[3], KEYS[4], ARGV[k], max_n, max_b) end
+  else
+    while j <= last do
+      local e = math.min(j + 999, last)
+      redis.call('LPUSH', KEYS[2], unpack(ARGV, j, e))
+      j = e + 1
+    end
   end
   i = last + 1
 end
 redis.call('HSET', KEYS[1], 'push_token', ARGV[1])
 return 1
-";
+"
+);
 
 /// A batch taken from the backlog and not yet known to be in Redis.
 struct Pending {
@@ -66,6 +73,7 @@ pub(crate) struct Pusher {
     redis: Reconnecting,
     list_name: String,
     dead_name: String,
+    dead_bytes_name: String,
     status_key: String,
     shared: Arc<Shared>,
     clock: Clock,
@@ -105,6 +113,7 @@ impl Pusher {
             endpoint: spec.endpoint.clone(),
             redis: Reconnecting::new(redis, list_db, who),
             dead_name: keys::dead_letter_list(&list_name),
+            dead_bytes_name: keys::dead_letter_bytes(&list_name),
             status_key: keys::feed_status(&spec.name),
             list_name,
             shared,
@@ -340,7 +349,12 @@ impl Pusher {
         let Some(p) = self.pending.as_ref() else {
             return true;
         };
-        let keys = [&self.status_key, &self.list_name, &self.dead_name];
+        let keys = [
+            &self.status_key,
+            &self.list_name,
+            &self.dead_name,
+            &self.dead_bytes_name,
+        ];
         match send(conn, &self.script, keys, &p.token, &p.entries) {
             Ok(applied) => {
                 let dead = p
@@ -479,13 +493,15 @@ impl Pusher {
 fn send(
     conn: &mut redis::Connection,
     script: &redis::Script,
-    [status, list, dead]: [&String; 3],
+    [status, list, dead, dead_bytes]: [&String; 4],
     token: &str,
     batch: &[Entry],
 ) -> redis::RedisResult<bool> {
     let mut inv = script.prepare_invoke();
-    inv.key(status).key(list).key(dead);
-    inv.arg(token);
+    inv.key(status).key(list).key(dead).key(dead_bytes);
+    inv.arg(token)
+        .arg(crate::buffer::DEAD_LETTER_KEEP)
+        .arg(crate::buffer::DEAD_LETTER_MAX_BYTES);
     let mut i = 0;
     while i < batch.len() {
         let dest = batch[i].dest;

@@ -9,6 +9,7 @@
 //! * [`rebuild_geo`]: re-resolves the stored geolocation input with the current GeoIP database.
 //! * [`corpus`]: JSON Lines corpora (the format of the shared `gen_corpus.py`): `replay` into
 //!   the buffer and `record` of a live feed.
+//! * [`dead_letters`]: lists what was set aside and puts it back in the buffer.
 //! * [`geo_reload`]: the running dashboard's pick-up of a replaced GeoIP file.
 //!
 //! Long operations report through an [`indicatif::ProgressBar`] handed in by the caller; a
@@ -16,6 +17,7 @@
 
 pub mod clean;
 pub mod corpus;
+pub mod dead_letters;
 pub mod geo_reload;
 pub mod rebuild_geo;
 pub mod selftest;

@@ -39,6 +39,8 @@ pub struct Env {
     pub large_message_bytes: usize,
     /// `[mispdash] live_cache_max_bytes`: what each live cache may hold in all.
     pub live_cache_max_bytes: usize,
+    /// `[mispdash] max_attempts`: see the dispatcher's careful commit.
+    pub max_attempts: u32,
 }
 
 impl Env {
@@ -53,6 +55,7 @@ impl Env {
             scoring: cfg.contrib.scoring,
             large_message_bytes: cfg.limits.large_message_bytes,
             live_cache_max_bytes: cfg.limits.live_cache_max_bytes,
+            max_attempts: cfg.limits.max_attempts,
             channel_live: cfg.redis.channel_live.clone(),
             channel_map: cfg.redis.channel_map.clone(),
             channel_last_contributor: cfg.redis.channel_last_contributor.clone(),

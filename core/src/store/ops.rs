@@ -95,6 +95,21 @@ pub enum Op {
         key: String,
         value: String,
     },
+    HDel {
+        db: Db,
+        key: String,
+        field: String,
+    },
+    /// Files `value` in a dead-letter list kept within `max_entries` and `max_bytes` (oldest
+    /// dropped first), its size in all kept in `counter` (see `buffer::DEAD_PUSH_LUA`).
+    DeadLetter {
+        db: Db,
+        key: String,
+        counter: String,
+        value: String,
+        max_entries: usize,
+        max_bytes: usize,
+    },
     Del {
         db: Db,
         key: String,
@@ -217,6 +232,8 @@ impl Op {
             | IncrBy { db, key, .. }
             | HIncrBy { db, key, .. }
             | Set { db, key, .. }
+            | HDel { db, key, .. }
+            | DeadLetter { db, key, .. }
             | Del { db, key }
             | Expire { db, key, .. }
             | LPush { db, key, .. }
@@ -242,7 +259,8 @@ impl Op {
             GeoAddMany { items, .. } => items.iter().map(|(_, _, m)| m.len() + 40).sum(),
             SAddMany { members, .. } => members.iter().map(String::len).sum(),
             LPushMany { values, .. } => values.iter().map(String::len).sum(),
-            HIncrBy { field, .. } => field.len(),
+            HIncrBy { field, .. } | HDel { field, .. } => field.len(),
+            DeadLetter { value, .. } => value.len() + crate::buffer::DEAD_PUSH_LUA.len(),
             _ => 0,
         };
         body + self.key().map_or(16, |(_, k)| k.len()) + 16
@@ -324,6 +342,31 @@ impl Op {
             }
             Del { key, .. } => {
                 out.command(&[b"DEL", key.as_bytes()]);
+            }
+            HDel { key, field, .. } => {
+                out.command(&[b"HDEL", key.as_bytes(), field.as_bytes()]);
+            }
+            DeadLetter {
+                key,
+                counter,
+                value,
+                max_entries,
+                max_bytes,
+                ..
+            } => {
+                out.command_n(
+                    8,
+                    &[
+                        b"EVAL",
+                        crate::buffer::DEAD_PUSH_LUA.as_bytes(),
+                        b"2",
+                        key.as_bytes(),
+                        counter.as_bytes(),
+                        value.as_bytes(),
+                    ],
+                )
+                .int(*max_entries as i64)
+                .int(*max_bytes as i64);
             }
             Expire { key, secs, .. } => {
                 out.command_n(3, &[b"EXPIRE", key.as_bytes()]).int(*secs);
