@@ -38,19 +38,15 @@ fn seconds(what: &str, s: f64) -> anyhow::Result<Duration> {
     Duration::try_from_secs_f64(s).map_err(|_| anyhow::anyhow!("{what}: {s} is not a duration"))
 }
 
-/// The configuration file the admin commands use: `--config`/`MISPDASH_CONFIG`, else
-/// `./config/config.cfg` when it exists (as `mispdash run`).
+/// The configuration file the admin commands use: `--config`/`MISPDASH_CONFIG`, else the one
+/// `mispdash run` would use (see [`crate::default_config_path`]).
 fn config_source(path: Option<&Path>) -> selftest::ConfigSource {
-    match path {
-        Some(p) => selftest::ConfigSource::File(p.to_path_buf()),
-        None => {
-            let default = Path::new("config/config.cfg");
-            if default.exists() {
-                selftest::ConfigSource::File(default.to_path_buf())
-            } else {
-                selftest::ConfigSource::Defaults
-            }
-        }
+    match path
+        .map(Path::to_path_buf)
+        .or_else(crate::default_config_path)
+    {
+        Some(p) => selftest::ConfigSource::File(p),
+        None => selftest::ConfigSource::Defaults,
     }
 }
 

@@ -11,6 +11,7 @@ use mispdash_core::app::{self, RunOptions};
 use mispdash_core::clock::Clock;
 use mispdash_core::config::Config;
 use mispdash_core::feed::FeedSpec;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -129,13 +130,22 @@ enum Command {
     },
 }
 
+/// The configuration used without `--config`: `./config/config.cfg` (the original's place),
+/// else the demo configuration `scripts/run.sh` writes, so `mispdash selftest` right after it
+/// checks what runs.
+pub(crate) fn default_config_path() -> Option<PathBuf> {
+    ["config/config.cfg", ".mispdash/demo.cfg"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+}
+
 pub(crate) fn load_config(path: Option<&Path>) -> anyhow::Result<(Config, bool)> {
     if let Some(p) = path {
         return Ok((Config::load(p)?, true));
     }
-    let default = Path::new("config/config.cfg");
-    if default.exists() {
-        return Ok((Config::load(default)?, true));
+    if let Some(default) = default_config_path() {
+        return Ok((Config::load(&default)?, true));
     }
     let mut cfg = Config::defaults();
     cfg.apply_env(|k| std::env::var(k).ok())?;
@@ -181,12 +191,31 @@ fn main() {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal: not in files, journald or pipes, nor
+        // with NO_COLOR set.
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .init();
     if let Err(e) = real_main() {
-        tracing::error!("{e:#}");
-        eprintln!("mispdash: {e:#}");
+        // Once, on stderr (which is also where the log goes).
+        eprintln!("mispdash: {}", describe(&e));
         std::process::exit(1);
     }
+}
+
+/// The error and its causes, each said once: most of ours already name their cause in their
+/// own message, which anyhow's `{:#}` would repeat.
+fn describe(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+    }
+    out
 }
 
 fn real_main() -> anyhow::Result<()> {

@@ -33,6 +33,9 @@ fn headers_errors_static_files_and_operations() {
             ("last_message", "1795175990.5"),
             ("last_keepalive", "1795175980.0"),
             ("endpoint", "tcp://127.0.0.1:50000"),
+            ("connects", "3"),
+            ("disconnects", "2"),
+            ("disconnected_since", "0"),
         ])
         .query::<()>(&mut c)
         .expect("hset");
@@ -145,6 +148,9 @@ fn headers_errors_static_files_and_operations() {
     assert_eq!(feed["messages"], 42);
     assert_eq!(feed["last_message"], 1795175990.5);
     assert_eq!(feed["last_keepalive"], 1795175980.0);
+    assert_eq!(feed["connects"], 3);
+    assert_eq!(feed["disconnects"], 2);
+    assert_eq!(feed["disconnected_since"], Value::Null, "connected");
     assert_eq!(s["buffer"]["length"], 3);
     assert_eq!(s["buffer"]["dead_letters"], 1);
     assert_eq!(s["geoip"]["loaded"], false);
@@ -284,4 +290,43 @@ fn tls_without_certificate_needs_an_explicit_self_signed() {
         .expect("https");
     assert_eq!(r.status(), 200);
     assert!(server.process.log_text().contains("self-signed"));
+}
+
+/// Without `misp_web_url` there is no MISP to serve organisation logos: a logo of our own
+/// stands in (not `http://0.0.0.0/...`); `/error_page` without a message says something useful.
+#[test]
+fn logos_without_misp_web_url_and_a_bare_error_page() {
+    let redis = Redis::start();
+    let mut c = redis.conn(2).expect("redis");
+    redis::cmd("ZADD")
+        .arg("CONTRIB_DAY:20261120")
+        .arg(5)
+        .arg("Org A")
+        .query::<()>(&mut c)
+        .expect("zadd");
+    let setup = ServerSetup {
+        no_misp_web_url: true,
+        ..ServerSetup::default()
+    };
+    let server = start_server(redis.port, &setup, "no-web-url");
+    let base = server.base("http");
+    let http = client();
+    let (status, v) = get_json(&http, &format!("{base}/_getTopContributor"));
+    assert_eq!(status, 200);
+    assert_eq!(v[0]["org"], "Org A", "{v}");
+    assert_eq!(v[0]["logo_path"], "/static/org.svg");
+    let r = http
+        .get(format!("{base}/static/org.svg"))
+        .send()
+        .expect("get");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "image/svg+xml");
+    let page = http
+        .get(format!("{base}/error_page"))
+        .send()
+        .expect("get")
+        .text()
+        .expect("text");
+    assert!(page.contains("no details were given"), "{page}");
+    assert!(!page.contains("False"));
 }

@@ -796,8 +796,14 @@ fn a_silent_publisher_is_noticed_and_reconnected() {
     publisher.send(frame(0));
     assert!(wait_until(WAIT, || f.stats().pushed == 1));
 
+    assert_eq!(f.stats().disconnected_since, None, "connected");
+
     // The link goes silent without closing: only the heartbeat can tell.
     proxy.state.frozen.store(true, Ordering::SeqCst);
+    let frozen_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
     assert!(
         wait_until(WAIT, || {
             let s = f.stats();
@@ -806,12 +812,18 @@ fn a_silent_publisher_is_noticed_and_reconnected() {
         "half-open connection not noticed: {:?}",
         f.stats()
     );
+    let since = f.stats().disconnected_since.expect("disconnected since");
+    assert!(
+        since >= frozen_at && since < frozen_at + 10.0,
+        "disconnected since {since}, frozen at {frozen_at}"
+    );
     proxy.state.frozen.store(false, Ordering::SeqCst);
     assert!(
         wait_until(WAIT, || f.stats().connected),
         "not reconnected: {:?}",
         f.stats()
     );
+    assert_eq!(f.stats().disconnected_since, None, "connected again");
     assert!(publisher.wait_subscribed(WAIT), "no new subscription");
     publisher.send(frame(1));
     assert!(

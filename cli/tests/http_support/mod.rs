@@ -74,6 +74,8 @@ pub struct ServerSetup {
     pub auth: String,
     /// Extra arguments of `mispdash run`.
     pub args: Vec<String>,
+    /// Leave `[RedisGlobal] misp_web_url` out (the tests' configuration names it).
+    pub no_misp_web_url: bool,
 }
 
 /// A `mispdash run` serving HTTP only.
@@ -90,8 +92,12 @@ impl Server {
 }
 
 pub fn write_server_config(dir: &Path, redis_port: u16, port: u16, setup: &ServerSetup) -> PathBuf {
+    let web_url = match setup.no_misp_web_url {
+        true => "",
+        false => "misp_web_url = http://0.0.0.0\n",
+    };
     let text = format!(
-        "[Server]\nhost = 127.0.0.1\nport = {port}\n{}\n[Auth]\n{}\n[RedisGlobal]\nhost = 127.0.0.1\nport = {redis_port}\nmisp_web_url = http://0.0.0.0\nmisp_instances = []\n\n[RedisMap]\npathMaxMindDB = {}/no-such.mmdb\n",
+        "[Server]\nhost = 127.0.0.1\nport = {port}\n{}\n[Auth]\n{}\n[RedisGlobal]\nhost = 127.0.0.1\nport = {redis_port}\n{web_url}misp_instances = []\n\n[RedisMap]\npathMaxMindDB = {}/no-such.mmdb\n",
         setup.server,
         setup.auth,
         dir.display()

@@ -129,6 +129,8 @@ pub struct RedisConfig {
     /// `MISPDASH_REDIS_PASSWORD`.
     pub password: Option<String>,
     pub misp_web_url: String,
+    /// Whether `misp_web_url` was given (the default is the original's `http://0.0.0.0`).
+    pub misp_web_url_set: bool,
     pub misp_instances: Vec<MispInstance>,
     /// `[RedisLIST] db`: the buffer list's database.
     pub list_db: i64,
@@ -475,6 +477,7 @@ impl Config {
             port: r.parse_with("RedisGlobal", "port", "6250", parse_port)?,
             password: r.opt("RedisGlobal", "password"),
             misp_web_url: r.string("RedisGlobal", "misp_web_url", "http://0.0.0.0"),
+            misp_web_url_set: r.opt("RedisGlobal", "misp_web_url").is_some(),
             misp_instances,
             list_db: r.db("RedisLIST", "db", 3)?,
             list_name: r.nonempty("RedisLIST", "listName", "bufferList")?,

@@ -154,6 +154,8 @@ pub struct FeedStats {
     disconnects: AtomicU64,
     auth_failures: AtomicU64,
     handshake_failures: AtomicU64,
+    /// Since when no session is up (the feed's start, or the last disconnect); 0 while one is.
+    down_since_epoch: AtomicU64,
 }
 
 /// A consistent-enough copy of [`FeedStats`] (each field is read atomically on its own).
@@ -191,6 +193,9 @@ pub struct FeedSnapshot {
     pub auth_failures: u64,
     /// Handshakes that failed otherwise (protocol or mechanism mismatch, …).
     pub handshake_failures: u64,
+    /// Since when the feed has had no session with the publisher (epoch seconds): its start
+    /// when it never connected, else the last disconnect; `None` while connected.
+    pub disconnected_since: Option<f64>,
 }
 
 fn epoch_of(bits: &AtomicU64) -> Option<f64> {
@@ -218,6 +223,7 @@ impl FeedStats {
             disconnects: get(&self.disconnects),
             auth_failures: get(&self.auth_failures),
             handshake_failures: get(&self.handshake_failures),
+            disconnected_since: epoch_of(&self.down_since_epoch),
         }
     }
 }
@@ -455,6 +461,9 @@ pub fn spawn_with_options(
     opts: FeedOptions,
 ) -> io::Result<FeedHandle> {
     let stats = Arc::new(FeedStats::default());
+    stats
+        .down_since_epoch
+        .store(clock.now_f64().to_bits(), Ordering::Relaxed);
     let shared = Arc::new(Shared {
         name: spec.name.clone(),
         stats: stats.clone(),

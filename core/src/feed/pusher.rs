@@ -444,7 +444,7 @@ impl Pusher {
         let now = self.clock.now_f64();
         let _ = conn.set_read_timeout(Some(IO_TIMEOUT));
         let _ = conn.set_write_timeout(Some(IO_TIMEOUT));
-        let fields: [(&str, String); 17] = [
+        let fields: [(&str, String); 18] = [
             ("endpoint", self.endpoint.clone()),
             ("connected", if s.connected { "1" } else { "0" }.to_string()),
             ("messages", s.messages.to_string()),
@@ -462,6 +462,7 @@ impl Pusher {
             ("handshake_failures", s.handshake_failures.to_string()),
             ("connects", s.connects.to_string()),
             ("disconnects", s.disconnects.to_string()),
+            ("disconnected_since", epoch(s.disconnected_since)),
         ];
         let mut cmd = redis::cmd("HSET");
         cmd.arg(&self.status_key);

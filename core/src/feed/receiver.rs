@@ -323,6 +323,7 @@ impl Receiver {
         if is(E::HANDSHAKE_SUCCEEDED) {
             stats.connected.store(true, Ordering::Relaxed);
             stats.connects.fetch_add(1, Ordering::Relaxed);
+            stats.down_since_epoch.store(0, Ordering::Relaxed);
             self.down_since = None;
             self.down_warned = None;
             self.auth_log.reset();
@@ -333,13 +334,21 @@ impl Receiver {
         } else if is(E::DISCONNECTED) {
             if stats.connected.swap(false, Ordering::Relaxed) {
                 stats.disconnects.fetch_add(1, Ordering::Relaxed);
+                stats
+                    .down_since_epoch
+                    .store(self.clock.now_f64().to_bits(), Ordering::Relaxed);
                 self.down_since = Some(Instant::now());
-                tracing::warn!(
-                    "feed {:?}: disconnected from {} (publisher gone or heartbeat timed out); \
-                     reconnecting",
-                    name,
-                    addr
-                );
+                if self.shared.stopped() {
+                    // Stopping: the demo publisher (or MISP) may go first; nothing is wrong.
+                    tracing::debug!("feed {:?}: disconnected from {} while stopping", name, addr);
+                } else {
+                    tracing::warn!(
+                        "feed {:?}: disconnected from {} (publisher gone or heartbeat timed \
+                         out); reconnecting",
+                        name,
+                        addr
+                    );
+                }
             }
         } else if is(E::HANDSHAKE_FAILED_AUTH) {
             stats.auth_failures.fetch_add(1, Ordering::Relaxed);

@@ -52,8 +52,13 @@ pub fn points_value(p: Option<f64>) -> Value {
     }
 }
 
+/// MISP serves organisation logos; without `[RedisGlobal] misp_web_url` there is no MISP to
+/// ask (the original then points at `http://0.0.0.0`), so a logo of our own stands in.
 fn logo_path(st: &AppState, org: &str) -> String {
-    format!("{}/img/orgs/{org}.png", st.cfg.misp_web_url)
+    match st.cfg.misp_web_url_set {
+        true => format!("{}/img/orgs/{org}.png", st.cfg.misp_web_url),
+        false => "/static/org.svg".into(),
+    }
 }
 
 /// Sum per organisation of `CONTRIB_DAY` over `days`, keeping first-seen order (days in the

@@ -143,12 +143,19 @@ fn feed_json(st: &AppState, name: &str, h: &HashMap<String, String>) -> Value {
         "subscriber_running".into(),
         json!(updated.is_some_and(|u| now - u < 60.0)),
     );
+    // Null while connected (and from subscribers older than this field).
+    m.insert(
+        "disconnected_since".into(),
+        epoch("disconnected_since").unwrap_or(Value::Null),
+    );
     for k in [
         "non_utf8",
         "dropped",
         "dead_lettered",
         "queued",
         "auth_failures",
+        "connects",
+        "disconnects",
     ] {
         if let Some(v) = num(h.get(k)) {
             m.insert(k.into(), json!(v as u64));

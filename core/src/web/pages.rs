@@ -23,6 +23,13 @@ const ASSETS: &[Asset] = &[
         content_type: "text/css; charset=utf-8",
         body: include_bytes!("../../web/style.css"),
     },
+    // The organisation logo shown when `[RedisGlobal] misp_web_url` is not set (MISP serves
+    // the real ones); drawn for mispdash.
+    Asset {
+        path: "org.svg",
+        content_type: "image/svg+xml",
+        body: include_bytes!("../../web/org.svg"),
+    },
     Asset {
         path: "favicon.ico",
         content_type: "image/vnd.microsoft.icon",
@@ -201,11 +208,16 @@ version yet; its data is available from these routes:</p>{}",
     html_page(title, &body, logout)
 }
 
-/// `/error_page?error_message=`: the message, escaped.
+/// `/error_page?error_message=`: the message, escaped (a general one when none is given;
+/// the original printed "False").
 pub fn error_page(message: Option<&str>) -> Response {
+    let message = message
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .unwrap_or("Something went wrong, and no details were given.");
     let body = format!(
         "<h1>Error</h1><div class=\"alert\">{}</div><p><a href=\"/\">Back to the dashboard</a></p>",
-        escape(message.unwrap_or("False"))
+        escape(message)
     );
     html_page("Error", &body, false)
 }

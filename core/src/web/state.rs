@@ -75,6 +75,8 @@ impl Db {
 /// The values of `config.cfg` the serving side needs, resolved once.
 pub struct WebConfig {
     pub misp_web_url: String,
+    /// Whether the configuration names `misp_web_url` (see `contrib::logo_path`).
+    pub misp_web_url_set: bool,
     pub max_last_contributors: usize,
     pub clustering_threshold: f64,
     pub log_format: super::live::LogFormat,
@@ -103,6 +105,7 @@ impl WebConfig {
         ));
         WebConfig {
             misp_web_url: cfg.redis.misp_web_url.clone(),
+            misp_web_url_set: cfg.redis.misp_web_url_set,
             max_last_contributors: cfg.contrib.max_number_of_last_contributor as usize,
             clustering_threshold: super::geo::cluster_threshold(cfg.geo.clustering_distance),
             log_format,
