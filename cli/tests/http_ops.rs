@@ -126,6 +126,27 @@ fn headers_errors_static_files_and_operations() {
         .send()
         .expect("post");
     assert_eq!(r.status(), 405);
+    let v: Value = serde_json::from_str(&r.text().expect("body")).expect("405 is JSON");
+    assert_eq!(v["status"], 405, "{v}");
+    // Every refusal of the HTTP layer is JSON too.
+    let huge_target = format!("{base}/_getOrgRank?org={}", "y".repeat(20_000));
+    let (status, v) = get_json(&http, &huge_target);
+    assert_eq!(status, 414, "{v}");
+    assert!(v["error"].is_string());
+    let r = http
+        .get(format!("{base}/_getHitMap"))
+        .header("x-padding", "z".repeat(70_000))
+        .send()
+        .expect("get");
+    assert_eq!(r.status(), 431);
+    let v: Value = serde_json::from_str(&r.text().expect("body")).expect("431 is JSON");
+    assert_eq!(v["status"], 431);
+    let (status, v) = get_json(&http, &format!("{base}/static/%FF%FE"));
+    assert!(status == 400 || status == 404, "{status}: {v}");
+    assert!(
+        v["error"].is_string(),
+        "a path that is not UTF-8 gets JSON: {v}"
+    );
     let r = http
         .head(format!("{base}/_getHitMap"))
         .send()
@@ -329,4 +350,31 @@ fn logos_without_misp_web_url_and_a_bare_error_page() {
         .expect("text");
     assert!(page.contains("no details were given"), "{page}");
     assert!(!page.contains("False"));
+}
+
+/// After Redis was away, `/healthz` must say so, and say it is back within seconds of its
+/// return (a stale connection once kept it "unavailable" for about two minutes).
+#[test]
+fn healthz_recovers_within_seconds_after_redis_comes_back() {
+    let mut redis = Redis::start();
+    let server = start_server(redis.port, &ServerSetup::default(), "healthz-back");
+    let base = server.base("http");
+    let http = client();
+    let healthz = |http: &reqwest::blocking::Client| get_json(http, &format!("{base}/healthz")).0;
+    assert_eq!(healthz(&http), 200);
+    redis.kill();
+    for _ in 0..3 {
+        assert_eq!(healthz(&http), 503, "Redis is down");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    redis.restart();
+    let back = std::time::Instant::now();
+    assert!(
+        wait_until(Duration::from_secs(10), || healthz(&http) == 200),
+        "/healthz still unavailable 10 s after Redis came back"
+    );
+    eprintln!(
+        "/healthz answered ok {:?} after Redis came back",
+        back.elapsed()
+    );
 }

@@ -102,6 +102,20 @@ fn is_local(host: &str) -> bool {
     matches!(host, "localhost" | "127.0.0.1" | "::1") || host.starts_with("127.")
 }
 
+/// Says which options of the file are not used, once at start.
+fn warn_about_options(cfg: &Config) {
+    for (section, option) in &cfg.unknown {
+        tracing::warn!("configuration: unknown option [{section}] {option} ignored");
+    }
+    if !cfg.log.given.is_empty() {
+        tracing::info!(
+            "configuration: [Log] {} not used: mispdash logs to stderr (the terminal, or the \
+             journal under systemd); redirect it to a file to keep one",
+            cfg.log.given.join(", ")
+        );
+    }
+}
+
 /// Runs until `stop` is set (by a signal handler of the caller).
 pub fn run(
     cfg: &Config,
@@ -109,9 +123,7 @@ pub fn run(
     clock: Clock,
     stop: Arc<AtomicBool>,
 ) -> Result<(), AppError> {
-    for (section, option) in &cfg.unknown {
-        tracing::warn!("configuration: unknown option [{section}] {option} ignored");
-    }
+    warn_about_options(cfg);
     let target = RedisTarget::from_config(&cfg.redis);
     let _managed: Option<ManagedRedis> = if opts.manage_redis
         && is_local(&target.host)
@@ -250,6 +262,7 @@ pub fn subscribe(
     clock: Clock,
     stop: Arc<AtomicBool>,
 ) -> Result<(), AppError> {
+    warn_about_options(cfg);
     let target = RedisTarget::from_config(&cfg.redis);
     let name = spec.name.clone();
     let h = feed::spawn_with_options(

@@ -114,6 +114,9 @@ pub struct ContribConfig {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
+    /// The `[Log]` options the file sets: mispdash logs to stderr and says at start that they
+    /// are not used (`docs/compat.md`, Configuration).
+    pub given: Vec<String>,
     pub directory: PathBuf,
     pub dispatcher_filename: String,
     pub subscriber_filename: String,
@@ -460,6 +463,17 @@ impl Config {
             })?,
         };
         let log = LogConfig {
+            given: [
+                "directory",
+                "dispatcher_filename",
+                "subscriber_filename",
+                "helpers_filename",
+                "update_filename",
+            ]
+            .into_iter()
+            .filter(|o| r.opt("Log", o).is_some())
+            .map(String::from)
+            .collect(),
             directory: PathBuf::from(r.string("Log", "directory", "logs")),
             dispatcher_filename: r.string("Log", "dispatcher_filename", "zmq_dispatcher.log"),
             subscriber_filename: r.string("Log", "subscriber_filename", "zmq_subscriber.log"),

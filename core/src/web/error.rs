@@ -26,6 +26,9 @@ pub enum WebError {
     /// Redis did not answer (down, restarting, unreachable): the caller may retry.
     #[error("the statistics database is unavailable: {0}")]
     Unavailable(String),
+    /// Any other refusal by the HTTP layer (405, 413, 414, 431, ...), with its reason.
+    #[error("{reason}")]
+    Refused { status: StatusCode, reason: String },
     /// A Redis error that is not a connection problem (e.g. WRONGTYPE on a key another program
     /// wrote); logged with detail, answered without.
     #[error("internal error")]
@@ -45,6 +48,7 @@ impl WebError {
             WebError::NotFound => StatusCode::NOT_FOUND,
             WebError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            WebError::Refused { status, .. } => *status,
         }
     }
 }

@@ -55,13 +55,24 @@ pub async fn healthz(st: &AppState) -> (axum::http::StatusCode, Value) {
 
 async fn ping(st: &AppState) -> Result<(), WebError> {
     let mut c = st.data.conn().await?;
-    let _: String = tokio::time::timeout(
+    let answered = tokio::time::timeout(
         Duration::from_secs(2),
         redis::cmd("PING").query_async::<String>(&mut c),
     )
-    .await
-    .map_err(|_| WebError::Unavailable("PING timed out".into()))??;
-    Ok(())
+    .await;
+    match answered {
+        Ok(Ok(_)) => Ok(()),
+        // The next request starts on a new connection: this one may be a dead one that
+        // would take its time to notice Redis is back.
+        Ok(Err(e)) => {
+            st.data.reset();
+            Err(e.into())
+        }
+        Err(_) => {
+            st.data.reset();
+            Err(WebError::Unavailable("PING timed out".into()))
+        }
+    }
 }
 
 fn num(v: Option<&String>) -> Option<f64> {

@@ -477,6 +477,67 @@ fn route_label(path: &str) -> &'static str {
     }
 }
 
+/// Longest request target and most header bytes answered normally; beyond, 414 and 431 as
+/// JSON. (Past the HTTP library's own limits, about 400 KB of request head, it refuses the
+/// request itself, with an empty body.)
+const MAX_URI_BYTES: usize = 8 << 10;
+const MAX_HEADER_BYTES: usize = 64 << 10;
+
+/// Every error answer is JSON (`docs/compat.md` H6): the refusals of the framework itself
+/// (405 without a body, a path that is not UTF-8 as plain text, 413) are rewritten here, and
+/// oversized request targets and headers are refused here as JSON.
+async fn json_errors(req: Request, next: Next) -> Response {
+    if req.uri().to_string().len() > MAX_URI_BYTES {
+        return WebError::Refused {
+            status: StatusCode::URI_TOO_LONG,
+            reason: format!("request target longer than {MAX_URI_BYTES} bytes"),
+        }
+        .into_response();
+    }
+    let header_bytes: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        return WebError::Refused {
+            status: StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            reason: format!("request headers larger than {MAX_HEADER_BYTES} bytes"),
+        }
+        .into_response();
+    }
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let typed = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/json") || t.starts_with("text/html"));
+    if !(status.is_client_error() || status.is_server_error()) || typed {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let reason = match text.is_empty() {
+        true => status
+            .canonical_reason()
+            .unwrap_or("request refused")
+            .to_lowercase(),
+        false => crate::buffer::cut(&text, 300).into_owned(),
+    };
+    let mut out = WebError::Refused { status, reason }.into_response();
+    // Keep what the refusal said beside its body (e.g. `Allow` on a 405).
+    for (k, v) in parts.headers.iter() {
+        if k != header::CONTENT_TYPE && k != header::CONTENT_LENGTH {
+            out.headers_mut().insert(k.clone(), v.clone());
+        }
+    }
+    out
+}
+
 /// One access-log line per request (target `mispdash::access`) and the request metrics.
 async fn observe(State(st): State<Shared>, req: Request, next: Next) -> Response {
     let start = Instant::now();
@@ -568,6 +629,7 @@ pub fn router(st: Shared) -> Router {
     let mut app = protected
         .merge(open)
         .fallback(not_found)
+        .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn_with_state(st.clone(), observe))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,

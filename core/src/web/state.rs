@@ -41,6 +41,15 @@ impl Db {
         &self.client
     }
 
+    /// Forgets the shared connection, so the next request makes a new one. After Redis was
+    /// away, the old one could keep failing for minutes (its reconnection backing off) while
+    /// Redis answered again.
+    pub fn reset(&self) {
+        if let Ok(mut g) = self.mgr.write() {
+            *g = None;
+        }
+    }
+
     /// The shared connection, connecting first if needed.
     pub async fn conn(&self) -> Result<ConnectionManager, WebError> {
         if let Ok(g) = self.mgr.read() {
