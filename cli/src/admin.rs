@@ -21,11 +21,12 @@ pub struct SelftestArgs {
     #[arg(long)]
     json: bool,
     /// Report a MISP feed as silent when it sends nothing for this many seconds after
-    /// connecting. MISP sends a keep-alive every 10 seconds.
+    /// connecting. MISP sends a keep-alive after 10 seconds without data, so the default
+    /// leaves it room (a wait of exactly 10 s would race it).
     #[arg(
         long,
         value_name = "SECONDS",
-        default_value_t = 10.0,
+        default_value_t = 13.0,
         env = "MISPDASH_SELFTEST_SILENCE"
     )]
     silence: f64,

@@ -622,7 +622,7 @@ fn topic_never_seen_names_the_misp_setting() {
         "topic:misp_json_audit",
         "WARN",
         &[
-            "never received",
+            "none received",
             "users page",
             "Plugin.ZeroMQ_audit_notifications_enable",
         ],
@@ -883,4 +883,118 @@ fn text_report_for_humans() {
     assert!(text.contains("fix: start Redis there"), "{text}");
     assert!(text.contains("PASS  config"), "{text}");
     assert!(text.contains("failed"), "{text}");
+}
+
+/// A program that is not ZeroMQ on the feed's port is named as such from what it answers.
+#[test]
+fn a_program_that_is_not_zeromq_on_the_feed_port() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let server = std::thread::spawn(move || {
+        if let Ok((mut s, _)) = listener.accept() {
+            let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+            let mut buf = [0u8; 256];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+        }
+    });
+    let redis = Redis::start();
+    let s = setup(
+        "st-not-zmq",
+        redis.port,
+        &instance(port, None),
+        &good_mmdb(),
+    );
+    let (code, r) = selftest(&s.cfg, &[]);
+    let _ = server.join();
+    assert_eq!(code, 1);
+    expect(
+        &r,
+        "feed:misp1",
+        "FAIL",
+        &[
+            "is not a ZeroMQ publisher",
+            "HTTP/1.1 400",
+            "another program",
+        ],
+    );
+}
+
+/// A real publisher process that delivered MISP messages to a real subscriber, then frozen
+/// (SIGSTOP: its port still accepts connections): selftest says MISP's publisher hangs, not
+/// that another program holds the port. Before that, a selftest of a configuration with another
+/// endpoint for the same feed says the running subscriber uses another one.
+#[test]
+fn a_frozen_publisher_that_delivered_before_is_said_to_hang() {
+    let redis = Redis::start();
+    let port = free_port();
+    let script = format!(
+        "import zmq, time\n\
+         s = zmq.Context().socket(zmq.PUB)\n\
+         s.bind('tcp://127.0.0.1:{port}')\n\
+         n = 0\n\
+         while True:\n    n += 1\n    s.send(b'misp_json_self {{\"status\": \"ok\", \"uptime\": %d}}' % n)\n    time.sleep(0.2)\n"
+    );
+    let mut publisher = Command::new(python())
+        .args(["-c", &script])
+        .spawn()
+        .expect("python publisher");
+    let s = setup("st-frozen", redis.port, &instance(port, None), &good_mmdb());
+    let mut sub = Mispdash::start_with(
+        &s.cfg,
+        &[
+            "subscribe",
+            "-n",
+            "misp1",
+            "-u",
+            &format!("tcp://127.0.0.1:{port}"),
+            "--data-dir",
+            s.dir.join("data").to_str().expect("utf-8"),
+        ],
+        &s.dir.join("subscribe.log"),
+        false,
+    );
+    let delivered = wait_until(Duration::from_secs(20), || {
+        redis
+            .conn(3)
+            .and_then(|mut c| {
+                redis::cmd("HGET")
+                    .arg("MISPDASH_FEED:misp1")
+                    .arg("messages")
+                    .query::<Option<u64>>(&mut c)
+            })
+            .ok()
+            .flatten()
+            .is_some_and(|n| n > 0)
+    });
+    assert!(delivered, "{}", sub.log_text());
+
+    let other = setup(
+        "st-frozen-other",
+        redis.port,
+        &instance(free_port(), None),
+        &good_mmdb(),
+    );
+    let (_, r) = selftest(&other.cfg, &[]);
+    expect(
+        &r,
+        "subscriber:misp1",
+        "WARN",
+        &["running subscriber uses endpoint", "restart"],
+    );
+
+    sub.kill9();
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(publisher.id() as libc::pid_t, libc::SIGSTOP) };
+    let (code, r) = selftest(&s.cfg, &[]);
+    unsafe { libc::kill(publisher.id() as libc::pid_t, libc::SIGCONT) };
+    let _ = publisher.kill();
+    let _ = publisher.wait();
+    assert_eq!(code, 1);
+    expect(
+        &r,
+        "feed:misp1",
+        "FAIL",
+        &["does not answer", "came from it before", "hangs", "restart"],
+    );
 }

@@ -628,12 +628,28 @@ impl Dispatcher {
                 });
             }
         }
+        let day_key = (!topics.is_empty()).then(|| keys::topics_day(&self.clock.today()));
         for (topic, by) in topics {
             batch.push(Op::HIncrBy {
                 db: Db::List,
                 key: keys::DISPATCH_STATUS.into(),
                 field: keys::dispatch_topic_field(&topic),
                 by,
+            });
+            if let Some(key) = &day_key {
+                batch.push(Op::HIncrBy {
+                    db: Db::List,
+                    key: key.clone(),
+                    field: topic,
+                    by,
+                });
+            }
+        }
+        if let Some(key) = day_key {
+            batch.push(Op::Expire {
+                db: Db::List,
+                key,
+                secs: keys::TOPICS_DAY_TTL,
             });
         }
         batch.push(self.buffer.ack(n_handled));

@@ -103,6 +103,15 @@ pub fn feed_status(feed_name: &str) -> String {
 }
 /// Dispatcher counters (mispdash only): a hash.
 pub const DISPATCH_STATUS: &str = "MISPDASH_DISPATCH";
+
+/// Messages per topic handled on one local day (`YYYYMMDD`), kept 8 days: `selftest` judges
+/// what MISP sends now, not since the dashboard was installed.
+pub fn topics_day(day: &str) -> String {
+    ["MISPDASH_TOPICS:", day].concat()
+}
+
+/// How long a day's topic counts are kept.
+pub const TOPICS_DAY_TTL: i64 = 8 * 86_400;
 /// Field of [`DISPATCH_STATUS`] counting the messages of one topic the dispatcher handled, so
 /// `mispdash selftest` can tell which kinds of MISP notifications never arrive.
 pub fn dispatch_topic_field(topic: &str) -> String {

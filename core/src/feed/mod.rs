@@ -525,6 +525,24 @@ pub fn spawn_with_options(
     })
 }
 
+/// Which credentials a subscriber uses, without revealing them: `none`, or the user name and
+/// a short digest of the password. `selftest` compares it with the configuration's to tell a
+/// running subscriber that still uses old credentials.
+pub fn credentials_id(username: Option<&str>, password: Option<&str>) -> String {
+    use sha2::{Digest, Sha256};
+    match username {
+        None => "none".into(),
+        Some(u) => {
+            let d = Sha256::digest(format!(
+                "mispdash-credentials\0{u}\0{}",
+                password.unwrap_or("")
+            ));
+            let short: String = d.iter().take(6).map(|b| format!("{b:02x}")).collect();
+            format!("PLAIN user {u:?} ({short})")
+        }
+    }
+}
+
 /// The buffer-list entry for one frame: exactly Python's
 /// `json.dumps({"zmq_name": zmq_name, "content": content})` (spec Appendix A8), so a dispatcher
 /// of either implementation reads it and a shared Redis sees identical bytes.

@@ -70,6 +70,7 @@ struct Pending {
 pub(crate) struct Pusher {
     name: String,
     endpoint: String,
+    credentials: String,
     redis: Reconnecting,
     list_name: String,
     dead_name: String,
@@ -111,6 +112,7 @@ impl Pusher {
         Pusher {
             name: spec.name.clone(),
             endpoint: spec.endpoint.clone(),
+            credentials: super::credentials_id(spec.username.as_deref(), spec.password.as_deref()),
             redis: Reconnecting::new(redis, list_db, who),
             dead_name: keys::dead_letter_list(&list_name),
             dead_bytes_name: keys::dead_letter_bytes(&list_name),
@@ -444,8 +446,9 @@ impl Pusher {
         let now = self.clock.now_f64();
         let _ = conn.set_read_timeout(Some(IO_TIMEOUT));
         let _ = conn.set_write_timeout(Some(IO_TIMEOUT));
-        let fields: [(&str, String); 18] = [
+        let fields: [(&str, String); 19] = [
             ("endpoint", self.endpoint.clone()),
+            ("credentials", self.credentials.clone()),
             ("connected", if s.connected { "1" } else { "0" }.to_string()),
             ("messages", s.messages.to_string()),
             ("last_message", epoch(s.last_message_epoch)),

@@ -24,23 +24,27 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 const MECHANISM_MISMATCH: u32 = 0x1100_0002;
 /// A subscriber whose health hash is older than this has stopped.
 const SUBSCRIBER_STALE: f64 = 15.0;
-/// Longer than two keep-alive intervals without one, while connected.
-const KEEPALIVE_STALE: f64 = 30.0;
+/// Longer than two keep-alive intervals with nothing at all received, while connected. MISP
+/// sends a keep-alive only after 10 s without data, so a busy publisher sends none: only
+/// silence (no data and no keep-alive) means it is stalled.
+const SILENCE_STALE: f64 = 30.0;
 
 pub(super) type Probes = Vec<(String, JoinHandle<Check>)>;
 
 /// Starts one probe thread per configured MISP instance.
 pub(super) fn start_probes(cfg: &Config, silence: Duration) -> Probes {
+    let target = RedisTarget::from_config(&cfg.redis);
     cfg.redis
         .misp_instances
         .iter()
         .map(|inst| {
             let spec = FeedSpec::from(inst);
+            let delivered_before = delivered_before(&target, cfg.redis.list_db, inst);
             let id = format!("feed:{}", inst.name);
             let name = id.clone();
             let handle = std::thread::Builder::new()
                 .name("selftest-feed".into())
-                .spawn(move || probe(&name, &spec, silence));
+                .spawn(move || probe(&name, &spec, silence, delivered_before));
             match handle {
                 Ok(h) => (id, h),
                 Err(e) => {
@@ -73,6 +77,22 @@ pub(super) fn finish_probes(probes: Probes, cfg: &Config) -> Vec<Check> {
         .collect()
 }
 
+/// Whether a mispdash subscriber received MISP messages from this endpoint before (its health
+/// hash), which makes a silent publisher a hung one, not a stranger.
+fn delivered_before(target: &RedisTarget, list_db: i64, inst: &MispInstance) -> bool {
+    let Ok(mut c) = target.connect(list_db) else {
+        return false;
+    };
+    let h: HashMap<String, String> = redis::cmd("HGETALL")
+        .arg(keys::feed_status(&inst.name))
+        .query(&mut c)
+        .unwrap_or_default();
+    h.get("endpoint") == Some(&inst.zmq)
+        && h.get("messages")
+            .and_then(|m| m.parse::<u64>().ok())
+            .is_some_and(|m| m > 0)
+}
+
 const PLUGIN_FIX: &str = "enable MISP's ZeroMQ publisher (Administration → Server Settings → \
      Plugin: ZeroMQ_enable = true, then Diagnostics → ZeroMQ → Start); when MISP runs on another \
      host, Plugin.ZeroMQ_host must not be 127.0.0.1/localhost (it then refuses other machines): \
@@ -91,7 +111,68 @@ fn is_loopback(host: &str) -> bool {
     host == "localhost" || host == "::1" || host.starts_with("127.")
 }
 
-fn probe(id: &str, spec: &FeedSpec, silence: Duration) -> Check {
+/// What the peer sent first on a plain TCP connection.
+enum Greeting {
+    /// A ZeroMQ (ZMTP 3) peer, and its security mechanism (`NULL`, `PLAIN`, `CURVE`).
+    Zmq { mechanism: String },
+    /// Something else: another program.
+    Other(Vec<u8>),
+    /// Nothing: a hung publisher (the kernel accepts the connection for it), or a program that
+    /// waits for its client to speak first.
+    Silent,
+}
+
+/// How long a peer may take to greet: a ZeroMQ publisher greets at once.
+const GREETING_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Sends the start of a ZMTP 3 greeting (signature and major version, no mechanism: a whole
+/// greeting with another mechanism than the peer's makes libzmq hang up at once) and reads
+/// the peer's: a ZeroMQ peer sends its own, which names the mechanism it requires. This tells
+/// a PLAIN-only publisher from another program for certain.
+fn read_greeting(mut stream: TcpStream) -> Greeting {
+    use std::io::{Read, Write};
+    let ours = [0xFF, 0, 0, 0, 0, 0, 0, 0, 0x01, 0x7F, 3];
+    let _ = stream.set_read_timeout(Some(GREETING_TIMEOUT));
+    let _ = stream.write_all(&ours);
+    let mut got = Vec::new();
+    let mut buf = [0u8; 64];
+    let deadline = Instant::now() + GREETING_TIMEOUT;
+    while got.len() < 32 && Instant::now() < deadline {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+        // Anything but a ZeroMQ signature is decided at once.
+        if got.first().is_some_and(|b| *b != 0xFF) {
+            break;
+        }
+    }
+    match got.as_slice() {
+        [] => Greeting::Silent,
+        [0xFF, _, _, _, _, _, _, _, _, 0x7F, ..] => Greeting::Zmq {
+            mechanism: got
+                .get(12..32)
+                .map(|m| {
+                    String::from_utf8_lossy(m)
+                        .trim_end_matches('\0')
+                        .to_string()
+                })
+                .unwrap_or_default(),
+        },
+        _ => Greeting::Other(got),
+    }
+}
+
+/// A short printable view of what a peer sent.
+fn preview(bytes: &[u8]) -> String {
+    let text: String = String::from_utf8_lossy(&bytes[..bytes.len().min(40)])
+        .chars()
+        .map(|c| if c.is_control() { '.' } else { c })
+        .collect();
+    format!("{text:?}")
+}
+
+fn probe(id: &str, spec: &FeedSpec, silence: Duration, delivered_before: bool) -> Check {
     let ep = &spec.endpoint;
     if let Some((host, port)) = tcp_host_port(ep) {
         let addrs: Vec<_> = match (host.as_str(), port).to_socket_addrs() {
@@ -105,17 +186,17 @@ fn probe(id: &str, spec: &FeedSpec, silence: Duration) -> Check {
             }
         };
         let mut last_err = None;
-        let mut connected = false;
+        let mut connected = None;
         for a in &addrs {
             match TcpStream::connect_timeout(a, CONNECT_TIMEOUT) {
-                Ok(_) => {
-                    connected = true;
+                Ok(stream) => {
+                    connected = Some(stream);
                     break;
                 }
                 Err(e) => last_err = Some(e),
             }
         }
-        if !connected {
+        let Some(stream) = connected else {
             return match last_err {
                 Some(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
                     let seen = if is_loopback(&host) {
@@ -140,6 +221,55 @@ fn probe(id: &str, spec: &FeedSpec, silence: Duration) -> Check {
                 Some(e) => Check::fail(id, format!("cannot connect to {ep}: {e}"), PLUGIN_FIX),
                 None => Check::fail(id, format!("{ep}: the host has no address"), PLUGIN_FIX),
             };
+        };
+        match read_greeting(stream) {
+            Greeting::Zmq { mechanism } => {
+                let with_creds = spec.username.is_some();
+                match mechanism.as_str() {
+                    "PLAIN" if !with_creds => {
+                        return Check::fail(
+                            id,
+                            format!("{ep} is a ZeroMQ publisher that requires PLAIN authentication, and no credentials are configured"),
+                            "add \"zmq_username\" and \"zmq_password\" (MISP's Plugin.ZeroMQ_username/password) to this instance in misp_instances",
+                        )
+                    }
+                    "NULL" if with_creds => {
+                        return Check::fail(
+                            id,
+                            format!("{ep} is a ZeroMQ publisher without authentication, but credentials are configured"),
+                            "remove zmq_username/zmq_password from this instance, or set Plugin.ZeroMQ_username/password in MISP",
+                        )
+                    }
+                    _ => {}
+                }
+            }
+            Greeting::Other(bytes) => {
+                return Check::fail(
+                    id,
+                    format!(
+                        "{ep} is not a ZeroMQ publisher: the program on port {port} answered {}",
+                        preview(&bytes)
+                    ),
+                    "the port belongs to another program: point the \"zmq\" URL at MISP's ZeroMQ \
+                     publisher (Plugin.ZeroMQ_port, default 50000)",
+                )
+            }
+            Greeting::Silent if delivered_before => {
+                return Check::fail(
+                    id,
+                    format!("{ep} accepts TCP connections but does not answer, though MISP messages came from it before: MISP's publisher hangs"),
+                    "restart MISP's ZeroMQ publisher (Diagnostics → ZeroMQ → Restart, or kill \
+                     mispzmq.py so MISP starts it again) and read MISP's app/tmp/logs/mispzmq.log",
+                )
+            }
+            Greeting::Silent => {
+                return Check::fail(
+                    id,
+                    format!("{ep} accepts TCP connections but says nothing (a ZeroMQ publisher greets at once)"),
+                    "either MISP's publisher hangs (restart it: Diagnostics → ZeroMQ → Restart) or \
+                     another program holds the port (MISP's default is 50000)",
+                )
+            }
         }
     }
     match zmq_probe(spec, silence) {
@@ -286,7 +416,7 @@ fn zmq_probe(spec: &FeedSpec, silence: Duration) -> zmq::Result<Check> {
         Some(_) => Check::fail(
             "",
             format!(
-                "{ep}: connected, but nothing received for {} s; MISP sends a keep-alive (misp_json_self) every 10 s",
+                "{ep}: connected, but nothing received for {} s; MISP sends a keep-alive (misp_json_self) after 10 s without data",
                 silence.as_secs_f64()
             ),
             "MISP's publisher is stalled: restart it (Diagnostics → ZeroMQ → Restart, or kill \
@@ -363,6 +493,29 @@ fn subscriber(conn: &mut redis::Connection, inst: &MispInstance) -> Check {
             "start the dashboard again (`mispdash run`) and read its log",
         );
     }
+    // A subscriber started before the configuration was edited still uses the old one.
+    let configured_creds =
+        crate::feed::credentials_id(inst.zmq_username.as_deref(), inst.zmq_password.as_deref());
+    let running_creds = h.get("credentials");
+    if endpoint != inst.zmq || running_creds.is_some_and(|c| *c != configured_creds) {
+        let what = if endpoint != inst.zmq {
+            format!(
+                "endpoint {endpoint}, while this configuration says {}",
+                inst.zmq
+            )
+        } else {
+            format!(
+                "credentials {}, while this configuration has {configured_creds}",
+                running_creds.map(String::as_str).unwrap_or("?")
+            )
+        };
+        return Check::warn(
+            id,
+            format!("the running subscriber uses {what}"),
+            "restart the dashboard (`mispdash run`, or its service) so it reads this \
+             configuration; or check that --config names the file it runs with",
+        );
+    }
     if h.get("connected").map(String::as_str) != Some("1") {
         let auth = num("auth_failures");
         let hs = num("handshake_failures");
@@ -380,13 +533,17 @@ fn subscriber(conn: &mut redis::Connection, inst: &MispInstance) -> Check {
         fmt_ago(ago("last_message")),
         fmt_ago(ago("last_keepalive"))
     );
-    match ago("last_keepalive") {
-        Some(a) if a <= KEEPALIVE_STALE => Check::pass(id, seen),
+    let heard = match (ago("last_message"), ago("last_keepalive")) {
+        (Some(m), Some(k)) => Some(m.min(k)),
+        (m, k) => m.or(k),
+    };
+    match heard {
+        Some(a) if a <= SILENCE_STALE => Check::pass(id, seen),
         _ => Check::warn(
             id,
-            seen,
-            "MISP sends a keep-alive every 10 s: a publisher that stopped sending them is \
-             stalled; restart MISP's ZeroMQ publisher",
+            format!("{seen}: nothing at all for {}", fmt_ago(heard)),
+            "MISP sends a keep-alive after 10 s without data: a publisher that sends nothing \
+             for longer is stalled; restart MISP's ZeroMQ publisher (Diagnostics → ZeroMQ)",
         ),
     }
 }

@@ -762,67 +762,90 @@ const TOPICS: &[(&str, &str, &str)] = &[
 /// Topics that carry no MISP data.
 const NON_DATA_TOPICS: &[&str] = &["misp_json_self", "diagnostic_channel"];
 
+/// Days of traffic the topic checks look at: what MISP sends now, so a setting switched off
+/// last week shows, which lifetime counters would hide.
+const RECENT_DAYS: i64 = 3;
+
 fn check_topics(cfg: &Config, target: &RedisTarget) -> Vec<Check> {
-    let counters: HashMap<String, String> =
-        match target.connect(cfg.redis.list_db).and_then(|mut c| {
-            redis::cmd("HGETALL")
-                .arg(keys::DISPATCH_STATUS)
-                .query(&mut c)
-        }) {
-            Ok(h) => h,
-            Err(e) => {
-                return vec![Check::fail(
-                    "topics",
-                    format!("cannot read {}: {e}", keys::DISPATCH_STATUS),
-                    "check the Redis line above",
-                )]
-            }
-        };
-    let count = |field: &str| -> u64 {
-        counters
-            .get(field)
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0)
-    };
-    let prefix = keys::dispatch_topic_field("");
-    let by_topic: Vec<(&str, u64)> = counters
-        .keys()
-        .filter_map(|k| k.strip_prefix(prefix.as_str()))
-        .map(|t| (t, count(&keys::dispatch_topic_field(t))))
+    let now = now_epoch();
+    let days: Vec<String> = (0..RECENT_DAYS)
+        .filter_map(|i| crate::clock::day_of_epoch(now - (i * 86_400) as f64))
         .collect();
-    let total = count("messages");
+    let read = target.connect(cfg.redis.list_db).and_then(|mut c| {
+        let mut pipe = redis::pipe();
+        pipe.cmd("HGET").arg(keys::DISPATCH_STATUS).arg("messages");
+        for d in &days {
+            pipe.cmd("HGETALL").arg(keys::topics_day(d));
+        }
+        let mut replies: Vec<redis::Value> = pipe.query(&mut c)?;
+        let lifetime: Option<String> = redis::from_redis_value(&replies.remove(0))?;
+        let mut recent: HashMap<String, u64> = HashMap::new();
+        for r in replies {
+            let day: HashMap<String, u64> = redis::from_redis_value(&r)?;
+            for (t, n) in day {
+                *recent.entry(t).or_default() += n;
+            }
+        }
+        Ok((lifetime, recent))
+    });
+    let (lifetime, recent) = match read {
+        Ok(x) => x,
+        Err(e) => {
+            return vec![Check::fail(
+                "topics",
+                format!("cannot read the dispatcher's topic counts: {e}"),
+                "check the Redis line above",
+            )]
+        }
+    };
+    let lifetime: u64 = lifetime.and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+    let window = format!("in the last {RECENT_DAYS} days");
+    let total: u64 = recent.values().sum();
     if total == 0 {
         return vec![Check::warn(
             "topics",
-            "the dispatcher has not processed any message yet",
+            match lifetime {
+                0 => "the dispatcher has not processed any message yet".to_string(),
+                n => format!("no message processed {window} ({n} before)"),
+            },
             "once the feed and dispatcher lines pass, create or edit an event in MISP and run \
              the self-test again",
         )];
     }
-    let data: u64 = by_topic
+    let data: u64 = recent
         .iter()
-        .filter(|(t, _)| !NON_DATA_TOPICS.contains(t))
+        .filter(|(t, _)| !NON_DATA_TOPICS.contains(&t.as_str()))
         .map(|(_, n)| n)
         .sum();
     if data == 0 {
+        let settings: Vec<String> = TOPICS
+            .iter()
+            .map(|(topic, setting, _)| format!("{setting} ({topic})"))
+            .collect();
         return vec![Check::warn(
             "topics",
-            format!("{total} message(s) processed, but only keep-alives: MISP has published no data yet"),
-            "create or edit an event in MISP; check Plugin.ZeroMQ_enable and the \
-             Plugin.ZeroMQ_*_notifications_enable settings",
+            format!(
+                "{total} message(s) processed {window}, only keep-alives: MISP's publisher runs \
+                 (Plugin.ZeroMQ_enable is on) but sends no data"
+            ),
+            format!(
+                "in MISP (Administration → Server Settings → Plugin → ZeroMQ) turn on the \
+                 notifications the dashboard needs: {}; then create or edit an event",
+                settings.join(", ")
+            ),
         )];
     }
     TOPICS
         .iter()
         .map(|(topic, setting, effect)| {
-            let n = count(&keys::dispatch_topic_field(topic));
+            let n = recent.get(*topic).copied().unwrap_or(0);
             let id = format!("topic:{topic}");
             if n > 0 {
-                Check::pass(id, format!("{n} message(s) received"))
+                Check::pass(id, format!("{n} message(s) received {window}"))
             } else {
                 Check::warn(
                     id,
-                    format!("never received among {data} MISP data message(s): {effect}"),
+                    format!("none received {window} among {data} MISP data message(s): {effect}"),
                     format!("enable {setting} in MISP (Administration → Server Settings → Plugin → ZeroMQ)"),
                 )
             }
