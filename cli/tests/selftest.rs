@@ -998,3 +998,41 @@ fn a_frozen_publisher_that_delivered_before_is_said_to_hang() {
         &["does not answer", "came from it before", "hangs", "restart"],
     );
 }
+
+/// Only keep-alives lately: the publisher runs, and each notification setting is named.
+#[test]
+fn only_keepalives_name_every_notification_setting() {
+    let redis = Redis::start();
+    let s = setup("st-keepalives", redis.port, no_instances(), &good_mmdb());
+    let d = run_dispatcher(&s.cfg, &s.dir.join("run.log"));
+    let keepalives: Vec<String> = (0..5)
+        .map(|i| {
+            envelope(
+                "misp_json_self",
+                &serde_json::json!({"status": "ok", "uptime": i}),
+            )
+        })
+        .collect();
+    lpush(&redis, &keepalives);
+    assert!(
+        wait_until(Duration::from_secs(30), || llen(&redis) == 0
+            && in_flight(&redis) == 0),
+        "{}",
+        d.log_text()
+    );
+    let (_, r) = selftest(&s.cfg, &["--timeout", "10"]);
+    expect(
+        &r,
+        "topics",
+        "WARN",
+        &[
+            "only keep-alives",
+            "Plugin.ZeroMQ_enable is on",
+            "Plugin.ZeroMQ_attribute_notifications_enable",
+            "Plugin.ZeroMQ_event_notifications_enable",
+            "Plugin.ZeroMQ_object_notifications_enable",
+            "Plugin.ZeroMQ_sighting_notifications_enable",
+            "Plugin.ZeroMQ_audit_notifications_enable",
+        ],
+    );
+}
