@@ -25,7 +25,8 @@ use std::sync::Arc;
 #[command(name = "mispdash", version, about, long_about)]
 struct Cli {
     /// The misp-dashboard configuration file (the original's config.cfg works unchanged).
-    /// Default: ./config/config.cfg when it exists, otherwise built-in defaults with a demo feed.
+    /// Default: ./config/config.cfg when it exists, else .mispdash/demo.cfg (which
+    /// scripts/run.sh writes), otherwise built-in defaults with a demo feed.
     #[arg(long, short = 'c', global = true, env = "MISPDASH_CONFIG")]
     config: Option<PathBuf>,
 

@@ -78,7 +78,10 @@ fn man_pages_document_the_commands() {
 fn help_speaks_to_a_misp_admin() {
     let (ok, help) = run(&["selftest", "--help"]);
     assert!(ok);
-    assert!(help.contains("keep-alive every 10 seconds"), "{help}");
+    assert!(
+        help.contains("keep-alive after 10 seconds without data"),
+        "{help}"
+    );
     let (_, top) = run(&["--help"]);
     for sub in ADMIN {
         assert!(top.contains(sub), "--help lacks {sub}");

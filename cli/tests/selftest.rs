@@ -1036,3 +1036,105 @@ fn only_keepalives_name_every_notification_setting() {
         ],
     );
 }
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64
+}
+
+/// MISP's clock two hours ahead, then three hours behind: the timestamps MISP sets to its
+/// "now" (a saved attribute, a sighting) say so, with NTP and time zones as the fix.
+#[test]
+fn clock_skew_is_named_both_ways() {
+    let redis = Redis::start();
+    let s = setup("st-clock", redis.port, no_instances(), &good_mmdb());
+    let d = run_dispatcher(&s.cfg, &s.dir.join("run.log"));
+    let attribute = |ts: i64| {
+        envelope(
+            "misp_json_attribute",
+            &serde_json::json!({
+                "Attribute": {"id": "1", "type": "text", "category": "Other", "value": "x",
+                              "object_id": "0", "timestamp": ts.to_string()},
+                "Event": {"id": "1", "info": "clock", "Orgc": {"name": "Clock Org"}},
+            }),
+        )
+    };
+    for (ts, words) in [
+        (now_secs() + 2 * 3600, ["2.0 h ahead", "NTP", "time zones"]),
+        (now_secs() - 3 * 3600, ["3.0 h behind", "NTP", "time zones"]),
+    ] {
+        lpush(&redis, &[attribute(ts)]);
+        assert!(
+            wait_until(Duration::from_secs(30), || llen(&redis) == 0
+                && in_flight(&redis) == 0),
+            "{}",
+            d.log_text()
+        );
+        let (_, r) = selftest(&s.cfg, &["--timeout", "10"]);
+        expect(&r, "clock:misp1", "WARN", &words);
+    }
+    // In agreement again.
+    lpush(&redis, &[attribute(now_secs())]);
+    assert!(wait_until(Duration::from_secs(30), || llen(&redis) == 0
+        && in_flight(&redis) == 0));
+    let (_, r) = selftest(&s.cfg, &["--timeout", "10"]);
+    expect(&r, "clock:misp1", "PASS", &["agree"]);
+}
+
+/// Two subscribers of one feed name push every frame twice: named, with the fix.
+#[test]
+fn two_subscribers_of_one_feed_are_named() {
+    let redis = Redis::start();
+    let publisher = Publisher::start(None, Some(Duration::from_millis(300)));
+    let s = setup(
+        "st-two-subs",
+        redis.port,
+        &instance(publisher.port, None),
+        &good_mmdb(),
+    );
+    let endpoint = format!("tcp://127.0.0.1:{}", publisher.port);
+    let start = |i: usize| {
+        Mispdash::start_with(
+            &s.cfg,
+            &[
+                "subscribe",
+                "-n",
+                "misp1",
+                "-u",
+                &endpoint,
+                "--data-dir",
+                s.dir.join(format!("data{i}")).to_str().expect("utf-8"),
+            ],
+            &s.dir.join(format!("sub{i}.log")),
+            false,
+        )
+    };
+    let a = start(1);
+    let b = start(2);
+    let writers = || {
+        redis
+            .conn(3)
+            .and_then(|mut c| {
+                redis::cmd("HLEN")
+                    .arg("MISPDASH_FEED_WRITERS:misp1")
+                    .query::<i64>(&mut c)
+            })
+            .unwrap_or(0)
+    };
+    assert!(
+        wait_until(Duration::from_secs(20), || writers() >= 2),
+        "{}\n{}",
+        a.log_text(),
+        b.log_text()
+    );
+    let (code, r) = selftest(&s.cfg, &[]);
+    assert_eq!(code, 1);
+    expect(
+        &r,
+        "subscriber:misp1",
+        "FAIL",
+        &["2 subscribers feed", "counted that many times", "keep one"],
+    );
+}

@@ -101,6 +101,11 @@ pub const ATTEMPTS: &str = "MISPDASH_ATTEMPTS";
 pub fn feed_status(feed_name: &str) -> String {
     ["MISPDASH_FEED:", feed_name].concat()
 }
+
+/// The subscribers feeding one feed name, by run, with when each last said so.
+pub fn feed_writers(feed_name: &str) -> String {
+    ["MISPDASH_FEED_WRITERS:", feed_name].concat()
+}
 /// Dispatcher counters (mispdash only): a hash.
 pub const DISPATCH_STATUS: &str = "MISPDASH_DISPATCH";
 
@@ -109,6 +114,10 @@ pub const DISPATCH_STATUS: &str = "MISPDASH_DISPATCH";
 pub fn topics_day(day: &str) -> String {
     ["MISPDASH_TOPICS:", day].concat()
 }
+
+/// Per feed, how far the newest MISP timestamp was from this machine's clock when its message
+/// was handled: `"<seconds behind> <epoch handled>"` (mispdash's own, list database).
+pub const CLOCK_SKEW: &str = "MISPDASH_CLOCK";
 
 /// How long a day's topic counts are kept.
 pub const TOPICS_DAY_TTL: i64 = 8 * 86_400;

@@ -467,12 +467,22 @@ impl Pusher {
             ("disconnects", s.disconnects.to_string()),
             ("disconnected_since", epoch(s.disconnected_since)),
         ];
-        let mut cmd = redis::cmd("HSET");
-        cmd.arg(&self.status_key);
+        let mut pipe = redis::pipe();
+        let cmd = pipe.cmd("HSET").arg(&self.status_key);
         for (k, v) in &fields {
             cmd.arg(*k).arg(v);
         }
-        if let Err(e) = cmd.query::<()>(conn) {
+        // Every subscriber of this feed name says it is alive, so `selftest` can tell two of
+        // them apart (each frame would then be pushed twice).
+        let writers = keys::feed_writers(&self.name);
+        pipe.cmd("HSET")
+            .arg(&writers)
+            .arg(&self.run_id)
+            .arg(float_repr(now))
+            .cmd("EXPIRE")
+            .arg(&writers)
+            .arg(60);
+        if let Err(e) = pipe.query::<()>(conn) {
             if is_connection_error(&e) {
                 if !self.outage && self.shared.queued() > 0 {
                     self.outage = true;

@@ -77,6 +77,7 @@ pub fn handle_frame_spilling(
         ctx.spilling_to(spill);
     }
     let lists = split.as_ref().map(|s| s.lists).unwrap_or_default();
+    record_clock_skew(&mut ctx, topic, obj);
     match topic {
         "misp_json" if obj.contains_key("Event") => {
             // Corrected: publishing an event does not count its attributes again.
@@ -101,6 +102,39 @@ pub fn handle_frame_spilling(
         steps: ctx.steps,
         problems: ctx.problems,
     }
+}
+
+/// The timestamp MISP sets to its own "now" when it sends these topics: an attribute or event
+/// just saved, a sighting just made.
+fn fresh_timestamp<'a>(topic: &str, b: &'a Map<String, Value>) -> Option<&'a Value> {
+    match topic {
+        "misp_json_attribute" => path_obj(b, &["Attribute", "timestamp"]),
+        "misp_json_event" => path_obj(b, &["Event", "timestamp"]),
+        "misp_json_sighting" => path_obj(b, &["Sighting", "date_sighting"]),
+        _ => None,
+    }
+}
+
+fn path_obj<'a>(b: &'a Map<String, Value>, keys: &[&str]) -> Option<&'a Value> {
+    let (first, rest) = keys.split_first()?;
+    path(b.get(*first)?, rest)
+}
+
+/// Records how far MISP's clock seems from ours (`keys::CLOCK_SKEW`), for `selftest`'s clock
+/// check: day keys and trendings go wrong when the two disagree.
+fn record_clock_skew(ctx: &mut Ctx, topic: &str, b: &Map<String, Value>) {
+    let Some(ts) = fresh_timestamp(topic, b).and_then(message::epoch) else {
+        return;
+    };
+    let behind = ctx.now - ts;
+    ctx.op(Op::HSet {
+        db: Db::List,
+        key: keys::CLOCK_SKEW.into(),
+        fields: vec![(
+            ctx.zmq_name.clone(),
+            format!("{} {}", behind.round() as i64, ctx.now_epoch),
+        )],
+    });
 }
 
 /// `misp_json_self`: MISP's keepalive, shown as a live "Keepalive" row (not cached).

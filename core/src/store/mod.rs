@@ -55,6 +55,7 @@ struct Pending {
     sadd: Map<String, ()>,
     incr: Option<i64>,
     hincr: Map<String, i64>,
+    hset: Map<String, String>,
     /// A SET (which also clears the TTL), applied before the other pending work.
     set: Option<String>,
     /// LPUSHed values in order; publications in between do not touch the list.
@@ -117,6 +118,13 @@ impl Pending {
                 db,
                 key: key.clone(),
                 values: self.lpush.into_iter().map(Pushed::into_text).collect(),
+            });
+        }
+        if !self.hset.is_empty() {
+            out.push(Op::HSet {
+                db,
+                key: key.clone(),
+                fields: self.hset.into_iter().collect(),
             });
         }
         for (field, by) in self.hincr {
@@ -207,6 +215,13 @@ impl Batch {
                 p.incr = None;
                 p.expire = None;
                 p.set = Some(value);
+            }
+            Op::HSet { db, key, fields } => {
+                let p = self.pending_for(db, key);
+                for (f, v) in fields {
+                    p.hset.shift_remove(&f);
+                    p.hset.insert(f, v);
+                }
             }
             Op::HIncrBy { db, key, field, by } => {
                 *self.pending_for(db, key).hincr.entry(field).or_insert(0) += by;

@@ -100,6 +100,12 @@ pub enum Op {
         key: String,
         field: String,
     },
+    /// Hash fields set (the coalesced form of single-field sets: the last value wins).
+    HSet {
+        db: Db,
+        key: String,
+        fields: Vec<(String, String)>,
+    },
     /// Files `value` in a dead-letter list kept within `max_entries` and `max_bytes` (oldest
     /// dropped first), its size in all kept in `counter` (see `buffer::DEAD_PUSH_LUA`).
     DeadLetter {
@@ -233,6 +239,7 @@ impl Op {
             | HIncrBy { db, key, .. }
             | Set { db, key, .. }
             | HDel { db, key, .. }
+            | HSet { db, key, .. }
             | DeadLetter { db, key, .. }
             | Del { db, key }
             | Expire { db, key, .. }
@@ -260,6 +267,7 @@ impl Op {
             SAddMany { members, .. } => members.iter().map(String::len).sum(),
             LPushMany { values, .. } => values.iter().map(String::len).sum(),
             HIncrBy { field, .. } | HDel { field, .. } => field.len(),
+            HSet { fields, .. } => fields.iter().map(|(f, v)| f.len() + v.len()).sum(),
             DeadLetter { value, .. } => value.len() + crate::buffer::DEAD_PUSH_LUA.len(),
             _ => 0,
         };
@@ -342,6 +350,12 @@ impl Op {
             }
             Del { key, .. } => {
                 out.command(&[b"DEL", key.as_bytes()]);
+            }
+            HSet { key, fields, .. } => {
+                out.command_n(2 + 2 * fields.len(), &[b"HSET", key.as_bytes()]);
+                for (f, v) in fields {
+                    out.arg(f.as_bytes()).arg(v.as_bytes());
+                }
             }
             HDel { key, field, .. } => {
                 out.command(&[b"HDEL", key.as_bytes(), field.as_bytes()]);

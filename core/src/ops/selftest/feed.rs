@@ -493,6 +493,29 @@ fn subscriber(conn: &mut redis::Connection, inst: &MispInstance) -> Check {
             "start the dashboard again (`mispdash run`) and read its log",
         );
     }
+    // Two subscribers of one feed name push every frame twice.
+    let writers: HashMap<String, f64> = redis::cmd("HGETALL")
+        .arg(keys::feed_writers(&inst.name))
+        .query(conn)
+        .unwrap_or_default();
+    let live: Vec<&String> = writers
+        .iter()
+        .filter(|(_, t)| now - **t <= SUBSCRIBER_STALE)
+        .map(|(w, _)| w)
+        .collect();
+    if live.len() > 1 {
+        return Check::fail(
+            id,
+            format!(
+                "{} subscribers feed {:?} at once (runs {}): every frame reaches the buffer once per subscriber and is counted that many times",
+                live.len(),
+                inst.name,
+                live.iter().map(|w| w.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+            "keep one: stop the extra `mispdash subscribe`/`mispdash run` (or the original's \
+             zmq_subscriber.py) for this feed; a run's id starts with its pid",
+        );
+    }
     // A subscriber started before the configuration was edited still uses the old one.
     let configured_creds =
         crate::feed::credentials_id(inst.zmq_username.as_deref(), inst.zmq_password.as_deref());

@@ -235,6 +235,7 @@ pub fn run(source: &ConfigSource, opts: &Options, progress: &ProgressBar) -> Rep
         progress.set_message("reading the subscribers' status");
         checks.extend(feed::check_subscribers(&cfg, &target));
         checks.extend(check_topics(&cfg, &target));
+        checks.extend(check_clock(&cfg, &target));
         progress.set_message("watching the buffer");
         checks.push(check_buffer(&cfg, &target, opts.drain_window));
         progress.set_message("sending a probe through the dispatcher");
@@ -761,6 +762,59 @@ const TOPICS: &[(&str, &str, &str)] = &[
 
 /// Topics that carry no MISP data.
 const NON_DATA_TOPICS: &[&str] = &["misp_json_self", "diagnostic_channel"];
+
+/// How far MISP's timestamps may be from this machine's clock before it is worth a warning.
+const CLOCK_SKEW_WARN: f64 = 3600.0;
+
+/// MISP's clock against ours, from the timestamps of the messages it sent last (see
+/// `keys::CLOCK_SKEW`): observations of the last day only.
+fn check_clock(cfg: &Config, target: &RedisTarget) -> Vec<Check> {
+    let Ok(seen) = target.connect(cfg.redis.list_db).and_then(|mut c| {
+        redis::cmd("HGETALL")
+            .arg(keys::CLOCK_SKEW)
+            .query::<HashMap<String, String>>(&mut c)
+    }) else {
+        return Vec::new();
+    };
+    let now = now_epoch();
+    let mut out = Vec::new();
+    let mut feeds: Vec<(&String, &String)> = seen.iter().collect();
+    feeds.sort();
+    for (feed, v) in feeds {
+        let mut parts = v.split_whitespace().map(|p| p.parse::<f64>().ok());
+        let (Some(Some(behind)), Some(Some(at))) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        if now - at > 86_400.0 {
+            continue;
+        }
+        let id = format!("clock:{feed}");
+        let hours = behind.abs() / 3600.0;
+        if behind.abs() <= CLOCK_SKEW_WARN {
+            out.push(Check::pass(
+                id,
+                format!("MISP's timestamps agree with this machine's clock ({behind:+.0} s)"),
+            ));
+            continue;
+        }
+        let which = if behind > 0.0 {
+            "behind this machine's clock (or this machine is ahead)"
+        } else {
+            "ahead of this machine's clock (or this machine is behind)"
+        };
+        out.push(Check::warn(
+            id,
+            format!(
+                "the newest MISP messages from {feed} are dated {hours:.1} h {which}: \
+                 trendings, day keys and the live log will not line up"
+            ),
+            "check NTP on both machines (`timedatectl`), and the time zones: MISP's (PHP, OS) \
+             and this machine's TZ, which the day keys use; an import with old timestamps can \
+             also cause this once",
+        ));
+    }
+    out
+}
 
 /// Days of traffic the topic checks look at: what MISP sends now, so a setting switched off
 /// last week shows, which lifetime counters would hide.
