@@ -1138,3 +1138,149 @@ fn two_subscribers_of_one_feed_are_named() {
         &["2 subscribers feed", "counted that many times", "keep one"],
     );
 }
+
+/// The MISP publisher stand-in (`misp_publisher.py`: MISP itself cannot run here), stopped
+/// when dropped.
+struct MispPublisher(std::process::Child);
+
+impl Drop for MispPublisher {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn misp_publisher(port: u16, corpus: &Path, extra: &[&str]) -> MispPublisher {
+    MispPublisher(
+        Command::new(python())
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/misp_publisher.py"))
+            .args(["--port", &port.to_string(), "--corpus"])
+            .arg(corpus)
+            .args(extra)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("publisher stand-in"),
+    )
+}
+
+/// Messages of a corpus the stand-in sends (it sends keep-alives of its own, not the corpus').
+fn data_lines(corpus: &Path) -> f64 {
+    std::fs::read_to_string(corpus)
+        .expect("corpus")
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["topic"] != "misp_json_self")
+        .count() as f64
+}
+
+/// A corpus of the shared generator dated now, without malformed messages.
+fn fresh_corpus(dir: &Path, count: usize) -> PathBuf {
+    let out = dir.join("fresh.jsonl");
+    let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let status = Command::new(python())
+        .arg(shared().join("tools/gen_corpus.py"))
+        .args([
+            "--seed",
+            "5",
+            "--count",
+            &count.to_string(),
+            "--edges",
+            "none",
+        ])
+        .args(["--now", &now, "--days", "1", "-o"])
+        .arg(&out)
+        .status()
+        .expect("gen_corpus.py");
+    assert!(status.success());
+    out
+}
+
+fn feed_field(redis: &Redis, field: &str) -> f64 {
+    redis
+        .conn(3)
+        .and_then(|mut c| {
+            redis::cmd("HGET")
+                .arg("MISPDASH_FEED:misp1")
+                .arg(field)
+                .query::<Option<String>>(&mut c)
+        })
+        .ok()
+        .flatten()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// A healthy setup, with MISP's publisher behaviour reproduced: every check passes, no warning.
+#[test]
+fn a_healthy_setup_passes_without_a_warning() {
+    let redis = Redis::start();
+    let zport = free_port();
+    let s = setup(
+        "st-healthy",
+        redis.port,
+        &instance(zport, None),
+        &good_mmdb(),
+    );
+    let corpus = fresh_corpus(&s.dir, 400);
+    let sent = data_lines(&corpus);
+    let publisher = misp_publisher(zport, &corpus, &["--rate", "200"]);
+    let md = Mispdash::start_with(
+        &s.cfg,
+        &[
+            "run",
+            "--no-managed-redis",
+            "--data-dir",
+            s.dir.join("data").to_str().expect("utf-8"),
+        ],
+        &s.dir.join("run.log"),
+        false,
+    );
+    let done = wait_until(Duration::from_secs(60), || {
+        feed_field(&redis, "messages") >= sent && llen(&redis) == 0 && in_flight(&redis) == 0
+    });
+    assert!(done, "{}", md.log_text());
+    let (code, r) = selftest(&s.cfg, &["--silence", "13", "--timeout", "10"]);
+    drop(publisher);
+    let not_pass: Vec<&Value> = r["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .filter(|c| c["status"] != "PASS" && c["status"] != "SKIP")
+        .collect();
+    assert!(not_pass.is_empty(), "only PASS expected: {not_pass:#?}");
+    assert_eq!(code, 0);
+}
+
+/// A busy MISP sends data without a pause, hence no keep-alives: not a stalled publisher.
+#[test]
+fn a_busy_publisher_without_keepalives_is_not_stalled() {
+    let redis = Redis::start();
+    let zport = free_port();
+    let s = setup("st-busy", redis.port, &instance(zport, None), &good_mmdb());
+    let corpus = fresh_corpus(&s.dir, 200);
+    let publisher = misp_publisher(zport, &corpus, &["--rate", "20", "--loop"]);
+    let md = Mispdash::start_with(
+        &s.cfg,
+        &[
+            "run",
+            "--no-managed-redis",
+            "--no-server",
+            "--data-dir",
+            s.dir.join("data").to_str().expect("utf-8"),
+        ],
+        &s.dir.join("run.log"),
+        false,
+    );
+    assert!(
+        wait_until(Duration::from_secs(30), || feed_field(&redis, "messages")
+            >= 20.0),
+        "{}",
+        md.log_text()
+    );
+    let (_, r) = selftest(&s.cfg, &["--timeout", "10"]);
+    let keepalive = feed_field(&redis, "last_keepalive");
+    drop(publisher);
+    assert_eq!(keepalive, 0.0, "the busy publisher sent no keep-alive");
+    expect(&r, "subscriber:misp1", "PASS", &["connected"]);
+    expect(&r, "feed:misp1", "PASS", &["first message"]);
+}

@@ -107,12 +107,12 @@ pub async fn top_org_login(st: &AppState, p: &Params) -> Result<Value, WebError>
     // the original). Maps, not scans: with 10,000 organisations a scan per login was 10^8
     // comparisons a day.
     let mut acc: indexmap::IndexMap<String, (i64, f64)> = indexmap::IndexMap::new();
-    for chunk in vals.chunks(2) {
-        let logged: Vec<String> = redis::from_redis_value(&chunk[0]).unwrap_or_default();
-        let contrib: Vec<(String, f64)> = chunk
-            .get(1)
-            .and_then(|v| redis::from_redis_value(v).ok())
-            .unwrap_or_default();
+    let mut vals = vals.into_iter();
+    while let (Some(logged), Some(contrib)) = (vals.next(), vals.next()) {
+        // Owned conversions: no copy of the 10,000s of names.
+        let logged: Vec<String> = redis::from_owned_redis_value(logged).unwrap_or_default();
+        let contrib: Vec<(String, f64)> =
+            redis::from_owned_redis_value(contrib).unwrap_or_default();
         // The first of duplicate members counts, as the scan did (a zset has none anyway).
         let mut points: std::collections::HashMap<&str, f64> =
             std::collections::HashMap::with_capacity(contrib.len());
