@@ -322,3 +322,77 @@ fn a_huge_unknown_topic_gives_a_short_reason() {
     );
     assert!(log.len() < 64 << 10, "the log holds {} bytes", log.len());
 }
+
+/// A key of the wrong type planted in Redis makes Redis refuse one write of a message inside
+/// its transaction while running the rest: the message is filed as a partial dead letter that
+/// names the refused write, the other messages are applied, and nothing twice.
+#[test]
+fn a_write_redis_refuses_inside_a_batch_names_its_message() {
+    let dir = tmpdir("poison-wrongtype");
+    let poison = serde_json::json!({
+        "Attribute": {"id": "99", "type": "text", "category": "Poison Test",
+                      "value": "poison", "object_id": "0", "timestamp": "1795174470",
+                      "to_ids": false, "event_id": "7"},
+        "Event": {"id": "7", "info": "poison", "Orgc": {"name": "Poison Org"}},
+    });
+    let frame = format!("misp_json_attribute {poison}");
+    let run = |tag: &str, plant: bool| {
+        let redis = prepared(Some(&frame));
+        if plant {
+            let mut data = redis.conn(2).expect("redis");
+            redis::cmd("SET")
+                .arg("CONTRIB_TROPHY:poison_test")
+                .arg("not a sorted set")
+                .query::<()>(&mut data)
+                .expect("SET");
+        }
+        let d_dir = dir.join(tag);
+        std::fs::create_dir_all(&d_dir).expect("dir");
+        let cfg = write_config(&d_dir, redis.port, "[]", &oracle_mmdb(), None);
+        let mut d = dispatcher(&cfg, &d_dir.join("run.log"));
+        // The partial dead letter is written right after the batch's transaction.
+        let letters = if plant { 1 } else { 0 };
+        assert!(
+            wait_until(Duration::from_secs(60), || drained(&redis)
+                && llen(&redis, "bufferList:dead") == letters),
+            "{}",
+            d.log_text()
+        );
+        let log = d.log_text();
+        d.kill9();
+        let dump = dump_without_own_keys(redis.port, &d_dir, "dump");
+        let mut v = read_json(&dump);
+        strip_keys(&mut v, |_, k| {
+            k.starts_with("bufferList:dead") || k == "CONTRIB_TROPHY:poison_test"
+        });
+        write_json(&dump, &v);
+        (redis, dump, log)
+    };
+    let (_reference, expected, _) = run("reference", false);
+    let (redis, actual, log) = run("planted", true);
+    assert!(log.contains("Redis refused 1 write(s)"), "{log}");
+    let mut c = redis.conn(3).expect("redis");
+    let dead: Vec<String> = redis::cmd("LRANGE")
+        .arg("bufferList:dead")
+        .arg(0)
+        .arg(-1)
+        .query(&mut c)
+        .expect("LRANGE");
+    assert_eq!(dead.len(), 1, "only the poison's message: {dead:?}\n{log}");
+    let letter: Value = serde_json::from_str(&dead[0]).expect("JSON");
+    assert_eq!(letter["applied"], "partial");
+    let reason = letter["reason"].as_str().unwrap_or("");
+    assert!(
+        reason.contains("CONTRIB_TROPHY:poison_test") && reason.contains("WRONGTYPE"),
+        "{reason}"
+    );
+    assert!(letter["entry"]
+        .as_str()
+        .unwrap_or("")
+        .contains("Poison Org"));
+    let (same, diff) = compare("redis", &expected, &actual);
+    assert!(
+        same,
+        "everything but the refused write applied once:\n{diff}"
+    );
+}

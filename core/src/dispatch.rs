@@ -386,7 +386,8 @@ impl Dispatcher {
             .map(|h| std::mem::take(&mut h.raw))
             .collect();
         let e = match self.apply(handled, true) {
-            Ok(()) => return Ok(()),
+            Ok(refused) if refused.is_empty() => return Ok(()),
+            Ok(refused) => return self.dead_letter_refused(raws, refused),
             Err(e) if is_connection_error(&e) || lease::is_lost(&e) => return Err(e),
             Err(e) => e,
         };
@@ -446,7 +447,11 @@ impl Dispatcher {
                 let mut h = self.handle(raw.clone())?;
                 h.attempt = Some(digest.clone());
                 match self.apply(vec![h], true) {
-                    Ok(()) => break,
+                    Ok(refused) if refused.is_empty() => break,
+                    Ok(refused) => {
+                        self.dead_letter_refused(vec![raw], refused)?;
+                        break;
+                    }
                     Err(e) if is_connection_error(&e) || lease::is_lost(&e) => return Err(e),
                     Err(e) if self.acknowledged(1)? => {
                         tracing::error!("Redis refused part of a message's writes: {e}");
@@ -531,7 +536,13 @@ impl Dispatcher {
         Ok(false)
     }
 
-    fn apply(&mut self, handled: Vec<Handled>, count_stats: bool) -> redis::RedisResult<()> {
+    /// Applies handled messages and their acknowledgement in one transaction; returns the
+    /// writes Redis refused inside it (the rest ran).
+    fn apply(
+        &mut self,
+        handled: Vec<Handled>,
+        count_stats: bool,
+    ) -> redis::RedisResult<Vec<Refused>> {
         // The gamification state the batch's contributions read, in one round trip.
         let mut orgs: Vec<String> = Vec::new();
         for h in &handled {
@@ -548,7 +559,7 @@ impl Dispatcher {
         } else {
             let stop_never = || false;
             let Some(conn) = self.conn.get(&stop_never) else {
-                return Ok(());
+                return Ok(Vec::new());
             };
             Some(Snapshot::load(conn, self.dbs, &self.env.ranking, &orgs)?)
         };
@@ -657,12 +668,11 @@ impl Dispatcher {
         let ops = batch.finish();
         let stop_never = || false;
         let Some(conn) = self.conn.get(&stop_never) else {
-            return Ok(());
+            return Ok(Vec::new());
         };
         let ops = publish_ahead(conn, &mut self.resp, ops, self.opts.max_batch_bytes)?;
 
         self.resp.write_ops(&ops, self.dbs);
-        drop(ops);
         let commands = self.resp.commands();
         let watch = match self.lease.fence(conn) {
             Ok(w) => w,
@@ -671,10 +681,25 @@ impl Dispatcher {
                 return Err(e);
             }
         };
-        let result = self.resp.exec_transaction(conn);
+        let result = self.resp.exec_transaction_refusals(conn);
         drop(watch);
         self.resp.shrink_to(self.opts.max_batch_bytes * 4);
-        result?;
+        // The transaction ran; the commands Redis refused inside it did not, the others did.
+        let mut refused = Vec::new();
+        for r in result? {
+            match r.op.and_then(|i| ops.get(i)) {
+                // The acknowledgement itself was refused: the caller finds out whether it
+                // went through.
+                Some(op) if matches!(op, Op::RTrimCount { .. }) => return Err(r.error),
+                None => return Err(r.error),
+                Some(op) => refused.push(Refused {
+                    command: op.command_name(),
+                    key: op.key().map(|(_, k)| k.to_string()).unwrap_or_default(),
+                    error: r.error.to_string(),
+                }),
+            }
+        }
+        drop(ops);
         self.in_processing = self.in_processing.saturating_sub(n_handled);
         if count_stats {
             let s = &self.stats;
@@ -687,7 +712,80 @@ impl Dispatcher {
             s.ops_before_coalescing
                 .fetch_add(ops_in as u64, Ordering::Relaxed);
         }
-        Ok(())
+        Ok(refused)
+    }
+
+    /// After a transaction in which Redis refused some writes (a key of the wrong type, say)
+    /// and ran the rest: the messages those writes came from are filed as dead letters
+    /// (`"applied": "partial"`, with the refused commands), so an admin sees what is missing
+    /// and why. Handling is pure, so handling the messages again tells which they were.
+    fn dead_letter_refused(
+        &mut self,
+        raws: Vec<Vec<u8>>,
+        refused: Vec<Refused>,
+    ) -> redis::RedisResult<()> {
+        let describe = |r: &[&Refused]| {
+            r.iter()
+                .map(|r| format!("{} {}: {}", r.command, r.key, r.error))
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        tracing::error!(
+            "Redis refused {} write(s) of a batch that was otherwise applied: {}",
+            refused.len(),
+            cut(
+                &describe(&refused.iter().collect::<Vec<_>>()),
+                LOG_MAX_CHARS
+            )
+        );
+        let engine = Engine::new(&self.env.ranking, self.env.scoring, &self.channels);
+        let mut letters = Vec::new();
+        for raw in raws {
+            let h = handle_message(&self.env, &self.clock, raw, None);
+            let mine: Vec<&Refused> = refused
+                .iter()
+                .filter(|r| h.steps.iter().any(|s| step_touches(s, &r.key, &engine)))
+                .collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let reason = format!(
+                "Redis refused part of its writes, the rest was applied: {}",
+                describe(&mine)
+            );
+            let mut fields = vec![
+                (
+                    "reason",
+                    Value::String(cut(&reason, REASON_MAX_CHARS).into()),
+                ),
+                ("applied", Value::String("partial".into())),
+                ("epoch", pyjson::float(self.clock.now_f64())),
+            ];
+            kept_message(&mut fields, "entry", &String::from_utf8_lossy(&h.raw));
+            letters.push(
+                self.buffer
+                    .dead_letter(pyjson::to_string(&pyjson::object(fields))),
+            );
+        }
+        if letters.is_empty() {
+            return Ok(());
+        }
+        let n = letters.len() as i64;
+        letters.push(Op::HIncrBy {
+            db: Db::List,
+            key: keys::DISPATCH_STATUS.into(),
+            field: "partial".into(),
+            by: n,
+        });
+        let stop_never = || false;
+        let Some(conn) = self.conn.get(&stop_never) else {
+            return Ok(());
+        };
+        self.resp.write_ops(&letters, self.dbs);
+        let watch = self.lease.fence(conn)?;
+        let result = self.resp.exec_transaction(conn);
+        drop(watch);
+        result
     }
 }
 
@@ -935,6 +1033,35 @@ fn handle_message(
                 deferred: false,
                 attempt: None,
             }
+        }
+    }
+}
+
+/// A write Redis refused inside a transaction that otherwise ran.
+#[derive(Debug)]
+struct Refused {
+    command: &'static str,
+    key: String,
+    error: String,
+}
+
+/// Whether a message's step writes `key`: one of its operations, or its contribution, whose
+/// writes the gamification derives (its organisation's and category's keys, and the keys
+/// every contribution shares).
+fn step_touches(step: &Step, key: &str, engine: &Engine) -> bool {
+    match step {
+        Step::Op(op) => op.key().is_some_and(|(_, k)| k == key),
+        Step::Contribution(c) => {
+            let Some(rest) = key.strip_prefix("CONTRIB_") else {
+                return false;
+            };
+            let own = rest.starts_with("ORG:")
+                || rest.starts_with("TROPHY:")
+                || rest.starts_with("CATEG:");
+            !own || key.contains(&c.org)
+                || c.categ
+                    .as_deref()
+                    .is_some_and(|cat| key.ends_with(&engine.normalise(cat)))
         }
     }
 }

@@ -253,6 +253,28 @@ impl Op {
         }
     }
 
+    /// The Redis command it is written as, for messages.
+    pub fn command_name(&self) -> &'static str {
+        use Op::*;
+        match self {
+            ZIncrBy { .. } => "ZINCRBY",
+            ZAdd { .. } | ZAddMany { .. } => "ZADD",
+            GeoAdd { .. } | GeoAddMany { .. } => "GEOADD",
+            SAdd { .. } | SAddMany { .. } => "SADD",
+            IncrBy { .. } => "INCRBY",
+            HIncrBy { .. } => "HINCRBY",
+            Set { .. } => "SET",
+            HDel { .. } => "HDEL",
+            HSet { .. } => "HSET",
+            Del { .. } => "DEL",
+            Expire { .. } => "EXPIRE",
+            LPush { .. } | LPushMany { .. } | LPushLive { .. } => "LPUSH",
+            LTrim { .. } | RTrimCount { .. } => "LTRIM",
+            TrimBytes { .. } | DeadLetter { .. } => "EVAL",
+            Publish { .. } => "PUBLISH",
+        }
+    }
+
     /// Roughly what the operation weighs in a pipeline, to bound a transaction's size.
     pub fn approx_bytes(&self) -> usize {
         use Op::*;
@@ -441,6 +463,9 @@ impl Op {
 pub struct Resp {
     buf: Vec<u8>,
     commands: usize,
+    /// For each command written by [`Resp::write_ops`], the index of its operation (`None`
+    /// for the SELECTs between them), so a command Redis refused names its operation.
+    owners: Vec<Option<usize>>,
 }
 
 impl Resp {
@@ -448,8 +473,12 @@ impl Resp {
     /// the connection is kept between transactions.
     pub fn write_ops(&mut self, ops: &[Op], dbs: DbNumbers) {
         let mut current = dbs.list;
-        for op in ops {
+        for (i, op) in ops.iter().enumerate() {
             op.write_resp(self, dbs, &mut current);
+            self.owners.resize(self.commands, None);
+            if let Some(last) = self.owners.last_mut() {
+                *last = Some(i);
+            }
         }
         if current != dbs.list {
             self.command_n(2, &[b"SELECT"]).int(dbs.list);
@@ -460,6 +489,7 @@ impl Resp {
     pub fn clear(&mut self) {
         self.buf.clear();
         self.commands = 0;
+        self.owners.clear();
     }
 
     pub fn commands(&self) -> usize {
@@ -540,6 +570,19 @@ impl Resp {
     }
 
     pub fn exec_transaction(&mut self, conn: &mut redis::Connection) -> redis::RedisResult<()> {
+        match self.exec_transaction_refusals(conn)?.into_iter().next() {
+            Some(r) => Err(r.error),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs the transaction; `Err` when it did not run (a connection error, or aborted), else
+    /// the commands inside it that Redis refused (the others did run: MULTI/EXEC does not
+    /// undo them), each with the index of the operation it was written for.
+    pub fn exec_transaction_refusals(
+        &mut self,
+        conn: &mut redis::Connection,
+    ) -> redis::RedisResult<Vec<Refusal>> {
         use redis::ConnectionLike;
         let queued = self.commands;
         self.command(&[b"EXEC"]);
@@ -553,7 +596,17 @@ impl Resp {
                     redis::ErrorKind::ResponseError,
                     "transaction aborted",
                 ))),
-                Some(reply) => reply.extract_error().map(|_| ()),
+                Some(redis::Value::Array(items)) => Ok(items
+                    .into_iter()
+                    .enumerate()
+                    .filter_map(|(i, v)| {
+                        v.extract_error().err().map(|error| Refusal {
+                            op: self.owners.get(i).copied().flatten(),
+                            error,
+                        })
+                    })
+                    .collect()),
+                Some(reply) => reply.extract_error().map(|_| Vec::new()),
                 None => Err(redis::RedisError::from((
                     redis::ErrorKind::ResponseError,
                     "no reply to EXEC",
@@ -563,6 +616,14 @@ impl Resp {
         self.clear();
         result
     }
+}
+
+/// A command of a transaction that Redis refused while running the others.
+#[derive(Debug)]
+pub struct Refusal {
+    /// The index of the operation it was written for, if it was one.
+    pub op: Option<usize>,
+    pub error: redis::RedisError,
 }
 
 #[cfg(test)]
