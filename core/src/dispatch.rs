@@ -690,7 +690,7 @@ impl Dispatcher {
             match r.op.and_then(|i| ops.get(i)) {
                 // The acknowledgement itself was refused: the caller finds out whether it
                 // went through.
-                Some(op) if matches!(op, Op::RTrimCount { .. }) => return Err(r.error),
+                Some(Op::RTrimCount { .. }) => return Err(r.error),
                 None => return Err(r.error),
                 Some(op) => refused.push(Refused {
                     command: op.command_name(),
