@@ -115,6 +115,15 @@ fn expect(report: &Value, id: &str, status: &str, fragments: &[&str]) {
     }
 }
 
+/// Each cause is injected this many times (`MISPDASH_SELFTEST_ROUNDS`, default 5): a
+/// diagnosis that is right only sometimes is a wrong one, and races show up in repetition.
+fn rounds() -> usize {
+    std::env::var("MISPDASH_SELFTEST_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5)
+}
+
 fn no_instances() -> &'static str {
     "[]"
 }
@@ -156,6 +165,12 @@ fn invalid_configuration_names_section_and_option() {
 
 #[test]
 fn stopped_redis_is_connection_refused() {
+    for _ in 0..rounds() {
+        stopped_redis_is_connection_refused_once();
+    }
+}
+
+fn stopped_redis_is_connection_refused_once() {
     let mut redis = Redis::start();
     let s = setup("st-redis-down", redis.port, no_instances(), &good_mmdb());
     redis.kill();
@@ -251,6 +266,12 @@ fn redis_requiring_a_password() {
 /// The statistics live in db 5 while the configuration says db 2.
 #[test]
 fn data_in_another_database() {
+    for _ in 0..rounds() {
+        data_in_another_database_once();
+    }
+}
+
+fn data_in_another_database_once() {
     let redis = Redis::start();
     let mut c5 = redis.conn(5).expect("db 5");
     redis::cmd("ZINCRBY")
@@ -283,6 +304,12 @@ fn data_in_another_database() {
 
 #[test]
 fn zmq_endpoint_refusing_connections() {
+    for _ in 0..rounds() {
+        zmq_endpoint_refusing_connections_once();
+    }
+}
+
+fn zmq_endpoint_refusing_connections_once() {
     let redis = Redis::start();
     let s = setup(
         "st-zmq-refused",
@@ -381,6 +408,12 @@ impl Drop for Publisher {
 
 #[test]
 fn plain_credentials_right_wrong_and_missing() {
+    for _ in 0..rounds() {
+        plain_credentials_right_wrong_and_missing_once();
+    }
+}
+
+fn plain_credentials_right_wrong_and_missing_once() {
     let redis = Redis::start();
     let publisher = Publisher::start(
         Some(("dashboard", "correct horse")),
@@ -563,6 +596,12 @@ fn stopped_dispatcher_leaves_the_buffer_full() {
 
 #[test]
 fn a_second_dispatcher_is_named_as_a_standby() {
+    for _ in 0..rounds() {
+        a_second_dispatcher_is_named_as_a_standby_once();
+    }
+}
+
+fn a_second_dispatcher_is_named_as_a_standby_once() {
     let redis = Redis::start();
     let s = setup("st-standby", redis.port, no_instances(), &good_mmdb());
     let first = run_dispatcher(&s.cfg, &s.dir.join("run1.log"));
@@ -606,6 +645,12 @@ fn a_second_dispatcher_is_named_as_a_standby() {
 
 #[test]
 fn topic_never_seen_names_the_misp_setting() {
+    for _ in 0..rounds() {
+        topic_never_seen_names_the_misp_setting_once();
+    }
+}
+
+fn topic_never_seen_names_the_misp_setting_once() {
     let redis = Redis::start();
     let s = setup("st-topics", redis.port, no_instances(), &good_mmdb());
     let mut d = run_dispatcher(&s.cfg, &s.dir.join("run.log"));
@@ -720,6 +765,12 @@ fn tiny_mmdb(database_type: &str, record: &[(&str, &str)]) -> Vec<u8> {
 
 #[test]
 fn geoip_missing_corrupt_and_of_another_kind() {
+    for _ in 0..rounds() {
+        geoip_missing_corrupt_and_of_another_kind_once();
+    }
+}
+
+fn geoip_missing_corrupt_and_of_another_kind_once() {
     let redis = Redis::start();
     let dir = tmpdir("st-geoip");
 
@@ -888,6 +939,12 @@ fn text_report_for_humans() {
 /// A program that is not ZeroMQ on the feed's port is named as such from what it answers.
 #[test]
 fn a_program_that_is_not_zeromq_on_the_feed_port() {
+    for _ in 0..rounds() {
+        a_program_that_is_not_zeromq_on_the_feed_port_once();
+    }
+}
+
+fn a_program_that_is_not_zeromq_on_the_feed_port_once() {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let server = std::thread::spawn(move || {
@@ -926,6 +983,12 @@ fn a_program_that_is_not_zeromq_on_the_feed_port() {
 /// endpoint for the same feed says the running subscriber uses another one.
 #[test]
 fn a_frozen_publisher_that_delivered_before_is_said_to_hang() {
+    for _ in 0..rounds() {
+        a_frozen_publisher_that_delivered_before_is_said_to_hang_once();
+    }
+}
+
+fn a_frozen_publisher_that_delivered_before_is_said_to_hang_once() {
     let redis = Redis::start();
     let port = free_port();
     let script = format!(
@@ -1002,6 +1065,12 @@ fn a_frozen_publisher_that_delivered_before_is_said_to_hang() {
 /// Only keep-alives lately: the publisher runs, and each notification setting is named.
 #[test]
 fn only_keepalives_name_every_notification_setting() {
+    for _ in 0..rounds() {
+        only_keepalives_name_every_notification_setting_once();
+    }
+}
+
+fn only_keepalives_name_every_notification_setting_once() {
     let redis = Redis::start();
     let s = setup("st-keepalives", redis.port, no_instances(), &good_mmdb());
     let d = run_dispatcher(&s.cfg, &s.dir.join("run.log"));
@@ -1048,6 +1117,12 @@ fn now_secs() -> i64 {
 /// "now" (a saved attribute, a sighting) say so, with NTP and time zones as the fix.
 #[test]
 fn clock_skew_is_named_both_ways() {
+    for _ in 0..rounds() {
+        clock_skew_is_named_both_ways_once();
+    }
+}
+
+fn clock_skew_is_named_both_ways_once() {
     let redis = Redis::start();
     let s = setup("st-clock", redis.port, no_instances(), &good_mmdb());
     let d = run_dispatcher(&s.cfg, &s.dir.join("run.log"));
@@ -1213,6 +1288,12 @@ fn feed_field(redis: &Redis, field: &str) -> f64 {
 /// A healthy setup, with MISP's publisher behaviour reproduced: every check passes, no warning.
 #[test]
 fn a_healthy_setup_passes_without_a_warning() {
+    for _ in 0..rounds() {
+        a_healthy_setup_passes_without_a_warning_once();
+    }
+}
+
+fn a_healthy_setup_passes_without_a_warning_once() {
     let redis = Redis::start();
     let zport = free_port();
     let s = setup(
@@ -1254,6 +1335,12 @@ fn a_healthy_setup_passes_without_a_warning() {
 /// A busy MISP sends data without a pause, hence no keep-alives: not a stalled publisher.
 #[test]
 fn a_busy_publisher_without_keepalives_is_not_stalled() {
+    for _ in 0..rounds() {
+        a_busy_publisher_without_keepalives_is_not_stalled_once();
+    }
+}
+
+fn a_busy_publisher_without_keepalives_is_not_stalled_once() {
     let redis = Redis::start();
     let zport = free_port();
     let s = setup("st-busy", redis.port, &instance(zport, None), &good_mmdb());
