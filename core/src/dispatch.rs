@@ -128,6 +128,9 @@ impl Handled {
     }
 }
 
+/// The pause after each piece of a large message's publications when someone listens.
+const SPILL_PAUSE: Duration = Duration::from_millis(20);
+
 /// Sends a large message's publications as they are made, pipelined on the dispatcher's
 /// connection; the first error is kept and fails the message's commit.
 struct PipelineSpill<'c> {
@@ -145,8 +148,14 @@ impl rules::Spill for PipelineSpill<'_> {
         let dbs = DbNumbers { data: 0, list: 0 };
         self.resp.write_ops(&publications, dbs);
         drop(publications);
-        if let Err(e) = self.resp.exec_pipeline(self.conn) {
-            self.error = Some(e);
+        match self.resp.exec_pipeline(self.conn) {
+            Err(e) => self.error = Some(e),
+            // Someone listens (the web server's live streams, the original's dashboard): give
+            // it time to read each piece, about 50 MB/s at most. A reader that takes the burst
+            // whole queues it in its own memory (about 20 MiB of the web server's for an event
+            // of 20,000 attributes; bench/big_event.sh).
+            Ok(receivers) if receivers > 0 => std::thread::sleep(SPILL_PAUSE),
+            Ok(_) => {}
         }
     }
 }

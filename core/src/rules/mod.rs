@@ -128,7 +128,9 @@ impl ContribKind {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Step {
     Op(Op),
-    Contribution(Contribution),
+    /// Boxed: a contribution is twice the size of an operation, and a large event holds
+    /// tens of thousands of steps.
+    Contribution(Box<Contribution>),
 }
 
 /// The working state of one message.
@@ -250,7 +252,7 @@ impl<'a> Ctx<'a> {
         is_labeled: bool,
     ) {
         let multiplier = if kind == ContribKind::Sighting { 2 } else { 1 };
-        self.steps.push(Step::Contribution(Contribution {
+        self.steps.push(Step::Contribution(Box::new(Contribution {
             zmq_name: self.zmq_name.clone(),
             org,
             kind,
@@ -260,7 +262,7 @@ impl<'a> Ctx<'a> {
             is_labeled,
             epoch: self.now_epoch,
             day: self.today.clone(),
-        }));
+        })));
     }
 
     /// Corrected scoring mode (see `docs/compat.md`).

@@ -554,16 +554,18 @@ impl Resp {
     /// the first command error inside the transaction, as redis-rs's own transactions do. The
     /// buffer is cleared, keeping its capacity.
     /// Sends the commands as a plain pipeline (no transaction) and reads their replies; the
-    /// first error reply is returned.
-    pub fn exec_pipeline(&mut self, conn: &mut redis::Connection) -> redis::RedisResult<()> {
+    /// first error reply is returned, else the sum of the integer replies (for PUBLISH, how
+    /// many subscribers received the messages).
+    pub fn exec_pipeline(&mut self, conn: &mut redis::Connection) -> redis::RedisResult<i64> {
         use redis::ConnectionLike;
         let n = self.commands;
         let result = conn
             .req_packed_commands(&self.buf, 0, n)
             .and_then(|replies| {
-                replies
-                    .into_iter()
-                    .try_for_each(|r| r.extract_error().map(|_| ()))
+                replies.into_iter().try_fold(0i64, |sum, r| {
+                    let r = r.extract_error()?;
+                    Ok(sum + if let redis::Value::Int(i) = r { i } else { 0 })
+                })
             });
         self.clear();
         result
