@@ -144,18 +144,8 @@ impl rules::Spill for PipelineSpill<'_> {
         if self.error.is_some() {
             return;
         }
-        // PUBLISH ignores the database, so none is selected.
-        let dbs = DbNumbers { data: 0, list: 0 };
-        self.resp.write_ops(&publications, dbs);
-        drop(publications);
-        match self.resp.exec_pipeline(self.conn) {
-            Err(e) => self.error = Some(e),
-            // Someone listens (the web server's live streams, the original's dashboard): give
-            // it time to read each piece, about 50 MB/s at most. A reader that takes the burst
-            // whole queues it in its own memory (about 20 MiB of the web server's for an event
-            // of 20,000 attributes; bench/big_event.sh).
-            Ok(receivers) if receivers > 0 => std::thread::sleep(SPILL_PAUSE),
-            Ok(_) => {}
+        if let Err(e) = publish_piece(self.conn, self.resp, &publications) {
+            self.error = Some(e);
         }
     }
 }
@@ -798,6 +788,23 @@ impl Dispatcher {
     }
 }
 
+/// Sends publications in one pipeline. When someone listens (the web server's live streams,
+/// the original's dashboard), pauses after them, about 50 MB/s at most: a reader that takes a
+/// burst whole queues it in its own memory (about 20 MiB of the web server's for an event of
+/// 20,000 attributes; bench/big_event.sh).
+fn publish_piece(
+    conn: &mut redis::Connection,
+    resp: &mut Resp,
+    publications: &[Op],
+) -> redis::RedisResult<()> {
+    // PUBLISH ignores the database, so none is selected.
+    resp.write_ops(publications, DbNumbers { data: 0, list: 0 });
+    if resp.exec_pipeline(conn)? > 0 {
+        std::thread::sleep(SPILL_PAUSE);
+    }
+    Ok(())
+}
+
 /// Publications are not state (pub/sub keeps nothing). When a batch's publications exceed
 /// `max_bytes` (one large event's live log), they are sent ahead of its transaction in pieces
 /// of about 1 MiB, in order, and the rest is returned: the transaction stays small, and the
@@ -821,19 +828,19 @@ fn publish_ahead(
     let (publications, rest): (Vec<Op>, Vec<Op>) = ops
         .into_iter()
         .partition(|op| matches!(op, Op::Publish { .. }));
-    // PUBLISH ignores the database, so none is selected.
-    let dbs = DbNumbers { data: 0, list: 0 };
+    let mut piece = Vec::new();
     let mut bytes = 0;
     for op in publications {
         bytes += op.approx_bytes();
-        resp.write_ops(std::slice::from_ref(&op), dbs);
+        piece.push(op);
         if bytes >= PIECE {
-            resp.exec_pipeline(conn)?;
+            publish_piece(conn, resp, &piece)?;
+            piece.clear();
             bytes = 0;
         }
     }
-    if resp.commands() > 0 {
-        resp.exec_pipeline(conn)?;
+    if !piece.is_empty() {
+        publish_piece(conn, resp, &piece)?;
     }
     Ok(rest)
 }

@@ -219,6 +219,15 @@ pub fn is_lost(e: &redis::RedisError) -> bool {
 /// A standby that has not said so for this long is gone (it says so every second).
 pub const STANDBY_FRESH_SECS: i64 = 10;
 
+/// The standbys of `STANDBY_KEY`'s contents (identity, last seen) that are still alive.
+pub fn live_standbys(seen: Vec<(String, i64)>) -> Vec<String> {
+    let now = wall_epoch();
+    seen.into_iter()
+        .filter(|(_, t)| now - t <= STANDBY_FRESH_SECS)
+        .map(|(who, _)| who)
+        .collect()
+}
+
 /// Wall-clock seconds, for the standbys' liveness marks (never the pinned test clock: these
 /// say whether a process is alive, not when a MISP message happened).
 pub fn wall_epoch() -> i64 {

@@ -270,12 +270,7 @@ async fn buffer(st: &AppState) -> Result<Value, WebError> {
         .arg(crate::lease::STANDBY_KEY)
         .query_async(&mut c)
         .await?;
-    let now = crate::lease::wall_epoch();
-    let standby: Vec<String> = standby
-        .into_iter()
-        .filter(|(_, seen)| now - seen <= crate::lease::STANDBY_FRESH_SECS)
-        .map(|(who, _)| who)
-        .collect();
+    let standby = crate::lease::live_standbys(standby);
     let dispatch: Map<String, Value> = dispatch
         .into_iter()
         .map(|(k, v)| {

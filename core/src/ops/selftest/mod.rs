@@ -1072,12 +1072,7 @@ fn check_standby_dispatchers(cfg: &Config, target: &RedisTarget) -> Option<Check
         .arg(crate::lease::STANDBY_KEY)
         .query(&mut conn)
         .ok()?;
-    let now = crate::lease::wall_epoch();
-    let standby: Vec<String> = standby
-        .into_iter()
-        .filter(|(_, seen)| now - seen <= crate::lease::STANDBY_FRESH_SECS)
-        .map(|(who, _)| who)
-        .collect();
+    let standby = crate::lease::live_standbys(standby);
     if standby.is_empty() {
         return None;
     }
