@@ -33,7 +33,7 @@ pub const DEFAULT_SILENCE: Duration = Duration::from_secs(10);
 pub const DEFAULT_REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a non-empty buffer is watched for consumption.
 pub const DEFAULT_DRAIN_WINDOW: Duration = Duration::from_secs(3);
-/// Oldest supported Redis: the dispatcher moves messages with BLMOVE (6.2).
+/// Oldest supported Redis: the web server reads scores with ZMSCORE (6.2).
 const MIN_REDIS: (u32, u32) = (6, 2);
 /// Keys looked at per database when searching for the dashboard's data, so a huge foreign
 /// database cannot make the self-test slow.
@@ -572,7 +572,7 @@ fn check_redis(cfg: &Config, target: &RedisTarget) -> Result<Check, Check> {
         return fail(
             format!("Redis {version} at {where_} is too old"),
             format!(
-                "upgrade to Redis {}.{} or later (the dispatcher moves messages with BLMOVE)",
+                "upgrade to Redis {}.{} or later (the dashboard reads scores with ZMSCORE)",
                 MIN_REDIS.0, MIN_REDIS.1
             ),
         );
