@@ -89,24 +89,7 @@ fn a_20000_attribute_event_is_applied_within_bounded_memory() {
     );
     let cfg = write_config(&dir, redis.port, &instances, &oracle_mmdb(), None);
     let mut md = start_limited(&cfg, &dir.join("mispdash.log"));
-    let bind = format!("tcp://127.0.0.1:{zport}");
-    let out = tool(
-        "zmq_replay.py",
-        &[
-            corpus.to_str().expect("utf-8 path"),
-            "--bind",
-            &bind,
-            "--sentinel",
-            "--quiet",
-            "--wait-timeout",
-            "60",
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "replay failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    publish_corpus(&corpus, &format!("tcp://127.0.0.1:{zport}"), &[]);
     let mut list = redis.conn(3).expect("redis");
     let messages = |c: &mut redis::Connection| {
         redis::cmd("HGET")

@@ -57,20 +57,10 @@ fn fill_buffer(dir: &Path, cfg: &Path, redis: &Redis, zport: u16) {
         ],
         &dir.join("subscribe.log"),
     );
-    let out = tool(
-        "zmq_replay.py",
-        &[
-            shared().join("corpus/seed2.jsonl").to_str().expect("path"),
-            "--bind",
-            &format!("tcp://127.0.0.1:{zport}"),
-            "--sentinel",
-            "--quiet",
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "replay: {}",
-        String::from_utf8_lossy(&out.stderr)
+    publish_corpus(
+        &shared().join("corpus/seed2.jsonl"),
+        &format!("tcp://127.0.0.1:{zport}"),
+        &[],
     );
     assert!(
         wait_until(Duration::from_secs(60), || llen(redis, "bufferList")

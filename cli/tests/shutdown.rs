@@ -46,26 +46,10 @@ fn sigterm_during_a_redis_outage_spools_the_held_frames_and_pushes_them_at_the_n
     let mut sub = Mispdash::start(&cfg, &args, &dir.join("subscribe-1.log"));
     redis.kill();
     let corpus = shared().join("corpus/seed2.jsonl");
-    let out = tool(
-        "zmq_replay.py",
-        &[
-            corpus.to_str().expect("utf-8 path"),
-            "--bind",
-            &endpoint,
-            "--limit",
-            &FRAMES.to_string(),
-            "--sentinel",
-            "--quiet",
-            "--wait-timeout",
-            "60",
-            "--linger",
-            "2",
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "replay failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    publish_corpus(
+        &corpus,
+        &endpoint,
+        &["--limit", &FRAMES.to_string(), "--linger", "2"],
     );
     let status = sigterm(&mut sub);
     assert!(

@@ -382,6 +382,28 @@ pub fn dump_without_own_keys(port: u16, dir: &Path, name: &str) -> PathBuf {
     p
 }
 
+/// Publishes `corpus` on a ZeroMQ PUB socket bound to `bind` with the shared replayer (as
+/// MISP does), then the sentinel keep-alive; `extra` are more of its options. Returns once
+/// everything was sent; fails the test if the replayer does.
+pub fn publish_corpus(corpus: &Path, bind: &str, extra: &[&str]) {
+    let mut args = vec![
+        corpus.to_str().expect("utf-8 path"),
+        "--bind",
+        bind,
+        "--sentinel",
+        "--quiet",
+        "--wait-timeout",
+        "60",
+    ];
+    args.extend_from_slice(extra);
+    let out = tool("zmq_replay.py", &args);
+    assert!(
+        out.status.success(),
+        "replay failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A corpus replayed into a fresh mispdash + Redis under the oracle's conditions.
 pub struct Replay {
     pub dir: PathBuf,
@@ -434,24 +456,7 @@ pub fn replay(corpus: &Path, tag: &str) -> Replay {
         &["run", "--no-managed-redis"],
         &dir.join("mispdash.log"),
     );
-    let bind = format!("tcp://127.0.0.1:{zport}");
-    let out = tool(
-        "zmq_replay.py",
-        &[
-            corpus.to_str().expect("utf-8 path"),
-            "--bind",
-            &bind,
-            "--sentinel",
-            "--quiet",
-            "--wait-timeout",
-            "60",
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "replay failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    publish_corpus(corpus, &format!("tcp://127.0.0.1:{zport}"), &[]);
     wait_child(
         &mut recorder,
         Duration::from_secs(600),
