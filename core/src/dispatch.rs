@@ -414,8 +414,8 @@ impl Dispatcher {
             let digest = attempt_digest(&raw);
             let mut last_error: Option<String> = None;
             loop {
-                let attempts = self.count_attempt(&digest)?;
-                if attempts > self.env.max_attempts {
+                let attempts = self.count_attempt(&digest, 1)?;
+                if attempts > i64::from(self.env.max_attempts) {
                     let reason = match &last_error {
                         Some(e) => format!(
                             "not committed in {} attempts; the last one: Redis refused its writes: {e}",
@@ -428,16 +428,13 @@ impl Dispatcher {
                         ),
                     };
                     tracing::error!("a message was set aside in the dead-letter list: {reason}");
-                    let mut fields = vec![
-                        (
-                            "reason",
-                            Value::String(cut(&reason, REASON_MAX_CHARS).into()),
-                        ),
-                        ("applied", Value::String("none".into())),
-                        ("epoch", pyjson::float(self.clock.now_f64())),
-                    ];
-                    kept_message(&mut fields, "entry", &String::from_utf8_lossy(&raw));
-                    let entry = pyjson::to_string(&pyjson::object(fields));
+                    let entry = dead_letter_entry(
+                        &reason,
+                        "none",
+                        self.clock.now_f64(),
+                        None,
+                        ("entry", &String::from_utf8_lossy(&raw)),
+                    );
                     let mut failed = Handled::dead_only(raw, entry);
                     failed.attempt = Some(digest);
                     self.apply(vec![failed], false)?;
@@ -464,7 +461,7 @@ impl Dispatcher {
                             "Redis refuses writes ({}); retrying in a second",
                             cut(&e.to_string(), REASON_MAX_CHARS)
                         );
-                        self.uncount_attempt(&digest)?;
+                        self.count_attempt(&digest, -1)?;
                         sleep_unless(Duration::from_secs(1), &|| false);
                     }
                     Err(e) => {
@@ -482,8 +479,8 @@ impl Dispatcher {
         Ok(())
     }
 
-    /// Counts one more attempt at the message of `digest`; returns the count.
-    fn count_attempt(&mut self, digest: &str) -> redis::RedisResult<u32> {
+    /// Adds `by` to the attempts counted at the message of `digest`; returns the count.
+    fn count_attempt(&mut self, digest: &str, by: i64) -> redis::RedisResult<i64> {
         let stop_never = || false;
         let Some(conn) = self.conn.get(&stop_never) else {
             return Ok(0);
@@ -491,19 +488,7 @@ impl Dispatcher {
         redis::cmd("HINCRBY")
             .arg(keys::ATTEMPTS)
             .arg(digest)
-            .arg(1)
-            .query(conn)
-    }
-
-    fn uncount_attempt(&mut self, digest: &str) -> redis::RedisResult<()> {
-        let stop_never = || false;
-        let Some(conn) = self.conn.get(&stop_never) else {
-            return Ok(());
-        };
-        redis::cmd("HINCRBY")
-            .arg(keys::ATTEMPTS)
-            .arg(digest)
-            .arg(-1)
+            .arg(by)
             .query(conn)
     }
 
@@ -752,19 +737,13 @@ impl Dispatcher {
                 "Redis refused part of its writes, the rest was applied: {}",
                 describe(&mine)
             );
-            let mut fields = vec![
-                (
-                    "reason",
-                    Value::String(cut(&reason, REASON_MAX_CHARS).into()),
-                ),
-                ("applied", Value::String("partial".into())),
-                ("epoch", pyjson::float(self.clock.now_f64())),
-            ];
-            kept_message(&mut fields, "entry", &String::from_utf8_lossy(&h.raw));
-            letters.push(
-                self.buffer
-                    .dead_letter(pyjson::to_string(&pyjson::object(fields))),
-            );
+            letters.push(self.buffer.dead_letter(dead_letter_entry(
+                &reason,
+                "partial",
+                self.clock.now_f64(),
+                None,
+                ("entry", &String::from_utf8_lossy(&h.raw)),
+            )));
         }
         if letters.is_empty() {
             return Ok(());
@@ -968,22 +947,16 @@ fn handle_message(
 ) -> Handled {
     let now = clock.now_f64();
     let dead = |reason: String, zmq_name: Option<&str>, content: Option<&str>, applied: &str| {
-        let mut fields = vec![
-            (
-                "reason",
-                Value::String(cut(&reason, REASON_MAX_CHARS).into_owned()),
-            ),
-            ("applied", Value::String(applied.into())),
-            ("epoch", pyjson::float(now)),
-        ];
-        if let Some(z) = zmq_name {
-            fields.push(("zmq_name", Value::String(z.into())));
-        }
         match content {
-            Some(c) => kept_message(&mut fields, "content", c),
-            None => kept_message(&mut fields, "entry", &String::from_utf8_lossy(&raw)),
+            Some(c) => dead_letter_entry(&reason, applied, now, zmq_name, ("content", c)),
+            None => dead_letter_entry(
+                &reason,
+                applied,
+                now,
+                zmq_name,
+                ("entry", &String::from_utf8_lossy(&raw)),
+            ),
         }
-        pyjson::to_string(&pyjson::object(fields))
     };
     let text = match std::str::from_utf8(&raw) {
         Ok(t) => t,
@@ -1082,20 +1055,40 @@ fn step_touches(step: &Step, key: &str, engine: &Engine) -> bool {
     }
 }
 
-/// A dead letter keeps the message whole up to a quarter of the dead letters' byte budget, so
-/// it can be requeued; beyond, its beginning, with `"truncated": <bytes in all>`.
-fn kept_message(fields: &mut Vec<(&'static str, Value)>, name: &'static str, text: &str) {
+/// A dead-letter entry: `{"reason", "applied", "epoch", ["zmq_name",] <message field>}`, the
+/// reason cut to `REASON_MAX_CHARS`. The message (`("content", frame)` or `("entry", buffer
+/// entry)`) is kept whole up to a quarter of the dead letters' byte budget, so it can be
+/// requeued; beyond, its beginning, with `"truncated": <bytes in all>`.
+fn dead_letter_entry(
+    reason: &str,
+    applied: &str,
+    epoch: f64,
+    zmq_name: Option<&str>,
+    (name, text): (&'static str, &str),
+) -> String {
     const KEEP: usize = crate::buffer::DEAD_LETTER_MAX_BYTES / 4;
+    let mut fields = vec![
+        (
+            "reason",
+            Value::String(cut(reason, REASON_MAX_CHARS).into()),
+        ),
+        ("applied", Value::String(applied.into())),
+        ("epoch", pyjson::float(epoch)),
+    ];
+    if let Some(z) = zmq_name {
+        fields.push(("zmq_name", Value::String(z.into())));
+    }
     if text.len() <= KEEP {
         fields.push((name, Value::String(text.into())));
-        return;
+    } else {
+        let mut end = KEEP;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        fields.push((name, Value::String(text[..end].into())));
+        fields.push(("truncated", Value::from(text.len())));
     }
-    let mut end = KEEP;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    fields.push((name, Value::String(text[..end].into())));
-    fields.push(("truncated", Value::from(text.len())));
+    pyjson::to_string(&pyjson::object(fields))
 }
 
 /// Errors with which Redis refuses every write, whatever the message.

@@ -98,13 +98,8 @@ impl Lease {
                     let Some(c) = conn.get(&stopped) else {
                         break;
                     };
-                    let renewed: redis::RedisResult<i64> = redis::cmd("EVAL")
-                        .arg(RENEW_LUA)
-                        .arg(1)
-                        .arg(LEASE_KEY)
-                        .arg(&identity)
-                        .arg(LEASE_TTL.as_millis() as u64)
-                        .query(c);
+                    let renewed: redis::RedisResult<i64> =
+                        lease_script(RENEW_LUA, &identity).query(c);
                     if let Err(e) = renewed {
                         conn.reset(&e);
                     }
@@ -124,13 +119,7 @@ impl Lease {
 
     /// Takes or renews the lease.
     pub fn claim(&self, conn: &mut Connection) -> redis::RedisResult<Claim> {
-        let r: i64 = redis::cmd("EVAL")
-            .arg(ACQUIRE_LUA)
-            .arg(1)
-            .arg(LEASE_KEY)
-            .arg(&self.identity)
-            .arg(LEASE_TTL.as_millis() as u64)
-            .query(conn)?;
+        let r: i64 = lease_script(ACQUIRE_LUA, &self.identity).query(conn)?;
         Ok(match r {
             2 => Claim::Taken,
             1 => Claim::Renewed,
@@ -148,12 +137,7 @@ impl Lease {
         let (claim, ()): (i64, ()) = redis::pipe()
             .cmd("UNWATCH")
             .ignore()
-            .cmd("EVAL")
-            .arg(ACQUIRE_LUA)
-            .arg(1)
-            .arg(LEASE_KEY)
-            .arg(&self.identity)
-            .arg(LEASE_TTL.as_millis() as u64)
+            .add_command(lease_script(ACQUIRE_LUA, &self.identity))
             .cmd("WATCH")
             .arg(LEASE_KEY)
             .query(conn)?;
@@ -203,6 +187,17 @@ impl Default for Lease {
     fn default() -> Self {
         Lease::new()
     }
+}
+
+/// One of the lease scripts, run for `identity` with the lease's expiry.
+fn lease_script(script: &str, identity: &str) -> redis::Cmd {
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(script)
+        .arg(1)
+        .arg(LEASE_KEY)
+        .arg(identity)
+        .arg(LEASE_TTL.as_millis() as u64);
+    cmd
 }
 
 /// The error of an operation refused because the lease is not ours.
