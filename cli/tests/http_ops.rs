@@ -378,3 +378,111 @@ fn healthz_recovers_within_seconds_after_redis_comes_back() {
         back.elapsed()
     );
 }
+
+/// `/_getTopOrglogin` is computed in a Redis script (see `web::users`); its answer must be the
+/// straight computation's: points per login day over the 8 days up to the date, ties in
+/// first-seen order, organisations without points counted as 0, and a day with more logins
+/// than one `ZMSCORE` piece (5,000).
+#[test]
+fn top_org_login_is_the_straight_computation() {
+    let redis = Redis::start();
+    let mut c = redis.conn(2).expect("redis");
+    // The 8 days up to 2026-11-20 (noon UTC: the same day in any time zone), newest first.
+    let days: Vec<String> = (13..=20).rev().map(|d| format!("202611{d:02}")).collect();
+    let mut seed: u64 = 0x5eed;
+    let mut next = move || {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) as u32
+    };
+    let mut pipe = redis::pipe();
+    for (i, day) in days.iter().enumerate() {
+        let orgs = if i == 3 { 12_000 } else { 40 };
+        for o in 0..orgs {
+            if next() % 3 == 0 {
+                continue;
+            }
+            let org = format!("Org {o:05}");
+            pipe.cmd("ZADD")
+                .arg(format!("LOGIN_ORG:{day}"))
+                .arg(next() % 4)
+                .arg(&org)
+                .ignore();
+            // Whole, fractional, missing: ties come from the small whole scores.
+            match next() % 4 {
+                0 => {}
+                1 => {
+                    pipe.cmd("ZADD")
+                        .arg(format!("CONTRIB_DAY:{day}"))
+                        .arg(f64::from(next() % 1000) / 7.0)
+                        .arg(&org)
+                        .ignore();
+                }
+                _ => {
+                    pipe.cmd("ZADD")
+                        .arg(format!("CONTRIB_DAY:{day}"))
+                        .arg(next() % 3)
+                        .arg(&org)
+                        .ignore();
+                }
+            }
+        }
+    }
+    pipe.query::<()>(&mut c).expect("fill");
+
+    // The straight computation, as the original does it.
+    let mut acc: Vec<(String, i64, f64)> = Vec::new();
+    for day in &days {
+        let orgs: Vec<String> = redis::cmd("ZRANGE")
+            .arg(format!("LOGIN_ORG:{day}"))
+            .arg(0)
+            .arg(-1)
+            .query(&mut c)
+            .expect("zrange");
+        for org in orgs {
+            let pts: Option<f64> = redis::cmd("ZSCORE")
+                .arg(format!("CONTRIB_DAY:{day}"))
+                .arg(&org)
+                .query(&mut c)
+                .expect("zscore");
+            match acc.iter_mut().find(|a| a.0 == org) {
+                Some(a) => {
+                    a.1 += 1;
+                    a.2 += pts.unwrap_or(0.0);
+                }
+                None => acc.push((org, 1, 0.0 + pts.unwrap_or(0.0))),
+            }
+        }
+    }
+    let mut expected: Vec<(String, f64)> =
+        acc.into_iter().map(|(o, n, p)| (o, p / n as f64)).collect();
+    expected.sort_by(|a, b| b.1.partial_cmp(&a.1).expect("no NaN"));
+    expected.truncate(12);
+    let expected = serde_json::json!(expected
+        .iter()
+        .map(|(o, r)| serde_json::json!([o, r]))
+        .collect::<Vec<_>>());
+    let ties = expected
+        .as_array()
+        .expect("array")
+        .windows(2)
+        .filter(|w| w[0][1] == w[1][1])
+        .count();
+    assert!(ties > 0, "the data makes ties: {expected}");
+
+    let server = start_server(redis.port, &ServerSetup::default(), "orglogin");
+    let http = client();
+    let (status, got) = get_json(
+        &http,
+        &format!("{}/_getTopOrglogin?date=1795176000", server.base("http")),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(got, expected);
+    // No login at all in those days (2020-01-01): an empty list.
+    let (status, got) = get_json(
+        &http,
+        &format!("{}/_getTopOrglogin?date=1577880000", server.base("http")),
+    );
+    assert_eq!((status, got), (200, serde_json::json!([])));
+}

@@ -328,7 +328,22 @@ fn a_huge_unknown_topic_gives_a_short_reason() {
 /// names the refused write, the other messages are applied, and nothing twice.
 #[test]
 fn a_write_redis_refuses_inside_a_batch_names_its_message() {
-    let dir = tmpdir("poison-wrongtype");
+    refused_write_is_named("poison-wrongtype", "");
+}
+
+/// The same with every message over the large-message threshold: each is then handled by the
+/// committing thread and committed alone, its publications spilled and its trendings added up
+/// (see `rules::Ctx::op`); the refused write still names it and the rest is applied once.
+#[test]
+fn a_refused_write_of_a_large_message_names_it_too() {
+    refused_write_is_named(
+        "poison-wrongtype-large",
+        "\n[mispdash]\nlarge_message_bytes = 100\n",
+    );
+}
+
+fn refused_write_is_named(tag: &str, extra_cfg: &str) {
+    let dir = tmpdir(tag);
     let poison = serde_json::json!({
         "Attribute": {"id": "99", "type": "text", "category": "Poison Test",
                       "value": "poison", "object_id": "0", "timestamp": "1795174470",
@@ -349,6 +364,9 @@ fn a_write_redis_refuses_inside_a_batch_names_its_message() {
         let d_dir = dir.join(tag);
         std::fs::create_dir_all(&d_dir).expect("dir");
         let cfg = write_config(&d_dir, redis.port, "[]", &oracle_mmdb(), None);
+        let mut text = std::fs::read_to_string(&cfg).expect("config");
+        text.push_str(extra_cfg);
+        std::fs::write(&cfg, text).expect("config");
         let mut d = dispatcher(&cfg, &d_dir.join("run.log"));
         // The partial dead letter is written right after the batch's transaction.
         let letters = if plant { 1 } else { 0 };

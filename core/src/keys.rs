@@ -26,6 +26,9 @@ pub fn login_org(day: &str) -> String {
 }
 pub const LOGIN_ALL_ORG: &str = "LOGIN_ALL_ORG";
 
+/// What every trendings key begins with; only increments write them.
+pub const TRENDINGS_PREFIX: &str = "TRENDINGS_";
+
 pub fn trendings_events(day: &str) -> String {
     ["TRENDINGS_EVENTS:", day].concat()
 }
