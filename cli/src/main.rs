@@ -101,9 +101,10 @@ enum Command {
         /// Seconds a write to a client may stall before its connection is closed.
         #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
         write_timeout_secs: u64,
-        /// Login attempts allowed per client address and minute (with [Auth] auth_enabled).
-        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
-        login_attempts_per_minute: u32,
+        /// Login attempts allowed per client address, and per account, and minute (with [Auth]
+        /// auth_enabled); overrides `[mispdash] login_attempts_per_minute` (default 10).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        login_attempts_per_minute: Option<u32>,
     },
     /// Give an organisation honors by hand: requirements (levels), badges and trophy points,
     /// as the original's give_honors_to_org.py. The awards they earn are recorded and shown
@@ -187,10 +188,9 @@ fn tune_allocator() {
 fn main() {
     tune_allocator();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("MISPDASH_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
+        .with_env_filter(mispdash_core::log_filter(
+            std::env::var("MISPDASH_LOG").ok().as_deref(),
+        ))
         .with_writer(std::io::stderr)
         // Colour codes only for a person at a terminal: not in files, journald or pipes, nor
         // with NO_COLOR set.

@@ -1,7 +1,8 @@
 //! Login through MISP with `[Auth] auth_enabled`, against a small local HTTP server that
 //! answers like MISP's endpoints (a **stand-in for MISP**, which cannot run here): its login
-//! form with CakePHP anti-forgery tokens, the redirect after a good login, and
-//! `/users/view/me.json` by session or API key.
+//! form with CakePHP anti-forgery tokens, the redirect after a good login, `/users/logout`,
+//! `/users/view/me.json` by session or API key, and `/users/view/<id>.json` with a site admin's
+//! key (the sessions' re-check).
 
 mod common;
 mod http_support;
@@ -15,23 +16,44 @@ use http_support::*;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 const API_KEY: &str = "0123456789abcdef0123456789abcdef01234567";
+/// A site admin's key, for the dashboard's re-checks of sessions.
+const ADMIN_KEY: &str = "fedcba9876543210fedcba9876543210fedcba98";
+const SECRET: &str = "a-test-secret-0f9e8d7c6b5a-4e3d2c1b0a99";
 
 #[derive(Default)]
 struct Misp {
     /// session cookie -> logged-in user
     sessions: Mutex<HashMap<String, String>>,
     next: Mutex<u32>,
+    /// MISP sessions logged out.
+    logged_out: Mutex<Vec<String>>,
+    /// Users whose dashboard_access the admin removed.
+    revoked: Mutex<Vec<String>>,
+    /// Re-checks asked with the admin key.
+    rechecks: Mutex<u32>,
 }
 
-fn me(user: &str) -> Value {
+const USERS: [(&str, &str); 3] = [
+    ("alice@example.org", "11"),
+    ("bob@example.org", "12"),
+    ("carol@example.org", "13"),
+];
+
+fn me(m: &Misp, user: &str) -> Value {
     let access = match user {
+        _ if m.revoked.lock().expect("lock").iter().any(|u| u == user) => json!(false),
         "alice@example.org" => json!(true),
         "carol@example.org" => json!("1"),
         _ => json!(false),
     };
-    json!({"User": {"email": user, "disabled": false}, "Role": {"name": "User"},
+    let id = USERS
+        .iter()
+        .find(|(u, _)| *u == user)
+        .map_or("99", |(_, id)| id);
+    json!({"User": {"id": id, "email": user, "disabled": false}, "Role": {"name": "User"},
            "UserSetting": {"dashboard_access": access}})
 }
 
@@ -119,11 +141,11 @@ async fn login_post(State(m): State<Arc<Misp>>, h: HeaderMap, body: String) -> R
 
 async fn me_json(State(m): State<Arc<Misp>>, h: HeaderMap) -> Response {
     if h.get("authorization").and_then(|v| v.to_str().ok()) == Some(API_KEY) {
-        return axum::Json(me("carol@example.org")).into_response();
+        return axum::Json(me(&m, "carol@example.org")).into_response();
     }
     let user = cake_cookie(&h).and_then(|c| m.sessions.lock().expect("lock").get(&c).cloned());
     match user {
-        Some(u) => axum::Json(me(&u)).into_response(),
+        Some(u) => axum::Json(me(&m, &u)).into_response(),
         None => (
             StatusCode::FORBIDDEN,
             "{\"message\": \"Authentication failed\"}",
@@ -132,8 +154,44 @@ async fn me_json(State(m): State<Arc<Misp>>, h: HeaderMap) -> Response {
     }
 }
 
+async fn logout_misp(State(m): State<Arc<Misp>>, h: HeaderMap) -> Response {
+    if let Some(c) = cake_cookie(&h) {
+        m.sessions.lock().expect("lock").remove(&c);
+        m.logged_out.lock().expect("lock").push(c);
+    }
+    (StatusCode::FOUND, [("location", "/users/login")]).into_response()
+}
+
+/// `/users/view/<id>.json`: a site admin may read any user.
+async fn view_user(
+    State(m): State<Arc<Misp>>,
+    axum::extract::Path(file): axum::extract::Path<String>,
+    h: HeaderMap,
+) -> Response {
+    if h.get("authorization").and_then(|v| v.to_str().ok()) != Some(ADMIN_KEY) {
+        return (
+            StatusCode::FORBIDDEN,
+            "{\"message\": \"Authentication failed\"}",
+        )
+            .into_response();
+    }
+    *m.rechecks.lock().expect("lock") += 1;
+    let id = file.trim_end_matches(".json");
+    match USERS.iter().find(|(_, i)| *i == id) {
+        Some((user, _)) => axum::Json(me(&m, user)).into_response(),
+        None => (StatusCode::NOT_FOUND, "{\"message\": \"Invalid user\"}").into_response(),
+    }
+}
+
 /// Starts the MISP stand-in on a free loopback port; it lives as long as the test process.
 fn start_misp() -> u16 {
+    start_misp_with().0
+}
+
+/// [`start_misp`], with a handle on the stand-in's state.
+fn start_misp_with() -> (u16, Arc<Misp>) {
+    let state = Arc::new(Misp::default());
+    let shared = state.clone();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
     listener.set_nonblocking(true).expect("nonblocking");
@@ -142,13 +200,15 @@ fn start_misp() -> u16 {
         rt.block_on(async move {
             let app = axum::Router::new()
                 .route("/users/login", get(login_form).post(login_post))
+                .route("/users/logout", get(logout_misp))
                 .route("/users/view/me.json", get(me_json))
-                .with_state(Arc::new(Misp::default()));
+                .route("/users/view/{file}", get(view_user))
+                .with_state(shared);
             let l = tokio::net::TcpListener::from_std(listener).expect("listener");
             let _ = axum::serve(l, app).await;
         });
     });
-    port
+    (port, state)
 }
 
 fn auth_setup(misp_port: u16, secret: &str) -> ServerSetup {
@@ -242,11 +302,18 @@ fn login_through_misp() {
     );
     server_refuses_to_start(&cfg, &dir.join("log"), "session_secret");
 
-    let server = start_server(
+    // So is a secret shorter than 32 characters.
+    let dir = tmpdir("auth-short");
+    let cfg = write_server_config(
+        &dir,
         redis.port,
-        &auth_setup(misp, "a-test-secret-0f9e8d7c6b5a"),
-        "auth",
+        free_port(),
+        &auth_setup(misp, "0123456789abcdef0123456789abcde"),
     );
+    let log = server_refuses_to_start(&cfg, &dir.join("log"), "session_secret");
+    assert!(log.contains("at least 32"), "{log}");
+
+    let server = start_server(redis.port, &auth_setup(misp, SECRET), "auth");
     let base = server.base("http");
     let c = client();
 
@@ -344,7 +411,10 @@ fn login_through_misp() {
         .send()
         .expect("get");
     assert_eq!(r.status(), 200);
-    let tampered = session.replace("alice", "mallory");
+    // One character of the signed token changed.
+    let mut tampered = session.clone();
+    let last = tampered.pop().expect("a value");
+    tampered.push(if last == '0' { '1' } else { '0' });
     let r = c
         .get(format!("{base}/_getTopCoord"))
         .header("Cookie", &tampered)
@@ -423,7 +493,7 @@ fn login_through_misp() {
 fn session_cookies_are_secure_under_tls() {
     let misp = start_misp();
     let redis = Redis::start();
-    let mut setup = auth_setup(misp, "another-test-secret-1a2b3c");
+    let mut setup = auth_setup(misp, "another-test-secret-1a2b3c-4d5e6f7a8b9c");
     setup.server = "ssl = True\n".into();
     setup.args.push("--self-signed".into());
     let server = start_server(redis.port, &setup, "auth-tls");
@@ -445,4 +515,255 @@ fn session_cookies_are_secure_under_tls() {
             .any(|s| s.starts_with("session=") && s.contains("Secure") && s.contains("HttpOnly")),
         "{set:?}"
     );
+}
+
+/// Logs alice in through a fresh login form; returns her session cookie (`session=...`).
+fn login_alice(c: &reqwest::blocking::Client, base: &str) -> String {
+    let (csrf, token, _) = login_page(c, base);
+    let r = post_alice(c, base, &csrf, &token);
+    assert_eq!(r.status(), 303, "{:?}", r.headers());
+    cookie_pair(&set_cookies(&r), "session").expect("session cookie")
+}
+
+fn status_with(c: &reqwest::blocking::Client, url: &str, cookie: &str) -> u16 {
+    c.get(url)
+        .header("Cookie", cookie)
+        .send()
+        .expect("get")
+        .status()
+        .as_u16()
+}
+
+/// Sessions live in Redis: logout ends one for good (also across a restart, which keeps the
+/// others), MISP's session is logged out right after the credentials check and its cookie
+/// never reaches the log (at trace level), authenticated answers are `private, no-store`, and
+/// with a site admin's key a user who lost `dashboard_access` is logged out at the re-check.
+#[test]
+fn sessions_are_kept_server_side_and_revocable() {
+    let (misp, stand_in) = start_misp_with();
+    let redis = Redis::start();
+    let mut setup = auth_setup(misp, SECRET);
+    setup.mispdash = format!("misp_api_key = {ADMIN_KEY}\nsession_recheck_seconds = 5\n");
+    setup.log_level = Some("trace".into());
+    let mut server = start_server(redis.port, &setup, "auth-sessions");
+    let base = server.base("http");
+    let c = client();
+    let api = format!("{base}/_getTopCoord");
+
+    let first = login_alice(&c, &base);
+    let second = login_alice(&c, &base);
+    assert_ne!(first, second);
+    // MISP's sessions, opened only to check the password, were logged out at once.
+    assert_eq!(stand_in.logged_out.lock().expect("lock").len(), 2);
+    assert!(stand_in.sessions.lock().expect("lock").is_empty());
+
+    // Authenticated answers stay out of caches.
+    for (path, accept) in [("/_getTopCoord", "application/json"), ("/", "text/html")] {
+        let r = c
+            .get(format!("{base}{path}"))
+            .header("Cookie", &first)
+            .header("Accept", accept)
+            .send()
+            .expect("get");
+        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(r.headers()["cache-control"], "private, no-store", "{path}");
+    }
+    // The login form and health checks are not a user's own.
+    let r = c.get(format!("{base}/healthz")).send().expect("get");
+    assert_ne!(r.headers()["cache-control"], "private, no-store");
+
+    // Redis holds a digest of each token, never the token.
+    let mut data = redis.conn(2).expect("redis");
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("MISPDASH_SESSION:*")
+        .query(&mut data)
+        .expect("keys");
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    let token = first.trim_start_matches("session=");
+    for k in &keys {
+        let v: String = redis::cmd("GET").arg(k).query(&mut data).expect("get");
+        assert!(v.contains("alice@example.org") && !v.contains(token), "{v}");
+        let ttl: i64 = redis::cmd("TTL").arg(k).query(&mut data).expect("ttl");
+        assert!(ttl > 0, "sessions expire");
+    }
+
+    // Logout ends the first session; the second is untouched.
+    let r = c
+        .get(format!("{base}/logout"))
+        .header("Cookie", &first)
+        .send()
+        .expect("logout");
+    assert_eq!(r.status(), 303);
+    assert_eq!(status_with(&c, &api, &first), 401);
+    assert_eq!(status_with(&c, &api, &second), 200);
+
+    // A restart brings back neither the ended session nor loses the other.
+    server.process.kill9();
+    let log = std::fs::read_to_string(server.dir.join("server.log")).expect("log");
+    let server = start_server(redis.port, &setup, "auth-sessions-2");
+    let base = server.base("http");
+    let api = format!("{base}/_getTopCoord");
+    assert_eq!(status_with(&c, &api, &first), 401);
+    assert_eq!(status_with(&c, &api, &second), 200);
+
+    // Even at trace level, MISP's session cookie and the password stay out of the log.
+    assert!(log.contains("login of \"alice@example.org\""), "{log}");
+    assert!(
+        !log.contains("CAKEPHP=s"),
+        "MISP's session cookie in the log"
+    );
+    assert!(!log.contains("correct horse"), "a password in the log");
+
+    // MISP's admin removes alice's dashboard access: the next re-check ends her session.
+    stand_in
+        .revoked
+        .lock()
+        .expect("lock")
+        .push("alice@example.org".into());
+    let ended = wait_until(Duration::from_secs(15), || {
+        status_with(&c, &api, &second) == 401
+    });
+    assert!(ended, "the session outlived the re-check");
+    assert!(*stand_in.rechecks.lock().expect("lock") >= 1);
+    assert!(server
+        .process
+        .log_text()
+        .contains("no longer grants it dashboard access"));
+}
+
+/// `/metrics` is behind login when auth is on, unless `[mispdash] metrics_public`.
+#[test]
+fn metrics_need_a_session_unless_configured_open() {
+    let misp = start_misp();
+    let redis = Redis::start();
+    let server = start_server(redis.port, &auth_setup(misp, SECRET), "auth-metrics");
+    let c = client();
+    let url = format!("{}/metrics", server.base("http"));
+    assert_eq!(c.get(&url).send().expect("get").status(), 401);
+    let session = login_alice(&c, &server.base("http"));
+    assert_eq!(status_with(&c, &url, &session), 200);
+
+    let mut open = auth_setup(misp, SECRET);
+    open.mispdash = "metrics_public = true\n".into();
+    let server = start_server(redis.port, &open, "auth-metrics-open");
+    let r = c
+        .get(format!("{}/metrics", server.base("http")))
+        .send()
+        .expect("get");
+    assert_eq!(r.status(), 200);
+    let body = r.text().expect("body");
+    assert!(body.contains("mispdash_connections_open"), "{body}");
+}
+
+/// Posts a wrong password for `user` as if forwarded for `forwarded` (when given).
+fn attempt(
+    c: &reqwest::blocking::Client,
+    base: &str,
+    form: &(String, String),
+    user: &str,
+    forwarded: Option<&str>,
+) -> reqwest::blocking::Response {
+    let mut req = c
+        .post(format!("{base}/login"))
+        .header("Cookie", &form.0)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "csrf_token={}&username={user}&password=wrong",
+            form.1
+        ));
+    if let Some(f) = forwarded {
+        req = req.header("X-Forwarded-For", f);
+    }
+    req.send().expect("post")
+}
+
+/// Behind a configured reverse proxy each forwarded client is limited on its own; a client
+/// that is not a trusted proxy cannot escape its limit with the header; an account is limited
+/// whatever the address; a refusal says when to try again.
+#[test]
+fn login_limits_behind_a_trusted_proxy() {
+    let misp = start_misp();
+    let redis = Redis::start();
+    let mut setup = auth_setup(misp, SECRET);
+    setup.mispdash = "trusted_proxies = 127.0.0.1\n".into();
+    let server = start_server(redis.port, &setup, "auth-proxy");
+    let base = server.base("http");
+    let via_proxy = client();
+    let (csrf, token, _) = login_page(&via_proxy, &base);
+    let form = (csrf, token);
+
+    // Five a minute per forwarded address (auth_setup's limit); others are not affected.
+    for i in 0..5 {
+        let r = attempt(
+            &via_proxy,
+            &base,
+            &form,
+            &format!("a{i}"),
+            Some("192.0.2.1"),
+        );
+        assert_eq!(r.status(), 303);
+    }
+    let r = attempt(&via_proxy, &base, &form, "a5", Some("192.0.2.1"));
+    assert_eq!(r.status(), 429);
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .expect("text")
+        .parse()
+        .expect("seconds");
+    assert!((1..=61).contains(&retry), "{retry}");
+    assert!(r.text().expect("body").contains("address"));
+    let r = attempt(&via_proxy, &base, &form, "b0", Some("192.0.2.2"));
+    assert_eq!(
+        r.status(),
+        303,
+        "another forwarded client has its own limit"
+    );
+    // A spoofed left part does not make a new client: the proxy's right-most hop counts.
+    let r = attempt(&via_proxy, &base, &form, "b1", Some("6.6.6.6, 192.0.2.1"));
+    assert_eq!(r.status(), 429);
+
+    // One account tried from many addresses.
+    for i in 1..=5 {
+        let r = attempt(
+            &via_proxy,
+            &base,
+            &form,
+            "victim@example.org",
+            Some(&format!("198.51.100.{i}")),
+        );
+        assert_eq!(r.status(), 303);
+    }
+    let r = attempt(
+        &via_proxy,
+        &base,
+        &form,
+        "Victim@Example.org",
+        Some("198.51.100.9"),
+    );
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key("retry-after"));
+    assert!(r.text().expect("body").contains("account"));
+
+    // From a peer that is not a trusted proxy the header is ignored.
+    let direct = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .local_address("127.0.0.2".parse::<std::net::IpAddr>().expect("ip"))
+        .build()
+        .expect("client");
+    let (csrf, token, _) = login_page(&direct, &base);
+    let form = (csrf, token);
+    let codes: Vec<u16> = (0..6)
+        .map(|i| {
+            attempt(
+                &direct,
+                &base,
+                &form,
+                &format!("c{i}"),
+                Some(&format!("203.0.113.{i}")),
+            )
+            .status()
+            .as_u16()
+        })
+        .collect();
+    assert_eq!(codes, [303, 303, 303, 303, 303, 429]);
 }

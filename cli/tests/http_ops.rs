@@ -219,27 +219,6 @@ fn headers_errors_static_files_and_operations() {
     assert_eq!(status, 503, "{v}");
 }
 
-fn tls_setup(dir: &std::path::Path) -> (ServerSetup, String) {
-    let ck =
-        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-            .expect("certificate");
-    let cert = dir.join("cert.pem");
-    let key = dir.join("key.pem");
-    std::fs::write(&cert, ck.cert.pem()).expect("write cert");
-    std::fs::write(&key, ck.signing_key.serialize_pem()).expect("write key");
-    (
-        ServerSetup {
-            server: format!(
-                "ssl = True\nssl_cert = {}\nssl_key = {}\n",
-                cert.display(),
-                key.display()
-            ),
-            ..Default::default()
-        },
-        ck.cert.pem(),
-    )
-}
-
 #[test]
 fn tls_with_a_configured_certificate_and_http2() {
     let redis = Redis::start();

@@ -26,6 +26,9 @@ pub fn login_org(day: &str) -> String {
 }
 pub const LOGIN_ALL_ORG: &str = "LOGIN_ALL_ORG";
 
+/// A login session (mispdash): `MISPDASH_SESSION:<SHA-256 of the cookie's token>`.
+pub const SESSION_PREFIX: &str = "MISPDASH_SESSION:";
+
 /// What every trendings key begins with; only increments write them.
 pub const TRENDINGS_PREFIX: &str = "TRENDINGS_";
 

@@ -24,3 +24,22 @@ pub mod redis_util;
 pub mod rules;
 pub mod store;
 pub mod web;
+
+/// Log targets of libraries that write secrets at their debug or trace level (`cookie_store`
+/// prints every cookie it stores, MISP's session cookie included). Whatever level an admin
+/// asks for, these stay at `warn`: see [`log_filter`].
+pub const SECRET_LOG_TARGETS: &[&str] = &["cookie_store"];
+
+/// The log filter for `spec` (`MISPDASH_LOG`, e.g. `debug`), with [`SECRET_LOG_TARGETS`]
+/// capped at `warn`.
+pub fn log_filter(spec: Option<&str>) -> tracing_subscriber::EnvFilter {
+    let mut f = spec
+        .and_then(|s| tracing_subscriber::EnvFilter::try_new(s).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"));
+    for target in SECRET_LOG_TARGETS {
+        if let Ok(d) = format!("{target}=warn").parse() {
+            f = f.add_directive(d);
+        }
+    }
+    f
+}

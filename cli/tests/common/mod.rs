@@ -180,13 +180,24 @@ impl Mispdash {
 
     /// Starts mispdash, with the oracle's pinned clock or (`pinned = false`) the real one.
     pub fn start_with(config: &Path, args: &[&str], log: &Path, pinned: bool) -> Mispdash {
+        Self::start_logging(config, args, log, pinned, "info")
+    }
+
+    /// [`Mispdash::start_with`] at another log level (`MISPDASH_LOG`, e.g. `trace`).
+    pub fn start_logging(
+        config: &Path,
+        args: &[&str],
+        log: &Path,
+        pinned: bool,
+        level: &str,
+    ) -> Mispdash {
         let logf = std::fs::File::create(log).expect("log file");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_mispdash"));
         cmd.arg("--config")
             .arg(config)
             .args(args)
             .env("TZ", "UTC")
-            .env("MISPDASH_LOG", "info")
+            .env("MISPDASH_LOG", level)
             .stdout(Stdio::null())
             .stderr(logf);
         if pinned {

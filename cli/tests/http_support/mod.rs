@@ -76,6 +76,10 @@ pub struct ServerSetup {
     pub args: Vec<String>,
     /// Leave `[RedisGlobal] misp_web_url` out (the tests' configuration names it).
     pub no_misp_web_url: bool,
+    /// The `[mispdash]` section's lines.
+    pub mispdash: String,
+    /// `MISPDASH_LOG` (default `info`).
+    pub log_level: Option<String>,
 }
 
 /// A `mispdash run` serving HTTP only.
@@ -97,10 +101,11 @@ pub fn write_server_config(dir: &Path, redis_port: u16, port: u16, setup: &Serve
         false => "misp_web_url = http://0.0.0.0\n",
     };
     let text = format!(
-        "[Server]\nhost = 127.0.0.1\nport = {port}\n{}\n[Auth]\n{}\n[RedisGlobal]\nhost = 127.0.0.1\nport = {redis_port}\n{web_url}misp_instances = []\n\n[RedisMap]\npathMaxMindDB = {}/no-such.mmdb\n",
+        "[Server]\nhost = 127.0.0.1\nport = {port}\n{}\n[Auth]\n{}\n[RedisGlobal]\nhost = 127.0.0.1\nport = {redis_port}\n{web_url}misp_instances = []\n\n[RedisMap]\npathMaxMindDB = {}/no-such.mmdb\n\n[mispdash]\n{}\n",
         setup.server,
         setup.auth,
-        dir.display()
+        dir.display(),
+        setup.mispdash,
     );
     let p = dir.join("config.cfg");
     std::fs::write(&p, text).expect("write config");
@@ -123,7 +128,8 @@ pub fn start_server(redis_port: u16, setup: &ServerSetup, tag: &str) -> Server {
     let cfg = write_server_config(&dir, redis_port, port, setup);
     let mut args = SERVER_ONLY.to_vec();
     args.extend(setup.args.iter().map(String::as_str));
-    let mut process = Mispdash::start(&cfg, &args, &dir.join("server.log"));
+    let level = setup.log_level.as_deref().unwrap_or("info");
+    let mut process = Mispdash::start_logging(&cfg, &args, &dir.join("server.log"), true, level);
     let up = wait_until(Duration::from_secs(20), || {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() || !process.is_running()
     });
@@ -133,6 +139,29 @@ pub fn start_server(redis_port: u16, setup: &ServerSetup, tag: &str) -> Server {
         process.log_text()
     );
     Server { port, dir, process }
+}
+
+/// A certificate for 127.0.0.1 generated for the test, and the `[Server]` lines that serve it;
+/// returns the setup and the certificate's PEM for clients to trust.
+pub fn tls_setup(dir: &Path) -> (ServerSetup, String) {
+    let ck =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .expect("certificate");
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    std::fs::write(&cert, ck.cert.pem()).expect("write cert");
+    std::fs::write(&key, ck.signing_key.serialize_pem()).expect("write key");
+    (
+        ServerSetup {
+            server: format!(
+                "ssl = True\nssl_cert = {}\nssl_key = {}\n",
+                cert.display(),
+                key.display()
+            ),
+            ..Default::default()
+        },
+        ck.cert.pem(),
+    )
 }
 
 /// Starts a server-only mispdash on `cfg` that must refuse to start; returns its log, which

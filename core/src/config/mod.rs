@@ -172,6 +172,8 @@ pub struct Config {
     pub ranking_path: Option<PathBuf>,
     /// `[mispdash]` bounds on what one message may cost (mispdash additions).
     pub limits: Limits,
+    /// `[mispdash]` protections of the HTTP server (mispdash additions).
+    pub http: HttpGuard,
     /// Options that were not recognised, as `(section, option)`, for a warning at start.
     pub unknown: Vec<(String, String)>,
 }
@@ -201,6 +203,68 @@ impl Default for Limits {
             max_attempts: 3,
         }
     }
+}
+
+/// What the HTTP server allows one client, and whom it believes (`[mispdash]`, additions of
+/// mispdash; `docs/compat.md` S1-S6). Without these, a client that opens connections and sends
+/// nothing, or a login body slowly, holds the server's memory and files for ever.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpGuard {
+    /// `connection_timeout` (seconds): what each phase of a connection may take before it says
+    /// anything: the TLS handshake, the first bytes, a request's headers, a login's body, and
+    /// the answer to an HTTP/2 ping. An idle HTTP/1 connection is closed after it too.
+    pub connection_timeout: u64,
+    /// `max_connections`: connections open at once in all (lowered to what the open-files
+    /// limit allows); more are closed as soon as they are accepted.
+    pub max_connections: usize,
+    /// `max_connections_per_address`: connections open at once from one address (a trusted
+    /// proxy's are not counted per address).
+    pub max_connections_per_address: usize,
+    /// `max_streams_per_client`: live streams open at once per session (per address without
+    /// login).
+    pub max_streams_per_client: usize,
+    /// `trusted_proxies`: addresses or networks (`127.0.0.1`, `10.0.0.0/8`) of reverse proxies
+    /// whose `X-Forwarded-For` names the client; from anyone else the header is ignored.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `login_attempts_per_minute`: login attempts per client address, and per account name.
+    pub login_attempts_per_minute: u32,
+    /// `session_recheck_seconds`: how often a session's user is asked of MISP again (needs
+    /// `misp_api_key`).
+    pub session_recheck_seconds: u32,
+    /// `misp_api_key`: a MISP site admin's API key with which sessions are re-checked (the
+    /// user's `dashboard_access` and whether the account is disabled). Unset: sessions are
+    /// ended only by logout or expiry, and the start log says so.
+    pub misp_api_key: Option<String>,
+    /// `metrics_public`: serve `/metrics` without a session when auth is on.
+    pub metrics_public: bool,
+}
+
+impl Default for HttpGuard {
+    fn default() -> Self {
+        HttpGuard {
+            connection_timeout: 10,
+            max_connections: 10_000,
+            max_connections_per_address: 256,
+            max_streams_per_client: 32,
+            trusted_proxies: Vec::new(),
+            login_attempts_per_minute: 10,
+            session_recheck_seconds: 900,
+            misp_api_key: None,
+            metrics_public: false,
+        }
+    }
+}
+
+/// A list of addresses or networks, comma or space separated.
+fn parse_networks(v: &str) -> Result<Vec<ipnet::IpNet>, String> {
+    v.split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            t.parse::<ipnet::IpNet>()
+                .or_else(|_| t.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| format!("{t:?} is not an IP address or network (e.g. 10.0.0.0/8)"))
+        })
+        .collect()
 }
 
 /// The default `fieldname_order` of `config.cfg.default`.
@@ -307,6 +371,15 @@ const KNOWN: &[(&str, &[&str])] = &[
             "large_message_bytes",
             "live_cache_max_bytes",
             "max_attempts",
+            "connection_timeout",
+            "max_connections",
+            "max_connections_per_address",
+            "max_streams_per_client",
+            "trusted_proxies",
+            "login_attempts_per_minute",
+            "session_recheck_seconds",
+            "misp_api_key",
+            "metrics_public",
         ],
     ),
 ];
@@ -543,6 +616,46 @@ impl Config {
                 },
             )?,
         };
+        let g = HttpGuard::default();
+        let whole = |option: &str, default: usize, max: usize| {
+            r.parse_with("mispdash", option, &default.to_string(), |v| {
+                v.parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=max).contains(n))
+                    .ok_or_else(|| format!("must be a whole number from 1 to {max}"))
+            })
+        };
+        let http = HttpGuard {
+            connection_timeout: whole("connection_timeout", g.connection_timeout as usize, 3600)?
+                as u64,
+            max_connections: whole("max_connections", g.max_connections, 1_000_000)?,
+            max_connections_per_address: whole(
+                "max_connections_per_address",
+                g.max_connections_per_address,
+                1_000_000,
+            )?,
+            max_streams_per_client: whole(
+                "max_streams_per_client",
+                g.max_streams_per_client,
+                100_000,
+            )?,
+            trusted_proxies: r.parse_with("mispdash", "trusted_proxies", "", parse_networks)?,
+            login_attempts_per_minute: whole(
+                "login_attempts_per_minute",
+                g.login_attempts_per_minute as usize,
+                10_000,
+            )? as u32,
+            session_recheck_seconds: whole(
+                "session_recheck_seconds",
+                g.session_recheck_seconds as usize,
+                604_800,
+            )? as u32,
+            misp_api_key: r
+                .opt("mispdash", "misp_api_key")
+                .map(|k| k.trim().to_string())
+                .filter(|k| !k.is_empty()),
+            metrics_public: r.boolean("mispdash", "metrics_public", g.metrics_public)?,
+        };
         let unknown = r.unknown();
         Ok(Config {
             source: None,
@@ -555,6 +668,7 @@ impl Config {
             redis,
             ranking_path,
             limits,
+            http,
             unknown,
         })
     }

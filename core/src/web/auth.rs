@@ -3,18 +3,29 @@
 //! The dashboard shows who logs in and what every organisation shares, so it must not be
 //! readable by anyone who can reach the port. A user signs in with MISP credentials (checked
 //! through MISP's own login form, as the original does) or with a MISP API key (username left
-//! empty), and MISP must grant the `dashboard_access` user setting. The session lives in a
-//! signed, `HttpOnly`, `SameSite` cookie whose `Secure` flag follows TLS (a `Secure` cookie over
-//! plain HTTP is dropped by browsers, which made the original's login loop). The login form
-//! carries a CSRF token bound to a signed cookie, attempts are rate-limited per client address,
-//! and requests to MISP have a timeout. The default `session_secret` is refused at start: with
-//! it anyone could forge a session.
+//! empty), and MISP must grant the `dashboard_access` user setting.
+//!
+//! Sessions live in Redis (`MISPDASH_SESSION:<digest of the token>`, with the session's
+//! lifetime as expiry), so that logout ends them for good, a restart does not bring them back,
+//! and every process of a deployment (Apache's daemons, `mispdash run`) sees the same. The
+//! browser holds only a random token in a signed, `HttpOnly`, `SameSite` cookie whose `Secure`
+//! flag follows TLS (a `Secure` cookie over plain HTTP is dropped by browsers, which made the
+//! original's login loop). With `[mispdash] misp_api_key`, each session's user is asked of
+//! MISP again every `session_recheck_seconds`: a user who lost `dashboard_access`, or was
+//! disabled or deleted, is logged out.
+//!
+//! The login form carries a CSRF token bound to a signed cookie; attempts are rate-limited per
+//! client address (the forwarded one behind a trusted proxy) and per account; requests to MISP
+//! have a timeout, and the MISP session opened to check a password is logged out at once. A
+//! `session_secret` that is the default or shorter than 32 characters is refused at start.
 
 use super::error::WebError;
+use super::state::Db;
 use cookie::{Cookie, CookieJar, Key, SameSite};
+use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde_json::Value;
-use sha2::{Digest, Sha512};
+use sha2::{Digest, Sha256, Sha512};
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::time::Duration;
@@ -28,12 +39,19 @@ pub const CSRF_COOKIE: &str = "csrf";
 const MISP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest username or password accepted (the original's form limit).
 const MAX_FIELD: usize = 255;
+/// Shortest `session_secret` accepted: the cookie key is derived from it, and a short one can
+/// be guessed offline from any signed cookie.
+pub const MIN_SECRET_CHARS: usize = 32;
+/// When MISP cannot be reached for a re-check, the session is kept and asked again after this.
+const RECHECK_RETRY_SECS: i64 = 60;
 
 /// Why authentication cannot be set up.
 #[derive(Debug, Error)]
 pub enum AuthSetupError {
     #[error("[Auth] session_secret is the default {DEFAULT_SECRET:?} (or empty) while auth_enabled is on: anyone could forge a session. Set a long random secret, e.g. the output of `openssl rand -hex 32`")]
     DefaultSecret,
+    #[error("[Auth] session_secret has {0} characters: at least {MIN_SECRET_CHARS} are needed, or the key that signs the session cookies can be guessed. Set a long random secret, e.g. the output of `openssl rand -hex 32`")]
+    ShortSecret(usize),
     #[error("[Auth] misp_fqdn {0:?} is not an http(s) URL")]
     BadFqdn(String),
     #[error("cannot build the HTTP client for MISP: {0}")]
@@ -55,11 +73,39 @@ pub enum LoginError {
     Protocol(String),
 }
 
-/// What a valid session says.
-#[derive(Debug, Clone, PartialEq)]
+/// A session as kept in Redis.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Session {
     pub user: String,
+    /// MISP's id of the user, for re-checks; `None` if MISP did not say.
+    #[serde(default)]
+    pub misp_id: Option<String>,
+    pub created: i64,
+    /// When MISP last confirmed the user's access.
+    pub checked: i64,
     pub expires: i64,
+}
+
+/// A session found for a request: what it says, and the digest that names it (the key of
+/// per-session limits, never the token itself).
+#[derive(Debug, Clone)]
+pub struct Current {
+    pub session: Session,
+    pub digest: String,
+}
+
+/// Who MISP says logged in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verified {
+    pub name: String,
+    pub misp_id: Option<String>,
+}
+
+/// A refused login attempt: over which limit, and for how long.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limited {
+    pub what: &'static str,
+    pub retry_after_secs: u64,
 }
 
 pub struct Auth {
@@ -68,7 +114,10 @@ pub struct Auth {
     ssl_verify: bool,
     same_site: SameSite,
     lifetime_secs: i64,
-    limiter: DefaultKeyedRateLimiter<IpAddr>,
+    by_address: DefaultKeyedRateLimiter<IpAddr>,
+    by_account: DefaultKeyedRateLimiter<String>,
+    recheck_secs: i64,
+    admin_key: Option<String>,
 }
 
 fn now_secs() -> i64 {
@@ -86,16 +135,20 @@ pub fn random_token() -> Result<String, WebError> {
 }
 
 impl Auth {
-    /// `None` when auth is off. `attempts_per_minute` bounds login attempts per address.
+    /// `None` when auth is off.
     pub fn from_config(
         c: &crate::config::AuthConfig,
-        attempts_per_minute: u32,
+        guard: &crate::config::HttpGuard,
     ) -> Result<Option<Auth>, AuthSetupError> {
         if !c.auth_enabled {
             return Ok(None);
         }
         if c.session_secret.trim().is_empty() || c.session_secret == DEFAULT_SECRET {
             return Err(AuthSetupError::DefaultSecret);
+        }
+        let chars = c.session_secret.chars().count();
+        if chars < MIN_SECRET_CHARS {
+            return Err(AuthSetupError::ShortSecret(chars));
         }
         let misp = reqwest::Url::parse(c.misp_fqdn.trim_end_matches('/'))
             .ok()
@@ -109,15 +162,166 @@ impl Auth {
             "None" => SameSite::None,
             _ => SameSite::Strict,
         };
-        let per_min = NonZeroU32::new(attempts_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
+        let per_min =
+            NonZeroU32::new(guard.login_attempts_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
+        if guard.misp_api_key.is_none() {
+            tracing::info!(
+                "sessions are not re-checked against MISP ([mispdash] misp_api_key unset): a \
+                 user who loses dashboard_access keeps a session until logout or expiry"
+            );
+        }
         Ok(Some(Auth {
             key,
             misp,
             ssl_verify: c.ssl_verify,
             same_site,
             lifetime_secs: i64::from(c.permanent_session_lifetime_days.max(1)) * 86_400,
-            limiter: RateLimiter::keyed(Quota::per_minute(per_min)),
+            by_address: RateLimiter::keyed(Quota::per_minute(per_min)),
+            by_account: RateLimiter::keyed(Quota::per_minute(per_min)),
+            recheck_secs: i64::from(guard.session_recheck_seconds.max(1)),
+            admin_key: guard.misp_api_key.clone(),
         }))
+    }
+
+    /// The Redis key of the session whose token has this digest.
+    fn session_key(digest: &str) -> String {
+        format!("{}{digest}", crate::keys::SESSION_PREFIX)
+    }
+
+    /// The token of a request's genuine session cookie, as its digest.
+    fn token_digest(&self, cookie_headers: &[&str]) -> Option<String> {
+        let jar = Self::jar(cookie_headers);
+        let c = jar.signed(&self.key).get(SESSION_COOKIE)?;
+        let token = c.value();
+        (token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| hex(&Sha256::digest(token.as_bytes())))
+    }
+
+    /// Opens a session for `who` in Redis; returns its `Set-Cookie` value.
+    pub async fn open_session(
+        &self,
+        db: &Db,
+        who: &Verified,
+        secure: bool,
+    ) -> Result<String, WebError> {
+        let mut raw = [0u8; 32];
+        getrandom::fill(&mut raw).map_err(|e| WebError::Internal(format!("randomness: {e}")))?;
+        let token = hex(&raw);
+        let now = now_secs();
+        let s = Session {
+            user: who.name.clone(),
+            misp_id: who.misp_id.clone(),
+            created: now,
+            checked: now,
+            expires: now + self.lifetime_secs,
+        };
+        let value = serde_json::to_string(&s)
+            .map_err(|e| WebError::Internal(format!("session record: {e}")))?;
+        let mut c = db.conn().await?;
+        redis::cmd("SET")
+            .arg(Self::session_key(&hex(&Sha256::digest(token.as_bytes()))))
+            .arg(value)
+            .arg("EX")
+            .arg(self.lifetime_secs.max(1))
+            .query_async::<()>(&mut c)
+            .await?;
+        Ok(self.signed_header(self.build(SESSION_COOKIE, token, secure)))
+    }
+
+    /// The session of a request: its cookie genuine, its record in Redis, not expired, and
+    /// its user confirmed by MISP within the re-check interval (when one is configured).
+    pub async fn session(
+        &self,
+        db: &Db,
+        cookie_headers: &[&str],
+    ) -> Result<Option<Current>, WebError> {
+        let Some(digest) = self.token_digest(cookie_headers) else {
+            return Ok(None);
+        };
+        let key = Self::session_key(&digest);
+        let mut c = db.conn().await?;
+        let value: Option<String> = redis::cmd("GET").arg(&key).query_async(&mut c).await?;
+        let Some(mut s) = value.and_then(|v| serde_json::from_str::<Session>(&v).ok()) else {
+            return Ok(None);
+        };
+        let now = now_secs();
+        if s.expires <= now {
+            return Ok(None);
+        }
+        if let (Some(admin_key), true) = (&self.admin_key, now - s.checked >= self.recheck_secs) {
+            match self.recheck(admin_key, s.misp_id.as_deref()).await {
+                Ok(true) => s.checked = now,
+                Ok(false) => {
+                    tracing::info!(
+                        "session of {:?} ended: MISP no longer grants it dashboard access",
+                        s.user
+                    );
+                    redis::cmd("DEL")
+                        .arg(&key)
+                        .query_async::<()>(&mut c)
+                        .await?;
+                    return Ok(None);
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        "cannot re-check the session of {:?} with MISP ({e}); kept, asked again \
+                         in {RECHECK_RETRY_SECS} s",
+                        s.user
+                    );
+                    s.checked = now - self.recheck_secs + RECHECK_RETRY_SECS;
+                }
+            }
+            if let Ok(v) = serde_json::to_string(&s) {
+                // KEEPTTL: the session's expiry stays what it was.
+                redis::cmd("SET")
+                    .arg(&key)
+                    .arg(v)
+                    .arg("XX")
+                    .arg("KEEPTTL")
+                    .query_async::<()>(&mut c)
+                    .await?;
+            }
+        }
+        Ok(Some(Current { session: s, digest }))
+    }
+
+    /// Ends the request's session in Redis (logout).
+    pub async fn end_session(&self, db: &Db, cookie_headers: &[&str]) -> Result<(), WebError> {
+        if let Some(digest) = self.token_digest(cookie_headers) {
+            let mut c = db.conn().await?;
+            redis::cmd("DEL")
+                .arg(Self::session_key(&digest))
+                .query_async::<()>(&mut c)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Asks MISP, with the configured admin key, whether user `misp_id` still has dashboard
+    /// access. A user MISP no longer knows has none.
+    async fn recheck(&self, admin_key: &str, misp_id: Option<&str>) -> Result<bool, LoginError> {
+        let Some(id) = misp_id.filter(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            return Err(LoginError::Protocol("MISP gave no user id at login".into()));
+        };
+        let client = self.client()?;
+        let r = client
+            .get(self.url(&format!("/users/view/{id}.json")))
+            .header("Authorization", admin_key)
+            .header("Accept", "application/json")
+            .send()
+            .await
+            .map_err(unreachable)?;
+        match r.status().as_u16() {
+            404 => return Ok(false),
+            401 | 403 => {
+                return Err(LoginError::Protocol(
+                    "MISP refused [mispdash] misp_api_key (it must be a site admin's key)".into(),
+                ))
+            }
+            _ => {}
+        }
+        Ok(dashboard_access(&read_json(r).await?))
     }
 
     fn jar(cookie_headers: &[&str]) -> CookieJar {
@@ -128,18 +332,6 @@ impl Auth {
             }
         }
         jar
-    }
-
-    /// The session of a request, when its cookie is genuine and not expired.
-    pub fn session(&self, cookie_headers: &[&str]) -> Option<Session> {
-        let jar = Self::jar(cookie_headers);
-        let c = jar.signed(&self.key).get(SESSION_COOKIE)?;
-        let v: Value = serde_json::from_str(c.value()).ok()?;
-        let s = Session {
-            user: v.get("user")?.as_str()?.to_string(),
-            expires: v.get("exp")?.as_i64()?,
-        };
-        (s.expires > now_secs()).then_some(s)
     }
 
     fn build(&self, name: &'static str, value: String, secure: bool) -> Cookie<'static> {
@@ -160,12 +352,6 @@ impl Auth {
             .unwrap_or_default()
     }
 
-    /// `Set-Cookie` value of a new session for `user`.
-    pub fn session_cookie(&self, user: &str, secure: bool) -> String {
-        let v = serde_json::json!({"user": user, "exp": now_secs() + self.lifetime_secs});
-        self.signed_header(self.build(SESSION_COOKIE, v.to_string(), secure))
-    }
-
     /// `Set-Cookie` value that removes the session.
     pub fn clear_session_cookie(&self, secure: bool) -> String {
         let mut c = self.build(SESSION_COOKIE, String::new(), secure);
@@ -178,6 +364,14 @@ impl Auth {
         self.signed_header(self.build(CSRF_COOKIE, token.to_string(), secure))
     }
 
+    /// Whether the browser holds a genuine CSRF cookie (checked before a form is read).
+    pub fn has_csrf_cookie(&self, cookie_headers: &[&str]) -> bool {
+        Self::jar(cookie_headers)
+            .signed(&self.key)
+            .get(CSRF_COOKIE)
+            .is_some()
+    }
+
     /// Whether the form's token is the one of the browser's signed CSRF cookie.
     pub fn csrf_ok(&self, cookie_headers: &[&str], form_token: &str) -> bool {
         let jar = Self::jar(cookie_headers);
@@ -186,10 +380,28 @@ impl Auth {
             .is_some_and(|c| !form_token.is_empty() && constant_eq(c.value(), form_token))
     }
 
-    /// Counts a login attempt from `ip`; false when it is over the limit.
-    pub fn attempt_allowed(&self, ip: IpAddr) -> bool {
-        self.limiter.retain_recent();
-        self.limiter.check_key(&ip).is_ok()
+    /// Counts a login attempt from `ip` for `account`: refused when either is over its limit.
+    /// The per-account limit keeps one account from being tried from many addresses; an API
+    /// key login (no account name) is limited by address only.
+    pub fn attempt_allowed(&self, ip: IpAddr, account: &str) -> Result<(), Limited> {
+        let now = DefaultClock::default().now();
+        let wait = |n: governor::NotUntil<_>| n.wait_time_from(now).as_secs().max(1) + 1;
+        self.by_address.retain_recent();
+        self.by_address
+            .check_key(&super::conn::canonical(ip))
+            .map_err(|n| Limited {
+                what: "address",
+                retry_after_secs: wait(n),
+            })?;
+        let account = account.trim().to_lowercase();
+        if !account.is_empty() && account.len() <= MAX_FIELD {
+            self.by_account.retain_recent();
+            self.by_account.check_key(&account).map_err(|n| Limited {
+                what: "account",
+                retry_after_secs: wait(n),
+            })?;
+        }
+        Ok(())
     }
 
     fn client(&self) -> Result<reqwest::Client, LoginError> {
@@ -210,8 +422,8 @@ impl Auth {
     }
 
     /// Checks credentials (or, with an empty username, an API key) against MISP; returns the
-    /// user's name for the session.
-    pub async fn check(&self, username: &str, password: &str) -> Result<String, LoginError> {
+    /// user's name and MISP id for the session.
+    pub async fn check(&self, username: &str, password: &str) -> Result<Verified, LoginError> {
         if username.len() > MAX_FIELD || password.len() > MAX_FIELD || password.is_empty() {
             return Err(LoginError::BadCredentials);
         }
@@ -234,7 +446,7 @@ impl Auth {
         if !dashboard_access(&me) {
             return Err(LoginError::NoDashboardAccess);
         }
-        Ok(me
+        let name = me
             .pointer("/User/email")
             .and_then(Value::as_str)
             .filter(|s| !s.is_empty())
@@ -243,7 +455,13 @@ impl Auth {
             } else {
                 username
             })
-            .to_string())
+            .to_string();
+        let misp_id = me.pointer("/User/id").and_then(|v| match v {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        });
+        Ok(Verified { name, misp_id })
     }
 
     /// MISP's own login form: fetch it for its anti-forgery tokens, post the credentials, and on
@@ -310,7 +528,13 @@ impl Auth {
             .send()
             .await
             .map_err(unreachable)?;
-        read_json(r).await
+        let me = read_json(r).await;
+        // The MISP session was only needed for that answer: end it, so that no session of the
+        // user's stays open in MISP on the dashboard's behalf.
+        if let Err(e) = client.get(self.url("/users/logout")).send().await {
+            tracing::debug!("logging out of MISP after the credentials check failed: {e}");
+        }
+        me
     }
 }
 
@@ -365,6 +589,10 @@ pub fn hidden_input(html: &str, name: &str) -> Option<String> {
     (!value.is_empty() && !value.contains(char::is_whitespace)).then(|| value.to_string())
 }
 
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn constant_eq(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && a.bytes()
@@ -385,44 +613,58 @@ mod tests {
         c
     }
 
+    const SECRET: &str = "a test secret of at least 32 characters";
+
+    fn guard(attempts: u32) -> crate::config::HttpGuard {
+        crate::config::HttpGuard {
+            login_attempts_per_minute: attempts,
+            ..Default::default()
+        }
+    }
+
+    fn auth(secret: &str) -> Auth {
+        Auth::from_config(&cfg(secret), &guard(5))
+            .expect("ok")
+            .expect("on")
+    }
+
     #[test]
-    fn default_secret_is_refused() {
+    fn default_or_short_secrets_are_refused() {
         assert!(matches!(
-            Auth::from_config(&cfg(DEFAULT_SECRET), 5),
+            Auth::from_config(&cfg(DEFAULT_SECRET), &guard(5)),
             Err(AuthSetupError::DefaultSecret)
         ));
-        assert!(Auth::from_config(&cfg("a long enough secret"), 5)
+        assert!(matches!(
+            Auth::from_config(&cfg("0123456789abcdef0123456789abcde"), &guard(5)),
+            Err(AuthSetupError::ShortSecret(31))
+        ));
+        assert!(Auth::from_config(&cfg(SECRET), &guard(5))
             .expect("ok")
             .is_some());
     }
 
     #[test]
-    fn sessions_are_signed() {
-        let a = Auth::from_config(&cfg("secret one"), 5)
-            .expect("ok")
-            .expect("on");
-        let set = a.session_cookie("alice@example.org", true);
+    fn session_cookies_are_signed_tokens() {
+        let a = auth(SECRET);
+        let token = "ab".repeat(32);
+        let set = a.signed_header(a.build(SESSION_COOKIE, token.clone(), true));
         assert!(
             set.contains("HttpOnly") && set.contains("Secure") && set.contains("SameSite=Strict"),
             "{set}"
         );
         let pair = set.split(';').next().expect("pair");
-        let s = a.session(&[pair]).expect("valid session");
-        assert_eq!(s.user, "alice@example.org");
-        // Another secret does not accept it, and a tampered value is refused.
-        let b = Auth::from_config(&cfg("secret two"), 5)
-            .expect("ok")
-            .expect("on");
-        assert!(b.session(&[pair]).is_none());
-        let tampered = pair.replace("alice", "mallory");
-        assert!(a.session(&[&tampered]).is_none());
+        let digest = a.token_digest(&[pair]).expect("genuine");
+        assert_eq!(digest, hex(&Sha256::digest(token.as_bytes())));
+        // Another secret does not accept it, a tampered or bare value is refused.
+        let b = auth("another test secret of 32 characters or more");
+        assert!(b.token_digest(&[pair]).is_none());
+        assert!(a.token_digest(&[&pair.replace("abab", "abac")]).is_none());
+        assert!(a.token_digest(&[&format!("session={token}")]).is_none());
     }
 
     #[test]
     fn csrf_token_must_match_its_cookie() {
-        let a = Auth::from_config(&cfg("secret"), 5)
-            .expect("ok")
-            .expect("on");
+        let a = auth(SECRET);
         let set = a.csrf_cookie("abc123", false);
         let pair = set.split(';').next().expect("pair");
         assert!(a.csrf_ok(&[pair], "abc123"));
@@ -431,13 +673,28 @@ mod tests {
     }
 
     #[test]
-    fn attempts_are_limited() {
-        let a = Auth::from_config(&cfg("secret"), 3)
+    fn attempts_are_limited_per_address_and_per_account() {
+        let a = Auth::from_config(&cfg(SECRET), &guard(3))
             .expect("ok")
             .expect("on");
         let ip: IpAddr = [127, 0, 0, 9].into();
-        let allowed = (0..10).filter(|_| a.attempt_allowed(ip)).count();
+        let allowed = (0..10)
+            .filter(|i| a.attempt_allowed(ip, &format!("user{i}")).is_ok())
+            .count();
         assert_eq!(allowed, 3);
+        let refused = a.attempt_allowed(ip, "x").expect_err("over");
+        assert_eq!(refused.what, "address");
+        assert!(refused.retry_after_secs >= 1);
+        // One account from many addresses, whatever the case of its name.
+        let tries: Vec<_> = (0..5u8)
+            .map(|i| {
+                a.attempt_allowed([10, 0, 0, i].into(), if i % 2 == 0 { "Eve" } else { "eve" })
+            })
+            .collect();
+        assert_eq!(tries.iter().filter(|t| t.is_ok()).count(), 3);
+        assert_eq!(tries[4].as_ref().expect_err("over").what, "account");
+        // API-key logins (no account name) are limited by address only.
+        assert!(a.attempt_allowed([10, 0, 1, 1].into(), "").is_ok());
     }
 
     #[test]

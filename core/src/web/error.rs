@@ -18,9 +18,10 @@ pub enum WebError {
     /// No valid session (auth on).
     #[error("authentication required")]
     Unauthorized,
-    /// Too many attempts from one address.
-    #[error("too many login attempts; try again later")]
-    TooManyRequests,
+    /// Over a limit (login attempts per address or account, streams per client); the client
+    /// may try again after `retry_after` seconds (`Retry-After`).
+    #[error("{what}; try again in {retry_after} s")]
+    TooManyRequests { what: String, retry_after: u64 },
     #[error("not found")]
     NotFound,
     /// Redis did not answer (down, restarting, unreachable): the caller may retry.
@@ -44,7 +45,7 @@ impl WebError {
         match self {
             WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
             WebError::Unauthorized => StatusCode::UNAUTHORIZED,
-            WebError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            WebError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             WebError::NotFound => StatusCode::NOT_FOUND,
             WebError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -79,6 +80,10 @@ impl IntoResponse for WebError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        if let WebError::TooManyRequests { retry_after, .. } = &self {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+        }
         resp
     }
 }

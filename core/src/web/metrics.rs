@@ -45,6 +45,9 @@ pub struct Metrics {
     pub feed_connected: Family<FeedLabels, Gauge>,
     pub feed_messages: Family<FeedLabels, Gauge<u64, AtomicU64>>,
     pub redis_up: Gauge,
+    pub connections_open: Gauge,
+    pub connections_refused: Gauge<u64, AtomicU64>,
+    pub connections_silent: Gauge<u64, AtomicU64>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -115,8 +118,29 @@ impl Metrics {
             "Whether Redis answered the last scrape",
             redis_up.clone(),
         );
+        let connections_open = Gauge::default();
+        registry.register(
+            "connections_open",
+            "Client connections open",
+            connections_open.clone(),
+        );
+        let connections_refused = Gauge::<u64, AtomicU64>::default();
+        registry.register(
+            "connections_refused",
+            "Connections closed at once because max_connections or max_connections_per_address was reached",
+            connections_refused.clone(),
+        );
+        let connections_silent = Gauge::<u64, AtomicU64>::default();
+        registry.register(
+            "connections_silent_closed",
+            "Connections closed because the client said nothing within connection_timeout",
+            connections_silent.clone(),
+        );
         Metrics {
             registry,
+            connections_open,
+            connections_refused,
+            connections_silent,
             requests,
             duration,
             sse_clients,

@@ -8,6 +8,7 @@
 //! runtime in a thread, so the rest of `mispdash run` stays synchronous.
 
 pub mod auth;
+pub mod conn;
 pub mod contrib;
 pub mod error;
 pub mod geo;
@@ -67,8 +68,9 @@ pub struct WebOptions {
     pub cache_ttl: Duration,
     /// Interval of the SSE keep-alive comments.
     pub sse_keepalive: Duration,
-    /// Login attempts allowed per client address and minute.
-    pub login_attempts_per_minute: u32,
+    /// Login attempts allowed per client address (and per account) and minute; overrides
+    /// `[mispdash] login_attempts_per_minute`.
+    pub login_attempts_per_minute: Option<u32>,
     /// Worker threads of the server's runtime (0: one per core).
     pub workers: usize,
     /// Overrides `[Server] host`/`port` (tests and benchmarks).
@@ -83,7 +85,7 @@ impl Default for WebOptions {
             self_signed: false,
             cache_ttl: Duration::from_secs(1),
             sse_keepalive: Duration::from_secs(15),
-            login_attempts_per_minute: 10,
+            login_attempts_per_minute: None,
             workers: 0,
             listen: None,
             write_timeout: Duration::from_secs(30),
@@ -154,7 +156,11 @@ pub fn start(
     stop: Arc<AtomicBool>,
 ) -> Result<WebHandle, StartError> {
     let tls_config = tls::server_config(&cfg.server, opts.self_signed)?;
-    let auth = auth::Auth::from_config(&cfg.auth, opts.login_attempts_per_minute)?;
+    let mut guard = cfg.http.clone();
+    if let Some(n) = opts.login_attempts_per_minute {
+        guard.login_attempts_per_minute = n;
+    }
+    let auth = auth::Auth::from_config(&cfg.auth, &guard)?;
     let ranking = match &cfg.ranking_path {
         Some(p) => Ranking::load(p)?,
         None => Ranking::default(),
@@ -196,7 +202,10 @@ pub fn start(
         clock,
         data: Db::new(&target, cfg.redis.data_db).map_err(db_err)?,
         list: Db::new(&target, cfg.redis.list_db).map_err(db_err)?,
-        cfg: WebConfig::from_config(cfg),
+        cfg: WebConfig {
+            guard: guard.clone(),
+            ..WebConfig::from_config(cfg)
+        },
         ranking,
         hub: stream::Hub::new(opts.sse_keepalive, shutdown_rx.clone()),
         cache,
@@ -207,6 +216,12 @@ pub fn start(
         rates: ops::FeedRates::default(),
         version: env!("CARGO_PKG_VERSION"),
         cache_enabled: !opts.cache_ttl.is_zero(),
+        admission: Arc::new(conn::Admission::new(
+            guard.max_connections,
+            guard.max_connections_per_address,
+            guard.trusted_proxies.clone(),
+        )),
+        streams: stream::StreamCounts::default(),
     });
     let scheme = if tls_on { "https" } else { "http" };
     tracing::info!("dashboard at {scheme}://{local_addr}/");

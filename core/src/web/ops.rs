@@ -222,6 +222,18 @@ pub async fn status(st: &AppState) -> Value {
             "error": g.error,
         }),
     );
+    let a = &st.admission;
+    out.insert(
+        "connections".into(),
+        json!({
+            "open": a.open(),
+            "max": a.total(),
+            "max_per_address": st.cfg.guard.max_connections_per_address,
+            "refused_over_limits": a.refused.load(Ordering::Relaxed),
+            "closed_silent": a.timed_out.load(Ordering::Relaxed),
+            "timeout_seconds": st.cfg.guard.connection_timeout,
+        }),
+    );
     let hub = &st.hub;
     out.insert(
         "streams".into(),
@@ -299,6 +311,11 @@ pub async fn metrics(st: &AppState) -> String {
     m.sse_clients
         .set(hub.clients.load(Ordering::Relaxed) as i64);
     m.sse_dropped.set(hub.dropped_slow.load(Ordering::Relaxed));
+    m.connections_open.set(st.admission.open() as i64);
+    m.connections_refused
+        .set(st.admission.refused.load(Ordering::Relaxed));
+    m.connections_silent
+        .set(st.admission.timed_out.load(Ordering::Relaxed));
     for (name, t) in [
         ("live", &hub.live),
         ("map", &hub.map),

@@ -189,7 +189,47 @@ fn sse_headers(mut r: Response) -> Response {
     r
 }
 
-async fn logs(State(st): State<Shared>, headers: HeaderMap) -> Result<Response, WebError> {
+/// The client a live stream counts against: its session, or its address without login.
+fn stream_ticket(
+    st: &Shared,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    session: Option<&super::auth::Current>,
+) -> Result<stream::StreamTicket, WebError> {
+    let client = match session {
+        Some(c) => format!("session {}", c.digest),
+        None => format!("address {}", client_address(st, peer, headers)),
+    };
+    let max = st.cfg.guard.max_streams_per_client;
+    stream::StreamCounts::open(st, client, max).ok_or_else(|| {
+        tracing::warn!("a client asked for more than {max} live streams at once; refused");
+        WebError::TooManyRequests {
+            what: format!(
+                "this client already holds {max} live streams ([mispdash] max_streams_per_client)"
+            ),
+            retry_after: 10,
+        }
+    })
+}
+
+/// The client's address, as [`super::conn::client_ip`] tells it.
+fn client_address(st: &Shared, peer: SocketAddr, headers: &HeaderMap) -> std::net::IpAddr {
+    let forwarded: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    super::conn::client_ip(&st.admission, peer.ip(), &forwarded)
+}
+
+type Session = Option<axum::Extension<super::auth::Current>>;
+
+async fn logs(
+    State(st): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    session: Session,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
     let filters = Filters::from_cookie_headers(cookie_headers(&headers).into_iter());
     if wants_json(&headers) {
         if filters.is_empty() {
@@ -206,15 +246,22 @@ async fn logs(State(st): State<Shared>, headers: HeaderMap) -> Result<Response, 
         })
         .await;
     }
+    let ticket = stream_ticket(&st, peer, &headers, session.as_deref())?;
     Ok(sse_headers(stream::sse_response(
         &st,
         Kind::Live,
         last_event_id(&headers),
         filters,
+        ticket,
     )))
 }
 
-async fn maps(State(st): State<Shared>, headers: HeaderMap) -> Result<Response, WebError> {
+async fn maps(
+    State(st): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    session: Session,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
     if wants_json(&headers) {
         let st2 = st.clone();
         return cached(&st, "maps".into(), async move {
@@ -222,30 +269,46 @@ async fn maps(State(st): State<Shared>, headers: HeaderMap) -> Result<Response, 
         })
         .await;
     }
+    let ticket = stream_ticket(&st, peer, &headers, session.as_deref())?;
     Ok(sse_headers(stream::sse_response(
         &st,
         Kind::Map,
         last_event_id(&headers),
         Filters::default(),
+        ticket,
     )))
 }
 
-async fn stream_contributors(State(st): State<Shared>, headers: HeaderMap) -> Response {
-    sse_headers(stream::sse_response(
+async fn stream_contributors(
+    State(st): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    session: Session,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    let ticket = stream_ticket(&st, peer, &headers, session.as_deref())?;
+    Ok(sse_headers(stream::sse_response(
         &st,
         Kind::Contributor,
         last_event_id(&headers),
         Filters::default(),
-    ))
+        ticket,
+    )))
 }
 
-async fn stream_awards(State(st): State<Shared>, headers: HeaderMap) -> Response {
-    sse_headers(stream::sse_response(
+async fn stream_awards(
+    State(st): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    session: Session,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    let ticket = stream_ticket(&st, peer, &headers, session.as_deref())?;
+    Ok(sse_headers(stream::sse_response(
         &st,
         Kind::Awards,
         last_event_id(&headers),
         Filters::default(),
-    ))
+        ticket,
+    )))
 }
 
 /// `/_get_log_head`: served as JSON (the original says `text/html`; compat.md).
@@ -318,7 +381,11 @@ async fn login_form(
     let Some(auth) = &st.auth else {
         return Ok(Redirect::to("/").into_response());
     };
-    if auth.session(&cookie_headers(&headers)).is_some() {
+    if auth
+        .session(&st.data, &cookie_headers(&headers))
+        .await?
+        .is_some()
+    {
         return Ok(Redirect::to("/").into_response());
     }
     let p = Params::parse(q.as_deref()).unwrap_or_default();
@@ -341,52 +408,91 @@ fn login_failed(msg: &str) -> Response {
     Redirect::to(&q).into_response()
 }
 
-/// `POST /login`: CSRF check, rate limit, then MISP decides.
+/// The most a login form needs: two fields of at most 255 characters, a token, a button.
+const LOGIN_BODY_MAX: usize = 8 << 10;
+
+/// `POST /login`: CSRF check, rate limits, then MISP decides.
+///
+/// Nothing is read before the browser's CSRF cookie is found genuine, and then at most
+/// [`LOGIN_BODY_MAX`] bytes within `[mispdash] connection_timeout`: a body announced or sent
+/// larger is refused with 413, a slow one with 408, so no one can make the server hold
+/// megabytes per connection.
 async fn login_submit(
     State(st): State<Shared>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, WebError> {
     let Some(auth) = &st.auth else {
         return Ok(Redirect::to("/").into_response());
     };
-    if body.len() > 8192 {
-        return Err(WebError::bad("login form too large"));
-    }
-    let form = Params::parse(Some(&String::from_utf8_lossy(&body)))?;
     let cookies = cookie_headers(&headers);
+    let stale_form = || {
+        WebError::bad("the login form expired or was not sent by this site; reload the login page")
+    };
+    if !auth.has_csrf_cookie(&cookies) {
+        return Err(stale_form());
+    }
+    let timeout = Duration::from_secs(st.cfg.guard.connection_timeout);
+    let body = match tokio::time::timeout(timeout, axum::body::to_bytes(body, LOGIN_BODY_MAX)).await
+    {
+        Ok(Ok(b)) => b,
+        Ok(Err(_)) => {
+            return Err(WebError::Refused {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                reason: format!("a login form has at most {LOGIN_BODY_MAX} bytes"),
+            })
+        }
+        Err(_) => {
+            return Err(WebError::Refused {
+                status: StatusCode::REQUEST_TIMEOUT,
+                reason: "the login form was not sent in time".into(),
+            })
+        }
+    };
+    let form = Params::parse(Some(&String::from_utf8_lossy(&body)))?;
     if !auth.csrf_ok(&cookies, form.get("csrf_token").unwrap_or("")) {
-        return Err(WebError::bad(
-            "the login form expired or was not sent by this site; reload the login page",
-        ));
+        return Err(stale_form());
     }
-    if !auth.attempt_allowed(peer.ip()) {
-        tracing::warn!("login attempts from {} over the limit", peer.ip());
-        return Err(WebError::TooManyRequests);
-    }
+    let ip = client_address(&st, peer, &headers);
     let user = form.get("username").unwrap_or("");
+    if let Err(limited) = auth.attempt_allowed(ip, user) {
+        tracing::warn!(
+            "login attempt from {ip} for {:?} refused: too many for this {}",
+            crate::buffer::cut(user, 100),
+            limited.what
+        );
+        return Err(WebError::TooManyRequests {
+            what: format!("too many login attempts for this {}", limited.what),
+            retry_after: limited.retry_after_secs,
+        });
+    }
     match auth.check(user, form.get("password").unwrap_or("")).await {
-        Ok(name) => {
-            tracing::info!("login of {name:?} from {}", peer.ip());
-            Ok(with_cookies(
-                Redirect::to("/").into_response(),
-                &[auth.session_cookie(&name, st.tls)],
-            ))
+        Ok(who) => {
+            let cookie = auth.open_session(&st.data, &who, st.tls).await?;
+            tracing::info!("login of {:?} from {ip}", who.name);
+            Ok(with_cookies(Redirect::to("/").into_response(), &[cookie]))
         }
         Err(e) => {
-            tracing::warn!("login of {user:?} from {} refused: {e} ({e:?})", peer.ip());
+            tracing::warn!(
+                "login of {:?} from {ip} refused: {e} ({e:?})",
+                crate::buffer::cut(user, 100)
+            );
             Ok(login_failed(&e.to_string()))
         }
     }
 }
 
-async fn logout(State(st): State<Shared>) -> Response {
+/// `/logout`: the session ends in Redis (the cookie alone would outlive it otherwise), then
+/// in the browser.
+async fn logout(State(st): State<Shared>, headers: HeaderMap) -> Result<Response, WebError> {
     let r = Redirect::to("/login").into_response();
-    match &st.auth {
-        Some(auth) => with_cookies(r, &[auth.clear_session_cookie(st.tls)]),
-        None => r,
-    }
+    let Some(auth) = &st.auth else {
+        return Ok(r);
+    };
+    auth.end_session(&st.data, &cookie_headers(&headers))
+        .await?;
+    Ok(with_cookies(r, &[auth.clear_session_cookie(st.tls)]))
 }
 
 async fn not_found() -> WebError {
@@ -395,13 +501,35 @@ async fn not_found() -> WebError {
 
 /// Refuses requests without a valid session when auth is on: browsers navigating to a page are
 /// sent to the login form, API and stream clients get a 401 (the original redirects them too,
-/// and their scripts then parse a login page).
-async fn require_session(State(st): State<Shared>, req: Request, next: Next) -> Response {
+/// and their scripts then parse a login page). What a session is shown is the user's own:
+/// `Cache-Control: private, no-store` keeps it out of shared caches and the browser's disk.
+async fn require_session(State(st): State<Shared>, mut req: Request, next: Next) -> Response {
     let Some(auth) = &st.auth else {
         return next.run(req).await;
     };
-    if req.method() == Method::OPTIONS || auth.session(&cookie_headers(req.headers())).is_some() {
+    if req.method() == Method::OPTIONS {
         return next.run(req).await;
+    }
+    let found = match tokio::time::timeout(
+        REDIS_DEADLINE,
+        auth.session(&st.data, &cookie_headers(req.headers())),
+    )
+    .await
+    {
+        Ok(Ok(found)) => found,
+        Ok(Err(e)) => return e.into_response(),
+        Err(_) => {
+            return WebError::Unavailable("Redis did not answer in time".into()).into_response()
+        }
+    };
+    if let Some(current) = found {
+        req.extensions_mut().insert(current);
+        let mut r = next.run(req).await;
+        r.headers_mut().insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("private, no-store"),
+        );
+        return r;
     }
     let html = req
         .headers()
@@ -608,15 +736,25 @@ pub fn router(st: Shared) -> Router {
         .route("/_getTrendingDisc", get(trending_disc))
         .route("/_getTypeaheadData", get(typeahead))
         .route("/_getGenericTrendingOvertime", get(generic_overtime))
-        .route("/status", get(status))
-        .route_layer(middleware::from_fn_with_state(st.clone(), require_session));
+        .route("/status", get(status));
+    // `/metrics` tells request counts and feed health: behind login unless configured open
+    // (a Prometheus scraper without a session).
+    let metrics_open = st.cfg.guard.metrics_public || st.auth.is_none();
+    let protected = match metrics_open {
+        true => protected,
+        false => protected.route("/metrics", get(metrics)),
+    }
+    .route_layer(middleware::from_fn_with_state(st.clone(), require_session));
     let open = Router::new()
         .route("/login", get(login_form).post(login_submit))
         .route("/logout", get(logout).post(logout))
         .route("/error_page", get(error_page))
         .route("/static/{*path}", get(static_file))
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics));
+        .route("/healthz", get(healthz));
+    let open = match metrics_open {
+        true => open.route("/metrics", get(metrics)),
+        false => open,
+    };
     let csp = format!(
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: {}; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
         st.cfg.misp_web_url
@@ -656,10 +794,12 @@ pub fn router(st: Shared) -> Router {
     app.with_state(st)
 }
 
-/// At most this many connections at once; more wait in the kernel's backlog.
-const MAX_CONNECTIONS: usize = 20_000;
-
 /// Accepts connections until shutdown, each served on its own task.
+///
+/// Each is admitted against the connection limits first (see [`super::conn`]); one over them
+/// is closed at once. Every phase before a request is bounded by `[mispdash]
+/// connection_timeout`: the TLS handshake, the first bytes, a request's headers (and the
+/// silence between two requests of an HTTP/1 connection), an HTTP/2 ping's answer.
 ///
 /// A write that cannot complete within `write_timeout` means the client stopped reading (a
 /// stream client stalled, or gone without a FIN): its connection is closed and counted in
@@ -675,17 +815,19 @@ pub async fn serve(
 ) {
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let timeout = Duration::from_secs(st.cfg.guard.connection_timeout);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30));
+        .header_read_timeout(timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(timeout)
+        .keep_alive_timeout(timeout);
+    let mut refusals_said = std::time::Instant::now() - Duration::from_secs(60);
     loop {
-        let permit = tokio::select! {
-            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-            _ = shutdown.wait_for(|s| *s) => break,
-        };
         let (tcp, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(x) => x,
@@ -697,6 +839,32 @@ pub async fn serve(
             },
             _ = shutdown.wait_for(|s| *s) => break,
         };
+        let ticket =
+            match st.admission.admit(peer.ip()) {
+                Ok(t) => t,
+                Err(why) => {
+                    // Closed here, at once: left in the backlog it would hold up everyone.
+                    drop(tcp);
+                    if refusals_said.elapsed() >= Duration::from_secs(10) {
+                        refusals_said = std::time::Instant::now();
+                        match why {
+                            super::conn::Refusal::Total => tracing::warn!(
+                            "{} connections open, the most allowed ([mispdash] max_connections); \
+                             new ones are closed ({} so far)",
+                            st.admission.open(),
+                            st.admission.refused.load(std::sync::atomic::Ordering::Relaxed)
+                        ),
+                            super::conn::Refusal::PerAddress => tracing::warn!(
+                                "{} holds {} connections, the most allowed from one address \
+                             ([mispdash] max_connections_per_address); new ones are closed",
+                                peer.ip(),
+                                st.cfg.guard.max_connections_per_address
+                            ),
+                        }
+                    }
+                    continue;
+                }
+            };
         let _ = tcp.set_nodelay(true);
         let mut io = tokio_io_timeout::TimeoutStream::new(tcp);
         io.set_write_timeout(Some(write_timeout));
@@ -711,31 +879,38 @@ pub async fn serve(
         let builder = builder.clone();
         let watcher = graceful.watcher();
         let st = st.clone();
+        let admission = st.admission.clone();
         match &acceptor {
             None => {
                 tokio::spawn(async move {
+                    let io = super::conn::FirstBytes::new(io, timeout, admission);
                     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
                     let r = watcher.watch(conn.into_owned()).await;
                     count_timeout(&st, r);
-                    drop(permit);
+                    drop(ticket);
                 });
             }
             Some(acc) => {
                 let acc = acc.clone();
                 tokio::spawn(async move {
-                    let tls =
-                        match tokio::time::timeout(Duration::from_secs(10), acc.accept(io)).await {
-                            Ok(Ok(s)) => s,
-                            Ok(Err(e)) => {
-                                tracing::debug!("TLS handshake with {peer} failed: {e}");
-                                return;
-                            }
-                            Err(_) => return,
-                        };
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc);
+                    let tls = match tokio::time::timeout(timeout, acc.accept(io)).await {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::debug!("TLS handshake with {peer} failed: {e}");
+                            return;
+                        }
+                        Err(_) => {
+                            admission
+                                .timed_out
+                                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            return;
+                        }
+                    };
+                    let io = super::conn::FirstBytes::new(tls, timeout, admission);
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
                     let r = watcher.watch(conn.into_owned()).await;
                     count_timeout(&st, r);
-                    drop(permit);
+                    drop(ticket);
                 });
             }
         }
@@ -751,6 +926,15 @@ fn count_timeout(st: &Shared, r: Result<(), Box<dyn std::error::Error + Send + S
     };
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e.as_ref());
     while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if io
+                .get_ref()
+                .is_some_and(|inner| inner.is::<super::conn::Silent>())
+            {
+                // Counted by the admission as silent, not as a slow reader.
+                return;
+            }
+        }
         if err
             .downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)

@@ -97,6 +97,8 @@ pub struct WebConfig {
     pub list_name: String,
     pub geoip_path: std::path::PathBuf,
     pub trending_max_display: usize,
+    /// `[mispdash]` protections of the server.
+    pub guard: crate::config::HttpGuard,
 }
 
 impl WebConfig {
@@ -126,6 +128,7 @@ impl WebConfig {
             list_name: cfg.redis.list_name.clone(),
             geoip_path: cfg.redis.path_maxmind_db.clone(),
             trending_max_display: 15,
+            guard: cfg.http.clone(),
         }
     }
 }
@@ -156,6 +159,10 @@ pub struct AppState {
     pub version: &'static str,
     /// Whether JSON answers are reused for the cache lifetime.
     pub cache_enabled: bool,
+    /// Open connections, and those refused or timed out.
+    pub admission: Arc<super::conn::Admission>,
+    /// Live streams open per client (session or address).
+    pub streams: super::stream::StreamCounts,
 }
 
 pub type Shared = Arc<AppState>;

@@ -186,6 +186,56 @@ impl Hub {
     }
 }
 
+/// Live streams open per client (a session, or an address without login), so that one client
+/// cannot hold thousands: each costs a task, a connection and a broadcast receiver.
+#[derive(Default)]
+pub struct StreamCounts {
+    open: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+}
+
+/// One open stream of a client; counted until dropped (when the stream ends, however).
+pub struct StreamTicket {
+    counts: Weak<AppState>,
+    client: String,
+}
+
+impl StreamCounts {
+    /// Counts a new stream of `client`, unless it already holds `max`.
+    pub fn open(st: &Arc<AppState>, client: String, max: usize) -> Option<StreamTicket> {
+        let mut m = match st.streams.open.lock() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let n = m.entry(client.clone()).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(StreamTicket {
+            counts: Arc::downgrade(st),
+            client,
+        })
+    }
+}
+
+impl Drop for StreamTicket {
+    fn drop(&mut self) {
+        let Some(st) = self.counts.upgrade() else {
+            return;
+        };
+        let mut m = match st.streams.open.lock() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some(n) = m.get_mut(&self.client) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.client);
+            }
+        }
+    }
+}
+
 /// Decrements the client count when a stream ends, however it ends.
 struct ClientGuard(Weak<AppState>);
 
@@ -204,6 +254,7 @@ pub fn sse_response(
     kind: Kind,
     last_event_id: Option<u64>,
     filters: Filters,
+    ticket: StreamTicket,
 ) -> Response {
     let (backlog, rx) = st.hub.topic(kind).subscribe(last_event_id);
     st.hub.clients.fetch_add(1, Ordering::Relaxed);
@@ -244,7 +295,7 @@ pub fn sse_response(
     .map(|_| Bytes::from_static(b":\n\n"));
     let body = futures_util::stream::select(events, keepalive)
         .map(move |b| {
-            let _keep = &guard;
+            let _keep = (&guard, &ticket);
             Ok::<Bytes, Infallible>(b)
         })
         .take_until(Box::pin(stop));

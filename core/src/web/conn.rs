@@ -1,0 +1,375 @@
+//! What a connection may hold before it has said anything useful.
+//!
+//! An HTTP server that waits for a client for ever can be emptied by anyone who opens
+//! connections and says nothing: every silent socket holds a file descriptor and a task, and
+//! at the open-files limit `accept` fails for everyone (`/healthz` included). So:
+//!
+//! - every connection is admitted against a total and a per-address count ([`Admission`]);
+//!   one over either is closed as soon as it is accepted, never left in the kernel's backlog
+//!   where it would delay everyone else's;
+//! - its first bytes must arrive within the connection timeout ([`FirstBytes`]): before the
+//!   first byte of plain HTTP, after a TLS handshake, and inside the HTTP/1-vs-2 detection,
+//!   which reads up to the 24 bytes of the HTTP/2 preface and has no timeout of its own.
+//!
+//! The later phases are hyper's: the header read timeout (HTTP/1, also between requests of a
+//! kept-alive connection) and keep-alive pings that a silent HTTP/2 peer does not answer.
+
+use ipnet::IpNet;
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// Bytes after which a connection has shown it speaks: the HTTP/2 preface's length, which is
+/// also less than any HTTP/1 request a browser or tool sends.
+pub const FIRST_BYTES: usize = 24;
+
+/// File descriptors kept for everything but client connections (Redis, GeoIP, logs, ...).
+const RESERVED_FDS: usize = 256;
+
+/// Counts open connections in all and per address.
+pub struct Admission {
+    total: usize,
+    per_address: usize,
+    trusted: Vec<IpNet>,
+    open: AtomicUsize,
+    by_address: Mutex<HashMap<IpAddr, usize>>,
+    /// Connections closed at once because a limit was reached.
+    pub refused: AtomicU64,
+    /// Connections closed because they said nothing in time.
+    pub timed_out: AtomicU64,
+}
+
+/// Why a connection was not admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    Total,
+    PerAddress,
+}
+
+/// An admitted connection; counted until dropped.
+pub struct Ticket {
+    admission: Arc<Admission>,
+    counted_as: Option<IpAddr>,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.admission.open.fetch_sub(1, Ordering::Relaxed);
+        if let Some(ip) = self.counted_as {
+            if let Ok(mut m) = self.admission.by_address.lock() {
+                if let Some(n) = m.get_mut(&ip) {
+                    *n -= 1;
+                    if *n == 0 {
+                        m.remove(&ip);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The soft limit of open files, after `raise_fd_limit`.
+fn open_files_limit() -> Option<usize> {
+    let mut l = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct we pass.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) } == 0;
+    (ok && l.rlim_cur != libc::RLIM_INFINITY).then_some(l.rlim_cur as usize)
+}
+
+impl Admission {
+    /// `total` is lowered to what the open-files limit leaves after a reserve, so the server
+    /// never runs out of descriptors for its own work or for the next `accept`.
+    pub fn new(total: usize, per_address: usize, trusted: Vec<IpNet>) -> Admission {
+        let room = open_files_limit().map(|n| n.saturating_sub(RESERVED_FDS).max(16));
+        let total = match room {
+            Some(room) if room < total => {
+                tracing::info!(
+                    "at most {room} connections at once (the open-files limit allows no more; \
+                     [mispdash] max_connections says {total})"
+                );
+                room
+            }
+            _ => total,
+        };
+        Admission {
+            total,
+            per_address,
+            trusted,
+            open: AtomicUsize::new(0),
+            by_address: Mutex::new(HashMap::new()),
+            refused: AtomicU64::new(0),
+            timed_out: AtomicU64::new(0),
+        }
+    }
+
+    pub fn total(&self) -> usize {
+        self.total
+    }
+
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// Whether `ip` is a configured reverse proxy.
+    pub fn is_trusted(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        self.trusted.iter().any(|n| n.contains(&ip))
+    }
+
+    /// Counts a new connection from `ip`, or says which limit it is over. A trusted proxy's
+    /// connections carry many clients, so they count only towards the total.
+    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Ticket, Refusal> {
+        let ip = canonical(ip);
+        if self.open.fetch_add(1, Ordering::Relaxed) >= self.total {
+            self.open.fetch_sub(1, Ordering::Relaxed);
+            self.refused.fetch_add(1, Ordering::Relaxed);
+            return Err(Refusal::Total);
+        }
+        let counted_as = match self.is_trusted(ip) {
+            true => None,
+            false => {
+                let mut m = match self.by_address.lock() {
+                    Ok(m) => m,
+                    Err(poisoned) => poisoned.into_inner(),
+                };
+                let n = m.entry(ip).or_insert(0);
+                if *n >= self.per_address {
+                    drop(m);
+                    self.open.fetch_sub(1, Ordering::Relaxed);
+                    self.refused.fetch_add(1, Ordering::Relaxed);
+                    return Err(Refusal::PerAddress);
+                }
+                *n += 1;
+                Some(ip)
+            }
+        };
+        Ok(Ticket {
+            admission: self.clone(),
+            counted_as,
+        })
+    }
+}
+
+/// IPv4 clients of a dual-stack socket arrive as `::ffff:a.b.c.d`; count and match them as
+/// the IPv4 address they are.
+pub fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V6(v6)),
+        v4 => v4,
+    }
+}
+
+/// The client's address: the TCP peer, or behind a trusted reverse proxy the address the
+/// proxies forwarded (`X-Forwarded-For`, read from the right: the nearest address that is not
+/// itself a trusted proxy; the left part can be written by anyone). From a peer that is not a
+/// trusted proxy the header is ignored.
+pub fn client_ip(admission: &Admission, peer: IpAddr, forwarded_for: &[&str]) -> IpAddr {
+    let peer = canonical(peer);
+    if !admission.is_trusted(peer) {
+        return peer;
+    }
+    let hops: Vec<&str> = forwarded_for
+        .iter()
+        .flat_map(|h| h.split(','))
+        .map(str::trim)
+        .collect();
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        let Ok(ip) = hop.parse::<IpAddr>() else {
+            // Unreadable: the last proxy that was trusted is as far as we can see.
+            break;
+        };
+        client = canonical(ip);
+        if !admission.is_trusted(client) {
+            break;
+        }
+    }
+    client
+}
+
+/// The error of a connection closed because its client said nothing in time (told apart from
+/// a client that stopped reading, which the write timeout closes).
+#[derive(Debug)]
+pub struct Silent;
+
+impl std::fmt::Display for Silent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the client sent nothing in time")
+    }
+}
+
+impl std::error::Error for Silent {}
+
+/// Reads that must bring [`FIRST_BYTES`] bytes before a deadline; after them, plain reads.
+pub struct FirstBytes<IO> {
+    inner: IO,
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    left: usize,
+    admission: Arc<Admission>,
+}
+
+impl<IO> FirstBytes<IO> {
+    pub fn new(inner: IO, timeout: Duration, admission: Arc<Admission>) -> Self {
+        FirstBytes {
+            inner,
+            deadline: Some(Box::pin(tokio::time::sleep(timeout))),
+            left: FIRST_BYTES,
+            admission,
+        }
+    }
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for FirstBytes<IO> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if let Some(d) = this.deadline.as_mut() {
+            if d.as_mut().poll(cx).is_ready() {
+                this.deadline = None;
+                this.left = 0;
+                this.admission.timed_out.fetch_add(1, Ordering::Relaxed);
+                return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, Silent)));
+            }
+        }
+        let before = buf.filled().len();
+        let r = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = &r {
+            let n = buf.filled().len() - before;
+            this.left = this.left.saturating_sub(n);
+            if this.left == 0 || n == 0 {
+                this.deadline = None;
+            }
+        }
+        r
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for FirstBytes<IO> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_per_address_and_in_all() {
+        let proxy: IpNet = "10.0.0.0/8".parse().expect("net");
+        let a = Arc::new(Admission {
+            total: 5,
+            per_address: 2,
+            trusted: vec![proxy],
+            open: AtomicUsize::new(0),
+            by_address: Mutex::new(HashMap::new()),
+            refused: AtomicU64::new(0),
+            timed_out: AtomicU64::new(0),
+        });
+        let one: IpAddr = "192.0.2.1".parse().expect("ip");
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().expect("ip");
+        let t1 = a.admit(one).expect("first");
+        let _t2 = a.admit(mapped).expect("second, the same address");
+        assert_eq!(a.admit(one).err(), Some(Refusal::PerAddress));
+        drop(t1);
+        let _t3 = a.admit(one).expect("a slot came free");
+        let p: IpAddr = "10.1.2.3".parse().expect("ip");
+        let _p1 = a.admit(p).expect("proxy");
+        let _p2 = a.admit(p).expect("proxy");
+        let _p3 = a.admit(p).expect("proxy: no per-address limit");
+        assert_eq!(a.admit(p).err(), Some(Refusal::Total));
+        assert_eq!(a.refused.load(Ordering::Relaxed), 2);
+        assert_eq!(a.open(), 5);
+    }
+
+    #[test]
+    fn forwarded_addresses_only_from_trusted_proxies() {
+        let a = Admission::new(10, 10, vec!["127.0.0.1/32".parse().expect("net")]);
+        let proxy: IpAddr = "127.0.0.1".parse().expect("ip");
+        let other: IpAddr = "127.0.0.2".parse().expect("ip");
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        assert_eq!(client_ip(&a, proxy, &["192.0.2.7"]), ip("192.0.2.7"));
+        // Spoofed left part: the nearest untrusted hop is the client.
+        assert_eq!(
+            client_ip(&a, proxy, &["6.6.6.6, 192.0.2.7"]),
+            ip("192.0.2.7")
+        );
+        assert_eq!(
+            client_ip(&a, proxy, &["192.0.2.7", "127.0.0.1"]),
+            ip("192.0.2.7")
+        );
+        assert_eq!(client_ip(&a, proxy, &[]), proxy);
+        assert_eq!(client_ip(&a, proxy, &["garbage"]), proxy);
+        // Not a proxy: the header is ignored.
+        assert_eq!(client_ip(&a, other, &["192.0.2.7"]), other);
+    }
+
+    #[tokio::test]
+    async fn silent_peers_time_out_and_talkers_do_not() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let a = Arc::new(Admission::new(10, 10, Vec::new()));
+        let (client, server) = tokio::io::duplex(64);
+        let mut r = FirstBytes::new(server, Duration::from_millis(100), a.clone());
+        let mut buf = [0u8; 8];
+        let e = r.read(&mut buf).await.expect_err("silence");
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(a.timed_out.load(Ordering::Relaxed), 1);
+        drop(client);
+
+        let (mut client, server) = tokio::io::duplex(64);
+        let mut r = FirstBytes::new(server, Duration::from_millis(100), a.clone());
+        client.write_all(&[b'x'; FIRST_BYTES]).await.expect("write");
+        let mut got = Vec::new();
+        while got.len() < FIRST_BYTES {
+            let n = r.read(&mut buf).await.expect("read");
+            got.extend_from_slice(&buf[..n]);
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        client.write_all(b"later").await.expect("write");
+        let n = r
+            .read(&mut buf)
+            .await
+            .expect("no deadline after the first bytes");
+        assert_eq!(&buf[..n], b"later");
+    }
+}
