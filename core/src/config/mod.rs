@@ -217,8 +217,9 @@ pub struct HttpGuard {
     /// `max_connections`: connections open at once in all (lowered to what the open-files
     /// limit allows); more are closed as soon as they are accepted.
     pub max_connections: usize,
-    /// `max_connections_per_address`: connections open at once from one address (a trusted
-    /// proxy's are not counted per address).
+    /// `max_connections_per_address`: connections open at once from one address (an IPv6
+    /// client's /64, which one host usually holds whole; a trusted proxy's connections are not
+    /// counted per address).
     pub max_connections_per_address: usize,
     /// `max_streams_per_client`: live streams open at once per session (per address without
     /// login).
@@ -243,7 +244,7 @@ impl Default for HttpGuard {
     fn default() -> Self {
         HttpGuard {
             connection_timeout: 10,
-            max_connections: 10_000,
+            max_connections: 4096,
             max_connections_per_address: 256,
             max_streams_per_client: 32,
             trusted_proxies: Vec::new(),

@@ -130,6 +130,7 @@ impl Admission {
     /// connections carry many clients, so they count only towards the total.
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Ticket, Refusal> {
         let ip = canonical(ip);
+        let counted = per_address_key(ip);
         if self.open.fetch_add(1, Ordering::Relaxed) >= self.total {
             self.open.fetch_sub(1, Ordering::Relaxed);
             self.refused.fetch_add(1, Ordering::Relaxed);
@@ -142,7 +143,7 @@ impl Admission {
                     Ok(m) => m,
                     Err(poisoned) => poisoned.into_inner(),
                 };
-                let n = m.entry(ip).or_insert(0);
+                let n = m.entry(counted).or_insert(0);
                 if *n >= self.per_address {
                     drop(m);
                     self.open.fetch_sub(1, Ordering::Relaxed);
@@ -150,7 +151,7 @@ impl Admission {
                     return Err(Refusal::PerAddress);
                 }
                 *n += 1;
-                Some(ip)
+                Some(counted)
             }
         };
         Ok(Ticket {
@@ -212,6 +213,18 @@ impl std::fmt::Display for Silent {
 }
 
 impl std::error::Error for Silent {}
+
+/// What connections are counted under: the address, or an IPv6 address's /64 (a host gets a
+/// whole /64 and can use any address in it).
+fn per_address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::from([s[0], s[1], s[2], s[3], 0, 0, 0, 0])
+        }
+        v4 => v4,
+    }
+}
 
 /// Reads that must bring [`FIRST_BYTES`] bytes before a deadline; after them, plain reads.
 pub struct FirstBytes<IO> {
@@ -313,12 +326,18 @@ mod tests {
         assert_eq!(a.admit(one).err(), Some(Refusal::PerAddress));
         drop(t1);
         let _t3 = a.admit(one).expect("a slot came free");
+        let v6a: IpAddr = "2001:db8:1:2::1".parse().expect("ip");
+        let v6b: IpAddr = "2001:db8:1:2:ffff::7".parse().expect("ip");
+        let _v1 = a.admit(v6a).expect("v6");
+        let _v2 = a.admit(v6b).expect("v6, same /64");
+        assert_eq!(a.admit(v6a).err(), Some(Refusal::PerAddress), "one /64");
+        drop((_v1, _v2));
         let p: IpAddr = "10.1.2.3".parse().expect("ip");
         let _p1 = a.admit(p).expect("proxy");
         let _p2 = a.admit(p).expect("proxy");
         let _p3 = a.admit(p).expect("proxy: no per-address limit");
         assert_eq!(a.admit(p).err(), Some(Refusal::Total));
-        assert_eq!(a.refused.load(Ordering::Relaxed), 2);
+        assert_eq!(a.refused.load(Ordering::Relaxed), 3);
         assert_eq!(a.open(), 5);
     }
 

@@ -821,11 +821,13 @@ pub async fn serve(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(timeout);
+    // A ping after half the timeout without a frame, and half for its answer: a silent
+    // HTTP/2 peer is gone within the timeout, a live one answers pings.
     builder
         .http2()
         .timer(TokioTimer::new())
-        .keep_alive_interval(timeout)
-        .keep_alive_timeout(timeout);
+        .keep_alive_interval(timeout / 2)
+        .keep_alive_timeout(timeout / 2);
     let mut refusals_said = std::time::Instant::now() - Duration::from_secs(60);
     loop {
         let (tcp, peer) = tokio::select! {
