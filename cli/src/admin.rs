@@ -52,14 +52,16 @@ fn config_source(path: Option<&Path>) -> selftest::ConfigSource {
 }
 
 fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
-    Ok(match config_source(path) {
+    let mut cfg = match config_source(path) {
         selftest::ConfigSource::File(p) => Config::load(&p)?,
         selftest::ConfigSource::Defaults => {
             let mut cfg = Config::defaults();
             cfg.apply_env(|k| std::env::var(k).ok())?;
             cfg
         }
-    })
+    };
+    mispdash_core::app::adopt_managed_password(&mut cfg, &mispdash_core::app::default_data_dir());
+    Ok(cfg)
 }
 
 fn spinner() -> ProgressBar {

@@ -143,15 +143,17 @@ pub(crate) fn default_config_path() -> Option<PathBuf> {
 }
 
 pub(crate) fn load_config(path: Option<&Path>) -> anyhow::Result<(Config, bool)> {
-    if let Some(p) = path {
-        return Ok((Config::load(p)?, true));
-    }
-    if let Some(default) = default_config_path() {
-        return Ok((Config::load(&default)?, true));
-    }
-    let mut cfg = Config::defaults();
-    cfg.apply_env(|k| std::env::var(k).ok())?;
-    Ok((cfg, false))
+    let (mut cfg, from_file) = if let Some(p) = path {
+        (Config::load(p)?, true)
+    } else if let Some(default) = default_config_path() {
+        (Config::load(&default)?, true)
+    } else {
+        let mut cfg = Config::defaults();
+        cfg.apply_env(|k| std::env::var(k).ok())?;
+        (cfg, false)
+    };
+    app::adopt_managed_password(&mut cfg, &app::default_data_dir());
+    Ok((cfg, from_file))
 }
 
 /// SIGINT (Ctrl-C) and SIGTERM (systemd, containers) both stop cleanly: subscribers stop,
@@ -286,7 +288,8 @@ fn real_main() -> anyhow::Result<()> {
             password,
             data_dir,
         } => {
-            let (cfg, _) = load_config(cli.config.as_deref())?;
+            let (mut cfg, _) = load_config(cli.config.as_deref())?;
+            app::adopt_managed_password(&mut cfg, &data_dir);
             if username.is_some() != password.is_some() {
                 anyhow::bail!("--username and --password go together");
             }

@@ -9,7 +9,7 @@ use crate::geoip::{Centroids, GeoDb};
 use crate::managed_redis::{self, ManagedRedis};
 use crate::redis_util::RedisTarget;
 use crate::rules::Env;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use thiserror::Error;
@@ -116,6 +116,27 @@ fn warn_about_options(cfg: &Config) {
     }
 }
 
+/// Where `mispdash run` keeps its managed Redis and spool unless told otherwise:
+/// `$MISPDASH_DATA_DIR`, else `.mispdash`.
+pub fn default_data_dir() -> PathBuf {
+    std::env::var_os("MISPDASH_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(".mispdash"))
+}
+
+/// Lets a command reach the Redis that `mispdash run` manages with `data_dir`: its password
+/// (see [`managed_redis::adopt_password`]).
+pub fn adopt_managed_password(cfg: &mut Config, data_dir: &Path) {
+    let mut target = RedisTarget::from_config(&cfg.redis);
+    if managed_redis::adopt_password(&mut target, &data_dir.join("redis")) {
+        tracing::debug!(
+            "using the managed Redis's password from {}",
+            data_dir.display()
+        );
+        cfg.redis.password = target.password;
+    }
+}
+
 /// Runs until `stop` is set (by a signal handler of the caller).
 pub fn run(
     cfg: &Config,
@@ -124,21 +145,31 @@ pub fn run(
     stop: Arc<AtomicBool>,
 ) -> Result<(), AppError> {
     warn_about_options(cfg);
-    let target = RedisTarget::from_config(&cfg.redis);
+    let mut cfg = cfg.clone();
+    let managed_dir = opts.data_dir.join("redis");
+    let mut target = RedisTarget::from_config(&cfg.redis);
+    // A managed Redis already running (another `mispdash run` of this data directory).
+    if managed_redis::adopt_password(&mut target, &managed_dir) {
+        cfg.redis.password = target.password.clone();
+    }
     let _managed: Option<ManagedRedis> = if opts.manage_redis
         && is_local(&target.host)
         && !managed_redis::is_reachable(&target)
     {
-        let dir = opts.data_dir.join("redis");
         tracing::warn!(
-            "no Redis answers at {target}; starting a managed redis-server on 127.0.0.1:{} with its data in {}",
+            "no Redis answers at {target}; starting a managed redis-server on 127.0.0.1:{} with its data in {} (password in its {} file)",
             target.port,
-            dir.display()
+            managed_dir.display(),
+            managed_redis::PASSWORD_FILE
         );
-        Some(ManagedRedis::start(&dir, target.port)?)
+        let m = ManagedRedis::start(&managed_dir, target.port)?;
+        cfg.redis.password = Some(m.password().to_string());
+        Some(m)
     } else {
         None
     };
+    let cfg = &cfg;
+    let target = RedisTarget::from_config(&cfg.redis);
 
     // The server first: a configuration it refuses (TLS files, default session secret, port in
     // use) stops start-up before anything else runs.

@@ -6,6 +6,12 @@
 //! with `everysec` plus the RDB save points), so the dashboard's history survives restarts like it
 //! would on an admin-run Redis.
 //!
+//! Other local users must not read the statistics or inject messages into the buffer, so the
+//! server requires a password: a random one, kept in `password` (mode 0600) in its 0700 data
+//! directory and given to the server in a 0600 configuration file there, never on its command
+//! line (which anyone can read in `/proc`). mispdash's other commands on the same machine find
+//! it there ([`adopt_password`]).
+//!
 //! The server must never outlive mispdash, or a later start would find the port taken by an
 //! orphan nobody stops. Three mechanisms cover the ways mispdash can end:
 //! * a normal end drops [`ManagedRedis`], which asks the server for `SHUTDOWN SAVE` and kills it
@@ -25,7 +31,7 @@ use crate::redis_util::RedisTarget;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -38,6 +44,10 @@ pub const FALLBACK_BINARIES: &[&str] = &["/usr/bin/redis-server", "/usr/sbin/red
 
 /// Name of the log file inside the data directory.
 pub const LOG_FILE: &str = "redis-server.log";
+/// The managed server's password, inside the data directory (mode 0600).
+pub const PASSWORD_FILE: &str = "password";
+/// The configuration file that gives the server its password (mode 0600).
+const CONF_FILE: &str = "redis.conf";
 
 /// How long a new server has to answer its first PING.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -108,6 +118,7 @@ pub struct ManagedRedis {
     port: u16,
     dir: PathBuf,
     log: PathBuf,
+    password: String,
 }
 
 impl ManagedRedis {
@@ -140,6 +151,16 @@ impl ManagedRedis {
             PortState::Other => return Err(ManagedRedisError::PortTakenByOther { port }),
         }
         let dir = prepare_dir(dir)?;
+        let data_err = |source| ManagedRedisError::DataDir {
+            dir: dir.clone(),
+            source,
+        };
+        let password = ensure_password(&dir).map_err(data_err)?;
+        let conf = write_private(
+            &dir.join(CONF_FILE),
+            &format!("# Written by mispdash at each start.\nrequirepass {password}\n"),
+        )
+        .map_err(data_err)?;
         let log = dir.join(LOG_FILE);
         let log_start = fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
 
@@ -154,7 +175,8 @@ impl ManagedRedis {
             })?;
 
         let mut cmd = Command::new(binary);
-        cmd.args(server_args(&dir, &log, port))
+        cmd.arg(&conf)
+            .args(server_args(&dir, &log, port))
             .current_dir(&dir)
             .stdin(Stdio::null())
             .stdout(Stdio::from(out))
@@ -174,6 +196,7 @@ impl ManagedRedis {
             port,
             dir,
             log,
+            password,
         };
         if let Err(reason) = me.wait_ready() {
             // Do not leave a half-started server behind; its log says what went wrong.
@@ -192,13 +215,17 @@ impl ManagedRedis {
         self.port
     }
 
-    /// The address to connect to (always loopback, never a password).
+    /// The address to connect to (always loopback) and the password.
     pub fn target(&self) -> RedisTarget {
         RedisTarget {
             host: "127.0.0.1".into(),
             port: self.port,
-            password: None,
+            password: Some(self.password.clone()),
         }
+    }
+
+    pub fn password(&self) -> &str {
+        &self.password
     }
 
     pub fn dir(&self) -> &Path {
@@ -318,6 +345,76 @@ impl Drop for ManagedRedis {
     }
 }
 
+/// Writes `text` to `path`, readable and writable by its owner only.
+fn write_private(path: &Path, text: &str) -> io::Result<PathBuf> {
+    let mut f = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    // An existing file keeps its mode through open(2): make it private anyway.
+    f.set_permissions(fs::Permissions::from_mode(0o600))?;
+    f.write_all(text.as_bytes())?;
+    Ok(path.to_path_buf())
+}
+
+/// The password in `dir`, made (32 random bytes, hex) if there is none yet.
+fn ensure_password(dir: &Path) -> io::Result<String> {
+    if let Some(p) = read_password(dir) {
+        write_private(&dir.join(PASSWORD_FILE), &format!("{p}\n"))?;
+        return Ok(p);
+    }
+    let mut raw = [0u8; 32];
+    getrandom::fill(&mut raw).map_err(|e| io::Error::other(e.to_string()))?;
+    let p: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    write_private(&dir.join(PASSWORD_FILE), &format!("{p}\n"))?;
+    Ok(p)
+}
+
+/// The password of the managed server whose data is in `dir`, if one was made.
+pub fn read_password(dir: &Path) -> Option<String> {
+    let text = fs::read_to_string(dir.join(PASSWORD_FILE)).ok()?;
+    let p = text.trim();
+    (!p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric())).then(|| p.to_string())
+}
+
+/// Gives `target` the managed server's password when it has none, the server at that address
+/// asks for one (`-NOAUTH`), and `dir` holds it: how `mispdash selftest`, `dead-letters` and
+/// the others reach the Redis that `mispdash run` manages. A Redis that needs no password is
+/// left alone, even if an old password file is still there.
+pub fn adopt_password(target: &mut RedisTarget, dir: &Path) -> bool {
+    if target.password.is_some()
+        || !matches!(target.host.as_str(), "127.0.0.1" | "localhost" | "::1")
+    {
+        return false;
+    }
+    let Some(p) = read_password(dir) else {
+        return false;
+    };
+    if !asks_for_password(target.port) {
+        return false;
+    }
+    target.password = Some(p);
+    true
+}
+
+/// Whether the server on loopback `port` refuses an unauthenticated PING with `-NOAUTH`.
+fn asks_for_password(port: u16) -> bool {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, PROBE_TIMEOUT) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(PROBE_TIMEOUT));
+    if s.write_all(b"PING\r\n").is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 64];
+    let n = s.read(&mut buf).unwrap_or(0);
+    let _ = s.shutdown(Shutdown::Both);
+    buf[..n].starts_with(b"-NOAUTH")
+}
+
 /// Whether a Redis server answers PING at `target` within about a second; what `mispdash run`
 /// asks before deciding to start its own.
 pub fn is_reachable(target: &RedisTarget) -> bool {
@@ -379,8 +476,8 @@ fn server_args(dir: &Path, log: &Path, port: u16) -> Vec<std::ffi::OsString> {
     };
     opt("port", port.to_string().as_ref());
     opt("bind", "127.0.0.1".as_ref());
-    // Only loopback can reach it; protected mode would otherwise refuse nothing useful but
-    // confuse with its warnings when someone connects via "localhost" over IPv6.
+    // Only loopback can reach it, and only with the password (see the module documentation);
+    // protected mode would add nothing but warnings about "localhost" over IPv6.
     opt("protected-mode", "no".as_ref());
     opt("daemonize", "no".as_ref());
     opt("supervised", "no".as_ref());

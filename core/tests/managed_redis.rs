@@ -74,7 +74,6 @@ fn data_survives_a_restart_in_the_same_dir() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("redis-data");
     let server = start_on_free_port(&dir);
-    let port = server.port();
     assert!(is_reachable(&server.target()));
     let mode = std::fs::metadata(&dir)
         .expect("data dir")
@@ -88,8 +87,9 @@ fn data_survives_a_restart_in_the_same_dir() {
         .query::<()>(&mut conn)
         .expect("SET");
     drop(conn);
+    let t = server.target();
     server.stop().expect("clean stop");
-    assert!(!is_reachable(&target(port)));
+    assert!(!is_reachable(&t));
     assert!(dir.join("redis-server.log").is_file());
 
     let server = start_on_free_port(&dir);
@@ -101,16 +101,76 @@ fn data_survives_a_restart_in_the_same_dir() {
     assert_eq!(v.as_deref(), Some("kept"));
 }
 
+/// Another local user cannot use the managed Redis: it wants a password, kept in a 0600 file
+/// (and a 0600 configuration file) of the 0700 data directory, and never on the server's
+/// command line; mispdash's other commands find the password there.
+#[test]
+fn a_client_without_the_password_is_refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("redis");
+    let server = start_on_free_port(&dir);
+    let port = server.port();
+    // Without credentials: refused, for reading and for writing.
+    let mut bare = target(port).connect(3).err();
+    if bare.is_none() {
+        let mut c = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+            .expect("client")
+            .get_connection()
+            .expect("tcp");
+        bare = redis::cmd("LPUSH")
+            .arg("bufferList")
+            .arg("injected")
+            .query::<()>(&mut c)
+            .err();
+    }
+    let e = bare.expect("refused without the password").to_string();
+    assert!(
+        e.contains("NOAUTH") || e.contains("Authentication required"),
+        "{e}"
+    );
+    assert!(!is_reachable(&target(port)));
+    // A wrong password is refused too.
+    let wrong = RedisTarget {
+        password: Some("guess".into()),
+        ..target(port)
+    };
+    assert!(wrong.connect(0).is_err());
+    // The password: 64 hex digits, in a private file, not on the command line.
+    let pw = server.password().to_string();
+    assert_eq!(pw.len(), 64);
+    for f in ["password", "redis.conf"] {
+        let mode = std::fs::metadata(dir.join(f))
+            .expect("file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{f}");
+    }
+    let cmdline =
+        std::fs::read(format!("/proc/{}/cmdline", server.pid().expect("pid"))).expect("cmdline");
+    assert!(!String::from_utf8_lossy(&cmdline).contains(&pw));
+    // With it (as mispdash's other commands find it), all is well.
+    let mut found = target(port);
+    assert!(mispdash_core::managed_redis::adopt_password(
+        &mut found, &dir
+    ));
+    assert_eq!(found.password.as_deref(), Some(pw.as_str()));
+    assert!(is_reachable(&found));
+    // The same password is kept across restarts.
+    server.stop().expect("stop");
+    let again = start_on_free_port(&dir);
+    assert_eq!(again.password(), pw);
+}
+
 #[test]
 fn drop_stops_the_server() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let server = start_on_free_port(tmp.path());
-    let port = server.port();
     let pid = server.pid().expect("pid");
-    assert!(alive(pid));
+    let t = server.target();
+    assert!(alive(pid) && is_reachable(&t));
     drop(server);
     assert!(!alive(pid));
-    assert!(!is_reachable(&target(port)));
+    assert!(!is_reachable(&t));
 }
 
 #[test]
@@ -237,7 +297,12 @@ fn killing_mispdash_takes_redis_down() {
         }
     }
     let redis_pid = redis_pid.expect("helper reported its redis pid");
-    assert!(is_reachable(&target(port)));
+    let mut with_password = target(port);
+    assert!(mispdash_core::managed_redis::adopt_password(
+        &mut with_password,
+        tmp.path()
+    ));
+    assert!(is_reachable(&with_password));
 
     helper.kill().expect("SIGKILL helper");
     helper.wait().expect("reap helper");
@@ -246,5 +311,5 @@ fn killing_mispdash_takes_redis_down() {
         wait_until(Duration::from_secs(10), || !alive(redis_pid)),
         "redis-server {redis_pid} outlived its killed parent"
     );
-    assert!(!is_reachable(&target(port)));
+    assert!(!is_reachable(&with_password));
 }

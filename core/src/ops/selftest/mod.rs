@@ -272,7 +272,11 @@ fn check_config(source: &ConfigSource, checks: &mut Vec<Check>) -> Option<Config
         }
     };
     let cfg = match loaded {
-        Ok(cfg) => cfg,
+        Ok(mut cfg) => {
+            // The Redis `mispdash run` manages wants the password it keeps in its data dir.
+            crate::app::adopt_managed_password(&mut cfg, &crate::app::default_data_dir());
+            cfg
+        }
         Err(e) => {
             let fix = match &e {
                 ConfigError::Unreadable { file, .. } => format!(
@@ -532,7 +536,10 @@ fn check_redis(cfg: &Config, target: &RedisTarget) -> Result<Check, Check> {
                 ),
                 RedisProblem::NeedsPassword => fail(
                     format!("Redis at {where_} requires a password and none is configured"),
-                    "set [RedisGlobal] password (or MISPDASH_REDIS_PASSWORD) to Redis' requirepass"
+                    "set [RedisGlobal] password (or MISPDASH_REDIS_PASSWORD) to Redis' requirepass; \
+                     if it is the Redis that `mispdash run` manages, its password is in \
+                     <data dir>/redis/password: run from the directory that holds the data dir \
+                     (.mispdash) or set MISPDASH_DATA_DIR"
                         .into(),
                 ),
                 RedisProblem::WrongPassword => fail(
