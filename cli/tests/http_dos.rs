@@ -18,6 +18,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// One attack at a time: two at once on two cores would measure each other.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 const TIMEOUT_SECS: u64 = 3;
 const TLS_TIMEOUT_SECS: u64 = 8;
 const SECRET: &str = "a-dos-test-secret-0123456789abcdef0123";
@@ -157,6 +164,7 @@ fn runtime() -> tokio::runtime::Runtime {
 /// flat and `/healthz` answers.
 #[test]
 fn slow_two_megabyte_login_bodies() {
+    let _one = exclusive();
     raise_fd_limit();
     let redis = Redis::start();
     let setup = ServerSetup {
@@ -306,6 +314,7 @@ fn tls_client(cert_pem: &str) -> tokio_rustls::TlsConnector {
 /// by the server within the timeout (plus the time to open them all), `/healthz` answers
 /// throughout, memory stays under the bound.
 fn silent_connections(kind: Silence) {
+    let _one = exclusive();
     raise_fd_limit();
     let redis = Redis::start();
     let dir = tmpdir("dos-silent-certs");
@@ -442,6 +451,7 @@ fn silent_connections_after_a_tls_handshake() {
 /// once, and another address is served meanwhile.
 #[test]
 fn connections_per_address_are_capped() {
+    let _one = exclusive();
     raise_fd_limit();
     let redis = Redis::start();
     let setup = ServerSetup {
