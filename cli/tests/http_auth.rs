@@ -587,6 +587,22 @@ fn sessions_are_kept_server_side_and_revocable() {
         assert!(ttl > 0, "sessions expire");
     }
 
+    // A live stream of the first session, open when it logs out.
+    let stream = c
+        .get(format!("{base}/_maps"))
+        .header("Cookie", &first)
+        .header("Accept", "text/event-stream")
+        .send()
+        .expect("stream");
+    assert_eq!(stream.status(), 200);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut stream = stream;
+        let mut sink = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut stream, &mut sink);
+        let _ = tx.send(());
+    });
+
     // Logout ends the first session; the second is untouched.
     let r = c
         .get(format!("{base}/logout"))
@@ -596,6 +612,11 @@ fn sessions_are_kept_server_side_and_revocable() {
     assert_eq!(r.status(), 303);
     assert_eq!(status_with(&c, &api, &first), 401);
     assert_eq!(status_with(&c, &api, &second), 200);
+    // Its open stream ends too, at the next check (every re-check interval, here 5 s).
+    assert!(
+        rx.recv_timeout(Duration::from_secs(15)).is_ok(),
+        "the stream outlived its session"
+    );
 
     // A restart brings back neither the ended session nor loses the other.
     server.process.kill9();

@@ -32,9 +32,7 @@ fn strings(items: Vec<Vec<u8>>) -> Vec<String> {
 #[test]
 fn take_moves_the_oldest_as_rpoplpush_would() {
     let (_dir, redis) = start();
-    let client =
-        redis::Client::open(format!("redis://127.0.0.1:{}/", redis.port())).expect("client");
-    let mut conn = client.get_connection().expect("connection");
+    let mut conn = redis.target().connect(0).expect("connection");
     // Producers LPUSH: message 1 is the oldest, at the tail. The second take happens while the
     // first batch is still in the processing list, as when two batches are in flight.
     let all: Vec<String> = (1..=2600).map(|i| format!("m{i}")).collect();

@@ -183,6 +183,12 @@ impl Auth {
         }))
     }
 
+    /// How often a live stream asks whether its session still holds: as often as sessions
+    /// are re-checked, at most every 30 s.
+    pub fn stream_check_interval(&self) -> Duration {
+        Duration::from_secs(self.recheck_secs.clamp(1, 30) as u64)
+    }
+
     /// The Redis key of the session whose token has this digest.
     fn session_key(digest: &str) -> String {
         format!("{}{digest}", crate::keys::SESSION_PREFIX)
@@ -238,6 +244,16 @@ impl Auth {
         let Some(digest) = self.token_digest(cookie_headers) else {
             return Ok(None);
         };
+        self.session_by_digest(db, digest).await
+    }
+
+    /// [`Auth::session`] by the session's digest: what a live stream asks now and then, so
+    /// that a logout or a re-check that ends the session also ends its open streams.
+    pub async fn session_by_digest(
+        &self,
+        db: &Db,
+        digest: String,
+    ) -> Result<Option<Current>, WebError> {
         let key = Self::session_key(&digest);
         let mut c = db.conn().await?;
         let value: Option<String> = redis::cmd("GET").arg(&key).query_async(&mut c).await?;

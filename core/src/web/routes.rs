@@ -201,7 +201,8 @@ fn stream_ticket(
         None => format!("address {}", client_address(st, peer, headers)),
     };
     let max = st.cfg.guard.max_streams_per_client;
-    stream::StreamCounts::open(st, client, max).ok_or_else(|| {
+    let digest = session.map(|c| c.digest.clone());
+    stream::StreamCounts::open(st, client, digest, max).ok_or_else(|| {
         tracing::warn!("a client asked for more than {max} live streams at once; refused");
         WebError::TooManyRequests {
             what: format!(

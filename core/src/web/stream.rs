@@ -197,11 +197,19 @@ pub struct StreamCounts {
 pub struct StreamTicket {
     counts: Weak<AppState>,
     client: String,
+    /// The digest of the session that opened the stream, if any (see `session_ended`).
+    session: Option<String>,
 }
 
 impl StreamCounts {
-    /// Counts a new stream of `client`, unless it already holds `max`.
-    pub fn open(st: &Arc<AppState>, client: String, max: usize) -> Option<StreamTicket> {
+    /// Counts a new stream of `client` (of the session `session`, when logged in), unless it
+    /// already holds `max`.
+    pub fn open(
+        st: &Arc<AppState>,
+        client: String,
+        session: Option<String>,
+        max: usize,
+    ) -> Option<StreamTicket> {
         let mut m = match st.streams.open.lock() {
             Ok(m) => m,
             Err(poisoned) => poisoned.into_inner(),
@@ -214,6 +222,7 @@ impl StreamCounts {
         Some(StreamTicket {
             counts: Arc::downgrade(st),
             client,
+            session,
         })
     }
 }
@@ -249,6 +258,34 @@ impl Drop for ClientGuard {
 
 /// The SSE answer of a stream route: the replayed history, then live events, with a keep-alive
 /// comment at every interval, until the client goes, falls behind, or the server stops.
+/// Ends when the session of `digest` has ended (logout, expiry, or MISP's re-check); never
+/// without auth. Redis being away does not end it: the next check decides.
+async fn session_ended(st: Weak<AppState>, digest: Option<String>) {
+    let Some(digest) = digest else {
+        return std::future::pending().await;
+    };
+    loop {
+        let every = match st.upgrade() {
+            Some(st) => match st.auth.as_ref() {
+                Some(auth) => auth.stream_check_interval(),
+                None => return std::future::pending().await,
+            },
+            None => return,
+        };
+        tokio::time::sleep(every).await;
+        let Some(st) = st.upgrade() else {
+            return;
+        };
+        let Some(auth) = st.auth.as_ref() else {
+            return std::future::pending().await;
+        };
+        if let Ok(None) = auth.session_by_digest(&st.data, digest.clone()).await {
+            tracing::info!("a live stream ended with its session");
+            return;
+        }
+    }
+}
+
 pub fn sse_response(
     st: &Arc<AppState>,
     kind: Kind,
@@ -261,8 +298,12 @@ pub fn sse_response(
     let guard = ClientGuard(Arc::downgrade(st));
     let weak = Arc::downgrade(st);
     let mut shutdown = st.hub.shutdown.clone();
+    let ended = session_ended(Arc::downgrade(st), ticket.session.clone());
     let stop = async move {
-        let _ = shutdown.wait_for(|s| *s).await;
+        tokio::select! {
+            _ = shutdown.wait_for(|s| *s) => {}
+            _ = ended => {}
+        }
     };
     let live = BroadcastStream::new(rx)
         .take_while(move |r| {
