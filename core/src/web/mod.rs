@@ -131,6 +131,16 @@ fn geo_info(cfg: &Config) -> GeoInfo {
     }
 }
 
+/// The embedded pages (see `core/build.rs`): HTML revalidated at every load (`no-cache`, with
+/// its ETag), assets (content-hashed names) kept a year.
+fn ui_router() -> axum::Router {
+    memory_serve::load!()
+        .index_file(None)
+        .html_cache_control(memory_serve::CacheControl::NoCache)
+        .cache_control(memory_serve::CacheControl::Long)
+        .into_router()
+}
+
 /// Lets the process hold many open streams: raises the soft open-files limit to the hard one.
 fn raise_fd_limit() {
     // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
@@ -222,6 +232,7 @@ pub fn start(
             guard.trusted_proxies.clone(),
         )),
         streams: stream::StreamCounts::default(),
+        ui: ui_router(),
     });
     let scheme = if tls_on { "https" } else { "http" };
     tracing::info!("dashboard at {scheme}://{local_addr}/");

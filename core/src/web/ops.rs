@@ -121,10 +121,8 @@ fn feed_json(st: &AppState, name: &str, h: &HashMap<String, String>) -> Value {
     let epoch = |k: &str| num(h.get(k)).filter(|f| *f > 0.0).map(|f| json!(f));
     let messages = num(h.get("messages")).map(|f| f as u64).unwrap_or(0);
     let updated = num(h.get("updated"));
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0);
+    // The clock the subscribers write with (pinned by MISPDASH_FAKE_NOW in tests).
+    let now = st.clock.now_f64();
     let mut m = Map::new();
     m.insert("name".into(), json!(name));
     m.insert(

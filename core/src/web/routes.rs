@@ -324,8 +324,53 @@ async fn healthz(State(st): State<Shared>) -> Response {
     r
 }
 
-async fn status(State(st): State<Shared>) -> Response {
-    json_bytes(Bytes::from(ops::status(&st).await.to_string()))
+/// `/status`: the status JSON, or in a browser (`Accept: text/html`) the status page. The JSON
+/// also carries the server's clock and time zone offset, which pages use for "now".
+async fn status(State(st): State<Shared>, session: Session, headers: HeaderMap) -> Response {
+    if wants_page(&headers) {
+        return ui_file(&st, "/status.html", &headers).await;
+    }
+    let mut v = ops::status(&st).await;
+    let now = st.clock.now_f64();
+    let offset = crate::clock::local_datetime(now)
+        .map(|d| chrono::Offset::fix(d.offset()).local_minus_utc())
+        .unwrap_or(0);
+    if let Some(m) = v.as_object_mut() {
+        m.insert("now".into(), serde_json::json!(now));
+        m.insert("utc_offset_seconds".into(), serde_json::json!(offset));
+        m.insert(
+            "auth".into(),
+            serde_json::json!({
+                "enabled": st.auth.is_some(),
+                "user": session.as_ref().map(|c| c.session.user.clone()),
+            }),
+        );
+    }
+    json_bytes(Bytes::from(v.to_string()))
+}
+
+/// Whether a request is a browser's navigation (it asks for HTML) rather than a program's.
+fn wants_page(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"))
+}
+
+/// One file of the embedded pages, as memory-serve serves it (ETag and `If-None-Match`,
+/// compression by `Accept-Encoding`).
+async fn ui_file(st: &Shared, path: &'static str, headers: &HeaderMap) -> Response {
+    let mut req = Request::builder().uri(path);
+    for h in [header::ACCEPT_ENCODING, header::IF_NONE_MATCH] {
+        if let Some(v) = headers.get(&h) {
+            req = req.header(h, v.clone());
+        }
+    }
+    let req = req.body(Body::empty()).unwrap_or_default();
+    match st.ui.clone().oneshot(req).await {
+        Ok(r) => r.into_response(),
+        Err(e) => match e {},
+    }
 }
 
 async fn metrics(State(st): State<Shared>) -> Response {
@@ -494,10 +539,6 @@ async fn logout(State(st): State<Shared>, headers: HeaderMap) -> Result<Response
     auth.end_session(&st.data, &cookie_headers(&headers))
         .await?;
     Ok(with_cookies(r, &[auth.clear_session_cookie(st.tls)]))
-}
-
-async fn not_found() -> WebError {
-    WebError::NotFound
 }
 
 /// Refuses requests without a valid session when auth is on: browsers navigating to a page are
@@ -765,9 +806,11 @@ pub fn router(st: Shared) -> Router {
             "default-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
         )
     });
+    // Anything else is a file of the embedded pages (`/assets/...`), or a 404 that
+    // `json_errors` turns into JSON.
     let mut app = protected
         .merge(open)
-        .fallback(not_found)
+        .fallback_service(st.ui.clone())
         .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn_with_state(st.clone(), observe))
         .layer(SetResponseHeaderLayer::if_not_present(

@@ -163,6 +163,8 @@ pub struct AppState {
     pub admission: Arc<super::conn::Admission>,
     /// Live streams open per client (session or address).
     pub streams: super::stream::StreamCounts,
+    /// The embedded pages (core/web/dist), served by memory-serve.
+    pub ui: axum::Router,
 }
 
 pub type Shared = Arc<AppState>;

@@ -1,0 +1,118 @@
+//! The pages in a real browser: headless Debian Chromium driven by playwright-core
+//! (`core/web/e2e/browse.mjs`), against `mispdash run` on a real Redis. Each page must load with
+//! no console error, no CSP violation, no failed request and no request to another host, show
+//! the data it was given, render hostile text as text, and leave a screenshot per theme in a
+//! folder the test prints.
+
+mod common;
+mod http_support;
+
+use common::*;
+use http_support::*;
+use std::path::PathBuf;
+use std::process::Command;
+
+fn web_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../core/web")
+}
+
+/// Runs the browser script; returns its report, or panics with what it said.
+fn browse(base: &str, out: &std::path::Path, args: &[&str]) -> serde_json::Value {
+    let dir = web_dir();
+    assert!(
+        dir.join("node_modules/playwright-core").is_dir() && dir.join("dist/status.html").is_file(),
+        "the web UI is not installed and built: run scripts/setup.sh test"
+    );
+    let o = Command::new("node")
+        .current_dir(&dir)
+        .arg("e2e/browse.mjs")
+        .args(["--base", base, "--out"])
+        .arg(out)
+        .args(args)
+        .output()
+        .expect("node runs (scripts/setup.sh test installs it)");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|_| {
+        panic!(
+            "no report from the browser script:\n{stdout}\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        )
+    });
+    assert!(
+        o.status.success(),
+        "the browser saw problems: {:#}",
+        report["problems"]
+    );
+    report
+}
+
+/// The status page shows every feed (the one named with HTML as inert text), the buffer and
+/// dead letters, Redis and the GeoIP database, in both themes.
+#[test]
+fn the_status_page_in_chromium() {
+    let redis = Redis::start();
+    let mut c = redis.conn(3).expect("redis");
+    let hostile = "<img src=x onerror=alert(1)>";
+    for (name, connected) in [("misp1", "1"), (hostile, "0")] {
+        redis::cmd("HSET")
+            .arg(format!("MISPDASH_FEED:{name}"))
+            .arg(&[
+                ("connected", connected),
+                ("messages", "42"),
+                ("last_message", "1795175990.5"),
+                ("last_keepalive", "1795175980.0"),
+                ("endpoint", "tcp://127.0.0.1:50000"),
+                ("connects", "3"),
+                ("disconnects", "2"),
+                ("updated", "1795175999.0"),
+            ])
+            .query::<()>(&mut c)
+            .expect("hset");
+    }
+    redis::cmd("RPUSH")
+        .arg("bufferList:dead")
+        .arg(&["x", "y"])
+        .query::<()>(&mut c)
+        .expect("rpush");
+    let server = start_server(redis.port, &ServerSetup::default(), "ui-status");
+    let out = server.dir.join("screenshots");
+    let report = browse(
+        &server.base("http"),
+        &out,
+        &[
+            "--page",
+            "/status",
+            "--expect",
+            "misp1",
+            "--expect",
+            hostile,
+            "--expect",
+            "Dead letters",
+            "--expect",
+            "Redis",
+            "--absent-selector",
+            "main img",
+        ],
+    );
+    eprintln!("screenshots in {}", out.display());
+    let pages = report["pages"].as_array().expect("pages");
+    assert_eq!(pages.len(), 2, "dark and light");
+    for p in pages {
+        let shot = PathBuf::from(p["screenshot"].as_str().expect("path"));
+        assert!(std::fs::metadata(&shot).expect("screenshot").len() > 10_000);
+    }
+    // Programs still get JSON from the same route.
+    let r = client()
+        .get(format!("{}/status", server.base("http")))
+        .header("Accept", "application/json")
+        .send()
+        .expect("status");
+    assert_eq!(r.headers()["content-type"], "application/json");
+    let v: serde_json::Value = serde_json::from_str(&r.text().expect("body")).expect("json");
+    assert_eq!(
+        v["now"],
+        serde_json::json!(1795176000.0),
+        "the server's pinned clock"
+    );
+    assert_eq!(v["auth"]["enabled"], false);
+}

@@ -1,0 +1,100 @@
+// Opens pages of a running mispdash in headless Debian Chromium (playwright-core) and checks
+// what a user would see: no console error, no CSP violation, no failed request, no request to
+// another host, no dialog; the texts the caller expects; and a screenshot per page and theme.
+//
+//   node e2e/browse.mjs --base http://127.0.0.1:8001 --out DIR --page /status \
+//        --expect "misp1" --expect "Dead letters" [--absent-selector "img"]
+//
+// Prints one JSON report on stdout; exits 1 when anything is wrong, saying what.
+
+import { chromium } from "playwright-core";
+import { parseArgs } from "node:util";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+
+const { values } = parseArgs({
+  options: {
+    base: { type: "string" },
+    out: { type: "string" },
+    page: { type: "string", multiple: true },
+    expect: { type: "string", multiple: true, default: [] },
+    "absent-selector": { type: "string", multiple: true, default: [] },
+    ready: { type: "string", default: "main[aria-busy='false']" },
+  },
+});
+if (!values.base || !values.out || !values.page) {
+  console.error("usage: browse.mjs --base URL --out DIR --page PATH... [--expect TEXT...]");
+  process.exit(2);
+}
+mkdirSync(values.out, { recursive: true });
+const base = new URL(values.base);
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  args: [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+  ],
+});
+const report = { pages: [], problems: [] };
+try {
+  for (const path of values.page) {
+    for (const theme of ["dark", "light"]) {
+      const ctx = await browser.newContext({ viewport: { width: 1920, height: 1080 } });
+      // The page reads the theme from localStorage, as a returning visitor's would be.
+      await ctx.addInitScript((t) => localStorage.setItem("mispdash-theme", t), theme);
+      const page = await ctx.newPage();
+      const problems = [];
+      const where = `${path} (${theme})`;
+      page.on("console", (m) => {
+        if (m.type() === "error") problems.push(`${where}: console error: ${m.text()}`);
+      });
+      page.on("pageerror", (e) => problems.push(`${where}: script error: ${e.message}`));
+      page.on("dialog", async (d) => {
+        problems.push(`${where}: a dialog opened (${d.type()}: ${d.message()})`);
+        await d.dismiss();
+      });
+      page.on("request", (r) => {
+        const u = new URL(r.url());
+        if (u.protocol !== "data:" && u.host !== base.host) {
+          problems.push(`${where}: request to another host: ${r.url()}`);
+        }
+      });
+      page.on("requestfailed", (r) => problems.push(`${where}: request failed: ${r.url()} ${r.failure()?.errorText ?? ""}`));
+      page.on("response", (r) => {
+        if (r.status() >= 400) problems.push(`${where}: ${r.status()} for ${r.url()}`);
+      });
+      const started = Date.now();
+      await page.goto(new URL(path, base).toString(), { waitUntil: "load" });
+      try {
+        await page.waitForSelector(values.ready, { timeout: 10000 });
+      } catch {
+        problems.push(`${where}: never ready (${values.ready})`);
+      }
+      const readyMs = Date.now() - started;
+      const text = await page.locator("body").innerText();
+      for (const want of values.expect) {
+        if (!text.includes(want)) problems.push(`${where}: "${want}" not shown`);
+      }
+      for (const sel of values["absent-selector"]) {
+        const n = await page.locator(sel).count();
+        if (n > 0) problems.push(`${where}: ${n} element(s) matching ${sel}: injected?`);
+      }
+      const applied = await page.evaluate(() => document.documentElement.dataset.theme);
+      if (applied !== theme) problems.push(`${where}: theme ${applied ?? "none"} applied`);
+      const shot = join(values.out, `${path.replace(/[^a-z0-9]+/gi, "_") || "_"}-${theme}.png`.replace(/^_+/, ""));
+      await page.screenshot({ path: shot, fullPage: true });
+      report.pages.push({ path, theme, ready_ms: readyMs, screenshot: shot });
+      report.problems.push(...problems);
+      await ctx.close();
+    }
+  }
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify(report, null, 2));
+process.exit(report.problems.length === 0 ? 0 : 1);

@@ -1,0 +1,85 @@
+// The one client of the dashboard's API: every page asks through here, so errors, the login
+// redirect and the JSON `Accept` header (the original's routes look at it) are handled once.
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** GET a JSON route; a 401 sends the browser to the login form. */
+export async function getJson<T>(path: string, params: Record<string, string> = {}): Promise<T> {
+  const url = new URL(path, window.location.origin);
+  for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v);
+  const r = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
+  if (r.status === 401) {
+    window.location.assign("/login");
+    throw new ApiError(401, "authentication required");
+  }
+  if (!r.ok) {
+    let message = `${r.status} ${r.statusText}`;
+    try {
+      const body = (await r.json()) as { error?: unknown };
+      if (typeof body.error === "string") message = body.error;
+    } catch {
+      // Not JSON: keep the status line.
+    }
+    throw new ApiError(r.status, message);
+  }
+  return (await r.json()) as T;
+}
+
+export interface Feed {
+  name: string;
+  connected: boolean;
+  last_message: number | null;
+  last_keepalive: number | null;
+  messages: number;
+  messages_per_minute: number | null;
+  endpoint: string | null;
+  subscriber_running: boolean;
+  disconnected_since: number | null;
+  connects?: number;
+  disconnects?: number;
+  dead_lettered?: number;
+  auth_failures?: number;
+}
+
+export interface Status {
+  version: string;
+  /** The server's clock (epoch seconds): the one the day keys use. */
+  now: number;
+  /** The server's offset from UTC, in seconds, at `now`. */
+  utc_offset_seconds: number;
+  auth: { enabled: boolean; user: string | null };
+  redis: { reachable: boolean; error?: string };
+  feeds?: Feed[];
+  feeds_error?: string;
+  buffer?: {
+    length: number;
+    processing: number;
+    dead_letters: number;
+    dispatcher_lease?: { holder: string | null; standby: string[] };
+  };
+  buffer_error?: string;
+  geoip: {
+    path: string;
+    loaded: boolean;
+    database_type: string | null;
+    build_date: string | null;
+    error: string | null;
+  };
+  connections?: {
+    open: number;
+    max: number;
+    refused_over_limits: number;
+    closed_silent: number;
+    timeout_seconds: number;
+  };
+  streams?: { subscribed: boolean; clients: number; slow_clients_dropped: number };
+}
+
+export const status = (): Promise<Status> => getJson<Status>("/status");

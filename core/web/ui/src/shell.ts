@@ -1,0 +1,102 @@
+// What every page shares: the header with the page links, a freshness light per MISP feed,
+// the login state and the theme toggle; and the server's clock, which pages use for "now".
+
+import { el, fill } from "./dom";
+import { status, type Feed, type Status } from "./api";
+import "./theme.css";
+
+const PAGES: [string, string][] = [
+  ["/", "Live"],
+  ["/geo", "Geo"],
+  ["/contrib", "Contributors"],
+  ["/users", "Users"],
+  ["/trendings", "Trendings"],
+  ["/status", "Status"],
+];
+
+/** A feed that sent neither data nor a keepalive for this long is shown as quiet. */
+const QUIET_AFTER_S = 15;
+const THEME_KEY = "mispdash-theme";
+
+export function applyStoredTheme(): void {
+  const t = localStorage.getItem(THEME_KEY);
+  document.documentElement.dataset.theme = t === "light" ? "light" : "dark";
+}
+
+/** The server's local time of `epoch`, as the day keys see it: "YYYY-MM-DD HH:MM:SS". */
+export function serverTime(epoch: number, utcOffsetSeconds: number): string {
+  return new Date((epoch + utcOffsetSeconds) * 1000).toISOString().slice(0, 19).replace("T", " ");
+}
+
+/** How a feed looks in the header: its state and the words that say why. */
+export function feedState(f: Feed, now: number): { state: "ok" | "quiet" | "down"; text: string } {
+  if (!f.subscriber_running) return { state: "down", text: "subscriber not running" };
+  if (!f.connected) return { state: "down", text: "disconnected" };
+  const last = Math.max(f.last_message ?? 0, f.last_keepalive ?? 0);
+  if (last === 0) return { state: "quiet", text: "nothing received yet" };
+  const age = Math.max(0, Math.round(now - last));
+  if (age > QUIET_AFTER_S) return { state: "quiet", text: `quiet for ${age} s` };
+  return { state: "ok", text: "live" };
+}
+
+export interface Shell {
+  /** The latest /status, refreshed every few seconds. */
+  onStatus(listener: (s: Status) => void): void;
+}
+
+/** Builds the header into `document.body` and starts the status polling. */
+export function mountShell(current: string): Shell {
+  applyStoredTheme();
+  const feeds = el("div", { class: "feeds", "aria-live": "polite", "aria-label": "MISP feeds" });
+  const who = el("span", { class: "who" });
+  const theme = el("button", { type: "button", "aria-label": "Switch between dark and light" }, "Theme");
+  theme.addEventListener("click", () => {
+    const next = document.documentElement.dataset.theme === "light" ? "dark" : "light";
+    localStorage.setItem(THEME_KEY, next);
+    applyStoredTheme();
+  });
+  const nav = el("nav", { "aria-label": "Pages" });
+  for (const [href, label] of PAGES) {
+    const a = el("a", { href }, label);
+    if (href === current) a.setAttribute("aria-current", "page");
+    nav.append(a);
+  }
+  const header = el(
+    "header",
+    { class: "shell" },
+    el("span", { class: "brand" }, "mispdash"),
+    nav,
+    el("span", { class: "spacer" }),
+    feeds,
+    who,
+    theme,
+  );
+  document.body.prepend(header);
+
+  const listeners: ((s: Status) => void)[] = [];
+  const refresh = async (): Promise<void> => {
+    try {
+      const s = await status();
+      const lights = (s.feeds ?? []).map((f) => {
+        const { state, text } = feedState(f, s.now);
+        return el("span", { class: "light", "data-state": state, title: `${f.name}: ${text}` }, `${f.name}: ${text}`);
+      });
+      fill(feeds, ...(lights.length > 0 ? lights : [el("span", { class: "light", "data-state": "quiet" }, "no feed")]));
+      if (s.auth.enabled) {
+        fill(who, s.auth.user ?? "", " ", el("a", { href: "/logout" }, "Log out"));
+      } else {
+        fill(who);
+      }
+      for (const l of listeners) l(s);
+    } catch (e) {
+      fill(feeds, el("span", { class: "light", "data-state": "down" }, `status unavailable: ${String(e)}`));
+    }
+  };
+  void refresh();
+  window.setInterval(() => void refresh(), 5000);
+  return {
+    onStatus(listener) {
+      listeners.push(listener);
+    },
+  };
+}
