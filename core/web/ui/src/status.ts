@@ -27,7 +27,13 @@ function feedsPanel(s: Status): HTMLElement {
     return panel(
       "MISP feeds",
       true,
-      el("p", { class: "empty" }, "No feed has reported yet: is a subscriber running? (`mispdash run` starts one per [RedisGlobal] misp_instances)"),
+      el(
+        "p",
+        { class: "empty" },
+        "No feed has reported yet: is a subscriber running? ",
+        el("code", {}, "mispdash run"),
+        " starts one per [RedisGlobal] misp_instances.",
+      ),
     );
   }
   const head = el(
@@ -67,7 +73,12 @@ function bufferPanel(s: Status): HTMLElement {
     facts([
       ["Waiting", String(b.length)],
       ["Being applied", String(b.processing)],
-      ["Dead letters", b.dead_letters > 0 ? `${b.dead_letters} (see \`mispdash dead-letters list\`)` : "0"],
+      [
+        "Dead letters",
+        b.dead_letters > 0
+          ? el("span", {}, `${b.dead_letters} (see `, el("code", {}, "mispdash dead-letters list"), ")")
+          : "0",
+      ],
       ["Active dispatcher", lease?.holder ?? "none"],
       ["Standby dispatchers", lease && lease.standby.length > 0 ? lease.standby.join(", ") : "none"],
     ]),
