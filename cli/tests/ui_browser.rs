@@ -118,3 +118,107 @@ fn the_status_page_in_chromium() {
     );
     assert_eq!(v["auth"]["enabled"], false);
 }
+
+/// The summed counts per name of a recorded trendings answer (`[[day, [[item, n], ...]], ...]`),
+/// most first, as the page shows them; `name` reads an item's name.
+fn recorded_totals(id: &str, name: impl Fn(&serde_json::Value) -> String) -> Vec<(String, i64)> {
+    let http = read_json(&shared().join("corpus/seed2.http.json"));
+    let answer = http["responses"]
+        .as_array()
+        .expect("responses")
+        .iter()
+        .find(|r| r["id"] == id)
+        .unwrap_or_else(|| panic!("{id} recorded"))["json"]
+        .clone();
+    let mut acc: Vec<(String, i64)> = Vec::new();
+    for day in answer.as_array().expect("days") {
+        for item in day[1].as_array().expect("items") {
+            let n = item[1].as_f64().expect("count") as i64;
+            let key = name(&item[0]);
+            match acc.iter_mut().find(|(k, _)| *k == key) {
+                Some(e) => e.1 += n,
+                None => acc.push((key, n)),
+            }
+        }
+    }
+    acc.sort_by_key(|e| std::cmp::Reverse(e.1));
+    acc
+}
+
+/// The trendings page on the original's recorded keyspace (seed2): the most active event and
+/// the most popular tag of the 8 days the recorded "7d" question covered, with their counts;
+/// and a day holding an event title and a tag made of HTML, with a tag colour that is not a
+/// colour: shown as text, nothing injected, no request.
+#[test]
+fn the_trendings_page_on_seed2() {
+    let redis = Redis::start();
+    load_dump(
+        &redis,
+        &read_json(&shared().join("corpus/seed2.redis.json")),
+    );
+    let mut c = redis.conn(2).expect("redis");
+    let hostile_event = "\"><svg onload=alert(2)>";
+    let hostile_tag = r#"{"colour": "red;background:url(//evil.example/x)", "id": "66", "name": "<img src=x onerror=alert(3)>"}"#;
+    redis::cmd("ZINCRBY")
+        .arg("TRENDINGS_EVENTS:20261001")
+        .arg(5)
+        .arg(hostile_event)
+        .query::<()>(&mut c)
+        .expect("zincrby");
+    redis::cmd("ZINCRBY")
+        .arg("TRENDINGS_TAGS:20261001")
+        .arg(4)
+        .arg(hostile_tag)
+        .query::<()>(&mut c)
+        .expect("zincrby");
+    let server = start_server(redis.port, &ServerSetup::default(), "ui-trendings");
+    let out = server.dir.join("screenshots");
+
+    let events = recorded_totals("_getTrendingEvents/7d", |v| {
+        v.as_str().expect("title").to_string()
+    });
+    let tags = recorded_totals("_getTrendingTags/7d", |v| {
+        v["name"].as_str().expect("name").to_string()
+    });
+    let (top_event, event_n) = events.first().expect("events").clone();
+    let (top_tag, tag_n) = tags.first().expect("tags").clone();
+    eprintln!("expected: {top_event} ({event_n}), {top_tag} ({tag_n})");
+    // The recorded "7d" question asked dateS = dateE - 7 days: 8 days, 2026-11-13 to 11-20.
+    browse(
+        &server.base("http"),
+        &out,
+        &[
+            "--page",
+            "/trendings?from=2026-11-13&to=2026-11-20&top=10",
+            "--ready",
+            "section.panel",
+            "--expect-in",
+            &format!(
+                "section[aria-label^='Most active events'] li:first-child=>{top_event}\n{event_n}"
+            ),
+            "--expect-in",
+            &format!("section[aria-label^='Most popular tags'] li:first-child=>{top_tag}\n{tag_n}"),
+            "--expect",
+            "2026-11-13 to 2026-11-20",
+        ],
+    );
+    browse(
+        &server.base("http"),
+        &out,
+        &[
+            "--page",
+            "/trendings?from=2026-10-01&to=2026-10-01",
+            "--ready",
+            "section.panel",
+            "--expect",
+            hostile_event,
+            "--expect",
+            "<img src=x onerror=alert(3)>",
+            "--absent-selector",
+            "main img",
+            "--absent-selector",
+            "main svg",
+        ],
+    );
+    eprintln!("screenshots in {}", out.display());
+}

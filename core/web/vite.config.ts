@@ -20,6 +20,7 @@ export default defineConfig({
     rollupOptions: {
       input: {
         status: resolve(root, "status.html"),
+        trendings: resolve(root, "trendings.html"),
       },
     },
   },

@@ -349,6 +349,11 @@ async fn status(State(st): State<Shared>, session: Session, headers: HeaderMap) 
     json_bytes(Bytes::from(v.to_string()))
 }
 
+/// `/trendings`: the page built in `core/web`.
+async fn trendings_page(State(st): State<Shared>, headers: HeaderMap) -> Response {
+    ui_file(&st, "/trendings.html", &headers).await
+}
+
 /// Whether a request is a browser's navigation (it asks for HTML) rather than a program's.
 fn wants_page(headers: &HeaderMap) -> bool {
     headers
@@ -738,7 +743,7 @@ pub fn router(st: Shared) -> Router {
         .route("/geo", get(page("geo")))
         .route("/contrib", get(page("contrib")))
         .route("/users", get(page("users")))
-        .route("/trendings", get(page("trendings")))
+        .route("/trendings", get(trendings_page))
         .route("/favicon.ico", get(favicon))
         .route("/_logs", get(logs))
         .route("/_maps", get(maps))

@@ -3,7 +3,8 @@
 // another host, no dialog; the texts the caller expects; and a screenshot per page and theme.
 //
 //   node e2e/browse.mjs --base http://127.0.0.1:8001 --out DIR --page /status \
-//        --expect "misp1" --expect "Dead letters" [--absent-selector "img"]
+//        --expect "misp1" --expect "Dead letters" [--expect-in "SELECTOR=>TEXT"] \
+//        [--absent-selector "img"]
 //
 // Prints one JSON report on stdout; exits 1 when anything is wrong, saying what.
 
@@ -18,6 +19,8 @@ const { values } = parseArgs({
     out: { type: "string" },
     page: { type: "string", multiple: true },
     expect: { type: "string", multiple: true, default: [] },
+    // "SELECTOR=>TEXT": the first element matching SELECTOR shows TEXT.
+    "expect-in": { type: "string", multiple: true, default: [] },
     "absent-selector": { type: "string", multiple: true, default: [] },
     ready: { type: "string", default: "main[aria-busy='false']" },
   },
@@ -79,6 +82,15 @@ try {
       const text = await page.locator("body").innerText();
       for (const want of values.expect) {
         if (!text.includes(want)) problems.push(`${where}: "${want}" not shown`);
+      }
+      for (const pair of values["expect-in"]) {
+        const at = pair.indexOf("=>");
+        const sel = pair.slice(0, at);
+        const want = pair.slice(at + 2);
+        const loc = page.locator(sel).first();
+        const got = (await loc.count()) > 0 ? await loc.innerText() : null;
+        if (got === null) problems.push(`${where}: nothing matches ${sel}`);
+        else if (!got.includes(want)) problems.push(`${where}: ${sel} shows ${JSON.stringify(got)}, not ${JSON.stringify(want)}`);
       }
       for (const sel of values["absent-selector"]) {
         const n = await page.locator(sel).count();
