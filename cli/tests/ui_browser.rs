@@ -222,3 +222,81 @@ fn the_trendings_page_on_seed2() {
     );
     eprintln!("screenshots in {}", out.display());
 }
+
+/// One recorded answer of seed2's HTTP probe.
+fn recorded(id: &str) -> serde_json::Value {
+    let http = read_json(&shared().join("corpus/seed2.http.json"));
+    http["responses"]
+        .as_array()
+        .expect("responses")
+        .iter()
+        .find(|r| r["id"] == id)
+        .unwrap_or_else(|| panic!("{id} recorded"))["json"]
+        .clone()
+}
+
+/// The users page on seed2's recorded keyspace: the punch card's busiest cell, the best
+/// organisation by points per login day and the split of those who contributed, as the
+/// original's answers give them for the same day.
+#[test]
+fn the_users_page_on_seed2() {
+    let redis = Redis::start();
+    load_dump(
+        &redis,
+        &read_json(&shared().join("corpus/seed2.redis.json")),
+    );
+    let server = start_server(redis.port, &ServerSetup::default(), "ui-users");
+    let out = server.dir.join("screenshots");
+    const DAYS: [&str; 7] = [
+        "Sunday",
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+        "Thursday",
+        "Friday",
+        "Saturday",
+    ];
+    let card = recorded("_getUserLogins/now");
+    let mut best = (0, 0, -1i64);
+    for (d, row) in card.as_array().expect("rows").iter().enumerate() {
+        for (h, n) in row.as_array().expect("hours").iter().enumerate() {
+            let n = n.as_i64().expect("count");
+            if n > best.2 {
+                best = (d, h, n);
+            }
+        }
+    }
+    assert!(best.2 > 0, "seed2 has logins");
+    let busiest = format!(
+        "busiest: {} {}:00 ({} logins)",
+        DAYS[best.0], best.1, best.2
+    );
+    let top = recorded("_getTopOrglogin/now");
+    let (org, ratio) = (
+        top[0][0].as_str().expect("org").to_string(),
+        top[0][1].as_f64().expect("ratio"),
+    );
+    let vs = recorded("_getLoginVSCOntribution/now");
+    let split = format!(
+        "{} organisation(s) logged in and contributed; {} only logged in.",
+        vs[0], vs[1]
+    );
+    eprintln!("expected: {busiest}; {org} {ratio}; {split}");
+    browse(
+        &server.base("http"),
+        &out,
+        &[
+            "--page",
+            "/users?date=2026-11-20",
+            "--ready",
+            "section.panel",
+            "--expect",
+            &busiest,
+            "--expect-in",
+            &format!("section[aria-label^='Contribution points'] li:first-child=>{org}\n{ratio}"),
+            "--expect",
+            &split,
+        ],
+    );
+    eprintln!("screenshots in {}", out.display());
+}

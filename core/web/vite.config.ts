@@ -21,6 +21,7 @@ export default defineConfig({
       input: {
         status: resolve(root, "status.html"),
         trendings: resolve(root, "trendings.html"),
+        users: resolve(root, "users.html"),
       },
     },
   },

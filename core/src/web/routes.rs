@@ -354,6 +354,11 @@ async fn trendings_page(State(st): State<Shared>, headers: HeaderMap) -> Respons
     ui_file(&st, "/trendings.html", &headers).await
 }
 
+/// `/users`: the page built in `core/web`.
+async fn users_page(State(st): State<Shared>, headers: HeaderMap) -> Response {
+    ui_file(&st, "/users.html", &headers).await
+}
+
 /// Whether a request is a browser's navigation (it asks for HTML) rather than a program's.
 fn wants_page(headers: &HeaderMap) -> bool {
     headers
@@ -742,7 +747,7 @@ pub fn router(st: Shared) -> Router {
         .route("/", get(page("index")))
         .route("/geo", get(page("geo")))
         .route("/contrib", get(page("contrib")))
-        .route("/users", get(page("users")))
+        .route("/users", get(users_page))
         .route("/trendings", get(trendings_page))
         .route("/favicon.ico", get(favicon))
         .route("/_logs", get(logs))

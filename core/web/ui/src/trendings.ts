@@ -5,24 +5,13 @@
 import { el, fill } from "./dom";
 import { getJson, type Status } from "./api";
 import { mountShell } from "./shell";
+import { bars, dateParam, DAY, noonOf, panel, serverDay } from "./widgets";
 
 type Ranked = [string, number][];
 type PerDay<T> = [number, T][];
 interface Tag {
   name: string;
   colour?: string;
-}
-
-const DAY = 86400;
-
-/** The server's calendar day of `epoch` as YYYY-MM-DD. */
-function serverDay(epoch: number, offset: number): string {
-  return new Date((epoch + offset) * 1000).toISOString().slice(0, 10);
-}
-
-/** Noon of a server-local day, as the epoch the API takes (any time of the day names it). */
-function noonOf(day: string, offset: number): number {
-  return Date.parse(`${day}T12:00:00Z`) / 1000 - offset;
 }
 
 /** A tag colour from MISP, used only when it is a plain hex colour. */
@@ -44,25 +33,6 @@ function totals<T>(days: PerDay<[T, number][]>, key: (t: T) => string): { label:
   return [...acc.values()].sort((a, b) => b.count - a.count);
 }
 
-function bars(rows: { label: Node | string; count: number }[], empty: string): HTMLElement {
-  if (rows.length === 0) return el("p", { class: "empty" }, empty);
-  const max = Math.max(...rows.map((r) => r.count), 1);
-  const list = el("ol", { class: "bars" });
-  for (const r of rows) {
-    const bar = el("span", { class: "bar" });
-    // CSSOM, not a style attribute: the CSP allows no inline style.
-    bar.style.width = `${(100 * r.count) / max}%`;
-    // The full text on hover: long event titles are cut to the column.
-    const title = typeof r.label === "string" ? r.label : (r.label.textContent ?? "");
-    list.append(el("li", {}, el("span", { class: "label", title }, r.label), el("span", { class: "track" }, bar), el("span", { class: "num" }, Math.round(r.count))));
-  }
-  return list;
-}
-
-function panel(title: string, ...body: Node[]): HTMLElement {
-  return el("section", { class: "panel", "aria-label": title }, el("h2", {}, title), ...body);
-}
-
 interface Range {
   from: string;
   to: string;
@@ -72,9 +42,8 @@ interface Range {
 function readRange(s: Status): Range {
   const q = new URLSearchParams(window.location.search);
   const today = serverDay(s.now, s.utc_offset_seconds);
-  const valid = (d: string | null): d is string => d !== null && /^\d{4}-\d{2}-\d{2}$/.test(d) && !Number.isNaN(Date.parse(d));
-  const to = valid(q.get("to")) ? (q.get("to") as string) : today;
-  const from = valid(q.get("from")) ? (q.get("from") as string) : serverDay(noonOf(to, 0) - 7 * DAY, 0);
+  const to = dateParam(q, "to") ?? today;
+  const from = dateParam(q, "from") ?? serverDay(noonOf(to, 0) - 7 * DAY, 0);
   // `maxNum` is what the original page used in its links.
   const top = Number(q.get("top") ?? q.get("maxNum"));
   return { from, to, top: [5, 10, 15, 20].includes(top) ? top : 10 };
