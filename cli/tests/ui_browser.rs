@@ -300,3 +300,84 @@ fn the_users_page_on_seed2() {
     );
     eprintln!("screenshots in {}", out.display());
 }
+
+/// The live page: seed2's cached live log as the original's `/_logs` gives it, newest first,
+/// then rows that arrive on the stream while the page is open (a publication on the live
+/// channel, as the dispatcher makes them), with a hostile value shown as text.
+#[test]
+fn the_live_page_on_seed2_and_its_stream() {
+    let redis = Redis::start();
+    load_dump(
+        &redis,
+        &read_json(&shared().join("corpus/seed2.redis.json")),
+    );
+    let server = start_server(redis.port, &ServerSetup::default(), "ui-live");
+    let out = server.dir.join("screenshots");
+    let logs = recorded("logs");
+    let rows = logs.as_array().expect("rows");
+    // The newest row is named anywhere (streamed rows come above it); the oldest is the last.
+    let oldest = rows[rows.len() - 1]["log"]["0"]
+        .as_str()
+        .expect("time")
+        .to_string();
+    let first = &rows[0]["log"];
+    let (when, value) = (
+        oldest,
+        first["5"]
+            .as_str()
+            .expect("value")
+            .split("||")
+            .next()
+            .expect("part")
+            .to_string(),
+    );
+    let marker = "<b>LIVE-ROW</b>";
+    let content = serde_json::json!({
+        "Attribute": {"timestamp": "1795175999", "category": "Network activity",
+                      "type": "ip-dst", "value": "198.51.100.77", "comment": marker},
+        "Event": {"id": "777"}
+    });
+    let publication = serde_json::json!({
+        "name": "Attribute", "log": content.to_string(), "zmqName": "misp1"
+    })
+    .to_string();
+    let dir = web_dir();
+    let mut node = Command::new("node")
+        .current_dir(&dir)
+        .arg("e2e/browse.mjs")
+        .args(["--base", &server.base("http"), "--out"])
+        .arg(&out)
+        .args([
+            "--page",
+            "/",
+            "--expect-in",
+            &format!("#log tbody tr:last-child=>{when}"),
+            "--expect",
+            &value,
+            "--wait-text",
+            marker,
+            "--absent-selector",
+            "#log b",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("node");
+    // Publish until the browser is done: each page load (dark, light) gets some.
+    let mut c = redis.conn(0).expect("redis");
+    let status = loop {
+        if let Some(s) = node.try_wait().expect("wait") {
+            break s;
+        }
+        redis::cmd("PUBLISH")
+            .arg("1")
+            .arg(&publication)
+            .query::<i64>(&mut c)
+            .expect("publish");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    };
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut node.stdout.take().expect("stdout"), &mut stdout)
+        .expect("read");
+    assert!(status.success(), "the browser saw problems:\n{stdout}");
+    eprintln!("screenshots in {}", out.display());
+}

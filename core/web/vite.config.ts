@@ -19,6 +19,7 @@ export default defineConfig({
     assetsInlineLimit: 0,
     rollupOptions: {
       input: {
+        index: resolve(root, "index.html"),
         status: resolve(root, "status.html"),
         trendings: resolve(root, "trendings.html"),
         users: resolve(root, "users.html"),

@@ -354,6 +354,11 @@ async fn trendings_page(State(st): State<Shared>, headers: HeaderMap) -> Respons
     ui_file(&st, "/trendings.html", &headers).await
 }
 
+/// `/`: the live page built in `core/web`.
+async fn live_page(State(st): State<Shared>, headers: HeaderMap) -> Response {
+    ui_file(&st, "/index.html", &headers).await
+}
+
 /// `/users`: the page built in `core/web`.
 async fn users_page(State(st): State<Shared>, headers: HeaderMap) -> Response {
     ui_file(&st, "/users.html", &headers).await
@@ -744,7 +749,7 @@ async fn observe(State(st): State<Shared>, req: Request, next: Next) -> Response
 /// Every route of the original (spec §1) plus the operations endpoints.
 pub fn router(st: Shared) -> Router {
     let protected = Router::new()
-        .route("/", get(page("index")))
+        .route("/", get(live_page))
         .route("/geo", get(page("geo")))
         .route("/contrib", get(page("contrib")))
         .route("/users", get(users_page))

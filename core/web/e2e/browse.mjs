@@ -23,6 +23,8 @@ const { values } = parseArgs({
     "expect-in": { type: "string", multiple: true, default: [] },
     "absent-selector": { type: "string", multiple: true, default: [] },
     ready: { type: "string", default: "main[aria-busy='false']" },
+    // Waits (up to 20 s) until the page shows this text: what a live stream brings.
+    "wait-text": { type: "string" },
   },
 });
 if (!values.base || !values.out || !values.page) {
@@ -79,6 +81,13 @@ try {
         problems.push(`${where}: never ready (${values.ready})`);
       }
       const readyMs = Date.now() - started;
+      if (values["wait-text"]) {
+        try {
+          await page.waitForFunction((t) => document.body.innerText.includes(t), values["wait-text"], { timeout: 20000 });
+        } catch {
+          problems.push(`${where}: "${values["wait-text"]}" never came`);
+        }
+      }
       const text = await page.locator("body").innerText();
       for (const want of values.expect) {
         if (!text.includes(want)) problems.push(`${where}: "${want}" not shown`);
@@ -98,7 +107,8 @@ try {
       }
       const applied = await page.evaluate(() => document.documentElement.dataset.theme);
       if (applied !== theme) problems.push(`${where}: theme ${applied ?? "none"} applied`);
-      const shot = join(values.out, `${path.replace(/[^a-z0-9]+/gi, "_") || "_"}-${theme}.png`.replace(/^_+/, ""));
+      const name = path.replace(/[^a-z0-9]+/gi, "_").replace(/^_+|_+$/g, "") || "live";
+      const shot = join(values.out, `${name}-${theme}.png`);
       await page.screenshot({ path: shot, fullPage: true });
       report.pages.push({ path, theme, ready_ms: readyMs, screenshot: shot });
       report.problems.push(...problems);

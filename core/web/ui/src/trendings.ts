@@ -5,6 +5,7 @@
 import { el, fill } from "./dom";
 import { getJson, type Status } from "./api";
 import { mountShell } from "./shell";
+import { safeColour } from "./tags";
 import { bars, dateParam, DAY, noonOf, panel, serverDay } from "./widgets";
 
 type Ranked = [string, number][];
@@ -12,11 +13,6 @@ type PerDay<T> = [number, T][];
 interface Tag {
   name: string;
   colour?: string;
-}
-
-/** A tag colour from MISP, used only when it is a plain hex colour. */
-export function safeColour(c: unknown): string | null {
-  return typeof c === "string" && /^#[0-9a-fA-F]{6}$/.test(c) ? c : null;
 }
 
 /** Sums each label's counts over the days, most first (ties: first seen first). */
