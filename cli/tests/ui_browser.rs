@@ -6,6 +6,7 @@
 
 mod common;
 mod http_support;
+mod misp_standin;
 
 use common::*;
 use http_support::*;
@@ -380,4 +381,44 @@ fn the_live_page_on_seed2_and_its_stream() {
         .expect("read");
     assert!(status.success(), "the browser saw problems:\n{stdout}");
     eprintln!("screenshots in {}", out.display());
+}
+
+/// With `[Auth] auth_enabled`, every page sends the browser to the login form; after a login
+/// through the MISP stand-in (`misp_standin`: MISP cannot run here) the pages work, and the
+/// header says who is logged in.
+#[test]
+fn pages_ask_for_a_login_when_auth_is_on() {
+    let (misp, _) = misp_standin::start_misp_with();
+    let redis = Redis::start();
+    load_dump(
+        &redis,
+        &read_json(&shared().join("corpus/seed2.redis.json")),
+    );
+    let setup = ServerSetup {
+        auth: format!(
+            "auth_enabled = True\nmisp_fqdn = http://127.0.0.1:{misp}\nsession_secret = {}\n",
+            misp_standin::SECRET
+        ),
+        ..Default::default()
+    };
+    let server = start_server(redis.port, &setup, "ui-auth");
+    let out = server.dir.join("screenshots");
+    for page in ["/", "/users", "/trendings", "/status"] {
+        browse(
+            &server.base("http"),
+            &out,
+            &[
+                "--page",
+                page,
+                "--login",
+                "alice@example.org:correct horse",
+                "--ready",
+                "section.panel",
+                "--expect",
+                "alice@example.org",
+                "--expect",
+                "Log out",
+            ],
+        );
+    }
 }

@@ -754,7 +754,6 @@ pub fn router(st: Shared) -> Router {
         .route("/contrib", get(page("contrib")))
         .route("/users", get(users_page))
         .route("/trendings", get(trendings_page))
-        .route("/favicon.ico", get(favicon))
         .route("/_logs", get(logs))
         .route("/_maps", get(maps))
         .route("/_get_log_head", get(log_head))
@@ -807,6 +806,8 @@ pub fn router(st: Shared) -> Router {
         .route("/logout", get(logout).post(logout))
         .route("/error_page", get(error_page))
         .route("/static/{*path}", get(static_file))
+        // Asked for by every page, the login form included.
+        .route("/favicon.ico", get(favicon))
         .route("/healthz", get(healthz));
     let open = match metrics_open {
         true => open.route("/metrics", get(metrics)),

@@ -23,6 +23,9 @@ const { values } = parseArgs({
     "expect-in": { type: "string", multiple: true, default: [] },
     "absent-selector": { type: "string", multiple: true, default: [] },
     ready: { type: "string", default: "main[aria-busy='false']" },
+    // "USER:PASSWORD": the page must first send the browser to /login; the form is filled in
+    // and sent, then the page must work.
+    login: { type: "string" },
     // Waits (up to 20 s) until the page shows this text: what a live stream brings.
     "wait-text": { type: "string" },
   },
@@ -69,12 +72,39 @@ try {
           problems.push(`${where}: request to another host: ${r.url()}`);
         }
       });
-      page.on("requestfailed", (r) => problems.push(`${where}: request failed: ${r.url()} ${r.failure()?.errorText ?? ""}`));
+      // Until the page under test is loaded, requests cut short by a navigation (the login's
+      // redirect leaving a page with an open stream) are not failures.
+      let settled = false;
+      page.on("requestfailed", (r) => {
+        const why = r.failure()?.errorText ?? "";
+        if (!settled && why.includes("ERR_ABORTED")) return;
+        problems.push(`${where}: request failed: ${r.url()} ${why}`);
+      });
       page.on("response", (r) => {
         if (r.status() >= 400) problems.push(`${where}: ${r.status()} for ${r.url()}`);
       });
+      if (values.login) {
+        await page.goto(new URL(path, base).toString(), { waitUntil: "load" });
+        if (new URL(page.url()).pathname !== "/login") {
+          problems.push(`${where}: not sent to /login without a session (at ${page.url()})`);
+        }
+        const at = values.login.indexOf(":");
+        await page.fill("#username", values.login.slice(0, at));
+        await page.fill("#password", values.login.slice(at + 1));
+        await Promise.all([page.waitForNavigation(), page.click("button[type=submit]")]);
+        if (new URL(page.url()).pathname === "/login") {
+          problems.push(`${where}: the login was refused (${page.url()})`);
+        }
+      }
       const started = Date.now();
-      await page.goto(new URL(path, base).toString(), { waitUntil: "load" });
+      const target = new URL(path, base);
+      const here = new URL(page.url());
+      // After a login the browser is already on the page: loading it again would cut its
+      // requests short.
+      if (here.pathname + here.search !== target.pathname + target.search) {
+        await page.goto(target.toString(), { waitUntil: "load" });
+      }
+      settled = true;
       try {
         await page.waitForSelector(values.ready, { timeout: 10000 });
       } catch {
