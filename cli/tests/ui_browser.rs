@@ -422,3 +422,41 @@ fn pages_ask_for_a_login_when_auth_is_on() {
         );
     }
 }
+
+/// Filters of the live log, kept in the URL: "equals" goes to the `filters` cookie the server
+/// applies (the original's format), "contains" is applied in the page; each shows as a chip.
+#[test]
+fn live_log_filters_from_the_url() {
+    let redis = Redis::start();
+    load_dump(
+        &redis,
+        &read_json(&shared().join("corpus/seed2.redis.json")),
+    );
+    let server = start_server(redis.port, &ServerSetup::default(), "ui-filters");
+    let out = server.dir.join("screenshots");
+    // Columns: timestamp, Event.id, Tag, category, type, value | comment, kind, feed.
+    browse(
+        &server.base("http"),
+        &out,
+        &[
+            "--page",
+            "/?f=Attribute.category~eq~Payload%20delivery",
+            "--expect-all",
+            "#log tbody td:nth-child(4)=>Payload delivery",
+            "--expect",
+            "Attribute.category = Payload delivery",
+        ],
+    );
+    browse(
+        &server.base("http"),
+        &out,
+        &[
+            "--page",
+            "/?f=Attribute.type~has~sha",
+            "--expect-all",
+            "#log tbody td:nth-child(5)=>sha",
+            "--expect",
+            "Attribute.type contains sha",
+        ],
+    );
+}

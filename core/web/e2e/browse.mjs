@@ -21,6 +21,8 @@ const { values } = parseArgs({
     expect: { type: "string", multiple: true, default: [] },
     // "SELECTOR=>TEXT": the first element matching SELECTOR shows TEXT.
     "expect-in": { type: "string", multiple: true, default: [] },
+    // "SELECTOR=>TEXT": there is at least one match, and every one shows TEXT.
+    "expect-all": { type: "string", multiple: true, default: [] },
     "absent-selector": { type: "string", multiple: true, default: [] },
     ready: { type: "string", default: "main[aria-busy='false']" },
     // "USER:PASSWORD": the page must first send the browser to /login; the form is filled in
@@ -130,6 +132,15 @@ try {
         const got = (await loc.count()) > 0 ? await loc.innerText() : null;
         if (got === null) problems.push(`${where}: nothing matches ${sel}`);
         else if (!got.includes(want)) problems.push(`${where}: ${sel} shows ${JSON.stringify(got)}, not ${JSON.stringify(want)}`);
+      }
+      for (const pair of values["expect-all"]) {
+        const at = pair.indexOf("=>");
+        const sel = pair.slice(0, at);
+        const want = pair.slice(at + 2);
+        const texts = await page.locator(sel).allInnerTexts();
+        const wrong = texts.filter((t) => !t.includes(want));
+        if (texts.length === 0) problems.push(`${where}: nothing matches ${sel}`);
+        else if (wrong.length > 0) problems.push(`${where}: ${wrong.length} of ${texts.length} ${sel} do not show ${JSON.stringify(want)}, e.g. ${JSON.stringify(wrong[0])}`);
       }
       for (const sel of values["absent-selector"]) {
         const n = await page.locator(sel).count();

@@ -55,6 +55,42 @@ function cell(value: unknown, composite: boolean): Node {
   return el("span", {}, text);
 }
 
+/** A filter of the live log, as kept in the URL: `?f=<path>~<eq|ne|has>~<value>`. */
+interface Filter {
+  path: string;
+  op: "eq" | "ne" | "has";
+  value: string;
+}
+
+export function readFilters(q: URLSearchParams): Filter[] {
+  const out: Filter[] = [];
+  for (const f of q.getAll("f")) {
+    const [path, op, ...rest] = f.split("~");
+    const value = rest.join("~");
+    if (path && (op === "eq" || op === "ne" || op === "has") && value !== "") out.push({ path, op, value });
+  }
+  return out;
+}
+
+/** The `filters` cookie the server applies to /_logs (the original's format: a field path to a
+ * value, or to a list of values, "!" meaning "is not"). "contains" is applied in the page. */
+function writeCookie(filters: Filter[]): void {
+  const obj: Record<string, string[]> = {};
+  for (const f of filters) {
+    if (f.op === "has") continue;
+    (obj[f.path] ??= []).push(f.op === "ne" ? `!${f.value}` : f.value);
+  }
+  const flat: Record<string, string | string[]> = {};
+  for (const [k, v] of Object.entries(obj)) flat[k] = v.length === 1 ? (v[0] as string) : v;
+  const value = Object.keys(flat).length === 0 ? "" : encodeURIComponent(JSON.stringify(flat));
+  document.cookie = `filters=${value}; path=/; SameSite=Strict${value === "" ? "; max-age=0" : ""}`;
+}
+
+/** The columns a path is shown in (a composite column shows several paths). */
+function columnOf(path: string, header: string[]): number {
+  return header.findIndex((h) => h.split(" | ").includes(path));
+}
+
 function row(ev: LogEvent, header: string[]): HTMLTableRowElement | null {
   if (ev.name !== "Attribute" && ev.name !== "ObjectAttribute") return null;
   if (Array.isArray(ev.log)) return null;
@@ -65,6 +101,46 @@ function row(ev: LogEvent, header: string[]): HTMLTableRowElement | null {
   return tr;
 }
 
+function filterBar(header: string[], filters: Filter[]): void {
+  const form = document.getElementById("filters");
+  const active = document.getElementById("active");
+  if (!(form instanceof HTMLFormElement) || !active) return;
+  const field = form.elements.namedItem("field");
+  if (field instanceof HTMLSelectElement) {
+    fill(field, ...header.flatMap((h) => h.split(" | ")).map((p) => el("option", {}, p)));
+  }
+  const go = (next: Filter[]): void => {
+    const q = new URLSearchParams(window.location.search);
+    q.delete("f");
+    for (const f of next) q.append("f", `${f.path}~${f.op}~${f.value}`);
+    window.location.assign(`${window.location.pathname}?${q.toString()}`);
+  };
+  const words = { eq: "=", ne: "≠", has: "contains" };
+  fill(
+    active,
+    ...filters.map((f, i) => {
+      const remove = el("button", { type: "button", "aria-label": `Remove the filter ${f.path} ${words[f.op]} ${f.value}` }, "×");
+      remove.addEventListener("click", () => go(filters.filter((_, j) => j !== i)));
+      return el("span", { class: "chip" }, `${f.path} ${words[f.op]} ${f.value} `, remove);
+    }),
+  );
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const data = new FormData(form);
+    const text = (name: string): string => {
+      const v = data.get(name);
+      return typeof v === "string" ? v : "";
+    };
+    const op = text("op");
+    const f: Filter = {
+      path: text("field"),
+      op: op === "ne" || op === "has" ? op : "eq",
+      value: text("value").trim(),
+    };
+    if (f.value !== "") go([...filters, f]);
+  });
+}
+
 async function start(): Promise<void> {
   const table = document.getElementById("log");
   const pause = document.getElementById("pause");
@@ -72,7 +148,17 @@ async function start(): Promise<void> {
   const main = document.getElementById("live");
   if (!(table instanceof HTMLTableElement) || !pause || !count || !main) return;
   const body = table.tBodies[0] ?? table.createTBody();
+  // The URL's filters go to the cookie first: the server filters the history and the stream.
+  const filters = readFilters(new URLSearchParams(window.location.search));
+  writeCookie(filters);
   const [header, history] = await Promise.all([getJson<string[]>("/_get_log_head"), getJson<LogEvent[]>("/_logs")]);
+  filterBar(header, filters);
+  const contains = filters
+    .filter((f) => f.op === "has")
+    .map((f) => ({ col: columnOf(f.path, header), text: f.value.toLowerCase() }))
+    .filter((f) => f.col >= 0);
+  const passes = (tr: HTMLTableRowElement): boolean =>
+    contains.every((f) => (tr.cells[f.col]?.textContent ?? "").toLowerCase().includes(f.text));
   fill(table.tHead ?? table.createTHead(), el("tr", {}, ...header.map((h) => el("th", {}, h.replace(/^Attribute\./, "").replaceAll(" | Attribute.", " | "))), el("th", {}, "Kind"), el("th", {}, "Feed")));
   const trim = (): void => {
     while (body.rows.length > MAX_ROWS) body.deleteRow(body.rows.length - 1);
@@ -80,7 +166,7 @@ async function start(): Promise<void> {
   };
   for (const ev of history) {
     const tr = row(ev, header);
-    if (tr) body.append(tr);
+    if (tr && passes(tr)) body.append(tr);
   }
   trim();
   main.setAttribute("aria-busy", "false");
@@ -89,7 +175,7 @@ async function start(): Promise<void> {
   let held: LogEvent[] = [];
   const show = (ev: LogEvent): void => {
     const tr = row(ev, header);
-    if (!tr) return;
+    if (!tr || !passes(tr)) return;
     tr.classList.add("new");
     body.prepend(tr);
     trim();
