@@ -460,3 +460,32 @@ fn live_log_filters_from_the_url() {
         ],
     );
 }
+
+/// Kiosk mode for a wall screen: no navigation, and the next page after the chosen time.
+#[test]
+fn kiosk_mode_cycles_the_pages() {
+    let redis = Redis::start();
+    load_dump(
+        &redis,
+        &read_json(&shared().join("corpus/seed2.redis.json")),
+    );
+    let server = start_server(redis.port, &ServerSetup::default(), "ui-kiosk");
+    browse(
+        &server.base("http"),
+        &server.dir.join("screenshots"),
+        &[
+            "--page",
+            "/users?kiosk=1&every=3",
+            "--wait-path",
+            "/trendings",
+            "--expect",
+            "next page in",
+            "--expect",
+            "Most popular tags",
+            "--absent-selector",
+            "header nav:visible",
+            "--absent-selector",
+            "form.toolbar:visible",
+        ],
+    );
+}

@@ -28,6 +28,8 @@ const { values } = parseArgs({
     // "USER:PASSWORD": the page must first send the browser to /login; the form is filled in
     // and sent, then the page must work.
     login: { type: "string" },
+    // Waits (up to 20 s) until the browser is on this path (kiosk mode's next page).
+    "wait-path": { type: "string" },
     // Waits (up to 20 s) until the page shows this text: what a live stream brings.
     "wait-text": { type: "string" },
   },
@@ -113,6 +115,14 @@ try {
         problems.push(`${where}: never ready (${values.ready})`);
       }
       const readyMs = Date.now() - started;
+      if (values["wait-path"]) {
+        try {
+          await page.waitForURL((u) => u.pathname === values["wait-path"], { timeout: 20000 });
+          await page.waitForSelector(values.ready, { timeout: 10000 });
+        } catch {
+          problems.push(`${where}: never went on to ${values["wait-path"]} (at ${page.url()})`);
+        }
+      }
       if (values["wait-text"]) {
         try {
           await page.waitForFunction((t) => document.body.innerText.includes(t), values["wait-text"], { timeout: 20000 });

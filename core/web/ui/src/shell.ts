@@ -44,6 +44,33 @@ export interface Shell {
   onStatus(listener: (s: Status) => void): void;
 }
 
+/** The pages a wall screen cycles through in kiosk mode. */
+const KIOSK_PAGES = ["/", "/users", "/trendings"];
+
+/** `?kiosk=1`: no navigation, and the next page after `every` seconds (default 60, at
+ * least 3), in a loop, keeping the kiosk parameters; what is left is shown in the header. */
+function kiosk(current: string, header: HTMLElement): void {
+  const q = new URLSearchParams(window.location.search);
+  if (q.get("kiosk") !== "1") return;
+  document.body.classList.add("kiosk");
+  const every = Math.max(3, Number(q.get("every")) || 60);
+  const at = KIOSK_PAGES.indexOf(current);
+  const next = KIOSK_PAGES[(at + 1) % KIOSK_PAGES.length] ?? "/";
+  const left = el("span", { class: "hint", "aria-live": "off" });
+  header.append(left);
+  const until = Date.now() + every * 1000;
+  const tick = (): void => {
+    const s = Math.max(0, Math.ceil((until - Date.now()) / 1000));
+    left.textContent = `next page in ${s} s`;
+    if (s === 0) {
+      window.location.assign(`${next}?kiosk=1&every=${every}`);
+      return;
+    }
+    window.setTimeout(tick, 1000);
+  };
+  tick();
+}
+
 /** Builds the header into `document.body` and starts the status polling. */
 export function mountShell(current: string): Shell {
   applyStoredTheme();
@@ -72,6 +99,7 @@ export function mountShell(current: string): Shell {
     theme,
   );
   document.body.prepend(header);
+  kiosk(current, header);
 
   const listeners: ((s: Status) => void)[] = [];
   const refresh = async (): Promise<void> => {
