@@ -12,14 +12,13 @@ B="${2:-10000000}"
 BIN="${MISPDASH_BIN:-target/release/mispdash}"
 [ -n "${MISPDASH_BIN:-}" ] || cargo build --release --quiet -p mispdash
 WORK="$(mktemp -d)"
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 PORT=$(free_port)
 HTTP=$(free_port)
-redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" >/dev/null 2>&1 &
-RPID=$!
+start_redis "$PORT" "$WORK"
 trap 'kill $RPID 2>/dev/null; [ -n "${DPID:-}" ] && kill -9 $DPID 2>/dev/null; rm -rf "$WORK"' EXIT
 RC="redis-cli -p $PORT"
-until $RC ping >/dev/null 2>&1; do sleep 0.05; done
 python3 bench/big_event.py --attributes "$N" --bytes "$B" --objects 50 --then-small -o "$WORK/big.jsonl"
 cat >"$WORK/config.cfg" <<CFG
 [Server]

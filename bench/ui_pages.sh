@@ -15,13 +15,12 @@ if [ -z "${MISPDASH_BIN:-}" ]; then
 fi
 CORPUS="${CORPUS:-../shared/corpus/seed2.jsonl}"
 WORK="$(mktemp -d)"
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 PORT=$(free_port)
 HTTP=$(free_port)
-redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" >/dev/null 2>&1 &
-RPID=$!
+start_redis "$PORT" "$WORK"
 trap 'kill $RPID 2>/dev/null; [ -n "${DPID:-}" ] && kill $DPID 2>/dev/null; rm -rf "$WORK"' EXIT
-until redis-cli -p "$PORT" ping >/dev/null 2>&1; do sleep 0.05; done
 printf '[Server]\nhost = 127.0.0.1\nport = %s\n[RedisGlobal]\nhost = 127.0.0.1\nport = %s\nmisp_instances = []\n' "$HTTP" "$PORT" >"$WORK/c.cfg"
 
 echo "== bytes per page (gzip -9 of what the page loads; API answers not counted)"

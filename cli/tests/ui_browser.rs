@@ -17,19 +17,25 @@ fn web_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../core/web")
 }
 
-/// Runs the browser script; returns its report, or panics with what it said.
-fn browse(base: &str, out: &std::path::Path, args: &[&str]) -> serde_json::Value {
+/// The browser script's command (`core/web/e2e/browse.mjs`) for pages of `base`.
+fn browse_command(base: &str, out: &std::path::Path, args: &[&str]) -> Command {
     let dir = web_dir();
     assert!(
         dir.join("node_modules/playwright-core").is_dir() && dir.join("dist/status.html").is_file(),
         "the web UI is not installed and built: run scripts/setup.sh test"
     );
-    let o = Command::new("node")
-        .current_dir(&dir)
+    let mut cmd = Command::new("node");
+    cmd.current_dir(&dir)
         .arg("e2e/browse.mjs")
         .args(["--base", base, "--out"])
         .arg(out)
-        .args(args)
+        .args(args);
+    cmd
+}
+
+/// Runs the browser script; returns its report, or panics with what it said.
+fn browse(base: &str, out: &std::path::Path, args: &[&str]) -> serde_json::Value {
+    let o = browse_command(base, out, args)
         .output()
         .expect("node runs (scripts/setup.sh test installs it)");
     let stdout = String::from_utf8_lossy(&o.stdout);
@@ -123,14 +129,7 @@ fn the_status_page_in_chromium() {
 /// The summed counts per name of a recorded trendings answer (`[[day, [[item, n], ...]], ...]`),
 /// most first, as the page shows them; `name` reads an item's name.
 fn recorded_totals(id: &str, name: impl Fn(&serde_json::Value) -> String) -> Vec<(String, i64)> {
-    let http = read_json(&shared().join("corpus/seed2.http.json"));
-    let answer = http["responses"]
-        .as_array()
-        .expect("responses")
-        .iter()
-        .find(|r| r["id"] == id)
-        .unwrap_or_else(|| panic!("{id} recorded"))["json"]
-        .clone();
+    let answer = recorded(id);
     let mut acc: Vec<(String, i64)> = Vec::new();
     for day in answer.as_array().expect("days") {
         for item in day[1].as_array().expect("items") {
@@ -342,13 +341,10 @@ fn the_live_page_on_seed2_and_its_stream() {
         "name": "Attribute", "log": content.to_string(), "zmqName": "misp1"
     })
     .to_string();
-    let dir = web_dir();
-    let mut node = Command::new("node")
-        .current_dir(&dir)
-        .arg("e2e/browse.mjs")
-        .args(["--base", &server.base("http"), "--out"])
-        .arg(&out)
-        .args([
+    let mut node = browse_command(
+        &server.base("http"),
+        &out,
+        &[
             "--page",
             "/",
             "--expect-in",
@@ -359,10 +355,11 @@ fn the_live_page_on_seed2_and_its_stream() {
             marker,
             "--absent-selector",
             "#log b",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("node");
+        ],
+    )
+    .stdout(std::process::Stdio::piped())
+    .spawn()
+    .expect("node");
     // Publish until the browser is done: each page load (dark, light) gets some.
     let mut c = redis.conn(0).expect("redis");
     let status = loop {

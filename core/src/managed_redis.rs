@@ -367,7 +367,7 @@ fn ensure_password(dir: &Path) -> io::Result<String> {
     }
     let mut raw = [0u8; 32];
     getrandom::fill(&mut raw).map_err(|e| io::Error::other(e.to_string()))?;
-    let p: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    let p = hex::encode(raw);
     write_private(&dir.join(PASSWORD_FILE), &format!("{p}\n"))?;
     Ok(p)
 }
@@ -401,18 +401,7 @@ pub fn adopt_password(target: &mut RedisTarget, dir: &Path) -> bool {
 
 /// Whether the server on loopback `port` refuses an unauthenticated PING with `-NOAUTH`.
 fn asks_for_password(port: u16) -> bool {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let Ok(mut s) = TcpStream::connect_timeout(&addr, PROBE_TIMEOUT) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(PROBE_TIMEOUT));
-    if s.write_all(b"PING\r\n").is_err() {
-        return false;
-    }
-    let mut buf = [0u8; 64];
-    let n = s.read(&mut buf).unwrap_or(0);
-    let _ = s.shutdown(Shutdown::Both);
-    buf[..n].starts_with(b"-NOAUTH")
+    raw_ping(port).is_some_and(|a| a.starts_with(b"-NOAUTH"))
 }
 
 /// Whether a Redis server answers PING at `target` within about a second; what `mispdash run`
@@ -592,30 +581,36 @@ enum PortState {
 }
 
 /// Tells a free port from one held by Redis (any RESP answer to an inline PING, including
-/// `-NOAUTH`) or by something else, with a raw socket so that no client library behaviour
-/// (AUTH, HELLO) gets in the way.
+/// `-NOAUTH`) or by something else.
 fn probe_port(port: u16) -> PortState {
+    match raw_ping(port) {
+        None => PortState::Free,
+        Some(a)
+            if a.starts_with(b"+PONG")
+                || a.starts_with(b"-NOAUTH")
+                || a.starts_with(b"-LOADING") =>
+        {
+            PortState::Redis
+        }
+        Some(_) => PortState::Other,
+    }
+}
+
+/// An inline PING on loopback `port` over a raw socket, so that no client library behaviour
+/// (AUTH, HELLO) gets in the way: the start of the answer; empty when the program on the port
+/// said nothing, `None` when nothing listens.
+fn raw_ping(port: u16) -> Option<Vec<u8>> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let Ok(mut s) = TcpStream::connect_timeout(&addr, PROBE_TIMEOUT) else {
-        return PortState::Free;
-    };
+    let mut s = TcpStream::connect_timeout(&addr, PROBE_TIMEOUT).ok()?;
     let _ = s.set_read_timeout(Some(PROBE_TIMEOUT));
     let _ = s.set_write_timeout(Some(PROBE_TIMEOUT));
     if s.write_all(b"PING\r\n").is_err() {
-        return PortState::Other;
+        return Some(Vec::new());
     }
     let mut buf = [0u8; 64];
     let n = s.read(&mut buf).unwrap_or(0);
     let _ = s.shutdown(Shutdown::Both);
-    let answer = &buf[..n];
-    if answer.starts_with(b"+PONG")
-        || answer.starts_with(b"-NOAUTH")
-        || answer.starts_with(b"-LOADING")
-    {
-        PortState::Redis
-    } else {
-        PortState::Other
-    }
+    Some(buf[..n].to_vec())
 }
 
 /// PINGs and returns the server's `process_id` from `INFO server`.

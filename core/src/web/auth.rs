@@ -131,7 +131,7 @@ fn now_secs() -> i64 {
 pub fn random_token() -> Result<String, WebError> {
     let mut b = [0u8; 16];
     getrandom::fill(&mut b).map_err(|e| WebError::Internal(format!("randomness: {e}")))?;
-    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+    Ok(hex::encode(b))
 }
 
 impl Auth {
@@ -200,7 +200,7 @@ impl Auth {
         let c = jar.signed(&self.key).get(SESSION_COOKIE)?;
         let token = c.value();
         (token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit()))
-            .then(|| hex(&Sha256::digest(token.as_bytes())))
+            .then(|| hex::encode(Sha256::digest(token.as_bytes())))
     }
 
     /// Opens a session for `who` in Redis; returns its `Set-Cookie` value.
@@ -212,7 +212,7 @@ impl Auth {
     ) -> Result<String, WebError> {
         let mut raw = [0u8; 32];
         getrandom::fill(&mut raw).map_err(|e| WebError::Internal(format!("randomness: {e}")))?;
-        let token = hex(&raw);
+        let token = hex::encode(raw);
         let now = now_secs();
         let s = Session {
             user: who.name.clone(),
@@ -225,7 +225,9 @@ impl Auth {
             .map_err(|e| WebError::Internal(format!("session record: {e}")))?;
         let mut c = db.conn().await?;
         redis::cmd("SET")
-            .arg(Self::session_key(&hex(&Sha256::digest(token.as_bytes()))))
+            .arg(Self::session_key(&hex::encode(Sha256::digest(
+                token.as_bytes(),
+            ))))
             .arg(value)
             .arg("EX")
             .arg(self.lifetime_secs.max(1))
@@ -605,10 +607,6 @@ pub fn hidden_input(html: &str, name: &str) -> Option<String> {
     (!value.is_empty() && !value.contains(char::is_whitespace)).then(|| value.to_string())
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn constant_eq(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && a.bytes()
@@ -670,7 +668,7 @@ mod tests {
         );
         let pair = set.split(';').next().expect("pair");
         let digest = a.token_digest(&[pair]).expect("genuine");
-        assert_eq!(digest, hex(&Sha256::digest(token.as_bytes())));
+        assert_eq!(digest, hex::encode(Sha256::digest(token.as_bytes())));
         // Another secret does not accept it, a tampered or bare value is refused.
         let b = auth("another test secret of 32 characters or more");
         assert!(b.token_digest(&[pair]).is_none());

@@ -247,14 +247,7 @@ async fn logs(
         })
         .await;
     }
-    let ticket = stream_ticket(&st, peer, &headers, session.as_deref())?;
-    Ok(sse_headers(stream::sse_response(
-        &st,
-        Kind::Live,
-        last_event_id(&headers),
-        filters,
-        ticket,
-    )))
+    open_stream(&st, peer, &headers, session.as_deref(), Kind::Live, filters)
 }
 
 async fn maps(
@@ -270,44 +263,50 @@ async fn maps(
         })
         .await;
     }
-    let ticket = stream_ticket(&st, peer, &headers, session.as_deref())?;
-    Ok(sse_headers(stream::sse_response(
-        &st,
-        Kind::Map,
-        last_event_id(&headers),
-        Filters::default(),
-        ticket,
-    )))
+    let filters = Filters::default();
+    open_stream(&st, peer, &headers, session.as_deref(), Kind::Map, filters)
 }
 
-async fn stream_contributors(
-    State(st): State<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    session: Session,
-    headers: HeaderMap,
-) -> Result<Response, WebError> {
-    let ticket = stream_ticket(&st, peer, &headers, session.as_deref())?;
-    Ok(sse_headers(stream::sse_response(
-        &st,
-        Kind::Contributor,
-        last_event_id(&headers),
-        Filters::default(),
-        ticket,
-    )))
+/// A route that only streams (`/_eventStreamLastContributor`, `/_eventStreamAwards`).
+fn stream_only(
+    kind: Kind,
+) -> impl Fn(
+    State<Shared>,
+    ConnectInfo<SocketAddr>,
+    Session,
+    HeaderMap,
+) -> std::future::Ready<Result<Response, WebError>>
+       + Clone {
+    move |State(st): State<Shared>,
+          ConnectInfo(peer): ConnectInfo<SocketAddr>,
+          session: Session,
+          headers: HeaderMap| {
+        std::future::ready(open_stream(
+            &st,
+            peer,
+            &headers,
+            session.as_deref(),
+            kind,
+            Filters::default(),
+        ))
+    }
 }
 
-async fn stream_awards(
-    State(st): State<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    session: Session,
-    headers: HeaderMap,
+/// The SSE answer of a stream route, counted against its client's streams.
+fn open_stream(
+    st: &Shared,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    session: Option<&super::auth::Current>,
+    kind: Kind,
+    filters: Filters,
 ) -> Result<Response, WebError> {
-    let ticket = stream_ticket(&st, peer, &headers, session.as_deref())?;
+    let ticket = stream_ticket(st, peer, headers, session)?;
     Ok(sse_headers(stream::sse_response(
-        &st,
-        Kind::Awards,
-        last_event_id(&headers),
-        Filters::default(),
+        st,
+        kind,
+        last_event_id(headers),
+        filters,
         ticket,
     )))
 }
@@ -349,19 +348,14 @@ async fn status(State(st): State<Shared>, session: Session, headers: HeaderMap) 
     json_bytes(Bytes::from(v.to_string()))
 }
 
-/// `/trendings`: the page built in `core/web`.
-async fn trendings_page(State(st): State<Shared>, headers: HeaderMap) -> Response {
-    ui_file(&st, "/trendings.html", &headers).await
-}
-
-/// `/`: the live page built in `core/web`.
-async fn live_page(State(st): State<Shared>, headers: HeaderMap) -> Response {
-    ui_file(&st, "/index.html", &headers).await
-}
-
-/// `/users`: the page built in `core/web`.
-async fn users_page(State(st): State<Shared>, headers: HeaderMap) -> Response {
-    ui_file(&st, "/users.html", &headers).await
+/// A page built in `core/web` (`/`, `/users`, `/trendings`): its HTML file.
+fn ui_page(
+    file: &'static str,
+) -> impl Fn(State<Shared>, HeaderMap) -> std::pin::Pin<Box<dyn Future<Output = Response> + Send>> + Clone
+{
+    move |State(st): State<Shared>, headers: HeaderMap| {
+        Box::pin(async move { ui_file(&st, file, &headers).await })
+    }
 }
 
 /// Whether a request is a browser's navigation (it asks for HTML) rather than a program's.
@@ -588,12 +582,7 @@ async fn require_session(State(st): State<Shared>, mut req: Request, next: Next)
         );
         return r;
     }
-    let html = req
-        .headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.contains("text/html"));
-    if html {
+    if wants_page(req.headers()) {
         Redirect::to("/login").into_response()
     } else {
         WebError::Unauthorized.into_response()
@@ -749,11 +738,11 @@ async fn observe(State(st): State<Shared>, req: Request, next: Next) -> Response
 /// Every route of the original (spec §1) plus the operations endpoints.
 pub fn router(st: Shared) -> Router {
     let protected = Router::new()
-        .route("/", get(live_page))
+        .route("/", get(ui_page("/index.html")))
         .route("/geo", get(page("geo")))
         .route("/contrib", get(page("contrib")))
-        .route("/users", get(users_page))
-        .route("/trendings", get(trendings_page))
+        .route("/users", get(ui_page("/users.html")))
+        .route("/trendings", get(ui_page("/trendings.html")))
         .route("/_logs", get(logs))
         .route("/_maps", get(maps))
         .route("/_get_log_head", get(log_head))
@@ -761,8 +750,11 @@ pub fn router(st: Shared) -> Router {
         .route("/_getHitMap", get(hit_map))
         .route("/_getCoordsByRadius", get(coords_by_radius))
         .route("/_getLastContributors", get(last_contributors))
-        .route("/_eventStreamLastContributor", get(stream_contributors))
-        .route("/_eventStreamAwards", get(stream_awards))
+        .route(
+            "/_eventStreamLastContributor",
+            get(stream_only(Kind::Contributor)),
+        )
+        .route("/_eventStreamAwards", get(stream_only(Kind::Awards)))
         .route("/_getTopContributor", get(top_contributor))
         .route("/_getFameContributor", get(fame))
         .route("/_getFameQualContributor", get(fame))
