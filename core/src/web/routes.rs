@@ -348,6 +348,31 @@ async fn status(State(st): State<Shared>, session: Session, headers: HeaderMap) 
     json_bytes(Bytes::from(v.to_string()))
 }
 
+/// What the pages need of the configuration: the live map's rotation, the chart's item, the
+/// geo refresh, the ranking's titles and thresholds (the original rendered these into its
+/// templates; our pages are static files, so they ask).
+async fn ui_settings(State(st): State<Shared>) -> Response {
+    let r = &st.ranking;
+    let mut v = st.cfg.ui.clone();
+    if let Some(m) = v.as_object_mut() {
+        m.insert(
+            "ranking".into(),
+            serde_json::json!({
+                "rank_multiplier": r.rank_multiplier,
+                "level_max": r.level_max,
+                "rank_titles": r.rank_titles,
+                "requirement_points": r.requirement_points,
+                "categories": r.categories,
+                "points_per_category": r.categories.iter().map(|c| r.points_for(c)).collect::<Vec<_>>(),
+                "badges": r.badges,
+                "trophy_mapping": r.trophy_mapping,
+                "trophy_titles": r.trophy_titles,
+            }),
+        );
+    }
+    json_bytes(Bytes::from(v.to_string()))
+}
+
 /// A page built in `core/web` (`/`, `/users`, `/trendings`): its HTML file.
 fn ui_page(
     file: &'static str,
@@ -389,19 +414,6 @@ async fn metrics(State(st): State<Shared>) -> Response {
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
     r
-}
-
-fn page(
-    which: &'static str,
-) -> impl Fn(State<Shared>, RawQuery) -> std::future::Ready<Response> + Clone {
-    move |State(st): State<Shared>, RawQuery(q): RawQuery| {
-        let p = Params::parse(q.as_deref()).unwrap_or_default();
-        std::future::ready(pages::dashboard_page(
-            which,
-            p.get("org"),
-            st.auth.is_some(),
-        ))
-    }
 }
 
 async fn favicon(headers: HeaderMap) -> Response {
@@ -739,8 +751,9 @@ async fn observe(State(st): State<Shared>, req: Request, next: Next) -> Response
 pub fn router(st: Shared) -> Router {
     let protected = Router::new()
         .route("/", get(ui_page("/index.html")))
-        .route("/geo", get(page("geo")))
-        .route("/contrib", get(page("contrib")))
+        .route("/geo", get(ui_page("/geo.html")))
+        .route("/contrib", get(ui_page("/contrib.html")))
+        .route("/_mispdash/ui", get(ui_settings))
         .route("/users", get(ui_page("/users.html")))
         .route("/trendings", get(ui_page("/trendings.html")))
         .route("/_logs", get(logs))

@@ -99,6 +99,8 @@ pub struct WebConfig {
     pub trending_max_display: usize,
     /// `[mispdash]` protections of the server.
     pub guard: crate::config::HttpGuard,
+    /// What the pages need of the configuration (`/_mispdash/ui`), without the ranking.
+    pub ui: serde_json::Value,
 }
 
 impl WebConfig {
@@ -129,6 +131,26 @@ impl WebConfig {
             geoip_path: cfg.redis.path_maxmind_db.clone(),
             trending_max_display: 15,
             guard: cfg.http.clone(),
+            ui: serde_json::json!({
+                "dashboard": {
+                    "rotation_wait_time": cfg.dashboard.rotation_wait_time,
+                    "max_img_rotation": cfg.dashboard.max_img_rotation,
+                    "hours_spanned": cfg.dashboard.hours_spanned,
+                    "graph_log_refresh_rate": cfg.dashboard.graph_log_refresh_rate,
+                    "zoomlevel": cfg.dashboard.zoomlevel,
+                    "item_to_plot": cfg.dashboard.item_to_plot,
+                    "char_separator": cfg.dashboard.char_separator,
+                },
+                "geo": {
+                    "update_frequency_minutes": cfg.geo.update_frequency,
+                    "zoomlevel": cfg.geo.zoomlevel,
+                },
+                "contrib": {
+                    "min_between_reload": cfg.contrib.min_between_reload,
+                    "additional_help_text": cfg.contrib.additional_help_text,
+                },
+                "misp_web_url": if cfg.redis.misp_web_url_set { Some(cfg.redis.misp_web_url.as_str()) } else { None },
+            }),
         }
     }
 }

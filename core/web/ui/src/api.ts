@@ -83,3 +83,35 @@ export interface Status {
 }
 
 export const status = (): Promise<Status> => getJson<Status>("/status");
+
+/** What the pages need of the server's configuration (`/_mispdash/ui`). */
+export interface UiSettings {
+  dashboard: {
+    rotation_wait_time: number;
+    max_img_rotation: number;
+    hours_spanned: number;
+    graph_log_refresh_rate: number;
+    zoomlevel: number;
+    item_to_plot: string;
+    char_separator: string;
+  };
+  geo: { update_frequency_minutes: number; zoomlevel: number };
+  contrib: { min_between_reload: number; additional_help_text: string[] };
+  /** `[RedisGlobal] misp_web_url`, when it was set (links to MISP are offered only then). */
+  misp_web_url: string | null;
+  ranking: {
+    rank_multiplier: number;
+    level_max: number;
+    rank_titles: string[];
+    requirement_points: number[];
+    categories: string[];
+    points_per_category: number[];
+    badges: string[];
+    trophy_mapping: number[];
+    trophy_titles: string[];
+  };
+}
+
+let settings: Promise<UiSettings> | null = null;
+/** The settings, asked once per page. */
+export const uiSettings = (): Promise<UiSettings> => (settings ??= getJson<UiSettings>("/_mispdash/ui"));

@@ -12,6 +12,14 @@ export interface Attrs {
   "aria-label"?: string;
   "aria-live"?: "polite" | "off";
   "data-state"?: string;
+  "aria-pressed"?: "true" | "false";
+  "aria-busy"?: "true" | "false";
+  for?: string;
+  name?: string;
+  value?: string;
+  placeholder?: string;
+  list?: string;
+  tabindex?: string;
   type?: string;
 }
 

@@ -45,7 +45,7 @@ export interface Shell {
 }
 
 /** The pages a wall screen cycles through in kiosk mode. */
-const KIOSK_PAGES = ["/", "/users", "/trendings"];
+const KIOSK_PAGES = ["/", "/geo", "/contrib", "/users", "/trendings"];
 
 /** `?kiosk=1`: no navigation, and the next page after `every` seconds (default 60, at
  * least 3), in a loop, keeping the kiosk parameters; what is left is shown in the header. */
@@ -81,6 +81,8 @@ export function mountShell(current: string): Shell {
     const next = document.documentElement.dataset.theme === "light" ? "dark" : "light";
     localStorage.setItem(THEME_KEY, next);
     applyStoredTheme();
+    // Charts take their colours from the CSS tokens: they redraw (charts.ts).
+    document.dispatchEvent(new Event("mispdash-theme"));
   });
   const nav = el("nav", { "aria-label": "Pages" });
   for (const [href, label] of PAGES) {

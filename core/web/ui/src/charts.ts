@@ -1,0 +1,180 @@
+// The charts and maps of every page: ECharts imported per component (only what the pages
+// draw reaches the bundle), one theme per colour scheme derived from the CSS tokens of
+// theme.css, and the world map registered once from the build-time TopoJSON.
+//
+// Tooltips are built as elements (`tipNode`), never as HTML strings: ECharts would otherwise
+// insert its default markup, which carries style attributes the CSP refuses and would have
+// to escape names that come from MISP.
+
+import * as echarts from "echarts/core";
+import { BarChart, EffectScatterChart, LineChart, LinesChart, MapChart, PieChart, ScatterChart } from "echarts/charts";
+import {
+  GeoComponent,
+  GridComponent,
+  LegendComponent,
+  TooltipComponent,
+  VisualMapContinuousComponent,
+} from "echarts/components";
+import { CanvasRenderer } from "echarts/renderers";
+import { geoNaturalEarth1 } from "d3-geo";
+import { feature } from "topojson-client";
+import world from "virtual:world";
+import { el } from "./dom";
+
+echarts.use([
+  BarChart,
+  EffectScatterChart,
+  LineChart,
+  LinesChart,
+  MapChart,
+  PieChart,
+  ScatterChart,
+  GeoComponent,
+  GridComponent,
+  LegendComponent,
+  TooltipComponent,
+  VisualMapContinuousComponent,
+  CanvasRenderer,
+]);
+
+export type Option = echarts.EChartsCoreOption;
+
+/** Country names by ISO alpha-2 code, from the map's own data. */
+export const COUNTRY_NAMES = new Map<string, string>();
+
+let mapRegistered = false;
+/** Registers "world" once: countries named by their alpha-2 code (what GEO_COUNTRY holds). */
+export function registerWorld(): void {
+  if (mapRegistered) return;
+  const fc = feature(world, world.objects.countries);
+  for (const f of fc.features) {
+    const code = String(f.id);
+    COUNTRY_NAMES.set(code, f.properties.name);
+    f.properties = { name: code, label: f.properties.name } as typeof f.properties;
+  }
+  echarts.registerMap("world", fc as unknown as Parameters<typeof echarts.registerMap>[1]);
+  mapRegistered = true;
+}
+
+/** Natural Earth projection from d3-geo; its stream cuts shapes at the date line, which
+ * ECharts' own projection does not (Russia and Fiji would draw bands across the map). */
+const projection = geoNaturalEarth1();
+export const PROJECTION = {
+  project: (p: number[]): number[] => projection([p[0] ?? 0, p[1] ?? 0]) ?? [0, 0],
+  unproject: (p: number[]): number[] => projection.invert?.([p[0] ?? 0, p[1] ?? 0]) ?? [0, 0],
+  stream: projection.stream.bind(projection),
+};
+
+/** A CSS custom property of the current theme. */
+export function token(name: string): string {
+  return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+}
+
+/** Series colours, after the accent: distinguishable on both backgrounds. */
+const PALETTE_TAIL = ["#3fbf7f", "#e0a53a", "#b07cff", "#ef5b5b", "#2ec4c4", "#d46bb4", "#9aa84a", "#ff8a4c", "#6f8cff"];
+
+/** The ECharts theme of the current colour scheme, from the same tokens as the CSS. */
+function theme(): Record<string, unknown> {
+  const text = token("--text");
+  const muted = token("--muted");
+  const edge = token("--panel-edge");
+  const axis = { axisLine: { lineStyle: { color: muted } }, axisLabel: { color: muted }, splitLine: { lineStyle: { color: edge } } };
+  return {
+    color: [token("--accent"), ...PALETTE_TAIL],
+    backgroundColor: "transparent",
+    textStyle: { color: text, fontFamily: token("--font") },
+    legend: { textStyle: { color: text } },
+    categoryAxis: axis,
+    valueAxis: axis,
+    timeAxis: axis,
+    geo: { itemStyle: { areaColor: edge, borderColor: token("--panel") }, label: { color: text } },
+    tooltip: { backgroundColor: token("--panel"), borderColor: edge, textStyle: { color: text } },
+  };
+}
+
+const charts = new Set<Chart>();
+
+/** One chart in a host element: drawn once the host has a size (panels are often built
+ * before they are attached), re-created in the new theme when the theme changes, resized with
+ * its host, exportable as PNG. */
+export class Chart {
+  private inst: echarts.ECharts | null = null;
+  private readonly handlers: [string, (params: unknown) => void][] = [];
+  private last: Option | null = null;
+
+  constructor(readonly host: HTMLElement) {
+    new ResizeObserver(() => {
+      if (this.inst) this.inst.resize();
+      else this.start();
+    }).observe(host);
+    charts.add(this);
+  }
+
+  /** Creates the ECharts instance when the host can hold it, and draws the last option. */
+  private start(): void {
+    if (this.host.clientWidth === 0 || this.host.clientHeight === 0) return;
+    this.inst = echarts.init(this.host, theme(), { renderer: "canvas" });
+    for (const [event, handler] of this.handlers) this.inst.on(event, handler);
+    if (this.last) this.inst.setOption(this.last, { notMerge: true });
+  }
+
+  /** Replaces the whole option (kept, so that a theme change can draw it again). */
+  set(option: Option): void {
+    this.last = option;
+    if (this.inst) this.inst.setOption(option, { notMerge: true, lazyUpdate: true });
+    else this.start();
+  }
+
+  on(event: string, handler: (params: unknown) => void): void {
+    this.handlers.push([event, handler]);
+    this.inst?.on(event, handler);
+  }
+
+  /** The chart's point of a data coordinate (for maps: [lon, lat]). */
+  toPixel(finder: Record<string, number>, value: number[]): number[] | null {
+    const p: unknown = this.inst?.convertToPixel(finder, value);
+    return Array.isArray(p) ? (p as number[]) : null;
+  }
+
+  fromPixel(finder: Record<string, number>, value: number[]): number[] | null {
+    const p: unknown = this.inst?.convertFromPixel(finder, value);
+    return Array.isArray(p) ? (p as number[]) : null;
+  }
+
+  /** The chart as a PNG data URL, on the panel's background. */
+  png(): string | null {
+    return this.inst?.getDataURL({ type: "png", pixelRatio: 2, backgroundColor: token("--panel") }) ?? null;
+  }
+
+  retheme(): void {
+    this.inst?.dispose();
+    this.inst = null;
+    this.start();
+  }
+}
+
+/** Called by the shell after the theme switched. */
+export function rethemeAll(): void {
+  for (const c of charts) c.retheme();
+}
+document.addEventListener("mispdash-theme", rethemeAll);
+
+/** A tooltip's content as elements: a title line and label/value lines, all text. */
+export function tipNode(title: string, ...lines: [string, string | number][]): HTMLElement {
+  return el(
+    "div",
+    { class: "tip" },
+    el("strong", {}, title),
+    ...lines.map(([k, v]) => el("div", {}, `${k}: `, el("span", { class: "num" }, typeof v === "number" ? v.toLocaleString() : v))),
+  );
+}
+
+/** Options every tooltip shares: plain container, content from `tipNode`. */
+export function tooltip(formatter: (p: unknown) => HTMLElement | string, trigger: "item" | "axis" = "item"): Option {
+  return {
+    trigger,
+    confine: true,
+    className: "chart-tip",
+    formatter: (p: unknown) => formatter(p),
+  };
+}

@@ -1,0 +1,347 @@
+// /contrib: who contributes to MISP this month and how they rank. The monthly ranking, the
+// chosen organisation's progress (next rank, who to overtake, requirements, badges, trophies
+// and each category's global ranking), the halls of fame, the categories per contributor, and
+// the last contributors and awards as they stream: new organisations appear without a reload.
+// The organisation and the month live in the URL.
+
+import { el, fill } from "./dom";
+import { getJson, uiSettings, type Status, type UiSettings } from "./api";
+import { mountShell } from "./shell";
+import { badgeIcon, BADGE_COUNT, orgRankIcon, rankIcon, trophyIcon } from "./icons";
+import { noonOf, panel, serverMinute, tools, type Table } from "./widgets";
+
+interface Contributor {
+  org: string;
+  pnts: number;
+  rank: number;
+  orgRank: number;
+  honorBadge: number[];
+  epoch?: number;
+}
+type CategRow = Contributor & Record<string, number | string | number[]>;
+interface OrgRank {
+  org: string;
+  points: number;
+  rank: number;
+  orgRank: number;
+  remainingPts: number;
+  stepPts: number;
+  honorBadge: number[];
+}
+interface OrgStatus {
+  rank: number;
+  status: Record<string, number>;
+  totPoints: number;
+}
+interface Trophy {
+  categ: string;
+  trophy_points: number;
+  trophy_true_rank: number;
+}
+interface Award {
+  org: string;
+  orgRank: number;
+  epoch: number;
+  award: unknown;
+}
+
+/** Category keys as people read them: "network_activity" → "Network activity". */
+export function prettyCateg(c: string): string {
+  const s = c.replaceAll("_", " ");
+  return s.charAt(0).toUpperCase() + s.slice(1).toLowerCase();
+}
+
+const int = (v: unknown): number => (typeof v === "number" && Number.isFinite(v) ? Math.trunc(v) : 0);
+const pts = (v: unknown): string => (typeof v === "number" && Number.isFinite(v) ? String(Math.round(v * 100) / 100) : "0");
+
+function monthlyIcon(u: UiSettings, rank: unknown): SVGSVGElement {
+  const level = Math.max(0, Math.min(16, int(rank)));
+  return rankIcon(level, level === 0 ? "no monthly rank yet" : `monthly rank ${level}: ${u.ranking.rank_titles[level - 1] ?? ""}`);
+}
+
+function orgIcon(u: UiSettings, level: unknown): SVGSVGElement {
+  const l = Math.max(0, Math.min(16, int(level)));
+  return orgRankIcon(l, l === 0 ? "no contribution rank yet" : `contribution rank ${l}: ${u.ranking.rank_titles[l - 1] ?? ""}`);
+}
+
+function badges(u: UiSettings, have: unknown): HTMLElement {
+  const list = Array.isArray(have) ? have.filter((b): b is number => typeof b === "number") : [];
+  return el("span", { class: "icons" }, ...list.map((b) => badgeIcon(b, u.ranking.badges[b - 1] ?? `badge ${b}`)));
+}
+
+function orgLink(org: string): HTMLAnchorElement {
+  return el("a", { href: `/contrib?${new URLSearchParams({ org }).toString()}` }, org);
+}
+
+/** The ranking table shared by the monthly ranking, the halls of fame and the live lists. */
+function rankingTable(u: UiSettings, rows: Contributor[], empty: string, withDate = false, offset = 0): HTMLElement {
+  if (rows.length === 0) return el("p", { class: "empty" }, empty);
+  const head = el("tr", {}, withDate ? el("th", {}, "When") : el("th", { class: "num" }, "#"), el("th", { class: "num" }, "Points"), el("th", {}, "Ranks"), el("th", {}, "Badges"), el("th", {}, "Organisation"));
+  const body = el("tbody");
+  rows.forEach((r, i) => body.append(contributorRow(u, r, withDate ? serverMinute(r.epoch ?? 0, offset) : String(i + 1))));
+  return el("div", { class: "scroll short" }, el("table", { class: "ranking" }, el("thead", {}, head), body));
+}
+
+function contributorRow(u: UiSettings, r: Contributor, first: string): HTMLTableRowElement {
+  const tr = el("tr", {}, el("td", { class: "num" }, first), el("td", { class: "num" }, pts(r.pnts)), el("td", {}, el("span", { class: "icons" }, monthlyIcon(u, r.rank), orgIcon(u, r.orgRank))), el("td", {}, badges(u, r.honorBadge)), el("td", {}, orgLink(r.org)));
+  tr.dataset.org = r.org;
+  return tr;
+}
+
+const tableOf = (rows: Contributor[]): Table => ({
+  header: ["organisation", "points", "monthly rank", "contribution rank", "badges"],
+  rows: rows.map((r) => [r.org, r.pnts, int(r.rank), int(r.orgRank), (r.honorBadge ?? []).join(" ")]),
+});
+
+/** What an award says, with its icon. */
+function awardView(u: UiSettings, a: unknown): [SVGSVGElement | null, string] {
+  if (!Array.isArray(a)) return [null, "award"];
+  const [kind, what] = a as [unknown, unknown];
+  if (kind === "badge" && typeof what === "number") return [badgeIcon(what, u.ranking.badges[what - 1]), `badge ${what}: ${u.ranking.badges[what - 1] ?? ""}`];
+  if (kind === "contribution_status" && typeof what === "number") return [orgIcon(u, what), `contribution rank ${what}: ${u.ranking.rank_titles[what - 1] ?? ""}`];
+  if (kind === "trophy" && Array.isArray(what)) {
+    const [categ, level] = what as [unknown, unknown];
+    const l = int(level);
+    return [trophyIcon(l, u.ranking.trophy_titles[l]), `trophy in ${prettyCateg(String(categ))}: ${u.ranking.trophy_titles[l] ?? l}`];
+  }
+  return [null, JSON.stringify(a)];
+}
+
+function awardRow(u: UiSettings, a: Award, offset: number): HTMLTableRowElement {
+  const [icon, text] = awardView(u, a.award);
+  return el("tr", {}, el("td", {}, serverMinute(a.epoch, offset)), el("td", {}, orgLink(a.org)), el("td", {}, el("span", { class: "icons" }, icon, " ", text)));
+}
+
+/** The chosen organisation: rank progress, who to overtake, requirements, badges, trophies. */
+async function orgPanels(u: UiSettings, org: string, ranking: Contributor[]): Promise<HTMLElement[]> {
+  const [rank, status, honors, trophies] = await Promise.all([
+    getJson<OrgRank>("/_getOrgRank", { org }),
+    getJson<OrgStatus>("/_getContributionOrgStatus", { org }),
+    getJson<number[]>("/_getHonorBadges", { org }),
+    getJson<Trophy[]>("/_getTrophies", { org }),
+  ]);
+  const level = Math.max(0, Math.min(16, int(rank.rank)));
+  const next = Math.min(16, level + 1);
+  const progress = el("progress", { "aria-label": "Progress to the next monthly rank" });
+  const step = Math.max(1, rank.stepPts);
+  progress.max = step;
+  progress.value = Math.max(0, step - rank.remainingPts);
+  const at = ranking.findIndex((r) => r.org === org);
+  const above = at > 0 ? ranking[at - 1] : undefined;
+  const overtake = above
+    ? el("p", {}, `${pts(above.pnts - rank.points + 1)} point(s) to overtake `, orgLink(above.org), ` (#${at}).`)
+    : at === 0
+      ? el("p", {}, "First this month.")
+      : el("p", { class: "hint" }, "Not in this month's ranking yet.");
+  const summary = panel(
+    org,
+    el(
+      "div",
+      { class: "org-head" },
+      monthlyIcon(u, rank.rank),
+      el(
+        "div",
+        {},
+        el("p", { class: "big-num" }, `${pts(rank.points)} point(s) this month, monthly rank ${level}${level > 0 ? ` (${u.ranking.rank_titles[level - 1] ?? ""})` : ""}`),
+        level < 16
+          ? el("p", {}, progress, ` ${pts(rank.remainingPts)} point(s) to rank ${next} (${u.ranking.rank_titles[next - 1] ?? ""})`)
+          : el("p", {}, "Highest monthly rank."),
+        overtake,
+      ),
+    ),
+  );
+  summary.querySelector("svg.icon")?.classList.add("big");
+
+  // Contribution requirements: 1 fulfilled, 0 missing below the rank, -1 not reached yet.
+  const req = el("ol", { class: "reqs" });
+  for (let i = 1; i <= 16; i++) {
+    const s = status.status[String(i)] ?? -1;
+    const state = s === 1 ? "ok" : s === 0 ? "down" : "quiet";
+    const word = s === 1 ? "fulfilled" : s === 0 ? "missing" : "not reached";
+    req.append(el("li", { "data-state": state }, orgIcon(u, i), ` ${u.ranking.rank_titles[i - 1] ?? i}: ${word}`));
+  }
+  const reqPanel = panel(
+    `Contribution rank ${int(status.rank)}, ${int(status.totPoints)} point(s) in total`,
+    el("p", { class: "hint" }, `Monthly rank = floor(log(points) / log(${u.ranking.rank_multiplier})). `, ...u.contrib.additional_help_text.map((t) => el("span", {}, `${t} `))),
+    req,
+  );
+  tools(reqPanel, { table: () => ({ header: ["requirement", "title", "state"], rows: Array.from({ length: 16 }, (_, i) => [i + 1, u.ranking.rank_titles[i] ?? "", status.status[String(i + 1)] ?? -1]) }) });
+
+  const have = new Set(honors);
+  const badgePanel = panel(
+    "Honour badges",
+    el("ul", { class: "badges" }, ...Array.from({ length: BADGE_COUNT }, (_, i) => el("li", { "data-state": have.has(i + 1) ? "ok" : "quiet" }, badgeIcon(i + 1, u.ranking.badges[i], have.has(i + 1)), ` ${u.ranking.badges[i] ?? `badge ${i + 1}`}${have.has(i + 1) ? "" : " (not yet)"}`))),
+  );
+
+  const trophyBody = el("tbody");
+  const global = el("div", { "aria-live": "polite" });
+  for (const t of trophies) {
+    const l = int(t.trophy_true_rank);
+    const show = el("button", { type: "button", "aria-label": `Global ranking of ${prettyCateg(t.categ)}` }, prettyCateg(t.categ));
+    show.addEventListener("click", () => void categRanking(u, t.categ, global, org));
+    trophyBody.append(el("tr", {}, el("td", {}, show), el("td", {}, el("span", { class: "icons" }, trophyIcon(l, u.ranking.trophy_titles[l]), ` ${u.ranking.trophy_titles[l] ?? l}`)), el("td", { class: "num" }, pts(t.trophy_points))));
+  }
+  const trophyPanel = panel(
+    "Trophies per category",
+    trophies.length === 0 ? el("p", { class: "empty" }, `${org} has no trophy yet.`) : el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "Category"), el("th", {}, "Trophy"), el("th", { class: "num" }, "Points"))), trophyBody),
+    global,
+  );
+  tools(trophyPanel, { table: () => ({ header: ["category", "level", "title", "points"], rows: trophies.map((t) => [t.categ, int(t.trophy_true_rank), u.ranking.trophy_titles[int(t.trophy_true_rank)] ?? "", t.trophy_points]) }) });
+  return [summary, reqPanel, badgePanel, trophyPanel];
+}
+
+async function categRanking(u: UiSettings, categ: string, into: HTMLElement, org: string): Promise<void> {
+  const rows = await getJson<[string, number, number][]>(`/_getAllOrgsTrophyRanking/${encodeURIComponent(categ)}`);
+  const body = el("tbody");
+  rows.slice(0, 100).forEach(([o, p, l], i) => {
+    const tr = el("tr", o === org ? { class: "current" } : {}, el("td", { class: "num" }, i + 1), el("td", {}, trophyIcon(int(l), u.ranking.trophy_titles[int(l)])), el("td", { class: "num" }, pts(p)), el("td", {}, orgLink(o)));
+    body.append(tr);
+  });
+  fill(into, el("h3", {}, `${prettyCateg(categ)}: global ranking`), el("div", { class: "scroll short" }, el("table", {}, el("thead", {}, el("tr", {}, el("th", { class: "num" }, "#"), el("th", {}, "Trophy"), el("th", { class: "num" }, "Points"), el("th", {}, "Organisation"))), body)));
+}
+
+/** Categories per contributor: sortable by any column, searchable by name. */
+function categPanel(u: UiSettings, rows: CategRow[], month: string): HTMLElement {
+  const cats = u.ranking.categories;
+  let sortKey = "pnts";
+  let desc = true;
+  const search = el("input", { type: "search", placeholder: "organisation", "aria-label": "Search an organisation" });
+  const table = el("table", { class: "categs" });
+  const draw = (): void => {
+    const needle = search.value.trim().toLowerCase();
+    const shown = rows.filter((r) => r.org.toLowerCase().includes(needle));
+    shown.sort((a, b) => {
+      const x = a[sortKey];
+      const y = b[sortKey];
+      const c = typeof x === "number" && typeof y === "number" ? x - y : String(x).localeCompare(String(y));
+      return desc ? -c : c;
+    });
+    const th = (key: string, label: string): HTMLTableCellElement => {
+      const b = el("button", { type: "button", "aria-label": `Sort by ${label}` }, label, sortKey === key ? (desc ? " ▼" : " ▲") : "");
+      b.addEventListener("click", () => {
+        desc = sortKey === key ? !desc : key !== "org";
+        sortKey = key;
+        draw();
+      });
+      const cell = el("th", key === "org" ? {} : { class: "num" }, b);
+      if (sortKey === key) cell.setAttribute("aria-sort", desc ? "descending" : "ascending");
+      return cell;
+    };
+    fill(
+      table,
+      el("thead", {}, el("tr", {}, th("org", "Organisation"), th("pnts", "Points"), ...cats.map((c) => th(c, prettyCateg(c))))),
+      el("tbody", {}, ...shown.map((r) => el("tr", {}, el("td", {}, orgLink(r.org)), el("td", { class: "num" }, pts(r.pnts)), ...cats.map((c) => el("td", { class: "num" }, pts(r[c])))))),
+    );
+  };
+  search.addEventListener("input", draw);
+  draw();
+  const p = panel(
+    `Contributions per category, ${month}`,
+    rows.length === 0 ? el("p", { class: "empty" }, `No contribution in ${month}.`) : el("div", {}, el("label", {}, "Search ", search), el("div", { class: "scroll short" }, table)),
+  );
+  p.classList.add("wide");
+  tools(p, { table: () => ({ header: ["organisation", "points", ...cats], rows: rows.map((r) => [r.org, r.pnts, ...cats.map((c) => (typeof r[c] === "number" ? (r[c]) : 0))]) }) });
+  return p;
+}
+
+/** Reads an SSE stream of JSON objects; EventSource reconnects by itself. */
+function stream<T>(path: string, on: (v: T) => void): void {
+  const es = new EventSource(path);
+  es.onmessage = (m: MessageEvent<string>) => {
+    try {
+      on(JSON.parse(m.data) as T);
+    } catch {
+      // A malformed message is skipped; the stream goes on.
+    }
+  };
+}
+
+async function render(main: HTMLElement, s: Status, u: UiSettings, org: string, month: string): Promise<void> {
+  const off = s.utc_offset_seconds;
+  const date = String(noonOf(`${month}-15`, off));
+  const [ranking, last, awards, fame, fameQual, categs] = await Promise.all([
+    getJson<Contributor[]>("/_getTopContributor", { date }),
+    getJson<Contributor[]>("/_getLastContributors"),
+    getJson<Award[]>("/_getLatestAwards"),
+    getJson<Contributor[]>("/_getFameContributor"),
+    getJson<Contributor[]>("/_getFameQualContributor"),
+    getJson<CategRow[]>("/_getCategPerContrib", { date }),
+  ]);
+  const rankingPanel = panel(`Contributor ranking, ${month}`, rankingTable(u, ranking, `No contribution in ${month}.`));
+  tools(rankingPanel, { table: () => tableOf(ranking), json: () => ranking });
+
+  const lastBox = el("div", {});
+  const lastRows = [...last];
+  const drawLast = (): void => fill(lastBox, rankingTable(u, lastRows, "No contribution in the last 7 days.", true, off));
+  drawLast();
+  const lastPanel = panel("Last contributors (live)", lastBox);
+  tools(lastPanel, { table: () => tableOf(lastRows), json: () => lastRows });
+
+  const awardBody = el("tbody", {}, ...awards.map((a) => awardRow(u, a, off)));
+  const awardBox = el("div", { class: "scroll short" }, el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "When"), el("th", {}, "Organisation"), el("th", {}, "Award"))), awardBody));
+  const awardPanel = panel("Latest awards (live)", awards.length === 0 ? el("p", { class: "empty" }, "No award in the last 7 days.") : awardBox);
+  tools(awardPanel, { table: () => ({ header: ["epoch", "organisation", "award"], rows: awards.map((a) => [a.epoch, a.org, JSON.stringify(a.award)]) }), json: () => awards });
+
+  const famePanel = panel("Hall of fame, previous month", rankingTable(u, fame, "Nobody contributed in the previous month."));
+  tools(famePanel, { table: () => tableOf(fame) });
+  const qualPanel = panel("Hall of fame (quality), previous month", rankingTable(u, fameQual, "Nobody contributed in the previous month."));
+  tools(qualPanel, { table: () => tableOf(fameQual) });
+
+  const parts: HTMLElement[] = [];
+  if (org) parts.push(...(await orgPanels(u, org, ranking)));
+  parts.push(rankingPanel, lastPanel, awardPanel, famePanel, qualPanel, categPanel(u, categs, month));
+  main.setAttribute("aria-busy", "false");
+  fill(main, ...parts);
+
+  // Live: a contribution moves its organisation to the top (new ones appear); an award is
+  // added on top. Both lists stay bounded.
+  stream<Contributor>("/_eventStreamLastContributor", (c) => {
+    if (typeof c.org !== "string") return;
+    const i = lastRows.findIndex((r) => r.org === c.org);
+    if (i >= 0) lastRows.splice(i, 1);
+    lastRows.unshift(c);
+    lastRows.length = Math.min(lastRows.length, 50);
+    drawLast();
+    lastBox.querySelector("tbody tr")?.classList.add("new");
+  });
+  stream<Award>("/_eventStreamAwards", (a) => {
+    if (typeof a.org !== "string") return;
+    awards.unshift(a);
+    awards.length = Math.min(awards.length, 100);
+    if (!awardBox.isConnected) fill(awardPanel, ...[...awardPanel.children].slice(0, 1), awardBox);
+    const tr = awardRow(u, a, off);
+    tr.classList.add("new");
+    awardBody.prepend(tr);
+    while (awardBody.rows.length > 100) awardBody.deleteRow(-1);
+  });
+}
+
+const main = document.getElementById("contrib");
+const form = document.getElementById("pick");
+const shell = mountShell("/contrib");
+let started = false;
+shell.onStatus((s) => {
+  if (started || !(main instanceof HTMLElement) || !(form instanceof HTMLFormElement)) return;
+  started = true;
+  const q = new URLSearchParams(window.location.search);
+  const org = (q.get("org") ?? "").trim();
+  const thisMonth = new Date((s.now + s.utc_offset_seconds) * 1000).toISOString().slice(0, 7);
+  const m = q.get("month");
+  const month = m !== null && /^\d{4}-(0[1-9]|1[0-2])$/.test(m) ? m : thisMonth;
+  const set = (name: string, v: string): void => {
+    const input = form.elements.namedItem(name);
+    if (input instanceof HTMLInputElement) input.value = v;
+  };
+  set("org", org);
+  set("month", month);
+  void getJson<string[]>("/_getAllOrg").then((orgs) => {
+    const list = document.getElementById("orgs");
+    if (list) fill(list, ...[...orgs].sort((a, b) => a.localeCompare(b)).map((o) => el("option", { value: o })));
+  });
+  uiSettings()
+    .then((u) => render(main, s, u, org, month))
+    .catch((e: unknown) => {
+      main.setAttribute("aria-busy", "false");
+      fill(main, el("p", { class: "error" }, `Cannot load the contributors: ${String(e)}`));
+    });
+});
