@@ -7,110 +7,25 @@
 import { el, fill } from "./dom";
 import { getJson, uiSettings, type Status, type UiSettings } from "./api";
 import { mountShell } from "./shell";
-import { badgeIcon, BADGE_COUNT, orgRankIcon, rankIcon, trophyIcon } from "./icons";
-import { noonOf, panel, serverMinute, tools, type Table } from "./widgets";
-
-interface Contributor {
-  org: string;
-  pnts: number;
-  rank: number;
-  orgRank: number;
-  honorBadge: number[];
-  epoch?: number;
-}
-type CategRow = Contributor & Record<string, number | string | number[]>;
-interface OrgRank {
-  org: string;
-  points: number;
-  rank: number;
-  orgRank: number;
-  remainingPts: number;
-  stepPts: number;
-  honorBadge: number[];
-}
-interface OrgStatus {
-  rank: number;
-  status: Record<string, number>;
-  totPoints: number;
-}
-interface Trophy {
-  categ: string;
-  trophy_points: number;
-  trophy_true_rank: number;
-}
-interface Award {
-  org: string;
-  orgRank: number;
-  epoch: number;
-  award: unknown;
-}
-
-/** Category keys as people read them: "network_activity" → "Network activity". */
-export function prettyCateg(c: string): string {
-  const s = c.replaceAll("_", " ");
-  return s.charAt(0).toUpperCase() + s.slice(1).toLowerCase();
-}
-
-const int = (v: unknown): number => (typeof v === "number" && Number.isFinite(v) ? Math.trunc(v) : 0);
-const pts = (v: unknown): string => (typeof v === "number" && Number.isFinite(v) ? String(Math.round(v * 100) / 100) : "0");
-
-function monthlyIcon(u: UiSettings, rank: unknown): SVGSVGElement {
-  const level = Math.max(0, Math.min(16, int(rank)));
-  return rankIcon(level, level === 0 ? "no monthly rank yet" : `monthly rank ${level}: ${u.ranking.rank_titles[level - 1] ?? ""}`);
-}
-
-function orgIcon(u: UiSettings, level: unknown): SVGSVGElement {
-  const l = Math.max(0, Math.min(16, int(level)));
-  return orgRankIcon(l, l === 0 ? "no contribution rank yet" : `contribution rank ${l}: ${u.ranking.rank_titles[l - 1] ?? ""}`);
-}
-
-function badges(u: UiSettings, have: unknown): HTMLElement {
-  const list = Array.isArray(have) ? have.filter((b): b is number => typeof b === "number") : [];
-  return el("span", { class: "icons" }, ...list.map((b) => badgeIcon(b, u.ranking.badges[b - 1] ?? `badge ${b}`)));
-}
-
-function orgLink(org: string): HTMLAnchorElement {
-  return el("a", { href: `/contrib?${new URLSearchParams({ org }).toString()}` }, org);
-}
-
-/** The ranking table shared by the monthly ranking, the halls of fame and the live lists. */
-function rankingTable(u: UiSettings, rows: Contributor[], empty: string, withDate = false, offset = 0): HTMLElement {
-  if (rows.length === 0) return el("p", { class: "empty" }, empty);
-  const head = el("tr", {}, withDate ? el("th", {}, "When") : el("th", { class: "num" }, "#"), el("th", { class: "num" }, "Points"), el("th", {}, "Ranks"), el("th", {}, "Badges"), el("th", {}, "Organisation"));
-  const body = el("tbody");
-  rows.forEach((r, i) => body.append(contributorRow(u, r, withDate ? serverMinute(r.epoch ?? 0, offset) : String(i + 1))));
-  return el("div", { class: "scroll short" }, el("table", { class: "ranking" }, el("thead", {}, head), body));
-}
-
-function contributorRow(u: UiSettings, r: Contributor, first: string): HTMLTableRowElement {
-  const tr = el("tr", {}, el("td", { class: "num" }, first), el("td", { class: "num" }, pts(r.pnts)), el("td", {}, el("span", { class: "icons" }, monthlyIcon(u, r.rank), orgIcon(u, r.orgRank))), el("td", {}, badges(u, r.honorBadge)), el("td", {}, orgLink(r.org)));
-  tr.dataset.org = r.org;
-  return tr;
-}
-
-const tableOf = (rows: Contributor[]): Table => ({
-  header: ["organisation", "points", "monthly rank", "contribution rank", "badges"],
-  rows: rows.map((r) => [r.org, r.pnts, int(r.rank), int(r.orgRank), (r.honorBadge ?? []).join(" ")]),
-});
-
-/** What an award says, with its icon. */
-function awardView(u: UiSettings, a: unknown): [SVGSVGElement | null, string] {
-  if (!Array.isArray(a)) return [null, "award"];
-  const [kind, what] = a as [unknown, unknown];
-  if (kind === "badge" && typeof what === "number") return [badgeIcon(what, u.ranking.badges[what - 1]), `badge ${what}: ${u.ranking.badges[what - 1] ?? ""}`];
-  if (kind === "contribution_status" && typeof what === "number") return [orgIcon(u, what), `contribution rank ${what}: ${u.ranking.rank_titles[what - 1] ?? ""}`];
-  if (kind === "trophy" && Array.isArray(what)) {
-    const [categ, level] = what as [unknown, unknown];
-    const l = int(level);
-    return [trophyIcon(l, u.ranking.trophy_titles[l]), `trophy in ${prettyCateg(String(categ))}: ${u.ranking.trophy_titles[l] ?? l}`];
-  }
-  return [null, JSON.stringify(a)];
-}
-
-function awardRow(u: UiSettings, a: Award, offset: number): HTMLTableRowElement {
-  const [icon, text] = awardView(u, a.award);
-  return el("tr", {}, el("td", {}, serverMinute(a.epoch, offset)), el("td", {}, orgLink(a.org)), el("td", {}, el("span", { class: "icons" }, icon, " ", text)));
-}
+import { badgeIcon, BADGE_COUNT, trophyIcon } from "./icons";
+import {
+  int,
+  monthlyIcon,
+  orgIcon,
+  orgLink,
+  prettyCateg,
+  pts,
+  liveLists,
+  rankingTable,
+  tableOf,
+  type Award,
+  type CategRow,
+  type Contributor,
+  type OrgRank,
+  type OrgStatus,
+  type Trophy,
+} from "./ranks";
+import { noonOf, panel, tools } from "./widgets";
 
 /** The chosen organisation: rank progress, who to overtake, requirements, badges, trophies. */
 async function orgPanels(u: UiSettings, org: string, ranking: Contributor[]): Promise<HTMLElement[]> {
@@ -244,18 +159,6 @@ function categPanel(u: UiSettings, rows: CategRow[], month: string): HTMLElement
   return p;
 }
 
-/** Reads an SSE stream of JSON objects; EventSource reconnects by itself. */
-function stream<T>(path: string, on: (v: T) => void): void {
-  const es = new EventSource(path);
-  es.onmessage = (m: MessageEvent<string>) => {
-    try {
-      on(JSON.parse(m.data) as T);
-    } catch {
-      // A malformed message is skipped; the stream goes on.
-    }
-  };
-}
-
 async function render(main: HTMLElement, s: Status, u: UiSettings, org: string, month: string): Promise<void> {
   const off = s.utc_offset_seconds;
   const date = String(noonOf(`${month}-15`, off));
@@ -270,17 +173,7 @@ async function render(main: HTMLElement, s: Status, u: UiSettings, org: string, 
   const rankingPanel = panel(`Contributor ranking, ${month}`, rankingTable(u, ranking, `No contribution in ${month}.`));
   tools(rankingPanel, { table: () => tableOf(ranking), json: () => ranking });
 
-  const lastBox = el("div", {});
-  const lastRows = [...last];
-  const drawLast = (): void => fill(lastBox, rankingTable(u, lastRows, "No contribution in the last 7 days.", true, off));
-  drawLast();
-  const lastPanel = panel("Last contributors (live)", lastBox);
-  tools(lastPanel, { table: () => tableOf(lastRows), json: () => lastRows });
-
-  const awardBody = el("tbody", {}, ...awards.map((a) => awardRow(u, a, off)));
-  const awardBox = el("div", { class: "scroll short" }, el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "When"), el("th", {}, "Organisation"), el("th", {}, "Award"))), awardBody));
-  const awardPanel = panel("Latest awards (live)", awards.length === 0 ? el("p", { class: "empty" }, "No award in the last 7 days.") : awardBox);
-  tools(awardPanel, { table: () => ({ header: ["epoch", "organisation", "award"], rows: awards.map((a) => [a.epoch, a.org, JSON.stringify(a.award)]) }), json: () => awards });
+  const [lastPanel, awardPanel] = liveLists(u, off, last, awards);
 
   const famePanel = panel("Hall of fame, previous month", rankingTable(u, fame, "Nobody contributed in the previous month."));
   tools(famePanel, { table: () => tableOf(fame) });
@@ -293,27 +186,6 @@ async function render(main: HTMLElement, s: Status, u: UiSettings, org: string, 
   main.setAttribute("aria-busy", "false");
   fill(main, ...parts);
 
-  // Live: a contribution moves its organisation to the top (new ones appear); an award is
-  // added on top. Both lists stay bounded.
-  stream<Contributor>("/_eventStreamLastContributor", (c) => {
-    if (typeof c.org !== "string") return;
-    const i = lastRows.findIndex((r) => r.org === c.org);
-    if (i >= 0) lastRows.splice(i, 1);
-    lastRows.unshift(c);
-    lastRows.length = Math.min(lastRows.length, 50);
-    drawLast();
-    lastBox.querySelector("tbody tr")?.classList.add("new");
-  });
-  stream<Award>("/_eventStreamAwards", (a) => {
-    if (typeof a.org !== "string") return;
-    awards.unshift(a);
-    awards.length = Math.min(awards.length, 100);
-    if (!awardBox.isConnected) fill(awardPanel, ...[...awardPanel.children].slice(0, 1), awardBox);
-    const tr = awardRow(u, a, off);
-    tr.classList.add("new");
-    awardBody.prepend(tr);
-    while (awardBody.rows.length > 100) awardBody.deleteRow(-1);
-  });
 }
 
 const main = document.getElementById("contrib");

@@ -4,14 +4,19 @@
 // server resends what was missed and nothing is lost or shown twice.
 
 import { el, fill } from "./dom";
-import { getJson } from "./api";
+import { getJson, uiSettings, type Status, type UiSettings } from "./api";
+import { ItemChart } from "./itemchart";
+import { LiveMap, type MapEvent } from "./livemap";
+import { liveLists, type Award, type Contributor } from "./ranks";
 import { mountShell } from "./shell";
 import { safeColour } from "./tags";
+import { tools } from "./widgets";
 
 /** At most this many rows are kept: a wall screen runs for weeks. */
 const MAX_ROWS = 300;
-/** The original's default `[Dashboard] char_separator`, between a composite column's parts. */
-const SEPARATOR = "||";
+/** `[Dashboard] char_separator`, between a composite column's parts (the original's default
+ * until the settings arrive). */
+let SEPARATOR = "||";
 
 interface LogEvent {
   log: Record<string, unknown> | unknown[];
@@ -141,7 +146,76 @@ function filterBar(header: string[], filters: Filter[]): void {
   });
 }
 
-async function start(): Promise<void> {
+/** A log row's cell text by column. */
+function cellText(ev: LogEvent, col: number): string {
+  if (Array.isArray(ev.log) || col < 0) return "";
+  const v = ev.log[String(col)];
+  return typeof v === "string" ? v : typeof v === "number" ? String(v) : "";
+}
+
+/** "YYYY-MM-DD HH:MM:SS" in the server's zone, as the log shows times, to an epoch. */
+function logTime(text: string, offset: number): number | undefined {
+  const t = Date.parse(`${text.replace(" ", "T")}Z`);
+  return Number.isNaN(t) ? undefined : t / 1000 - offset;
+}
+
+/** The map, the item chart, and the last contributors and awards. */
+async function sidePanels(u: UiSettings, s: Status): Promise<{ plot: ItemChart; itemCol: (h: string[]) => number }> {
+  const mapHost = document.getElementById("map");
+  const mapNow = document.getElementById("map-now");
+  const plotHost = document.getElementById("plot");
+  const plotTitle = document.getElementById("plot-title");
+  const people = document.getElementById("people");
+  if (!mapHost || !mapNow || !plotHost || !plotTitle || !people) throw new Error("the page is incomplete");
+  const d = u.dashboard;
+  const map = new LiveMap(mapHost, mapNow, d.rotation_wait_time, d.max_img_rotation);
+  const mapPanel = mapHost.closest("section");
+  if (mapPanel) {
+    tools(mapPanel, {
+      png: () => map.png(),
+      table: () => ({ header: ["longitude", "latitude", "what", "place"], rows: map.snapshot().points.map((p) => [p.lon, p.lat, p.label, p.place]) }),
+      json: () => map.snapshot(),
+    });
+  }
+  const skew = s.now - Date.now() / 1000;
+  const bare = d.item_to_plot.replace(/^(Attribute|Event)\./, "");
+  const item = bare.charAt(0).toUpperCase() + bare.slice(1);
+  plotTitle.textContent = `${item} per hour, last ${d.hours_spanned} h`;
+  plotTitle.closest("section")?.setAttribute("aria-label", `${item} per hour`);
+  const plot = new ItemChart(plotHost, d.hours_spanned, skew, s.utc_offset_seconds);
+  const plotPanel = plotHost.closest("section");
+  if (plotPanel) {
+    tools(plotPanel, {
+      png: () => plot.png(),
+      table: () => {
+        const t = plot.table();
+        return { header: ["hour (epoch)", ...t.series.map(([n]) => n)], rows: t.hours.map((h, i) => [h, ...t.series.map(([, v]) => v[i] ?? 0)]) };
+      },
+    });
+  }
+
+  const [maps, last, awards] = await Promise.all([
+    getJson<MapEvent[]>("/_maps"),
+    getJson<Contributor[]>("/_getLastContributors"),
+    getJson<Award[]>("/_getLatestAwards"),
+  ]);
+  // The history is newest first: the oldest goes in first and fades first.
+  const life = Math.max(30, d.rotation_wait_time * Math.max(1, d.max_img_rotation));
+  [...maps].reverse().forEach((m, i, all) => map.add(m, (life * (all.length - i)) / (all.length + 1)));
+  const mapStream = new EventSource("/_maps");
+  mapStream.onmessage = (m: MessageEvent<string>) => {
+    try {
+      map.add(JSON.parse(m.data) as MapEvent);
+    } catch {
+      // A malformed point is skipped; the stream goes on.
+    }
+  };
+  fill(people, ...liveLists(u, s.utc_offset_seconds, last.slice(0, 10), awards.slice(0, 20)));
+  const itemCol = (header: string[]): number => header.findIndex((h) => h.split(" | ").includes(d.item_to_plot));
+  return { plot, itemCol };
+}
+
+async function start(s: Status): Promise<void> {
   const table = document.getElementById("log");
   const pause = document.getElementById("pause");
   const count = document.getElementById("count");
@@ -151,7 +225,16 @@ async function start(): Promise<void> {
   // The URL's filters go to the cookie first: the server filters the history and the stream.
   const filters = readFilters(new URLSearchParams(window.location.search));
   writeCookie(filters);
-  const [header, history] = await Promise.all([getJson<string[]>("/_get_log_head"), getJson<LogEvent[]>("/_logs")]);
+  const u = await uiSettings();
+  SEPARATOR = u.dashboard.char_separator || SEPARATOR;
+  const [header, history, side] = await Promise.all([getJson<string[]>("/_get_log_head"), getJson<LogEvent[]>("/_logs"), sidePanels(u, s)]);
+  const plotCol = side.itemCol(header);
+  const timeCol = header.indexOf("Attribute.timestamp");
+  const plotRow = (ev: LogEvent): void => {
+    if (ev.name !== "Attribute" && ev.name !== "ObjectAttribute") return;
+    side.plot.add(cellText(ev, plotCol), timeCol >= 0 ? logTime(cellText(ev, timeCol), s.utc_offset_seconds) : undefined);
+  };
+  history.forEach(plotRow);
   filterBar(header, filters);
   const contains = filters
     .filter((f) => f.op === "has")
@@ -160,6 +243,15 @@ async function start(): Promise<void> {
   const passes = (tr: HTMLTableRowElement): boolean =>
     contains.every((f) => (tr.cells[f.col]?.textContent ?? "").toLowerCase().includes(f.text));
   fill(table.tHead ?? table.createTHead(), el("tr", {}, ...header.map((h) => el("th", {}, h.replace(/^Attribute\./, "").replaceAll(" | Attribute.", " | "))), el("th", {}, "Kind"), el("th", {}, "Feed")));
+  const logPanel = table.closest("section");
+  if (logPanel) {
+    tools(logPanel, {
+      table: () => ({
+        header: [...header, "kind", "feed"],
+        rows: [...body.rows].map((r) => [...r.cells].map((c) => c.textContent ?? "")),
+      }),
+    });
+  }
   const trim = (): void => {
     while (body.rows.length > MAX_ROWS) body.deleteRow(body.rows.length - 1);
     count.textContent = `${body.rows.length} row(s)`;
@@ -197,6 +289,7 @@ async function start(): Promise<void> {
     } catch {
       return;
     }
+    plotRow(ev);
     if (paused) {
       held.push(ev);
       if (held.length > MAX_ROWS) held = held.slice(-MAX_ROWS);
@@ -207,8 +300,16 @@ async function start(): Promise<void> {
   };
 }
 
-mountShell("/");
-start().catch((e: unknown) => {
-  const main = document.getElementById("live");
-  if (main) fill(main, el("p", { class: "error" }, `Cannot load the live log: ${String(e)}`));
+const shell = mountShell("/");
+let started = false;
+shell.onStatus((s) => {
+  if (started) return;
+  started = true;
+  start(s).catch((e: unknown) => {
+    const main = document.getElementById("live");
+    if (main) {
+      main.setAttribute("aria-busy", "false");
+      fill(main, el("p", { class: "error" }, `Cannot load the live page: ${String(e)}`));
+    }
+  });
 });

@@ -1,0 +1,80 @@
+// The `[Dashboard] item_to_plot` chart: attributes per hour over the last `hours_spanned`
+// hours, one stacked series per value of that column (the category by default), the biggest
+// eight named and the rest summed. Hours are the server's (its clock and zone), counted from
+// the rows the page has seen (history, then the stream), as the original did.
+
+import { Chart, tipNode, tooltip } from "./charts";
+
+const SERIES = 8;
+const HOUR = 3600;
+
+export class ItemChart {
+  private readonly chart: Chart;
+  /** Hour start (server epoch) → value → count. */
+  private readonly counts = new Map<number, Map<string, number>>();
+  private dirty = true;
+
+  constructor(
+    host: HTMLElement,
+    private readonly hours: number,
+    /** Seconds to add to the browser's clock to get the server's. */
+    private readonly skew: number,
+    private readonly offset: number,
+  ) {
+    this.chart = new Chart(host);
+    window.setInterval(() => this.draw(), 2000);
+  }
+
+  private now(): number {
+    return Date.now() / 1000 + this.skew;
+  }
+
+  /** Counts one row with this value, at `epoch` (server time; now when unknown). */
+  add(value: string, epoch?: number): void {
+    const t = epoch !== undefined && Number.isFinite(epoch) ? epoch : this.now();
+    const hour = Math.floor((t + this.offset) / HOUR) * HOUR - this.offset;
+    if (hour < this.now() - (this.hours + 1) * HOUR) return;
+    const m = this.counts.get(hour) ?? new Map<string, number>();
+    m.set(value || "(none)", (m.get(value || "(none)") ?? 0) + 1);
+    this.counts.set(hour, m);
+    this.dirty = true;
+  }
+
+  /** The hours and the series, as drawn (for the exports too). */
+  table(): { hours: number[]; series: [string, number[]][] } {
+    const last = Math.floor((this.now() + this.offset) / HOUR) * HOUR - this.offset;
+    const hours = Array.from({ length: this.hours + 1 }, (_, i) => last - (this.hours - i) * HOUR);
+    for (const h of this.counts.keys()) if (h < (hours[0] ?? 0)) this.counts.delete(h);
+    const totals = new Map<string, number>();
+    for (const m of this.counts.values()) for (const [v, n] of m) totals.set(v, (totals.get(v) ?? 0) + n);
+    const named = [...totals.entries()].sort((a, b) => b[1] - a[1]).slice(0, SERIES).map(([v]) => v);
+    const series: [string, number[]][] = named.map((v) => [v, hours.map((h) => this.counts.get(h)?.get(v) ?? 0)]);
+    if (totals.size > SERIES) {
+      const keep = new Set(named);
+      series.push(["other", hours.map((h) => [...(this.counts.get(h)?.entries() ?? [])].filter(([v]) => !keep.has(v)).reduce((a, [, n]) => a + n, 0))]);
+    }
+    return { hours, series };
+  }
+
+  png(): string | null {
+    return this.chart.png();
+  }
+
+  private draw(): void {
+    if (!this.dirty) return;
+    this.dirty = false;
+    const { hours, series } = this.table();
+    const label = (h: number): string => new Date((h + this.offset) * 1000).toISOString().slice(11, 13) + ":00";
+    this.chart.set({
+      grid: { left: 40, right: 12, top: 36, bottom: 28 },
+      legend: { type: "scroll", top: 0 },
+      tooltip: tooltip((p) => {
+        const items = p as { axisValueLabel?: string; seriesName?: string; value?: number }[];
+        return tipNode(items[0]?.axisValueLabel ?? "", ...items.filter((i) => (i.value ?? 0) > 0).map((i): [string, number] => [i.seriesName ?? "", i.value ?? 0]));
+      }, "axis"),
+      xAxis: { type: "category", data: hours.map(label) },
+      yAxis: { type: "value", minInterval: 1 },
+      series: series.map(([name, data]) => ({ name, type: "bar", stack: "all", data, animation: false })),
+    });
+  }
+}
