@@ -486,3 +486,292 @@ fn kiosk_mode_cycles_the_pages() {
         ],
     );
 }
+
+/// A member of a recorded geo answer as the page names it: "category: value".
+fn place_label(member: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(member).expect("member json");
+    format!(
+        "{}: {}",
+        v["categ"].as_str().expect("categ"),
+        v["value"].as_str().expect("value")
+    )
+}
+
+/// The geo page on seed2: the country with most hits and its count, the second top location
+/// with its hits, and a radius query's values, as the original answered the same questions;
+/// the category filter and the region filter, set through the form as a user would, change
+/// what is shown and the URL; a country followed from the legend lists its values. No serious
+/// accessibility violation (axe-core).
+#[test]
+fn the_geo_page_on_seed2() {
+    let redis = Redis::start();
+    load_dump(
+        &redis,
+        &read_json(&shared().join("corpus/seed2.redis.json")),
+    );
+    let server = start_server(redis.port, &ServerSetup::default(), "ui-geo");
+    let out = server.dir.join("screenshots");
+    let hits = recorded("_getHitMap/now");
+    let (country, n) = (
+        hits[0][0].as_str().expect("code").to_string(),
+        hits[0][1].as_f64().expect("hits") as i64,
+    );
+    assert_eq!(country, "US", "seed2's busiest country");
+    let gb = hits
+        .as_array()
+        .expect("hits")
+        .iter()
+        .find(|h| h[0] == "GB")
+        .expect("GB hits")[1]
+        .as_f64()
+        .expect("n") as i64;
+    let top = recorded("_getTopCoord/now");
+    let second = place_label(top[1][0].as_str().expect("member"));
+    let second_n = top[1][1].as_f64().expect("hits") as i64;
+    let radius = recorded("_getCoordsByRadius/fractional-radius");
+    let clusters = radius.as_array().expect("clusters");
+    let values: Vec<String> = clusters
+        .iter()
+        .flat_map(|c| c[0].as_array().expect("members").iter())
+        .map(|m| place_label(m.as_str().expect("member")))
+        .collect();
+    eprintln!("expected: {country} {n}, GB {gb}; {second} {second_n}; {values:?}");
+    let base = server.base("http");
+    let mut args = vec![
+        "--page".to_string(),
+        "/geo?from=2026-11-19&to=2026-11-20&lat=51.5&lon=-0.1&km=12.3".to_string(),
+        "--axe".to_string(),
+        "--expect-in".to_string(),
+        format!(
+            "section[aria-label^='Hits per country'] p.hint=>United States of America (US) {n}"
+        ),
+        "--expect-in".to_string(),
+        format!("ol.places li:nth-child(2)=>{second} {second_n} hit(s)"),
+        "--expect".to_string(),
+        format!(
+            "{} value(s) at {} place(s) within 12.3 km",
+            values.len(),
+            clusters.len()
+        ),
+    ];
+    for v in &values {
+        args.extend(["--expect".to_string(), v.clone()]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    browse(&base, &out, &args);
+    // The filters through the form: only network activity among the top locations, only
+    // Great Britain on the map; then Great Britain's own list, followed from the legend.
+    browse(
+        &base,
+        &out,
+        &[
+            "--page",
+            "/geo?from=2026-11-20&to=2026-11-20",
+            "--act",
+            "#range=>categ=Network activity&region=gb",
+            "--follow",
+            "section[aria-label^='Hits per country'] p.hint a",
+            "--url-has",
+            "categ=Network activity",
+            "--url-has",
+            "region=GB",
+            "--url-has",
+            "country=GB",
+            "--expect-all",
+            "ol.places li=>Network activity: ",
+            "--expect-in",
+            &format!("section[aria-label^='Hits per country'] p.hint=>{gb} hit(s) in 1 country"),
+            "--expect-in",
+            "section[aria-label^='United Kingdom (GB)']=>Network activity: 81.2.69.142",
+        ],
+    );
+    eprintln!("screenshots in {}", out.display());
+}
+
+/// The contributors page on seed2: the month's first contributor with its points, the chosen
+/// organisation's points, the points it needs to overtake the one above (computed from the
+/// original's ranking), its trophies; the organisation picked through the form lands in the
+/// URL. No serious accessibility violation.
+#[test]
+fn the_contrib_page_on_seed2() {
+    let redis = Redis::start();
+    load_dump(
+        &redis,
+        &read_json(&shared().join("corpus/seed2.redis.json")),
+    );
+    let server = start_server(redis.port, &ServerSetup::default(), "ui-contrib");
+    let out = server.dir.join("screenshots");
+    let ranking = recorded("_getTopContributor/now");
+    let first = ranking[0]["org"].as_str().expect("org").to_string();
+    let first_pts = ranking[0]["pnts"].as_f64().expect("points");
+    let second = ranking[1]["org"].as_str().expect("org").to_string();
+    let second_pts = ranking[1]["pnts"].as_f64().expect("points");
+    let overtake = first_pts - second_pts + 1.0;
+    let rank = recorded(&format!("_getOrgRank/org={second}"));
+    let remaining = rank["remainingPts"].as_f64().expect("remaining");
+    let trophies = recorded(&format!("_getTrophies/org={second}"));
+    let trophy_categ = trophies[0]["categ"].as_str().expect("categ");
+    let pretty = {
+        let s = trophy_categ.replace('_', " ");
+        let mut c = s.chars();
+        c.next()
+            .map(|f| f.to_uppercase().chain(c).collect::<String>())
+            .expect("name")
+    };
+    eprintln!("expected: {first} {first_pts}; {second} {second_pts}, {overtake} to overtake");
+    browse(
+        &server.base("http"),
+        &out,
+        &[
+            "--page",
+            "/contrib",
+            "--axe",
+            "--act",
+            &format!("#pick=>org={second}"),
+            "--url-has",
+            &format!("org={second}"),
+            "--expect-in",
+            &format!(
+                "section[aria-label^='Contributor ranking'] tbody tr:first-child=>{first_pts}"
+            ),
+            "--expect-in",
+            &format!("section[aria-label^='Contributor ranking'] tbody tr:first-child=>{first}"),
+            "--expect",
+            &format!("{second_pts} point(s) this month"),
+            "--expect",
+            &format!("{remaining} point(s) to rank"),
+            "--expect",
+            &format!("{overtake} point(s) to overtake {first}"),
+            "--expect-in",
+            &format!("section[aria-label='Trophies per category'] tbody tr:first-child=>{pretty}"),
+        ],
+    );
+    eprintln!("screenshots in {}", out.display());
+}
+
+/// Hostile data from MISP on every page: an organisation, an event title, a tag with a colour
+/// that is not a colour, an attribute value and comment, a map point and a country code, all
+/// made of HTML and script. Every page shows them as inert text: no dialog, no element they
+/// would inject, no request anywhere else (the browser script checks the last two on every
+/// page).
+#[test]
+fn hostile_data_is_text_on_every_page() {
+    let redis = Redis::start();
+    load_dump(
+        &redis,
+        &read_json(&shared().join("corpus/seed2.redis.json")),
+    );
+    let org = "<img src=x onerror=alert(10)>";
+    let title = "\"><svg onload=alert(11)>";
+    let tag = r#"{"colour": "red;background:url(//evil.example/x)", "id": "66", "name": "<img src=x onerror=alert(12)>"}"#;
+    let value = "<img src=x onerror=alert(13)>";
+    let entry = serde_json::json!({
+        "name": "Attribute",
+        "zmqName": "misp1",
+        "log": {
+            "Event": {"id": "9001", "info": title},
+            "Attribute": {
+                "timestamp": "1795175990", "category": "Network activity", "type": "ip-dst",
+                "value": value, "comment": "\"><svg onload=alert(14)>",
+                "Tag": [{"name": "<img src=x onerror=alert(15)>", "colour": "red;x:url(//evil.example/y)"}]
+            }
+        }
+    });
+    let point = serde_json::json!({
+        "coord": {"lat": 49.6, "lon": 6.1}, "categ": "<svg onload=alert(16)>", "value": value,
+        "country": "<b>Luxembourg</b>", "specifName": "", "cityName": "<img src=x>", "regionCode": "LU"
+    });
+    let award = serde_json::json!({"org": org, "award": ["badge", 1], "epoch": 1795176000});
+    let coord = serde_json::json!({"lat": 49.6, "lon": 6.1, "categ": "<svg onload=alert(17)>", "value": value});
+    let mut c = redis.conn(2).expect("redis");
+    redis::pipe()
+        .cmd("LPUSH")
+        .arg("TEMP_CACHE_LIVE:Attribute")
+        .arg(entry.to_string())
+        .cmd("LPUSH")
+        .arg("TEMP_CACHE_LIVE:Map")
+        .arg(point.to_string())
+        .cmd("ZADD")
+        .arg("CONTRIB_DAY:20261120")
+        .arg(5000)
+        .arg(org)
+        .cmd("ZADD")
+        .arg("CONTRIB_LAST:20261120")
+        .arg(1795176000)
+        .arg(org)
+        .cmd("SADD")
+        .arg("CONTRIB_ALL_ORG")
+        .arg(org)
+        .cmd("ZADD")
+        .arg("CONTRIB_LAST_AWARDS:20261120")
+        .arg(1795176000)
+        .arg(award.to_string())
+        .cmd("ZADD")
+        .arg("CONTRIB_TROPHY:network_activity")
+        .arg(99)
+        .arg(org)
+        .cmd("ZADD")
+        .arg("LOGIN_ORG:20261120")
+        .arg(3)
+        .arg(org)
+        .cmd("SADD")
+        .arg("LOGIN_ALL_ORG")
+        .arg(org)
+        .cmd("ZINCRBY")
+        .arg("TRENDINGS_EVENTS:20261120")
+        .arg(500)
+        .arg(title)
+        .cmd("ZINCRBY")
+        .arg("TRENDINGS_TAGS:20261120")
+        .arg(400)
+        .arg(tag)
+        .cmd("ZADD")
+        .arg("GEO_COORD:20261120")
+        .arg(500)
+        .arg(coord.to_string())
+        .cmd("ZADD")
+        .arg("GEO_COUNTRY:20261120")
+        .arg(900)
+        .arg("<svg onload=alert(18)>")
+        .query::<()>(&mut c)
+        .expect("hostile data");
+    let server = start_server(redis.port, &ServerSetup::default(), "ui-hostile");
+    let out = server.dir.join("screenshots");
+    let contrib =
+        reqwest::Url::parse_with_params("http://h/contrib", &[("org", org)]).expect("url");
+    for (page, shown) in [
+        ("/".to_string(), vec![value, org]),
+        (
+            format!("/contrib?{}", contrib.query().expect("query")),
+            vec![org],
+        ),
+        ("/users?date=2026-11-20".to_string(), vec![org]),
+        (
+            "/trendings?from=2026-11-20&to=2026-11-20".to_string(),
+            vec![title, "<img src=x onerror=alert(12)>"],
+        ),
+        (
+            "/geo?from=2026-11-20&to=2026-11-20".to_string(),
+            vec![value],
+        ),
+    ] {
+        let mut args = vec!["--page", page.as_str()];
+        if page.starts_with("/users") || page.starts_with("/trendings") {
+            args.extend(["--ready", "section.panel"]);
+        }
+        for s in &shown {
+            args.extend(["--expect", s]);
+        }
+        for sel in [
+            "img",
+            "[onerror]",
+            "[onload]",
+            "main b",
+            "svg:not(.icon):not([aria-hidden]) svg",
+        ] {
+            args.extend(["--absent-selector", sel]);
+        }
+        browse(&server.base("http"), &out, &args);
+    }
+    eprintln!("screenshots in {}", out.display());
+}

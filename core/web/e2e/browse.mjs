@@ -10,7 +10,8 @@
 
 import { chromium } from "playwright-core";
 import { parseArgs } from "node:util";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { join } from "node:path";
 
 const { values } = parseArgs({
@@ -32,8 +33,18 @@ const { values } = parseArgs({
     "wait-path": { type: "string" },
     // Waits (up to 20 s) until the page shows this text: what a live stream brings.
     "wait-text": { type: "string" },
+    // "FORM=>name=value&name=value": fills the form's fields and submits it, as a user would,
+    // then waits for the page it leads to (before the expectations are checked).
+    act: { type: "string", multiple: true, default: [] },
+    // Clicks the first link matching this selector and waits for the page it leads to.
+    follow: { type: "string", multiple: true, default: [] },
+    // The final URL (decoded) contains this.
+    "url-has": { type: "string", multiple: true, default: [] },
+    // Runs axe-core on the final page: serious and critical violations are problems.
+    axe: { type: "boolean", default: false },
   },
 });
+const axeSource = values.axe ? readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8") : "";
 if (!values.base || !values.out || !values.page) {
   console.error("usage: browse.mjs --base URL --out DIR --page PATH... [--expect TEXT...]");
   process.exit(2);
@@ -129,6 +140,51 @@ try {
         } catch {
           problems.push(`${where}: "${values["wait-text"]}" never came`);
         }
+      }
+      // A navigation the test asks for cuts the page's open streams short: not failures.
+      const afterNavigation = async (what) => {
+        settled = true;
+        try {
+          await page.waitForLoadState("load");
+          await page.waitForSelector(values.ready, { timeout: 10000 });
+        } catch {
+          problems.push(`${where}: never ready after ${what}`);
+        }
+      };
+      for (const act of values.act) {
+        const at = act.indexOf("=>");
+        const form = act.slice(0, at);
+        const fields = new URLSearchParams(act.slice(at + 2));
+        for (const [name, value] of fields) {
+          const field = page.locator(`${form} [name="${name}"]`).first();
+          if ((await field.evaluate((e) => e.tagName)) === "SELECT") await field.selectOption(value);
+          else await field.fill(value);
+        }
+        settled = false;
+        await Promise.all([page.waitForNavigation(), page.locator(`${form} button[type=submit]`).first().click()]);
+        await afterNavigation(act);
+      }
+      for (const sel of values.follow) {
+        settled = false;
+        await Promise.all([page.waitForNavigation(), page.locator(sel).first().click()]);
+        await afterNavigation(sel);
+      }
+      // The query as a user reads it: parameters decoded ("+" and %XX alike).
+      const u = new URL(page.url());
+      const url = `${u.pathname}?${[...u.searchParams].map(([k, v]) => `${k}=${v}`).join("&")}`;
+      for (const want of values["url-has"]) {
+        if (!url.includes(want)) problems.push(`${where}: the URL ${url} does not hold ${JSON.stringify(want)}`);
+      }
+      if (values.axe) {
+        // Evaluated through the debugging protocol, which the page's CSP does not govern.
+        await page.evaluate(axeSource);
+        const found = await page.evaluate(async () => {
+          const r = await globalThis.axe.run(document, { resultTypes: ["violations"] });
+          return r.violations
+            .filter((v) => v.impact === "serious" || v.impact === "critical")
+            .map((v) => `${v.impact} ${v.id}: ${v.help} (${v.nodes.length}: ${v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join(", ")})`);
+        });
+        for (const f of found) problems.push(`${where}: axe: ${f}`);
       }
       const text = await page.locator("body").innerText();
       for (const want of values.expect) {

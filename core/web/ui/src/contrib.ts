@@ -112,7 +112,7 @@ async function categRanking(u: UiSettings, categ: string, into: HTMLElement, org
     const tr = el("tr", o === org ? { class: "current" } : {}, el("td", { class: "num" }, i + 1), el("td", {}, trophyIcon(int(l), u.ranking.trophy_titles[int(l)])), el("td", { class: "num" }, pts(p)), el("td", {}, orgLink(o)));
     body.append(tr);
   });
-  fill(into, el("h3", {}, `${prettyCateg(categ)}: global ranking`), el("div", { class: "scroll short" }, el("table", {}, el("thead", {}, el("tr", {}, el("th", { class: "num" }, "#"), el("th", {}, "Trophy"), el("th", { class: "num" }, "Points"), el("th", {}, "Organisation"))), body)));
+  fill(into, el("h3", {}, `${prettyCateg(categ)}: global ranking`), el("div", { class: "scroll short", tabindex: "0" }, el("table", {}, el("thead", {}, el("tr", {}, el("th", { class: "num" }, "#"), el("th", {}, "Trophy"), el("th", { class: "num" }, "Points"), el("th", {}, "Organisation"))), body)));
 }
 
 /** Categories per contributor: sortable by any column, searchable by name. */
@@ -152,7 +152,7 @@ function categPanel(u: UiSettings, rows: CategRow[], month: string): HTMLElement
   draw();
   const p = panel(
     `Contributions per category, ${month}`,
-    rows.length === 0 ? el("p", { class: "empty" }, `No contribution in ${month}.`) : el("div", {}, el("label", {}, "Search ", search), el("div", { class: "scroll short" }, table)),
+    rows.length === 0 ? el("p", { class: "empty" }, `No contribution in ${month}.`) : el("div", {}, el("label", {}, "Search ", search), el("div", { class: "scroll short", tabindex: "0" }, table)),
   );
   p.classList.add("wide");
   tools(p, { table: () => ({ header: ["organisation", "points", ...cats], rows: rows.map((r) => [r.org, r.pnts, ...cats.map((c) => (typeof r[c] === "number" ? (r[c]) : 0))]) }) });

@@ -232,7 +232,7 @@ function hitLegend(ranked: [string, number][], span: string, v: View): HTMLEleme
   return el(
     "p",
     { class: "hint" },
-    `${total} hit(s) in ${ranked.length} countries; most: `,
+    `${total} hit(s) in ${ranked.length} ${ranked.length === 1 ? "country" : "countries"}; most: `,
     ...ranked.slice(0, 5).flatMap(([c, n], i) => [i > 0 ? ", " : "", el("a", { href: urlWith({ country: c }) }, `${COUNTRY_NAMES.get(c) ?? c} (${c})`), ` ${n}`]),
     v.categ ? ". The hit map counts every category." : ".",
   );
@@ -277,7 +277,7 @@ function clusterTable(cs: Cluster[]): HTMLElement {
       ),
     );
   }
-  return el("div", { class: "scroll short" }, el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "Coordinates"), el("th", { class: "num" }, "Values"), el("th", {}, "Category: value"))), body));
+  return el("div", { class: "scroll short", tabindex: "0" }, el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "Coordinates"), el("th", { class: "num" }, "Values"), el("th", {}, "Category: value"))), body));
 }
 
 async function radiusQuery(list: number[], lat: number, lon: number, km: number): Promise<Cluster[]> {

@@ -60,6 +60,12 @@ export class ItemChart {
     return this.chart.png();
   }
 
+  /** Draws now (after the history). */
+  flush(): void {
+    this.dirty = true;
+    this.draw();
+  }
+
   private draw(): void {
     if (!this.dirty) return;
     this.dirty = false;

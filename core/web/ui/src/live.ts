@@ -210,6 +210,7 @@ async function sidePanels(u: UiSettings, s: Status): Promise<{ plot: ItemChart; 
       // A malformed point is skipped; the stream goes on.
     }
   };
+  map.flush();
   fill(people, ...liveLists(u, s.utc_offset_seconds, last.slice(0, 10), awards.slice(0, 20)));
   const itemCol = (header: string[]): number => header.findIndex((h) => h.split(" | ").includes(d.item_to_plot));
   return { plot, itemCol };
@@ -235,6 +236,7 @@ async function start(s: Status): Promise<void> {
     side.plot.add(cellText(ev, plotCol), timeCol >= 0 ? logTime(cellText(ev, timeCol), s.utc_offset_seconds) : undefined);
   };
   history.forEach(plotRow);
+  side.plot.flush();
   filterBar(header, filters);
   const contains = filters
     .filter((f) => f.op === "has")

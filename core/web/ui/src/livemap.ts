@@ -89,6 +89,12 @@ export class LiveMap {
     return this.chart.png();
   }
 
+  /** Draws now (after the history, so that the page is complete when it says it is ready). */
+  flush(): void {
+    this.dirty = true;
+    this.draw();
+  }
+
   private draw(): void {
     const now = Date.now() / 1000;
     const life = this.lifetime;

@@ -75,7 +75,7 @@ export function rankingTable(u: UiSettings, rows: Contributor[], empty: string, 
   const head = el("tr", {}, withDate ? el("th", {}, "When") : el("th", { class: "num" }, "#"), el("th", { class: "num" }, "Points"), el("th", {}, "Ranks"), el("th", {}, "Badges"), el("th", {}, "Organisation"));
   const body = el("tbody");
   rows.forEach((r, i) => body.append(contributorRow(u, r, withDate ? serverMinute(r.epoch ?? 0, offset) : String(i + 1))));
-  return el("div", { class: "scroll short" }, el("table", { class: "ranking" }, el("thead", {}, head), body));
+  return el("div", { class: "scroll short", tabindex: "0" }, el("table", { class: "ranking" }, el("thead", {}, head), body));
 }
 
 export function contributorRow(u: UiSettings, r: Contributor, first: string): HTMLTableRowElement {
@@ -135,7 +135,7 @@ export function liveLists(u: UiSettings, off: number, last: Contributor[], award
 
   const awardList = [...awards];
   const awardBody = el("tbody", {}, ...awardList.map((a) => awardRow(u, a, off)));
-  const awardBox = el("div", { class: "scroll short fill" }, el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "When"), el("th", {}, "Organisation"), el("th", {}, "Award"))), awardBody));
+  const awardBox = el("div", { class: "scroll short fill", tabindex: "0" }, el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "When"), el("th", {}, "Organisation"), el("th", {}, "Award"))), awardBody));
   const noAward = el("p", { class: "empty" }, "No award in the last 7 days.");
   const awardPanel = panel("Latest awards (live)", awardList.length === 0 ? noAward : awardBox);
   tools(awardPanel, { table: () => ({ header: ["epoch", "organisation", "award"], rows: awardList.map((a) => [a.epoch, a.org, JSON.stringify(a.award)]) }), json: () => awardList });

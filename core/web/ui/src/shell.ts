@@ -76,7 +76,7 @@ export function mountShell(current: string): Shell {
   applyStoredTheme();
   const feeds = el("div", { class: "feeds", "aria-live": "polite", "aria-label": "MISP feeds" });
   const who = el("span", { class: "who" });
-  const theme = el("button", { type: "button", "aria-label": "Switch between dark and light" }, "Theme");
+  const theme = el("button", { type: "button", "aria-label": "Theme: switch between dark and light" }, "Theme");
   theme.addEventListener("click", () => {
     const next = document.documentElement.dataset.theme === "light" ? "dark" : "light";
     localStorage.setItem(THEME_KEY, next);
