@@ -775,3 +775,75 @@ fn hostile_data_is_text_on_every_page() {
     }
     eprintln!("screenshots in {}", out.display());
 }
+
+/// The live page keeps going across a server restart, without a reload: rows published before
+/// the restart show, the server is killed and started again on the same port, and rows
+/// published after it show too, through the streams the browser reopened by itself.
+#[test]
+fn the_live_page_survives_a_server_restart() {
+    let redis = Redis::start();
+    load_dump(
+        &redis,
+        &read_json(&shared().join("corpus/seed2.redis.json")),
+    );
+    let setup = ServerSetup::default();
+    let mut server = start_server(redis.port, &setup, "ui-restart");
+    let out = server.dir.join("screenshots");
+    let publication = |marker: &str| {
+        let content = serde_json::json!({
+            "Attribute": {"timestamp": "1795175999", "category": "Network activity",
+                          "type": "ip-dst", "value": "198.51.100.78", "comment": marker},
+            "Event": {"id": "778"}
+        });
+        serde_json::json!({"name": "Attribute", "log": content.to_string(), "zmqName": "misp1"})
+            .to_string()
+    };
+    let (before, after) = (publication("BEFORE-RESTART"), publication("AFTER-RESTART"));
+    let mut node = browse_command(
+        &server.base("http"),
+        &out,
+        &[
+            "--page",
+            "/",
+            "--themes",
+            "dark",
+            "--server-restarts",
+            "--wait-text",
+            "BEFORE-RESTART",
+            "--wait-text",
+            "AFTER-RESTART",
+        ],
+    )
+    .stdout(std::process::Stdio::piped())
+    .spawn()
+    .expect("node");
+    let mut c = redis.conn(0).expect("redis");
+    let publish = |c: &mut redis::Connection, what: &str| {
+        redis::cmd("PUBLISH")
+            .arg("1")
+            .arg(what)
+            .query::<i64>(c)
+            .expect("publish");
+    };
+    // Before: long enough for the page to load and open its streams.
+    let t0 = std::time::Instant::now();
+    while t0.elapsed() < std::time::Duration::from_secs(8)
+        && node.try_wait().expect("wait").is_none()
+    {
+        publish(&mut c, &before);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    server.restart(&setup, 2);
+    let status = loop {
+        if let Some(s) = node.try_wait().expect("wait") {
+            break s;
+        }
+        publish(&mut c, &after);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    };
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut node.stdout.take().expect("stdout"), &mut stdout)
+        .expect("read");
+    assert!(status.success(), "the browser saw problems:\n{stdout}");
+    eprintln!("screenshots in {}", out.display());
+}

@@ -93,6 +93,27 @@ impl Server {
     pub fn base(&self, scheme: &str) -> String {
         format!("{scheme}://127.0.0.1:{}", self.port)
     }
+
+    /// Kills the server (SIGKILL: no goodbye to its clients) and starts it again on the same
+    /// port with the same configuration, logging to `server-<n>.log`.
+    pub fn restart(&mut self, setup: &ServerSetup, n: u32) {
+        self.process.kill9();
+        let mut args = SERVER_ONLY.to_vec();
+        args.extend(setup.args.iter().map(String::as_str));
+        let level = setup.log_level.as_deref().unwrap_or("info");
+        let log = self.dir.join(format!("server-{n}.log"));
+        self.process =
+            Mispdash::start_logging(&self.dir.join("config.cfg"), &args, &log, true, level);
+        let port = self.port;
+        let up = wait_until(Duration::from_secs(20), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() || !self.process.is_running()
+        });
+        assert!(
+            up && self.process.is_running(),
+            "the server did not start again:\n{}",
+            self.process.log_text()
+        );
+    }
 }
 
 pub fn write_server_config(dir: &Path, redis_port: u16, port: u16, setup: &ServerSetup) -> PathBuf {

@@ -31,8 +31,14 @@ const { values } = parseArgs({
     login: { type: "string" },
     // Waits (up to 20 s) until the browser is on this path (kiosk mode's next page).
     "wait-path": { type: "string" },
-    // Waits (up to 20 s) until the page shows this text: what a live stream brings.
-    "wait-text": { type: "string" },
+    // Waits (up to 30 s each, in order) until the page shows these texts: what a live stream
+    // brings.
+    "wait-text": { type: "string", multiple: true, default: [] },
+    // The test restarts the server while the page is open: the streams' and the status
+    // poll's failed connections in between are expected, not problems.
+    "server-restarts": { type: "boolean", default: false },
+    // The themes to load each page in.
+    themes: { type: "string", default: "dark,light" },
     // "FORM=>name=value&name=value": fills the form's fields and submits it, as a user would,
     // then waits for the page it leads to (before the expectations are checked).
     act: { type: "string", multiple: true, default: [] },
@@ -66,15 +72,21 @@ const browser = await chromium.launch({
 const report = { pages: [], problems: [] };
 try {
   for (const path of values.page) {
-    for (const theme of ["dark", "light"]) {
+    for (const theme of values.themes.split(",")) {
       const ctx = await browser.newContext({ viewport: { width: 1920, height: 1080 } });
       // The page reads the theme from localStorage, as a returning visitor's would be.
       await ctx.addInitScript((t) => localStorage.setItem("mispdash-theme", t), theme);
       const page = await ctx.newPage();
       const problems = [];
       const where = `${path} (${theme})`;
+      const duringRestart = (url, text) =>
+        values["server-restarts"] &&
+        /\/(_logs|_maps|_eventStream\w*|status)$/.test(new URL(url).pathname) &&
+        /ERR_(CONNECTION_REFUSED|INCOMPLETE_CHUNKED_ENCODING|EMPTY_RESPONSE|CONNECTION_RESET|ABORTED)/.test(text);
       page.on("console", (m) => {
-        if (m.type() === "error") problems.push(`${where}: console error: ${m.text()}`);
+        if (m.type() !== "error") return;
+        if (duringRestart(m.location().url || base.toString(), m.text())) return;
+        problems.push(`${where}: console error: ${m.text()}`);
       });
       page.on("pageerror", (e) => problems.push(`${where}: script error: ${e.message}`));
       page.on("dialog", async (d) => {
@@ -93,6 +105,7 @@ try {
       page.on("requestfailed", (r) => {
         const why = r.failure()?.errorText ?? "";
         if (!settled && why.includes("ERR_ABORTED")) return;
+        if (duringRestart(r.url(), why)) return;
         problems.push(`${where}: request failed: ${r.url()} ${why}`);
       });
       page.on("response", (r) => {
@@ -134,11 +147,11 @@ try {
           problems.push(`${where}: never went on to ${values["wait-path"]} (at ${page.url()})`);
         }
       }
-      if (values["wait-text"]) {
+      for (const want of values["wait-text"]) {
         try {
-          await page.waitForFunction((t) => document.body.innerText.includes(t), values["wait-text"], { timeout: 20000 });
+          await page.waitForFunction((t) => document.body.innerText.includes(t), want, { timeout: 30000 });
         } catch {
-          problems.push(`${where}: "${values["wait-text"]}" never came`);
+          problems.push(`${where}: "${want}" never came`);
         }
       }
       // A navigation the test asks for cuts the page's open streams short: not failures.
