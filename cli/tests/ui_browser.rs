@@ -202,6 +202,30 @@ fn the_trendings_page_on_seed2() {
             "2026-11-13 to 2026-11-20",
         ],
     );
+    // Tag patterns through the form: only the galaxies, and not one of them; kept in the URL.
+    browse(
+        &server.base("http"),
+        &out,
+        &[
+            "--page",
+            "/trendings?from=2026-11-13&to=2026-11-20",
+            "--ready",
+            "section.panel",
+            "--axe",
+            "--act",
+            "#range=>tags=misp-galaxy:*&notags=*Lazarus*",
+            "--url-has",
+            "tags=misp-galaxy:*",
+            "--url-has",
+            "notags=*Lazarus*",
+            "--expect-all",
+            "section[aria-label^='Most popular tags'] li=>misp-galaxy:",
+            "--absent-text",
+            "section[aria-label^='Most popular tags'] li=>Lazarus",
+            "--expect",
+            "Tags matching misp-galaxy:* except *Lazarus*.",
+        ],
+    );
     browse(
         &server.base("http"),
         &out,
@@ -217,7 +241,7 @@ fn the_trendings_page_on_seed2() {
             "--absent-selector",
             "main img",
             "--absent-selector",
-            "main svg",
+            "main svg:not([aria-hidden])",
         ],
     );
     eprintln!("screenshots in {}", out.display());

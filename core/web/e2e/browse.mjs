@@ -25,6 +25,8 @@ const { values } = parseArgs({
     // "SELECTOR=>TEXT": there is at least one match, and every one shows TEXT.
     "expect-all": { type: "string", multiple: true, default: [] },
     "absent-selector": { type: "string", multiple: true, default: [] },
+    // "SELECTOR=>TEXT": no element matching SELECTOR shows TEXT.
+    "absent-text": { type: "string", multiple: true, default: [] },
     ready: { type: "string", default: "main[aria-busy='false']" },
     // "USER:PASSWORD": the page must first send the browser to /login; the form is filled in
     // and sent, then the page must work.
@@ -220,6 +222,14 @@ try {
         const wrong = texts.filter((t) => !t.includes(want));
         if (texts.length === 0) problems.push(`${where}: nothing matches ${sel}`);
         else if (wrong.length > 0) problems.push(`${where}: ${wrong.length} of ${texts.length} ${sel} do not show ${JSON.stringify(want)}, e.g. ${JSON.stringify(wrong[0])}`);
+      }
+      for (const pair of values["absent-text"]) {
+        const at = pair.indexOf("=>");
+        const sel = pair.slice(0, at);
+        const want = pair.slice(at + 2);
+        const texts = await page.locator(sel).allInnerTexts();
+        const found = texts.filter((t) => t.includes(want));
+        if (found.length > 0) problems.push(`${where}: ${found.length} ${sel} show ${JSON.stringify(want)}, e.g. ${JSON.stringify(found[0])}`);
       }
       for (const sel of values["absent-selector"]) {
         const n = await page.locator(sel).count();

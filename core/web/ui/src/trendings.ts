@@ -1,12 +1,16 @@
-// /trendings: the most active events, categories and tags over a date range, with sightings
-// and discussions per day. The range and the number shown live in the URL (bookmarkable);
-// "today" is the server's day, not the browser's.
+// /trendings: the most active events, categories and tags over a date range (top N, tag
+// colours, tag include/exclude patterns such as "tlp:*" or "misp-galaxy:*"), each with its
+// counts per day; sightings and false positives, and discussions, per day; and the timeline of
+// when each event, category or tag was active, linked to MISP's search. The range, the top N,
+// the patterns and the timeline's subject live in the URL (bookmarkable); "today" is the
+// server's day.
 
 import { el, fill } from "./dom";
-import { getJson, type Status } from "./api";
+import { getJson, uiSettings, type Status, type UiSettings } from "./api";
+import { Chart, tipNode, token, tooltip } from "./charts";
 import { mountShell } from "./shell";
 import { safeColour } from "./tags";
-import { bars, dateParam, DAY, noonOf, panel, serverDay } from "./widgets";
+import { bars, dateParam, DAY, noonOf, panel, refreshSeconds, refresher, serverDay, tools, type Table } from "./widgets";
 
 type Ranked = [string, number][];
 type PerDay<T> = [number, T][];
@@ -14,6 +18,12 @@ interface Tag {
   name: string;
   colour?: string;
 }
+interface Segment {
+  name: string;
+  start: number;
+  end: number;
+}
+type Subject = "events" | "categs" | "tags";
 
 /** Sums each label's counts over the days, most first (ties: first seen first). */
 function totals<T>(days: PerDay<[T, number][]>, key: (t: T) => string): { label: string; item: T; count: number }[] {
@@ -29,57 +39,256 @@ function totals<T>(days: PerDay<[T, number][]>, key: (t: T) => string): { label:
   return [...acc.values()].sort((a, b) => b.count - a.count);
 }
 
-interface Range {
+interface View {
   from: string;
   to: string;
   top: number;
+  include: string;
+  exclude: string;
+  subject: Subject;
 }
 
-function readRange(s: Status): Range {
+/** Tag patterns: space- or comma-separated globs ("tlp:*"), matched whole and without case. */
+export function tagMatcher(include: string, exclude: string): (name: string) => boolean {
+  const compile = (text: string): RegExp[] =>
+    text
+      .split(/[\s,]+/)
+      .filter((p) => p !== "")
+      .map((p) => new RegExp(`^${p.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replaceAll("*", ".*")}$`, "i"));
+  const inc = compile(include);
+  const exc = compile(exclude);
+  return (name) => (inc.length === 0 || inc.some((r) => r.test(name))) && !exc.some((r) => r.test(name));
+}
+
+function readView(s: Status): View {
   const q = new URLSearchParams(window.location.search);
   const today = serverDay(s.now, s.utc_offset_seconds);
   const to = dateParam(q, "to") ?? today;
   const from = dateParam(q, "from") ?? serverDay(noonOf(to, 0) - 7 * DAY, 0);
   // `maxNum` is what the original page used in its links.
   const top = Number(q.get("top") ?? q.get("maxNum"));
-  return { from, to, top: [5, 10, 15, 20].includes(top) ? top : 10 };
+  const subject = q.get("timeline");
+  return {
+    from,
+    to,
+    top: [5, 10, 15, 20].includes(top) ? top : 10,
+    include: q.get("tags") ?? "",
+    exclude: q.get("notags") ?? "",
+    subject: subject === "categs" || subject === "tags" ? subject : "events",
+  };
 }
 
-async function render(main: HTMLElement, s: Status, r: Range): Promise<void> {
+/** A tag's colour for lines and stripes, if it stands out enough from the panel's
+ * background (a white tag on the light theme does not): else the chart's own colours. */
+function readable(colour: string | null): string | null {
+  if (!colour) return null;
+  const lum = (hex: string): number => {
+    const [r, g, b] = [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16) / 255).map((c) => (c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4));
+    return 0.2126 * (r ?? 0) + 0.7152 * (g ?? 0) + 0.0722 * (b ?? 0);
+  };
+  const bg = token("--panel");
+  if (!/^#[0-9a-fA-F]{6}$/.test(bg)) return colour;
+  const [a, b] = [lum(colour), lum(bg)].sort((x, y) => y - x);
+  return ((a ?? 0) + 0.05) / ((b ?? 0) + 0.05) >= 1.8 ? colour : null;
+}
+
+/** A tag member of the timeline is the tag's JSON: its name, or the text as it is. */
+function tagName(member: string): string {
+  try {
+    const t = JSON.parse(member) as { name?: unknown };
+    return typeof t.name === "string" ? t.name : member;
+  } catch {
+    return member;
+  }
+}
+
+/** A link to MISP's search for this event title or tag (URL-encoded), when MISP's address
+ * is configured. */
+function mispLink(u: UiSettings, subject: Subject, name: string): Node {
+  if (!u.misp_web_url || subject === "categs") return document.createTextNode(name);
+  const base = u.misp_web_url.replace(/\/+$/, "");
+  const path = subject === "tags" ? "tags/index/searchall:" : "events/index/searchall:";
+  const a = el("a", { href: `${base}/${path}${encodeURIComponent(name)}`, title: `Search MISP for ${name}` }, name);
+  a.target = "_blank";
+  a.rel = "noopener noreferrer";
+  return a;
+}
+
+/** One line per item over the days, as a chart. */
+function perDayChart(host: HTMLElement, days: number[], off: number, items: { label: string; colour?: string | null; counts: number[] }[], empty: string): Chart | null {
+  if (items.length === 0) {
+    host.replaceWith(el("p", { class: "empty" }, empty));
+    return null;
+  }
+  const chart = new Chart(host);
+  chart.set({
+    grid: { left: 36, right: 12, top: 28, bottom: 24 },
+    legend: { type: "scroll", top: 0 },
+    tooltip: tooltip((p) => {
+      const list = p as { axisValueLabel?: string; seriesName?: string; value?: number }[];
+      return tipNode(list[0]?.axisValueLabel ?? "", ...list.filter((i) => (i.value ?? 0) !== 0).map((i): [string, number] => [i.seriesName ?? "", i.value ?? 0]));
+    }, "axis"),
+    xAxis: { type: "category", data: days.map((d) => serverDay(d, off).slice(5)) },
+    yAxis: { type: "value", minInterval: 1 },
+    series: items.map((i) => ({ name: i.label, type: "line", data: i.counts, showSymbol: days.length < 40, ...(i.colour ? { itemStyle: { color: i.colour }, lineStyle: { color: i.colour } } : {}) })),
+  });
+  return chart;
+}
+
+interface Ranking {
+  title: string;
+  rows: { label: string; count: number; colour?: string | null }[];
+  perDay: Map<string, Map<number, number>>;
+}
+
+function rankingPanel(r: Ranking, days: number[], off: number, top: number, nothing: string, badge: boolean): HTMLElement {
+  const shown = r.rows.slice(0, top);
+  const list = bars(
+    shown.map((row) => {
+      if (!badge) return { label: row.label, count: row.count };
+      const b = el("span", { class: "tag" }, row.label);
+      if (row.colour) b.style.setProperty("--tag", row.colour);
+      return { label: b, count: row.count };
+    }),
+    nothing,
+  );
+  const host = el("div", { class: "chart", role: "img", "aria-label": `${r.title} per day` });
+  const p = panel(r.title, list, host);
+  const chart = perDayChart(host, days, off, shown.map((row) => ({ label: row.label, colour: row.colour ?? null, counts: days.map((d) => r.perDay.get(row.label)?.get(d) ?? 0) })), nothing);
+  tools(p, {
+    ...(chart ? { png: () => chart.png() } : {}),
+    table: (): Table => ({ header: ["name", "total", ...days.map((d) => serverDay(d, off))], rows: shown.map((row) => [row.label, row.count, ...days.map((d) => r.perDay.get(row.label)?.get(d) ?? 0)]) }),
+  });
+  return p;
+}
+
+function perDayOf<T>(days: PerDay<[T, number][]>, key: (t: T) => string): Map<string, Map<number, number>> {
+  const out = new Map<string, Map<number, number>>();
+  for (const [d, items] of days) {
+    for (const [item, n] of items) {
+      const m = out.get(key(item)) ?? new Map<number, number>();
+      m.set(d, (m.get(d) ?? 0) + n);
+      out.set(key(item), m);
+    }
+  }
+  return out;
+}
+
+/** When each item was active: one row per item, its segments on the range's days. */
+function timelinePanel(u: UiSettings, v: View, segs: Segment[], first: number, last: number, off: number, keepTag: (n: string) => boolean): HTMLElement {
+  const names = v.subject === "tags" ? segs.map((s) => ({ ...s, name: tagName(s.name) })).filter((s) => keepTag(s.name)) : segs;
+  const byName = new Map<string, Segment[]>();
+  for (const s of names) byName.set(s.name, [...(byName.get(s.name) ?? []), s]);
+  const span = Math.max(DAY, last + DAY - first);
+  const rows = [...byName.entries()].sort((a, b) => Math.min(...a[1].map((s) => s.start)) - Math.min(...b[1].map((s) => s.start)) || a[0].localeCompare(b[0]));
+  const body = el("tbody");
+  for (const [name, list] of rows.slice(0, 200)) {
+    const track = el("div", { class: "track" });
+    for (const s of list) {
+      const seg = el("span", { class: "seg", title: `${name}: ${serverDay(s.start, off)} to ${serverDay(s.end - DAY, off)}` });
+      seg.style.left = `${(100 * Math.max(0, s.start - first)) / span}%`;
+      seg.style.width = `${Math.max(0.5, (100 * (Math.min(s.end, last + DAY) - Math.max(s.start, first))) / span)}%`;
+      track.append(seg);
+    }
+    body.append(el("tr", {}, el("th", { class: "name" }, mispLink(u, v.subject, name)), el("td", {}, track)));
+  }
+  const choose = el("form", { class: "filters", "aria-label": "Timeline subject" });
+  const select = el("select", { name: "timeline", "aria-label": "Show the timeline of" }, el("option", { value: "events" }, "events"), el("option", { value: "categs" }, "categories"), el("option", { value: "tags" }, "tags"));
+  select.value = v.subject;
+  select.addEventListener("change", () => {
+    const q = new URLSearchParams(window.location.search);
+    q.set("timeline", select.value);
+    window.location.assign(`${window.location.pathname}?${q.toString()}`);
+  });
+  choose.append(el("label", {}, "Show ", select));
+  const p = panel(
+    "Timeline",
+    choose,
+    rows.length === 0
+      ? el("p", { class: "empty" }, `Nothing from ${v.from} to ${v.to}.`)
+      : el("div", { class: "scroll short", tabindex: "0" }, el("table", { class: "timeline" }, el("thead", {}, el("tr", {}, el("th", {}, "Name"), el("th", {}, `${v.from} … ${v.to}`))), body)),
+    u.misp_web_url || v.subject === "categs" ? null : el("p", { class: "hint" }, "Set [RedisGlobal] misp_web_url to link these to MISP's search."),
+  );
+  p.classList.add("wide");
+  tools(p, { table: () => ({ header: ["name", "start", "end"], rows: names.map((s) => [s.name, serverDay(s.start, off), serverDay(s.end - DAY, off)]) }), json: () => names });
+  return p;
+}
+
+async function render(main: HTMLElement, s: Status, u: UiSettings, v: View): Promise<void> {
   const off = s.utc_offset_seconds;
-  const params = { dateS: String(noonOf(r.from, off)), dateE: String(noonOf(r.to, off)), topNum: String(r.top) };
+  // The routes rank with a decay over all the days: ask for enough to filter tags after.
+  const params = { dateS: String(noonOf(v.from, off)), dateE: String(noonOf(v.to, off)), topNum: String(v.top) };
   const range = { dateS: params.dateS, dateE: params.dateE };
-  const [events, categs, tags, sightings, disc] = await Promise.all([
+  const [events, categs, tags, sightings, disc, timeline] = await Promise.all([
     getJson<PerDay<Ranked>>("/_getTrendingEvents", params),
     getJson<PerDay<Ranked>>("/_getTrendingCategs", params),
-    getJson<PerDay<[Tag, number][]>>("/_getTrendingTags", params),
+    getJson<PerDay<[Tag, number][]>>("/_getTrendingTags", { ...params, topNum: "1000" }),
     getJson<PerDay<{ sightings: number; false_positive: number }>>("/_getTrendingSightings", range),
     getJson<PerDay<Ranked>>("/_getTrendingDisc", range),
+    getJson<Segment[]>("/_getGenericTrendingOvertime", { ...range, choice: v.subject }),
   ]);
-  const span = `${r.from} to ${r.to}`;
+  const span = v.from === v.to ? v.from : `${v.from} to ${v.to}`;
   const nothing = `No data from ${span}.`;
-  const tagRows = totals(tags, (t) => t.name)
-    .slice(0, r.top)
-    .map((t) => {
-      const badge = el("span", { class: "tag" }, t.label);
-      const colour = safeColour(t.item.colour);
-      if (colour) badge.style.setProperty("--tag", colour);
-      return { label: badge, count: t.count };
-    });
-  const perDay = el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "Day"), el("th", { class: "num" }, "Sightings"), el("th", { class: "num" }, "False positives"), el("th", { class: "num" }, "Discussions"))));
-  const discByDay = new Map(disc.map(([t, items]) => [t, items.reduce((a, [, n]) => a + n, 0)]));
-  const body = el("tbody");
-  for (const [t, v] of [...sightings].sort((a, b) => a[0] - b[0])) {
-    body.append(el("tr", {}, el("td", {}, serverDay(t, off)), el("td", { class: "num" }, v.sightings), el("td", { class: "num" }, v.false_positive), el("td", { class: "num" }, discByDay.get(t) ?? 0)));
-  }
-  perDay.append(body);
+  const days = [...new Set([...sightings, ...events].map(([d]) => d))].sort((a, b) => a - b);
+  const keepTag = tagMatcher(v.include, v.exclude);
+  const tagDays: PerDay<[Tag, number][]> = tags.map(([d, list]) => [d, list.filter(([t]) => typeof t.name === "string" && keepTag(t.name))]);
+  const tagRanking: Ranking = {
+    title: `Most popular tags, ${span}`,
+    rows: totals(tagDays, (t) => t.name).map((t) => ({ label: t.label, count: t.count, colour: readable(safeColour(t.item.colour)) })),
+    perDay: perDayOf(tagDays, (t) => t.name),
+  };
+  const patterns = v.include || v.exclude ? el("p", { class: "hint" }, `Tags${v.include ? ` matching ${v.include}` : ""}${v.exclude ? ` except ${v.exclude}` : ""}.`) : null;
+
+  const sightHost = el("div", { class: "chart", role: "img", "aria-label": "Sightings and false positives per day" });
+  const sightPanel = panel(`Sightings and false positives, ${span}`, sightHost);
+  const sorted = [...sightings].sort((a, b) => a[0] - b[0]);
+  const sightChart = sorted.every(([, x]) => x.sightings === 0 && x.false_positive === 0)
+    ? (sightHost.replaceWith(el("p", { class: "empty" }, nothing)), null)
+    : new Chart(sightHost);
+  sightChart?.set({
+    grid: { left: 40, right: 12, top: 28, bottom: 24 },
+    legend: { top: 0 },
+    tooltip: tooltip((p) => {
+      const list = p as { axisValueLabel?: string; seriesName?: string; value?: number }[];
+      return tipNode(list[0]?.axisValueLabel ?? "", ...list.map((i): [string, number] => [i.seriesName ?? "", Math.abs(i.value ?? 0)]));
+    }, "axis"),
+    xAxis: { type: "category", data: sorted.map(([d]) => serverDay(d, off).slice(5)) },
+    yAxis: { type: "value", minInterval: 1 },
+    // False positives below the axis, as the original drew them.
+    series: [
+      { name: "sightings", type: "bar", stack: "s", data: sorted.map(([, x]) => x.sightings), itemStyle: { color: token("--ok") } },
+      { name: "false positives", type: "bar", stack: "s", data: sorted.map(([, x]) => -x.false_positive), itemStyle: { color: token("--bad") } },
+    ],
+  });
+  tools(sightPanel, { ...(sightChart ? { png: () => sightChart.png() } : {}), table: () => ({ header: ["day", "sightings", "false positives"], rows: sorted.map(([d, x]) => [serverDay(d, off), x.sightings, x.false_positive]) }) });
+
+  const discSorted = [...disc].sort((a, b) => a[0] - b[0]).map(([d, items]): [number, number] => [d, items.reduce((a, [, n]) => a + n, 0)]);
+  const discHost = el("div", { class: "chart", role: "img", "aria-label": "Discussions per day" });
+  const discPanel = panel(`Discussions, ${span}`, discHost);
+  const discChart = discSorted.every(([, n]) => n === 0) ? (discHost.replaceWith(el("p", { class: "empty" }, `No discussion from ${span}.`)), null) : new Chart(discHost);
+  discChart?.set({
+    grid: { left: 40, right: 12, top: 16, bottom: 24 },
+    tooltip: tooltip((p) => {
+      const list = p as { axisValueLabel?: string; value?: number }[];
+      return tipNode(list[0]?.axisValueLabel ?? "", ["posts", list[0]?.value ?? 0]);
+    }, "axis"),
+    xAxis: { type: "category", data: discSorted.map(([d]) => serverDay(d, off).slice(5)) },
+    yAxis: { type: "value", minInterval: 1 },
+    series: [{ name: "posts", type: "line", areaStyle: { opacity: 0.2 }, data: discSorted.map(([, n]) => n) }],
+  });
+  tools(discPanel, { ...(discChart ? { png: () => discChart.png() } : {}), table: () => ({ header: ["day", "posts"], rows: discSorted.map(([d, n]) => [serverDay(d, off), n]) }) });
+
+  const tagPanel = rankingPanel(tagRanking, days, off, v.top, v.include || v.exclude ? `No tag matching these patterns from ${span}.` : nothing, true);
+  if (patterns) tagPanel.querySelector("h2")?.after(patterns);
   main.setAttribute("aria-busy", "false");
   fill(
     main,
-    panel(`Most active events, ${span}`, bars(totals(events, (e) => e).slice(0, r.top).map((e) => ({ label: e.label, count: e.count })), nothing)),
-    panel(`Most active categories, ${span}`, bars(totals(categs, (c) => c).slice(0, r.top).map((c) => ({ label: c.label, count: c.count })), nothing)),
-    panel(`Most popular tags, ${span}`, bars(tagRows, nothing)),
-    panel(`Sightings and discussions per day`, sightings.length > 0 ? perDay : el("p", { class: "empty" }, nothing)),
+    rankingPanel({ title: `Most active events, ${span}`, rows: totals(events, (e) => e).map((e) => ({ label: e.label, count: e.count })), perDay: perDayOf(events, (e) => e) }, days, off, v.top, nothing, false),
+    rankingPanel({ title: `Most active categories, ${span}`, rows: totals(categs, (c) => c).map((c) => ({ label: c.label, count: c.count })), perDay: perDayOf(categs, (c) => c) }, days, off, v.top, nothing, false),
+    tagPanel,
+    sightPanel,
+    discPanel,
+    timelinePanel(u, v, timeline, days[0] ?? noonOf(v.from, off), days[days.length - 1] ?? noonOf(v.to, off), off, keepTag),
   );
 }
 
@@ -90,14 +299,17 @@ let started = false;
 shell.onStatus((s) => {
   if (started || !(main instanceof HTMLElement) || !(form instanceof HTMLFormElement)) return;
   started = true;
-  const r = readRange(s);
-  const set = (name: string, v: string): void => {
+  const v = readView(s);
+  const set = (name: string, value: string): void => {
     const input = form.elements.namedItem(name);
-    if (input instanceof HTMLInputElement || input instanceof HTMLSelectElement) input.value = v;
+    if (input instanceof HTMLInputElement || input instanceof HTMLSelectElement) input.value = value;
   };
-  set("from", r.from);
-  set("to", r.to);
-  set("top", String(r.top));
+  set("from", v.from);
+  set("to", v.to);
+  set("top", String(v.top));
+  set("tags", v.include);
+  set("notags", v.exclude);
+  set("timeline", v.subject);
   const today = serverDay(s.now, s.utc_offset_seconds);
   for (const b of form.querySelectorAll<HTMLButtonElement>("button[data-days]")) {
     b.addEventListener("click", () => {
@@ -109,8 +321,13 @@ shell.onStatus((s) => {
   }
   // Submitting navigates to the same page with the range in the URL (bookmarkable); the
   // browser does it, no script needed.
-  render(main, s, r).catch((e: unknown) => {
-    main.setAttribute("aria-busy", "false");
-    fill(main, el("p", { class: "error" }, `Cannot load the trendings: ${String(e)}`));
+  void uiSettings().then((u) => {
+    const show = (): Promise<void> =>
+      render(main, s, u, v).catch((e: unknown) => {
+        main.setAttribute("aria-busy", "false");
+        fill(main, el("p", { class: "error" }, `Cannot load the trendings: ${String(e)}`));
+      });
+    void show();
+    form.append(refresher(refreshSeconds(u), show));
   });
 });

@@ -8,7 +8,7 @@ import { el } from "./dom";
 export const DAY = 86400;
 
 /** A titled panel of the page grid. */
-export function panel(title: string, ...body: Node[]): HTMLElement {
+export function panel(title: string, ...body: (Node | null)[]): HTMLElement {
   return el("section", { class: "panel", "aria-label": title }, el("h2", {}, title), ...body);
 }
 
@@ -180,4 +180,12 @@ export function refresher(seconds: number, run: () => Promise<void>): HTMLElemen
   }, 1000);
   show();
   return el("span", { class: "refresh" }, label, " ", pause);
+}
+
+/** How often a page's historical panels refresh: `?refresh=N` seconds (at least 10) when the
+ * URL says, else `[GEO] updateFrequency`. */
+export function refreshSeconds(u: { geo: { update_frequency_minutes: number } }): number {
+  const asked = Number(new URLSearchParams(window.location.search).get("refresh"));
+  if (Number.isFinite(asked) && asked >= 10) return Math.round(asked);
+  return Math.max(1, u.geo.update_frequency_minutes) * 60;
 }
