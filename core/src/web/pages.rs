@@ -155,7 +155,7 @@ pub fn login_page(csrf_token: &str, error: Option<&str>) -> Response {
         "<h1>Sign in</h1>{alert}<form class=\"login\" id=\"UserLoginForm\" method=\"post\" action=\"/login\">\
 <input type=\"hidden\" name=\"csrf_token\" value=\"{}\">\
 <label for=\"username\">Username</label><input type=\"text\" id=\"username\" name=\"username\" size=\"32\" maxlength=\"255\" autocomplete=\"off\" autofocus>\
-<label for=\"password\">Password</label><input type=\"password\" id=\"password\" name=\"password\" maxlength=\"255\">\
+<label for=\"password\">Password</label><input type=\"password\" id=\"password\" name=\"password\" maxlength=\"255\" autocomplete=\"current-password\">\
 <button type=\"submit\" name=\"submit\" value=\"Sign In\">Sign In</button></form>\
 <p class=\"muted\">Use your MISP account, or leave the username empty and give a MISP API key as the password.</p>",
         escape(csrf_token)

@@ -25,7 +25,7 @@ import {
   type OrgStatus,
   type Trophy,
 } from "./ranks";
-import { noonOf, panel, tools } from "./widgets";
+import { noonOf, panel, refresher, tools } from "./widgets";
 
 /** The chosen organisation: rank progress, who to overtake, requirements, badges, trophies. */
 async function orgPanels(u: UiSettings, org: string, ranking: Contributor[]): Promise<HTMLElement[]> {
@@ -211,7 +211,17 @@ shell.onStatus((s) => {
     if (list) fill(list, ...[...orgs].sort((a, b) => a.localeCompare(b)).map((o) => el("option", { value: o })));
   });
   uiSettings()
-    .then((u) => render(main, s, u, org, month))
+    .then(async (u) => {
+      await render(main, s, u, org, month);
+      // The original reloaded the whole page every [CONTRIB] min_between_reload minutes; the
+      // live lists stream, so only a reload of the rest is due.
+      form.append(
+        refresher(Math.max(1, u.contrib.min_between_reload) * 60, () => {
+          window.location.reload();
+          return Promise.resolve();
+        }),
+      );
+    })
     .catch((e: unknown) => {
       main.setAttribute("aria-busy", "false");
       fill(main, el("p", { class: "error" }, `Cannot load the contributors: ${String(e)}`));

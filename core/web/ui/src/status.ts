@@ -3,6 +3,7 @@
 import { el, fill } from "./dom";
 import type { Feed, Status } from "./api";
 import { feedState, mountShell, serverTime } from "./shell";
+import { tools } from "./widgets";
 
 function when(epoch: number | null, s: Status): string {
   if (epoch === null) return "never";
@@ -128,4 +129,7 @@ shell.onStatus((s) => {
     serverPanel(s),
     panel("When something looks wrong", false, el("p", { class: "hint" }, "Run ", el("code", {}, "mispdash selftest"), " on the dashboard's machine: it checks the configuration, Redis, the GeoIP database, every MISP feed and the dispatcher, and says what to fix.")),
   );
+  // Each panel's export is the status as the server gave it (what an admin attaches to a
+  // support request).
+  for (const section of main.querySelectorAll<HTMLElement>("section.panel:not(:last-child)")) tools(section, { json: () => s });
 });

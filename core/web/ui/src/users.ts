@@ -2,9 +2,9 @@
 // and the organisation live in the URL; "today" is the server's day.
 
 import { el, fill } from "./dom";
-import { getJson, type Status } from "./api";
+import { getJson, uiSettings, type Status } from "./api";
 import { mountShell } from "./shell";
-import { bars, dateParam, noonOf, panel, serverDay } from "./widgets";
+import { bars, dateParam, noonOf, panel, refreshSeconds, refresher, serverDay, tools } from "./widgets";
 
 const WEEKDAYS = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
 
@@ -110,25 +110,27 @@ async function render(main: HTMLElement, s: Status, day: string, org: string): P
   a.style.width = `${(100 * withC) / sum}%`;
   b.style.width = `${(100 * without) / sum}%`;
   split.append(a, b);
-  main.setAttribute("aria-busy", "false");
-  fill(
-    main,
-    panel(`Logins, the 7 days to ${day}${org ? `, ${org}` : ""}`, punchcard(card, org)),
-    panel(
-      `Contribution points per login day, the 8 days to ${day}`,
-      bars(
-        top.map(([name, ratio]) => ({ label: name, count: ratio, shown: ratio.toFixed(ratio % 1 === 0 ? 0 : 1) })),
-        `No organisation logged in during the 8 days to ${day}.`,
-      ),
+  const cardPanel = panel(`Logins, the 7 days to ${day}${org ? `, ${org}` : ""}`, punchcard(card, org));
+  tools(cardPanel, { table: () => ({ header: ["weekday", ...Array.from({ length: 24 }, (_, h) => `${h}:00`)], rows: card.map((row, d) => [WEEKDAYS[d] ?? String(d), ...row]) }) });
+  const topPanel = panel(
+    `Contribution points per login day, the 8 days to ${day}`,
+    bars(
+      top.map(([name, ratio]) => ({ label: name, count: ratio, shown: ratio.toFixed(ratio % 1 === 0 ? 0 : 1) })),
+      `No organisation logged in during the 8 days to ${day}.`,
     ),
-    panel(
-      `Contribution after login, ${day}`,
-      withC + without === 0
-        ? el("p", { class: "empty" }, `No login on ${day}.`)
-        : el("div", {}, split, el("p", {}, `${withC} organisation(s) logged in and contributed; ${without} only logged in.`)),
-    ),
-    panel(`Logins and contributions over time${org ? `, ${org}` : ""}`, overtime(over, off)),
   );
+  tools(topPanel, { table: () => ({ header: ["organisation", "points per login day"], rows: top }) });
+  const splitPanel = panel(
+    `Contribution after login, ${day}`,
+    withC + without === 0
+      ? el("p", { class: "empty" }, `No login on ${day}.`)
+      : el("div", {}, split, el("p", {}, `${withC} organisation(s) logged in and contributed; ${without} only logged in.`)),
+  );
+  tools(splitPanel, { table: () => ({ header: ["logged in and contributed", "only logged in"], rows: [[withC, without]] }) });
+  const overPanel = panel(`Logins and contributions over time${org ? `, ${org}` : ""}`, overtime(over, off));
+  tools(overPanel, { table: () => ({ header: ["hour (epoch)", "logins", "contribution points"], rows: over.login.map(([t, n], i) => [t, n, over.contrib[i]?.[1] ?? 0]) }), json: () => over });
+  main.setAttribute("aria-busy", "false");
+  fill(main, cardPanel, topPanel, splitPanel, overPanel);
 }
 
 const main = document.getElementById("users");
@@ -154,8 +156,11 @@ shell.onStatus((s) => {
       if (list) fill(list, ...[...orgs].sort((x, y) => x.localeCompare(y)).map((o) => el("option", {}, o)));
     })
     .catch(() => undefined);
-  render(main, s, day, org).catch((e: unknown) => {
-    main.setAttribute("aria-busy", "false");
-    fill(main, el("p", { class: "error" }, `Cannot load the logins: ${String(e)}`));
-  });
+  const show = (): Promise<void> =>
+    render(main, s, day, org).catch((e: unknown) => {
+      main.setAttribute("aria-busy", "false");
+      fill(main, el("p", { class: "error" }, `Cannot load the logins: ${String(e)}`));
+    });
+  void show();
+  void uiSettings().then((u) => form.append(refresher(refreshSeconds(u), show)));
 });
