@@ -43,7 +43,7 @@ until [ "$(redis-cli -p "$PORT" -n 3 llen bufferList)" = 0 ] && curl -s "http://
 done
 echo "== time to every panel drawn (ms), Chromium, 1920x1080, dark then light"
 node core/web/e2e/browse.mjs --base "http://127.0.0.1:$HTTP" --out "$WORK/shots" \
-    --page / --page /users --page /trendings --page /status |
+    --page / --page /geo --page /contrib --page /users --page /trendings --page /status |
     python3 -c '
 import json, sys
 r = json.load(sys.stdin)

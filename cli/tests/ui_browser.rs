@@ -424,7 +424,7 @@ fn pages_ask_for_a_login_when_auth_is_on() {
     };
     let server = start_server(redis.port, &setup, "ui-auth");
     let out = server.dir.join("screenshots");
-    for page in ["/", "/users", "/trendings", "/status"] {
+    for page in ["/", "/geo", "/contrib", "/users", "/trendings", "/status"] {
         browse(
             &server.base("http"),
             &out,
@@ -433,8 +433,13 @@ fn pages_ask_for_a_login_when_auth_is_on() {
                 page,
                 "--login",
                 "alice@example.org:correct horse",
+                // The live page's panels are in its HTML: it is ready when it says so.
                 "--ready",
-                "section.panel",
+                if page == "/" {
+                    "main[aria-busy='false']"
+                } else {
+                    "section.panel"
+                },
                 "--expect",
                 "alice@example.org",
                 "--expect",

@@ -125,6 +125,13 @@ export class Chart {
     else this.start();
   }
 
+  /** Merges a part into the drawn option (a live chart's new data): cheaper than `set`,
+   * which rebuilds everything. A theme change draws the last `set` again; the owner then
+   * merges its current data on its next update. */
+  update(part: Option): void {
+    this.inst?.setOption(part, { lazyUpdate: true });
+  }
+
   on(event: string, handler: (params: unknown) => void): void {
     this.handlers.push([event, handler]);
     this.inst?.on(event, handler);

@@ -13,6 +13,8 @@ export class ItemChart {
   /** Hour start (server epoch) → value → count. */
   private readonly counts = new Map<number, Map<string, number>>();
   private dirty = true;
+  private full = true;
+  private names: string[] = [];
 
   constructor(
     host: HTMLElement,
@@ -22,6 +24,10 @@ export class ItemChart {
     private readonly offset: number,
   ) {
     this.chart = new Chart(host);
+    document.addEventListener("mispdash-theme", () => {
+      this.full = true;
+      this.dirty = true;
+    });
     window.setInterval(() => this.draw(), 2000);
   }
 
@@ -71,7 +77,19 @@ export class ItemChart {
     this.dirty = false;
     const { hours, series } = this.table();
     const label = (h: number): string => new Date((h + this.offset) * 1000).toISOString().slice(11, 13) + ":00";
+    const data = {
+      xAxis: { data: hours.map(label) },
+      series: series.map(([name, counts]) => ({ name, type: "bar", stack: "all", data: counts })),
+    };
+    // The same series as before: merged. A new one (a new category among the biggest): set.
+    if (!this.full && series.length === this.names.length && series.every(([n], i) => n === this.names[i])) {
+      this.chart.update(data);
+      return;
+    }
+    this.full = false;
+    this.names = series.map(([n]) => n);
     this.chart.set({
+      animation: false,
       grid: { left: 40, right: 12, top: 36, bottom: 28 },
       legend: { type: "scroll", top: 0 },
       tooltip: tooltip((p) => {

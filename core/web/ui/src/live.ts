@@ -267,12 +267,27 @@ async function start(s: Status): Promise<void> {
 
   let paused = false;
   let held: LogEvent[] = [];
-  const show = (ev: LogEvent): void => {
-    const tr = row(ev, header);
-    if (!tr || !passes(tr)) return;
-    tr.classList.add("new");
-    body.prepend(tr);
+  // Rows that arrive within one frame go in together, and only the newest MAX_ROWS of them:
+  // at a hundred messages a second the table is laid out once a frame, not a hundred times.
+  let queued: LogEvent[] = [];
+  const flushRows = (): void => {
+    const batch = queued.slice(-MAX_ROWS);
+    queued = [];
+    const frag = document.createDocumentFragment();
+    for (let i = batch.length - 1; i >= 0; i--) {
+      const ev = batch[i];
+      const tr = ev ? row(ev, header) : null;
+      if (!tr || !passes(tr)) continue;
+      // The arrival highlight only when rows come slowly enough to be read one by one.
+      if (batch.length <= 3) tr.classList.add("new");
+      frag.append(tr);
+    }
+    body.prepend(frag);
     trim();
+  };
+  const show = (ev: LogEvent): void => {
+    if (queued.length === 0) window.requestAnimationFrame(flushRows);
+    queued.push(ev);
   };
   pause.addEventListener("click", () => {
     paused = !paused;

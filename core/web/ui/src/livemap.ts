@@ -38,15 +38,21 @@ export class LiveMap {
   private rotation: Point[] = [];
   private current = 0;
   private dirty = true;
+  /** The next draw sets the whole option (first draw, theme change); the others merge data. */
+  private full = true;
 
   constructor(
-    host: HTMLElement,
+    private readonly host: HTMLElement,
     private readonly title: HTMLElement,
     private readonly rotateSeconds: number,
     private readonly keep: number,
   ) {
     registerWorld();
     this.chart = new Chart(host);
+    document.addEventListener("mispdash-theme", () => {
+      this.full = true;
+      this.dirty = true;
+    });
     window.setInterval(() => this.draw(), 1000);
     if (rotateSeconds > 0) {
       window.setInterval(() => {
@@ -102,36 +108,38 @@ export class LiveMap {
     this.points = this.points.filter((p) => now - p.at < life);
     if (!this.dirty && before === this.points.length && this.points.length === 0) return;
     this.dirty = false;
+    // How many points are drawn, for the endurance benchmark (bench/ui_endurance.sh).
+    this.host.dataset.points = String(this.points.length);
     const cur = this.rotation[this.current];
     this.title.textContent = cur ? `${cur.label}${cur.place ? ` (${cur.place})` : ""}` : "waiting for located attributes";
     const max = Math.max(2, ...this.hits.values());
     const points = this.points;
+    // Only the data changes from one second to the next: merged, not rebuilt. The pulse has
+    // its own canvas layer (zlevel), so its animation does not repaint the map.
+    const series = [
+      { data: [...this.hits.entries()].map(([name, value]) => ({ name, value })) },
+      { data: points.map((p) => ({ value: [p.lon, p.lat], itemStyle: { opacity: Math.max(0.08, 1 - (now - p.at) / life) } })) },
+      { data: cur ? [[cur.lon, cur.lat]] : [] },
+    ];
+    if (!this.full) {
+      this.chart.update({ visualMap: { max }, series });
+      return;
+    }
+    this.full = false;
     this.chart.set({
+      animation: false,
       tooltip: tooltip((p) => {
         const x = p as { seriesType?: string; name?: string; dataIndex?: number };
         if (x.seriesType === "map") return tipNode(COUNTRY_NAMES.get(x.name ?? "") ?? x.name ?? "", ["hits since the page opened", this.hits.get(x.name ?? "") ?? 0]);
-        const pt = x.seriesType === "effectScatter" ? cur : points[x.dataIndex ?? -1];
+        const pt = x.seriesType === "effectScatter" ? this.rotation[this.current] : this.points[x.dataIndex ?? -1];
         return pt ? tipNode(pt.label, ["place", pt.place || "unknown"]) : "";
       }),
       visualMap: { show: false, type: "continuous", min: 1, max, seriesIndex: 0, inRange: { color: ["#1d3b5c", token("--accent"), "#ffd166", "#ef5b5b"] }, outOfRange: { color: token("--panel-edge") } },
       geo: { map: "world", projection: PROJECTION, roam: false, silent: false, top: 4, bottom: 4, left: 4, right: 4, itemStyle: { areaColor: token("--panel-edge"), borderColor: token("--panel") }, emphasis: { disabled: true } },
       series: [
-        { type: "map", geoIndex: 0, data: [...this.hits.entries()].map(([name, value]) => ({ name, value })) },
-        {
-          type: "scatter",
-          coordinateSystem: "geo",
-          symbolSize: 7,
-          animation: false,
-          data: points.map((p) => ({ value: [p.lon, p.lat], itemStyle: { color: token("--warn"), opacity: Math.max(0.08, 1 - (now - p.at) / life) } })),
-        },
-        {
-          type: "effectScatter",
-          coordinateSystem: "geo",
-          symbolSize: 12,
-          rippleEffect: { scale: 4, brushType: "stroke" },
-          itemStyle: { color: token("--bad") },
-          data: cur ? [[cur.lon, cur.lat]] : [],
-        },
+        { type: "map", geoIndex: 0, ...series[0] },
+        { type: "scatter", coordinateSystem: "geo", symbolSize: 7, itemStyle: { color: token("--warn") }, ...series[1] },
+        { type: "effectScatter", coordinateSystem: "geo", zlevel: 1, symbolSize: 12, rippleEffect: { scale: 4, brushType: "stroke" }, itemStyle: { color: token("--bad") }, ...series[2] },
       ],
     });
   }

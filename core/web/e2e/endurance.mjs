@@ -1,0 +1,50 @@
+// The live page under a steady feed, for bench/ui_endurance.sh (not a test): opens the page,
+// then every 30 s reports the log's rows, the map's points, the JS heap, and the frames longer
+// than 100 ms since the previous sample. Prints one JSON report on stdout.
+//
+//   node e2e/endurance.mjs --base http://127.0.0.1:8001 --seconds 600
+
+import { chromium } from "playwright-core";
+import { parseArgs } from "node:util";
+
+const { values } = parseArgs({ options: { base: { type: "string" }, seconds: { type: "string", default: "600" } } });
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--enable-precise-memory-info"],
+});
+const report = { samples: [], problems: [] };
+try {
+  const page = await browser.newPage({ viewport: { width: 1920, height: 1080 } });
+  page.on("pageerror", (e) => report.problems.push(`script error: ${e.message}`));
+  await page.goto(new URL("/", values.base).toString(), { waitUntil: "load" });
+  await page.waitForSelector("main[aria-busy='false']", { timeout: 20000 });
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send("Performance.enable");
+  // Frames longer than 100 ms, counted in the page (the debugging protocol's evaluation is not
+  // subject to the page's CSP).
+  await page.evaluate(() => {
+    globalThis.__long = [];
+    new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) if (e.duration > 100) globalThis.__long.push(Math.round(e.duration));
+    }).observe({ type: "long-animation-frame", buffered: false });
+  });
+  const start = Date.now();
+  const end = start + Number(values.seconds) * 1000;
+  while (Date.now() < end) {
+    await page.waitForTimeout(Math.min(30000, end - Date.now()));
+    await cdp.send("HeapProfiler.collectGarbage");
+    const { metrics } = await cdp.send("Performance.getMetrics");
+    const heap = metrics.find((m) => m.name === "JSHeapUsedSize")?.value ?? 0;
+    const dom = await page.evaluate(() => ({
+      rows: document.querySelectorAll("#log tbody tr").length,
+      points: Number(document.getElementById("map")?.dataset.points ?? -1),
+      nodes: document.getElementsByTagName("*").length,
+      long: globalThis.__long.splice(0),
+    }));
+    report.samples.push({ t: Math.round((Date.now() - start) / 1000), heap_mib: +(heap / 1048576).toFixed(1), ...dom });
+    console.error(JSON.stringify(report.samples[report.samples.length - 1]));
+  }
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify(report));
