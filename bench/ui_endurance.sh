@@ -62,9 +62,9 @@ node core/web/e2e/endurance.mjs --base "http://127.0.0.1:$HTTP" --seconds "$DURA
 import json, sys
 r = json.load(sys.stdin)
 s = r["samples"]
-print("%6s %6s %7s %7s %9s  %s" % ("t (s)", "rows", "points", "nodes", "heap MiB", "frames > 100 ms"))
+print("%6s %6s %7s %7s %9s  %-24s %s" % ("t (s)", "rows", "points", "nodes", "heap MiB", "frames > 100 ms", "(during the forced GC)"))
 for x in s:
-    print("%6d %6d %7d %7d %9.1f  %s" % (x["t"], x["rows"], x["points"], x["nodes"], x["heap_mib"], x["long"] or "-"))
+    print("%6d %6d %7d %7d %9.1f  %-24s %s" % (x["t"], x["rows"], x["points"], x["nodes"], x["heap_mib"], x["long"] or "-", x["longGc"] or "-"))
 after = [x for x in s if x["t"] > 60]
 if after:
     print("heap growth after the first minute: %+.1f MiB; longest frame after it: %s ms" % (

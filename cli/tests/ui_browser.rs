@@ -89,6 +89,7 @@ fn the_status_page_in_chromium() {
         &[
             "--page",
             "/status",
+            "--axe",
             "--expect",
             "misp1: live",
             "--expect",
@@ -314,6 +315,7 @@ fn the_users_page_on_seed2() {
             "/users?date=2026-11-20",
             "--ready",
             "section.panel",
+            "--axe",
             "--expect",
             &busiest,
             "--expect-in",
@@ -371,6 +373,7 @@ fn the_live_page_on_seed2_and_its_stream() {
         &[
             "--page",
             "/",
+            "--axe",
             "--expect-in",
             &format!("#log tbody tr:last-child=>{when}"),
             "--expect",

@@ -1,6 +1,6 @@
 // The charts and maps of every page: ECharts imported per component (only what the pages
 // draw reaches the bundle), one theme per colour scheme derived from the CSS tokens of
-// theme.css, and the world map registered once from the build-time TopoJSON.
+// theme.css. The world map is in worldmap.ts (only the pages with a map carry it).
 //
 // Tooltips are built as elements (`tipNode`), never as HTML strings: ECharts would otherwise
 // insert its default markup, which carries style attributes the CSP refuses and would have
@@ -16,9 +16,6 @@ import {
   VisualMapContinuousComponent,
 } from "echarts/components";
 import { CanvasRenderer } from "echarts/renderers";
-import { geoNaturalEarth1 } from "d3-geo";
-import { feature } from "topojson-client";
-import world from "virtual:world";
 import { el } from "./dom";
 
 echarts.use([
@@ -38,32 +35,6 @@ echarts.use([
 ]);
 
 export type Option = echarts.EChartsCoreOption;
-
-/** Country names by ISO alpha-2 code, from the map's own data. */
-export const COUNTRY_NAMES = new Map<string, string>();
-
-let mapRegistered = false;
-/** Registers "world" once: countries named by their alpha-2 code (what GEO_COUNTRY holds). */
-export function registerWorld(): void {
-  if (mapRegistered) return;
-  const fc = feature(world, world.objects.countries);
-  for (const f of fc.features) {
-    const code = String(f.id);
-    COUNTRY_NAMES.set(code, f.properties.name);
-    f.properties = { name: code, label: f.properties.name } as typeof f.properties;
-  }
-  echarts.registerMap("world", fc as unknown as Parameters<typeof echarts.registerMap>[1]);
-  mapRegistered = true;
-}
-
-/** Natural Earth projection from d3-geo; its stream cuts shapes at the date line, which
- * ECharts' own projection does not (Russia and Fiji would draw bands across the map). */
-const projection = geoNaturalEarth1();
-export const PROJECTION = {
-  project: (p: number[]): number[] => projection([p[0] ?? 0, p[1] ?? 0]) ?? [0, 0],
-  unproject: (p: number[]): number[] => projection.invert?.([p[0] ?? 0, p[1] ?? 0]) ?? [0, 0],
-  stream: projection.stream.bind(projection),
-};
 
 /** A CSS custom property of the current theme. */
 export function token(name: string): string {

@@ -10,7 +10,8 @@ import { feature } from "topojson-client";
 import world from "virtual:world";
 import { el, fill } from "./dom";
 import { getJson, uiSettings, type Status } from "./api";
-import { Chart, COUNTRY_NAMES, PROJECTION, registerWorld, tipNode, token, tooltip, type Option } from "./charts";
+import { Chart, tipNode, token, tooltip, type Option } from "./charts";
+import { COUNTRY_NAMES, PROJECTION, registerWorld } from "./worldmap";
 import { mountShell } from "./shell";
 import { dateParam, DAY, noonOf, panel, refresher, serverDay, tools, type Table } from "./widgets";
 

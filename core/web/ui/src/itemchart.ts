@@ -53,7 +53,9 @@ export class ItemChart {
     for (const h of this.counts.keys()) if (h < (hours[0] ?? 0)) this.counts.delete(h);
     const totals = new Map<string, number>();
     for (const m of this.counts.values()) for (const [v, n] of m) totals.set(v, (totals.get(v) ?? 0) + n);
-    const named = [...totals.entries()].sort((a, b) => b[1] - a[1]).slice(0, SERIES).map(([v]) => v);
+    // The biggest eight, in name order: their order stays put while their counts move, so
+    // the chart merges new counts instead of rebuilding.
+    const named = [...totals.entries()].sort((a, b) => b[1] - a[1]).slice(0, SERIES).map(([v]) => v).sort();
     const series: [string, number[]][] = named.map((v) => [v, hours.map((h) => this.counts.get(h)?.get(v) ?? 0)]);
     if (totals.size > SERIES) {
       const keep = new Set(named);

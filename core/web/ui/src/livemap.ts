@@ -5,7 +5,8 @@
 // page opened. Redrawn at most once a second, whatever the message rate; the points kept are
 // bounded.
 
-import { Chart, COUNTRY_NAMES, PROJECTION, registerWorld, tipNode, token, tooltip } from "./charts";
+import { Chart, tipNode, token, tooltip } from "./charts";
+import { COUNTRY_NAMES, PROJECTION, registerWorld } from "./worldmap";
 
 export interface MapEvent {
   coord?: { lat?: unknown; lon?: unknown };
