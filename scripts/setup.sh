@@ -91,8 +91,9 @@ missing_debs() {
 
 # ---- 1. Debian packages: Redis (server + CLI), ZeroMQ headers and a C toolchain to build ----
 DEBS=(redis-server redis-tools libzmq3-dev pkg-config build-essential)
-# wrk drives the HTTP benchmark (bench/http_bench.sh): developers only.
-if [ "$MODE" = test ]; then DEBS+=(wrk); fi
+# wrk drives the HTTP benchmarks (bench/); Apache with Debian's mod_wsgi and python3-venv run
+# the Python package's end-to-end tests; systemd-analyze checks the Debian package's units.
+if [ "$MODE" = test ]; then DEBS+=(wrk apache2 libapache2-mod-wsgi-py3 python3-venv systemd curl); fi
 if ! command -v dpkg-query >/dev/null 2>&1; then
     for b in redis-server redis-cli pkg-config cc; do
         command -v "$b" >/dev/null 2>&1 ||

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up everything the test suite needs (Debian packages, Python tools, test databases) and
 # runs it: formatting, lints, unit tests and the integration tests against real Redis, ZeroMQ
-# and the recorded behaviour of the original dashboard in ../shared.
+# and the recorded behaviour of the original dashboard in ../shared; then the Python package
+# (wheel, venvs, Apache + mod_wsgi) and the Debian package (built, installed, removed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh test
@@ -19,3 +20,7 @@ cargo test --workspace -- --test-threads="${MISPDASH_TEST_THREADS:-2}" 2>&1 | te
 # cargo prints one summary per test binary (the last one is often the empty doc-test run);
 # close with the total so the whole suite is read as one result.
 awk '/^test result:/ { p += $4; f += $6 } END { printf "total: %d passed, %d failed\n", p, f }' "$LOG"
+echo "== python package: wheel, venvs, pytest (Apache + mod_wsgi end to end)"
+bash scripts/python-tests.sh
+echo "== debian package: build, install, service, remove, purge"
+bash scripts/deb-tests.sh

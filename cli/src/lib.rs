@@ -1,5 +1,6 @@
-//! The `mispdash` binary: argument parsing and wiring only; everything else is in
-//! `mispdash_core`.
+//! The `mispdash` command line: argument parsing and wiring only; everything else is in
+//! `mispdash_core`. A library so that the Python package runs the very same commands
+//! (`python -m mispdash ...`); `main.rs` is the binary.
 
 mod admin;
 
@@ -114,10 +115,20 @@ enum Command {
     /// for a dispatcher running elsewhere.
     Subscribe {
         /// Feed name, shown on the dashboard (zmq_name).
-        #[arg(short = 'n', long, default_value = "MISP Standard ZMQ")]
+        #[arg(
+            short = 'n',
+            long,
+            env = "MISPDASH_FEED_NAME",
+            default_value = "MISP Standard ZMQ"
+        )]
         name: String,
         /// MISP's ZeroMQ endpoint.
-        #[arg(short = 'u', long, default_value = "tcp://localhost:50000")]
+        #[arg(
+            short = 'u',
+            long,
+            env = "MISPDASH_ZMQ_URL",
+            default_value = "tcp://localhost:50000"
+        )]
         url: String,
         /// PLAIN username (MISP's Plugin.ZeroMQ_username).
         #[arg(long, env = "MISPDASH_ZMQ_USERNAME")]
@@ -142,7 +153,10 @@ pub(crate) fn default_config_path() -> Option<PathBuf> {
         .find(|p| p.exists())
 }
 
-pub(crate) fn load_config(path: Option<&Path>) -> anyhow::Result<(Config, bool)> {
+/// The configuration the commands use: `path`, else the default places, else built-in
+/// defaults with `MISPDASH_*` overrides (`false`: no file was read). The managed Redis's
+/// password is adopted when one runs for the default data directory.
+pub fn load_config(path: Option<&Path>) -> anyhow::Result<(Config, bool)> {
     let (mut cfg, from_file) = if let Some(p) = path {
         (Config::load(p)?, true)
     } else if let Some(default) = default_config_path() {
@@ -170,26 +184,16 @@ fn stop_on_signal() -> anyhow::Result<Arc<AtomicBool>> {
     Ok(stop)
 }
 
-/// glibc's allocator, with at most two arenas. Measured on the ingest benchmark it needed
-/// about a fifth less CPU than mimalloc told to return memory at once, at a lower peak RSS
-/// than mimalloc left to keep it (`docs/performance.md`). Without a cap glibc gives every
-/// busy thread (HTTP workers, subscribers, the handler) its own arena, each keeping freed
-/// memory, which the memory budget cannot afford.
-fn tune_allocator() {
-    // SAFETY: mallopt only sets a tunable of the C allocator; called before any thread starts.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
-        // Blocks of 1 MiB and more (a large MISP event, its parts and the buffers around it)
-        // are mapped on their own and given back when freed. glibc's default threshold rises
-        // with every such block freed, after which they come from the arenas, and one large
-        // event pinned tens of MiB for the life of the process (bench/big_event.sh).
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
-    }
-}
-
-fn main() {
-    tune_allocator();
-    tracing_subscriber::fmt()
+/// Runs the command line `args` (the program name first) and returns the exit status: 0,
+/// 1 after an error (said once on stderr), 2 for bad arguments (clap's usage message). Logging
+/// is set up once per process (`MISPDASH_LOG`).
+pub fn main_from<I, T>(args: I) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    // A second call in one process (the Python package) keeps the first setup.
+    let _ = tracing_subscriber::fmt()
         .with_env_filter(mispdash_core::log_filter(
             std::env::var("MISPDASH_LOG").ok().as_deref(),
         ))
@@ -197,17 +201,28 @@ fn main() {
         // Colour codes only for a person at a terminal: not in files, journald or pipes, nor
         // with NO_COLOR set.
         .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
-        .init();
-    if let Err(e) = real_main() {
-        // Once, on stderr (which is also where the log goes).
-        eprintln!("mispdash: {}", describe(&e));
-        std::process::exit(1);
+        .try_init();
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            // --help and --version print and succeed; mistakes print the usage and fail.
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    match real_main(cli) {
+        Ok(()) => 0,
+        Err(e) => {
+            // Once, on stderr (which is also where the log goes).
+            eprintln!("mispdash: {}", describe(&e));
+            1
+        }
     }
 }
 
 /// The error and its causes, each said once: most of ours already name their cause in their
 /// own message, which anyhow's `{:#}` would repeat.
-fn describe(e: &anyhow::Error) -> String {
+pub fn describe(e: &anyhow::Error) -> String {
     let mut out = String::new();
     for cause in e.chain() {
         let text = cause.to_string();
@@ -221,8 +236,7 @@ fn describe(e: &anyhow::Error) -> String {
     out
 }
 
-fn real_main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+fn real_main(cli: Cli) -> anyhow::Result<()> {
     let clock = Clock::from_env().map_err(anyhow::Error::msg)?;
     if clock.is_frozen() {
         tracing::warn!(

@@ -65,6 +65,9 @@ pub struct AuthConfig {
     pub misp_fqdn: String,
     pub ssl_verify: bool,
     pub session_secret: String,
+    /// `[mispdash] session_secret_file`: the secret is read from this file instead (mispdash
+    /// addition: a package generates it at install, beside an unmodified `config.cfg`).
+    pub session_secret_file: Option<PathBuf>,
     pub session_cookie_secure: bool,
     pub session_cookie_samesite: String,
     pub permanent_session_lifetime_days: u32,
@@ -381,6 +384,7 @@ const KNOWN: &[(&str, &[&str])] = &[
             "session_recheck_seconds",
             "misp_api_key",
             "metrics_public",
+            "session_secret_file",
         ],
     ),
 ];
@@ -402,6 +406,22 @@ impl Config {
         let mut cfg = Self::parse(&text, path)?;
         cfg.source = Some(path.to_path_buf());
         cfg.apply_env(|k| std::env::var(k).ok())?;
+        if let Some(file) = cfg.auth.session_secret_file.clone() {
+            let secret = std::fs::read_to_string(&file).map_err(|e| ConfigError::Unreadable {
+                file: file.clone(),
+                reason: format!("{e} ([mispdash] session_secret_file)"),
+            })?;
+            let secret = secret.trim();
+            if secret.is_empty() {
+                return Err(ConfigError::Value {
+                    file: path.to_path_buf(),
+                    section: "mispdash".into(),
+                    option: "session_secret_file".into(),
+                    reason: format!("{} is empty", file.display()),
+                });
+            }
+            cfg.auth.session_secret = secret.to_string();
+        }
         Ok(cfg)
     }
 
@@ -473,6 +493,10 @@ impl Config {
             misp_fqdn: r.string("Auth", "misp_fqdn", "https://misp.local"),
             ssl_verify: r.boolean("Auth", "ssl_verify", true)?,
             session_secret: r.string("Auth", "session_secret", "**Change_Me**"),
+            session_secret_file: r
+                .opt("mispdash", "session_secret_file")
+                .map(|p| PathBuf::from(p.trim()))
+                .filter(|p| !p.as_os_str().is_empty()),
             session_cookie_secure: r.boolean("Auth", "session_cookie_secure", true)?,
             session_cookie_samesite: r.parse_with(
                 "Auth",

@@ -544,6 +544,24 @@ pub fn credentials_id(username: Option<&str>, password: Option<&str>) -> String 
 }
 
 /// The buffer-list entry for one frame: exactly Python's
+/// Hands one MISP message (`content` = topic, a space, the JSON payload, as MISP publishes
+/// it) to the buffer as a subscriber named `zmq_name` would: for tooling that has events in
+/// hand (the Python bindings' `ingest`). The dispatcher takes it from there.
+pub fn ingest_one(
+    target: &RedisTarget,
+    db: i64,
+    list: &str,
+    zmq_name: &str,
+    content: &str,
+) -> redis::RedisResult<()> {
+    let mut c = target.connect(db)?;
+    redis::cmd("LPUSH")
+        .arg(list)
+        .arg(envelope(zmq_name, content))
+        .query::<i64>(&mut c)
+        .map(|_| ())
+}
+
 /// `json.dumps({"zmq_name": zmq_name, "content": content})` (spec Appendix A8), so a dispatcher
 /// of either implementation reads it and a shared Redis sees identical bytes.
 pub fn envelope(zmq_name: &str, content: &str) -> String {

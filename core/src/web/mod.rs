@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod conn;
 pub mod contrib;
+pub mod embed;
 pub mod error;
 pub mod geo;
 pub mod live;
@@ -156,6 +157,70 @@ fn raise_fd_limit() {
     }
 }
 
+/// The server's runtime: one worker per core unless told.
+fn runtime(opts: &WebOptions) -> Result<tokio::runtime::Runtime, StartError> {
+    raise_fd_limit();
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    rt.enable_all().thread_name("http");
+    if opts.workers > 0 {
+        rt.worker_threads(opts.workers);
+    }
+    rt.build().map_err(StartError::Runtime)
+}
+
+/// Everything the routes share, from the configuration: what the server and the in-process
+/// ([`embed`]) dashboard both serve from.
+fn build_state(
+    cfg: &Config,
+    opts: &WebOptions,
+    clock: Clock,
+    tls_on: bool,
+    shutdown_rx: watch::Receiver<bool>,
+) -> Result<Arc<AppState>, StartError> {
+    let mut guard = cfg.http.clone();
+    if let Some(n) = opts.login_attempts_per_minute {
+        guard.login_attempts_per_minute = n;
+    }
+    let auth = auth::Auth::from_config(&cfg.auth, &guard)?;
+    let ranking = match &cfg.ranking_path {
+        Some(p) => Ranking::load(p)?,
+        None => Ranking::default(),
+    };
+    let target = RedisTarget::from_config(&cfg.redis);
+    let db_err = |e: error::WebError| StartError::Setup(e.to_string());
+    let cache = moka::future::Cache::builder()
+        .max_capacity(64 << 20)
+        .weigher(|k: &String, v: &bytes::Bytes| (k.len() + v.len()).min(u32::MAX as usize) as u32)
+        .time_to_live(opts.cache_ttl.max(Duration::from_millis(1)))
+        .build();
+    Ok(Arc::new(AppState {
+        clock,
+        data: Db::new(&target, cfg.redis.data_db).map_err(db_err)?,
+        list: Db::new(&target, cfg.redis.list_db).map_err(db_err)?,
+        cfg: WebConfig {
+            guard: guard.clone(),
+            ..WebConfig::from_config(cfg)
+        },
+        ranking,
+        hub: stream::Hub::new(opts.sse_keepalive, shutdown_rx),
+        cache,
+        metrics: metrics::Metrics::new(),
+        auth,
+        tls: tls_on,
+        geoip: geo_info(cfg),
+        rates: ops::FeedRates::default(),
+        version: env!("CARGO_PKG_VERSION"),
+        cache_enabled: !opts.cache_ttl.is_zero(),
+        admission: Arc::new(conn::Admission::new(
+            guard.max_connections,
+            guard.max_connections_per_address,
+            guard.trusted_proxies.clone(),
+        )),
+        streams: stream::StreamCounts::default(),
+        ui: ui_router(),
+    }))
+}
+
 /// Checks the configuration, binds the port and serves in a thread until `stop` is set.
 /// Everything that can be wrong with the configuration (TLS files, default secret, port in
 /// use) is reported here, before `mispdash run` goes on.
@@ -166,22 +231,7 @@ pub fn start(
     stop: Arc<AtomicBool>,
 ) -> Result<WebHandle, StartError> {
     let tls_config = tls::server_config(&cfg.server, opts.self_signed)?;
-    let mut guard = cfg.http.clone();
-    if let Some(n) = opts.login_attempts_per_minute {
-        guard.login_attempts_per_minute = n;
-    }
-    let auth = auth::Auth::from_config(&cfg.auth, &guard)?;
-    let ranking = match &cfg.ranking_path {
-        Some(p) => Ranking::load(p)?,
-        None => Ranking::default(),
-    };
-    raise_fd_limit();
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
-    rt.enable_all().thread_name("http");
-    if opts.workers > 0 {
-        rt.worker_threads(opts.workers);
-    }
-    let rt = rt.build().map_err(StartError::Runtime)?;
+    let rt = runtime(&opts)?;
     let addr_text = match opts.listen {
         Some(a) => a.to_string(),
         None if cfg.server.host.contains(':') => {
@@ -199,41 +249,9 @@ pub fn start(
         addr: addr_text.clone(),
         source,
     })?;
-    let target = RedisTarget::from_config(&cfg.redis);
-    let db_err = |e: error::WebError| StartError::Setup(e.to_string());
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let cache = moka::future::Cache::builder()
-        .max_capacity(64 << 20)
-        .weigher(|k: &String, v: &bytes::Bytes| (k.len() + v.len()).min(u32::MAX as usize) as u32)
-        .time_to_live(opts.cache_ttl.max(Duration::from_millis(1)))
-        .build();
     let tls_on = tls_config.is_some();
-    let state = Arc::new(AppState {
-        clock,
-        data: Db::new(&target, cfg.redis.data_db).map_err(db_err)?,
-        list: Db::new(&target, cfg.redis.list_db).map_err(db_err)?,
-        cfg: WebConfig {
-            guard: guard.clone(),
-            ..WebConfig::from_config(cfg)
-        },
-        ranking,
-        hub: stream::Hub::new(opts.sse_keepalive, shutdown_rx.clone()),
-        cache,
-        metrics: metrics::Metrics::new(),
-        auth,
-        tls: tls_on,
-        geoip: geo_info(cfg),
-        rates: ops::FeedRates::default(),
-        version: env!("CARGO_PKG_VERSION"),
-        cache_enabled: !opts.cache_ttl.is_zero(),
-        admission: Arc::new(conn::Admission::new(
-            guard.max_connections,
-            guard.max_connections_per_address,
-            guard.trusted_proxies.clone(),
-        )),
-        streams: stream::StreamCounts::default(),
-        ui: ui_router(),
-    });
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let state = build_state(cfg, &opts, clock, tls_on, shutdown_rx.clone())?;
     let scheme = if tls_on { "https" } else { "http" };
     tracing::info!("dashboard at {scheme}://{local_addr}/");
     if state.auth.is_none() {

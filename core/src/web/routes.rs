@@ -570,6 +570,14 @@ async fn require_session(State(st): State<Shared>, mut req: Request, next: Next)
     let Some(auth) = &st.auth else {
         return next.run(req).await;
     };
+    // The host program's own question (the Python bindings' read helpers).
+    if req
+        .extensions()
+        .get::<super::embed::InProcessCall>()
+        .is_some()
+    {
+        return next.run(req).await;
+    }
     if req.method() == Method::OPTIONS {
         return next.run(req).await;
     }

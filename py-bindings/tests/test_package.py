@@ -1,0 +1,245 @@
+"""The `mispdash` Python package, installed from the built wheel: import, WSGI calls through a
+real wsgiref server and through plain environ dicts, every JSON route compared with the
+standalone server on seed2, a live stream iterated while messages flow, `ingest` into a real
+Redis, errors as exceptions, and the command line."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+import mispdash
+
+from conftest import NOW, SHARED, Redis, resp, write_config
+
+
+def call(app, path: str, method: str = "GET", headers: dict | None = None, body: bytes = b"", query: str = "") -> tuple[str, dict, bytes]:
+    """One request through a plain environ dict, as a WSGI server would make it."""
+    environ = {
+        "REQUEST_METHOD": method,
+        "SCRIPT_NAME": "",
+        "PATH_INFO": path,
+        "QUERY_STRING": query,
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+        "CONTENT_LENGTH": str(len(body)) if body else "",
+    }
+    for k, v in (headers or {}).items():
+        environ["HTTP_" + k.upper().replace("-", "_")] = v
+    got: dict = {}
+
+    def start_response(status, response_headers, exc_info=None):
+        got["status"] = status
+        got["headers"] = dict(response_headers)
+
+    out = app(environ, start_response)
+    try:
+        data = b"".join(out)
+    finally:
+        close = getattr(out, "close", None)
+        if close:
+            close()
+    return got["status"], got["headers"], data
+
+
+def test_import_and_version():
+    assert mispdash.__version__.count(".") == 2
+    assert issubclass(mispdash.MispdashError, Exception)
+
+
+def test_environ_dicts(seed2: Redis, workdir: Path):
+    dash = mispdash.Dashboard(write_config(workdir / "c.cfg", seed2.port, 1))
+    app = dash.application
+    status, headers, body = call(app, "/_getHitMap", headers={"Accept": "application/json"}, query=f"date={NOW}")
+    assert status == "200 OK"
+    assert headers["Content-Type"] == "application/json"
+    hits = json.loads(body)
+    assert hits[0] == ["US", 55.0], hits[:3]
+    # The server's security headers come along; hop-by-hop ones never do.
+    assert headers["X-Frame-Options"] == "DENY"
+    assert "Connection" not in headers and "Transfer-Encoding" not in headers
+    # A page, then a path that is not one: JSON 404 as from the server.
+    status, headers, body = call(app, "/trendings", headers={"Accept": "text/html"})
+    assert status == "200 OK" and b"<script type=\"module\"" in body
+    status, _, body = call(app, "/no/such/route", headers={"Accept": "application/json"})
+    assert status.startswith("404") and json.loads(body)["error"]
+    # Percent-encoded names arrive decoded in PATH_INFO and are encoded again.
+    status, _, body = call(app, "/_getAllOrgsTrophyRanking/network_activity", headers={"Accept": "application/json"})
+    assert status == "200 OK" and isinstance(json.loads(body), list)
+    # A body larger than any route reads is refused before it is read.
+    status, _, body = call(app, "/login", method="POST", body=b"x" * 70000)
+    assert status.startswith("413"), status
+
+
+def probe(base: str, out: Path, requests_from: Path | None = None) -> None:
+    cmd = [sys.executable, str(SHARED / "tools" / "http_probe.py"), "--base", base, "--now", str(NOW), "--corpus", str(SHARED / "corpus" / "seed2.jsonl"), "-o", str(out)]
+    if requests_from:
+        cmd += ["--requests-from", str(requests_from)]
+    subprocess.run(cmd, check=True, timeout=300)
+
+
+def test_every_json_route_as_the_standalone_server(seed2: Redis, workdir: Path, standalone, wsgi_server):
+    server = standalone(seed2.port)
+    dash = mispdash.Dashboard(write_config(workdir / "c.cfg", seed2.port, 1))
+    wsgi = wsgi_server(dash.application)
+    probe(server, workdir / "server.json")
+    probe(wsgi, workdir / "wsgi.json", requests_from=workdir / "server.json")
+    answers = json.loads((workdir / "wsgi.json").read_text())["responses"]
+    ok = sum(1 for a in answers if a["status"] == 200 and "json" in a)
+    assert ok > 100, f"only {ok} JSON answers of {len(answers)}"
+    r = subprocess.run(
+        [sys.executable, str(SHARED / "tools" / "oracle_compare.py"), "http", str(workdir / "server.json"), str(workdir / "wsgi.json"), "--strict"],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stdout[-4000:]
+
+
+def test_a_live_stream_flows_while_messages_come(seed2: Redis, workdir: Path, wsgi_server):
+    dash = mispdash.Dashboard(write_config(workdir / "c.cfg", seed2.port, 1))
+    base = wsgi_server(dash.application)
+    stop = threading.Event()
+
+    def publish():
+        i = 0
+        while not stop.is_set():
+            i += 1
+            log = json.dumps({"Attribute": {"timestamp": str(NOW), "category": "Network activity", "type": "ip-dst", "value": f"198.51.100.{i % 250}", "comment": f"py-stream-{i}"}, "Event": {"id": "9"}})
+            seed2.command("PUBLISH", "1", json.dumps({"name": "Attribute", "log": log, "zmqName": "misp1"}))
+            time.sleep(0.1)
+
+    t = threading.Thread(target=publish, daemon=True)
+    t.start()
+    try:
+        req = urllib.request.Request(base + "/_logs", headers={"Accept": "text/event-stream"})
+        seen = []
+        with urllib.request.urlopen(req, timeout=20) as r:
+            assert r.headers["Content-Type"].startswith("text/event-stream")
+            # Meanwhile the other threads serve: a JSON route answers while the stream is open.
+            other = json.loads(urllib.request.urlopen(urllib.request.Request(base + "/_get_log_head", headers={"Accept": "application/json"}), timeout=10).read())
+            assert other[0] == "Attribute.timestamp"
+            while len(seen) < 5:
+                line = r.readline().decode()
+                if line.startswith("data: "):
+                    seen.append(json.loads(line[6:]))
+        assert all(e["name"] == "Attribute" for e in seen)
+        assert any("py-stream-" in json.dumps(e) for e in seen)
+    finally:
+        stop.set()
+        t.join()
+
+
+def test_ingest_goes_through_the_dispatcher(redis: Redis, workdir: Path):
+    dash = mispdash.Dashboard(write_config(workdir / "c.cfg", redis.port, 1))
+    event = {
+        "Event": {"id": "42", "info": "py ingest", "Orgc": {"name": "PyOrg"}, "Tag": [], "timestamp": str(NOW),
+                  "Attribute": [{"id": "1", "category": "Network activity", "type": "ip-dst", "value": "192.0.2.1", "timestamp": str(NOW), "to_ids": True}]}
+    }
+    dash.ingest("misp_json", event)
+    dash.ingest("misp_json_self", b'{"status": "ok"}')
+    # The buffer is in [RedisLIST] db (3): both are there until the dispatcher runs.
+    assert redis_in_db(redis, 3, "LLEN", "bufferList") == b"2"
+    dash.start(subscribe=False, dispatch=True)
+    assert dash.running
+    try:
+        end = time.time() + 20
+        while time.time() < end:
+            titles = redis_in_db(redis, 2, "ZRANGE", "TRENDINGS_EVENTS:20261120", "0", "-1")
+            if b"py ingest" in titles:
+                break
+            time.sleep(0.2)
+        assert b"py ingest" in titles
+        assert redis_in_db(redis, 3, "LLEN", "bufferList") == b"0"
+    finally:
+        dash.stop()
+    assert not dash.running
+    dash.stop()  # idempotent
+
+
+def redis_in_db(redis: Redis, db: int, *cmd: str) -> bytes:
+    import socket
+
+    from conftest import read_reply
+
+    with socket.create_connection(("127.0.0.1", redis.port)) as s:
+        s.sendall(resp("SELECT", str(db)) + resp(*cmd))
+        f = s.makefile("rb")
+        read_reply(f)
+        return read_reply(f)
+
+
+def test_errors_are_exceptions(redis: Redis, workdir: Path):
+    with pytest.raises(mispdash.MispdashError, match="no-such.cfg"):
+        mispdash.Dashboard(workdir / "no-such.cfg")
+    bad = workdir / "bad.cfg"
+    bad.write_text("[RedisGlobal]\nport = not-a-port\n")
+    with pytest.raises(mispdash.MispdashError, match="port"):
+        mispdash.Dashboard(bad)
+    # Redis unreachable: reading says so.
+    dead = mispdash.Dashboard(write_config(workdir / "dead.cfg", 1, 1))
+    with pytest.raises(mispdash.MispdashError, match="Redis"):
+        dead.ingest("misp_json", {"Event": {}})
+    with pytest.raises(ValueError, match="JSON"):
+        dead.ingest("misp_json", "not json")
+    with pytest.raises(ValueError, match="topic"):
+        dead.ingest("two words", "{}")
+    # Login on with the default secret: refused when the routes are made.
+    weak = write_config(workdir / "weak.cfg", redis.port, 1, "\n[Auth]\nauth_enabled = True\nmisp_fqdn = https://127.0.0.1:1\nsession_secret = **Change_Me**\n")
+    with pytest.raises(mispdash.MispdashError, match="session_secret"):
+        mispdash.Dashboard(weak).prepare()
+
+
+def test_status_and_read_helpers(seed2: Redis, workdir: Path):
+    dash = mispdash.Dashboard(write_config(workdir / "c.cfg", seed2.port, 1))
+    st = dash.status()
+    assert st["redis"]["reachable"] is True
+    top = dash.top_contributors(NOW)
+    assert top[0]["org"] == "Lumen Media CSIRT" and top[0]["pnts"] == 1115.0
+    assert dash.org_rank("Carpathia Gov CERT")["points"] == 636.0
+    events = dash.trendings(NOW - 7 * 86400, NOW)
+    assert len(events) == 8 and events[0][0] == NOW
+    card = dash.login_punchcard(NOW)
+    assert len(card) == 7 and all(len(row) == 24 for row in card) and sum(map(sum, card)) > 0
+    with pytest.raises(ValueError):
+        dash.trendings(NOW, what="nope")
+
+
+def test_read_helpers_need_no_login(seed2: Redis, workdir: Path):
+    cfg = write_config(workdir / "auth.cfg", seed2.port, 1, "\n[Auth]\nauth_enabled = True\nmisp_fqdn = https://127.0.0.1:1\nsession_secret = a-long-secret-made-for-this-test-0123456789\n")
+    dash = mispdash.Dashboard(cfg)
+    # A client without a session is refused; the program's own question is not.
+    status, _, _ = call(dash.application, "/_getTopContributor", headers={"Accept": "application/json"})
+    assert status.startswith("401")
+    assert dash.top_contributors(NOW)[0]["org"] == "Lumen Media CSIRT"
+
+
+def test_command_line(seed2: Redis, workdir: Path):
+    r = subprocess.run([sys.executable, "-m", "mispdash", "--version"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and r.stdout.startswith("mispdash "), r
+    assert mispdash.__version__ in r.stdout
+    cfg = write_config(workdir / "c.cfg", seed2.port, 1)
+    r = subprocess.run([sys.executable, "-m", "mispdash", "-c", str(cfg), "selftest", "--help"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and "selftest" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "mispdash", "-c", str(cfg), "selftest"], capture_output=True, text=True, timeout=120)
+    # No MISP feed is configured here: selftest says so and what else it checked.
+    out = r.stdout + r.stderr
+    assert "Redis" in out, out
+    r = subprocess.run([sys.executable, "-m", "mispdash", "no-such-command"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and "no-such-command" in r.stderr

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# The Debian package, on this machine for real: built (scripts/package.sh deb), installed with
+# apt, its units verified by systemd-analyze, the service's ExecStart run as the mispdash user
+# against a real Redis until /healthz answers, `mispdash selftest` run as that user, then
+# removed (the configuration stays) and purged (it goes). Needs root (or sudo): it installs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT="$(pwd)"
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+ok() { printf 'ok   %s\n' "$*"; }
+fail() { printf 'FAIL %s\n' "$*"; exit 1; }
+
+bash scripts/package.sh deb
+DEB="$(ls "$ROOT"/target/debian/mispdash_*.deb)"
+echo "== deb tests: $DEB"
+# A previous run's leftovers would hide what a fresh install does.
+as_root apt-get purge -y -q mispdash >/dev/null 2>&1 || true
+as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$DEB" >/dev/null || fail "apt-get install $DEB"
+ok "installed with apt-get install ./$(basename "$DEB")"
+
+version="$(/usr/bin/mispdash --version)"
+[ "$version" = "mispdash $(grep -m1 '^version' Cargo.toml | cut -d'"' -f2)" ] || fail "--version said: $version"
+ok "/usr/bin/mispdash --version: $version"
+for f in /usr/share/man/man1/mispdash.1.gz /usr/share/man/man1/mispdash-run.1.gz \
+    /usr/share/bash-completion/completions/mispdash /usr/share/mispdash/misp-dashboard.wsgi \
+    /lib/systemd/system/mispdash.service /lib/systemd/system/mispdash-subscribe@.service; do
+    [ -f "$f" ] || fail "missing $f"
+done
+ok "man pages, completions, the WSGI entry and both units are installed"
+getent passwd mispdash >/dev/null || fail "no mispdash user"
+[ "$(stat -c '%U:%G %a' /etc/mispdash/session_secret)" = "root:mispdash 640" ] || fail "session_secret: $(stat -c '%U:%G %a' /etc/mispdash/session_secret)"
+[ "$(wc -c </etc/mispdash/session_secret)" -ge 64 ] || fail "session_secret too short"
+dpkg-query -W -f='${Conffiles}\n' mispdash | grep -q /etc/mispdash/config.cfg || fail "config.cfg is not a conffile"
+ok "mispdash user, generated session secret (root:mispdash 0640), config.cfg a conffile"
+
+out="$(systemd-analyze verify /lib/systemd/system/mispdash.service /lib/systemd/system/mispdash-subscribe@.service 2>&1 || true)"
+# Units this machine does not have (redis-server.service when Redis is not installed as a
+# service) are not the units' fault; anything else is.
+bad="$(printf '%s\n' "$out" | grep -v -e '^$' -e 'redis-server.service' -e 'network-online.target' || true)"
+[ -z "$bad" ] || fail "systemd-analyze verify: $bad"
+ok "systemd-analyze verify: both units"
+
+# The service's command line, as the unit runs it, as its user, against a real Redis.
+WORK="$(mktemp -d)"
+chmod 755 "$WORK"
+REDIS_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+HTTP_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --daemonize no >"$WORK/redis.log" 2>&1 &
+RPID=$!
+cleanup() { kill "$RPID" 2>/dev/null || true; [ -n "${SPID:-}" ] && as_root kill "$SPID" 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+# The installed configuration with this test's ports (the unit reads MISPDASH_CONFIG).
+sed -e "s/^port = 8001/port = $HTTP_PORT/" -e "s/^port = 6379/port = $REDIS_PORT/" /etc/mispdash/config.cfg >"$WORK/config.cfg"
+chmod 644 "$WORK/config.cfg"
+EXEC="$(sed -n 's/^ExecStart=//p' /lib/systemd/system/mispdash.service)"
+as_root install -d -o mispdash -g mispdash -m 0750 /var/lib/mispdash
+# shellcheck disable=SC2086
+as_root runuser -u mispdash -- env MISPDASH_CONFIG="$WORK/config.cfg" MISPDASH_DATA_DIR=/var/lib/mispdash $EXEC >"$WORK/service.log" 2>&1 &
+SPID=$!
+for _ in $(seq 1 100); do
+    code="$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$HTTP_PORT/healthz" || true)"
+    [ "$code" = 200 ] && break
+    sleep 0.2
+done
+[ "$code" = 200 ] || { cat "$WORK/service.log"; fail "/healthz answered ${code:-nothing}"; }
+ok "ExecStart ($EXEC) as mispdash: /healthz 200"
+# Login is on in the shipped configuration: the API wants a session.
+code="$(curl -s -o /dev/null -w '%{http_code}' -H 'Accept: application/json' "http://127.0.0.1:$HTTP_PORT/_getTopCoord")"
+[ "$code" = 401 ] || fail "the API answered $code without a session"
+ok "login on by default: the API answers 401 without a session"
+as_root kill "$SPID"
+wait "$SPID" 2>/dev/null || true
+SPID=""
+st="$(as_root runuser -u mispdash -- env MISPDASH_CONFIG="$WORK/config.cfg" /usr/bin/mispdash selftest 2>&1 || true)"
+printf '%s\n' "$st" | grep -q "Redis" || { printf '%s\n' "$st"; fail "selftest as mispdash said nothing of Redis"; }
+printf '%s\n' "$st" | grep -qi "permission denied" && { printf '%s\n' "$st"; fail "selftest as mispdash: permission denied"; }
+ok "mispdash selftest runs as the mispdash user"
+
+as_root apt-get remove -y -q mispdash >/dev/null || fail "apt-get remove"
+[ -f /etc/mispdash/config.cfg ] || fail "remove took the configuration"
+[ ! -e /usr/bin/mispdash ] || fail "remove left /usr/bin/mispdash"
+ok "remove: the binary goes, /etc/mispdash/config.cfg stays"
+as_root apt-get purge -y -q mispdash >/dev/null || fail "apt-get purge"
+[ ! -e /etc/mispdash ] || fail "purge left $(ls -A /etc/mispdash)"
+! getent passwd mispdash >/dev/null || fail "purge left the mispdash user"
+ok "purge: /etc/mispdash and the mispdash user are gone"

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Builds what is installed elsewhere:
+#   scripts/package.sh wheel   the Python package (py-bindings/, maturin, one abi3 wheel for
+#                              CPython 3.9+) into target/wheels/
+#   scripts/package.sh deb     the Debian package (cargo-deb) into target/debian/
+# MISPDASH_WHEEL_PROFILE=dev builds the wheel without optimisations (what the tests use: a
+# minute instead of several); the default is release.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT="$(pwd)"
+step() { printf '== package: %s\n' "$*"; }
+
+build_venv() {
+    # maturin from PyPI, in a venv of its own (never the system's Python).
+    local venv="$ROOT/.mispdash/build-venv"
+    if [ ! -x "$venv/bin/maturin" ]; then
+        step "installing maturin into $venv (pip)"
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install --quiet --disable-pip-version-check "maturin>=1.16,<2"
+    fi
+    printf '%s\n' "$venv/bin/maturin"
+}
+
+case "${1:-}" in
+wheel)
+    MATURIN="$(build_venv)"
+    PROFILE="${MISPDASH_WHEEL_PROFILE:-release}"
+    FLAGS=()
+    [ "$PROFILE" = release ] && FLAGS+=(--release)
+    step "building the wheel ($PROFILE profile; the first release build takes several minutes)"
+    rm -f target/wheels/mispdash-*.whl
+    # --compatibility linux: the module links the system's libzmq (Debian: libzmq5), which
+    # manylinux wheels may not; the wheel is for machines with it.
+    "$MATURIN" build "${FLAGS[@]}" -m py-bindings/Cargo.toml --compatibility linux \
+        -i "$(command -v python3)" -o target/wheels
+    step "wheel: $(ls target/wheels/mispdash-*.whl)"
+    ;;
+deb)
+    if ! command -v cargo-deb >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/cargo-deb" ]; then
+        step "installing cargo-deb (cargo install; a few minutes the first time)"
+        cargo install --locked --quiet cargo-deb
+    fi
+    step "building the web pages and the release binary (several minutes the first time)"
+    bash scripts/setup.sh run >/dev/null
+    cargo build --release -p mispdash
+    step "man pages and shell completions from the binary"
+    rm -rf target/debian-assets
+    mkdir -p target/debian-assets/man target/debian-assets/completions
+    target/release/mispdash man --dir target/debian-assets/man
+    target/release/mispdash completions bash >target/debian-assets/completions/mispdash.bash
+    target/release/mispdash completions zsh >target/debian-assets/completions/_mispdash
+    target/release/mispdash completions fish >target/debian-assets/completions/mispdash.fish
+    step "cargo deb"
+    cargo deb -p mispdash --no-build
+    step "deb: $(ls target/debian/mispdash_*.deb)"
+    ;;
+*)
+    echo "usage: scripts/package.sh wheel|deb" >&2
+    exit 2
+    ;;
+esac
