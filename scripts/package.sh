@@ -44,12 +44,14 @@ deb)
     bash scripts/setup.sh run >/dev/null
     cargo build --release -p mispdash
     step "man pages and shell completions from the binary"
-    rm -rf target/debian-assets
-    mkdir -p target/debian-assets/man target/debian-assets/completions
-    target/release/mispdash man --dir target/debian-assets/man
-    target/release/mispdash completions bash >target/debian-assets/completions/mispdash.bash
-    target/release/mispdash completions zsh >target/debian-assets/completions/_mispdash
-    target/release/mispdash completions fish >target/debian-assets/completions/mispdash.fish
+    rm -rf target/release/debian-assets
+    mkdir -p target/release/debian-assets/man target/release/debian-assets/completions
+    target/release/mispdash man --dir target/release/debian-assets/man
+    # Debian ships man pages compressed (-n: no name or time inside, a reproducible build).
+    gzip -9n target/release/debian-assets/man/*.1
+    target/release/mispdash completions bash >target/release/debian-assets/completions/mispdash.bash
+    target/release/mispdash completions zsh >target/release/debian-assets/completions/_mispdash
+    target/release/mispdash completions fish >target/release/debian-assets/completions/mispdash.fish
     step "cargo deb"
     cargo deb -p mispdash --no-build
     step "deb: $(ls target/debian/mispdash_*.deb)"
