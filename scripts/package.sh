@@ -14,9 +14,9 @@ build_venv() {
     # maturin from PyPI, in a venv of its own (never the system's Python).
     local venv="$ROOT/.mispdash/build-venv"
     if [ ! -x "$venv/bin/maturin" ]; then
-        step "installing maturin into $venv (pip)"
+        step "installing maturin into $venv (pip)" >&2
         python3 -m venv "$venv"
-        "$venv/bin/pip" install --quiet --disable-pip-version-check "maturin>=1.16,<2"
+        "$venv/bin/pip" install --quiet --disable-pip-version-check "maturin>=1.16,<2" >&2
     fi
     printf '%s\n' "$venv/bin/maturin"
 }

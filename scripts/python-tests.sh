@@ -13,6 +13,8 @@ cargo build --quiet -p mispdash
 
 PYTHONS=(/usr/bin/python3)
 DEFAULT="$(command -v python3)"
+# The shared ZeroMQ replayer needs pyzmq, which scripts/setup.sh installs for this python3.
+export MISPDASH_TOOLS_PYTHON="$DEFAULT"
 if [ "$(readlink -f "$DEFAULT")" != "$(readlink -f /usr/bin/python3)" ]; then
     PYTHONS+=("$DEFAULT")
 fi

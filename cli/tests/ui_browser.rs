@@ -312,10 +312,17 @@ fn the_users_page_on_seed2() {
         &out,
         &[
             "--page",
-            "/users?date=2026-11-20",
+            "/users?date=2026-11-19",
             "--ready",
             "section.panel",
             "--axe",
+            // The day picked in the form, as a user would: shown, and in the URL.
+            "--act",
+            "#pick=>date=2026-11-20",
+            "--url-has",
+            "date=2026-11-20",
+            "--expect",
+            "Logins, the 7 days to 2026-11-20",
             "--expect",
             &busiest,
             "--expect-in",
@@ -367,6 +374,13 @@ fn the_live_page_on_seed2_and_its_stream() {
         "name": "Attribute", "log": content.to_string(), "zmqName": "misp1"
     })
     .to_string();
+    // A located value, as the dispatcher publishes it on the map channel: the live map names
+    // the newest point in its title.
+    let point = serde_json::json!({
+        "coord": {"lat": 49.61, "lon": 6.13}, "categ": "Network activity", "value": "MAP-POINT-77",
+        "country": "Luxembourg", "specifName": "", "cityName": "Luxembourg", "regionCode": "LU"
+    })
+    .to_string();
     let mut node = browse_command(
         &server.base("http"),
         &out,
@@ -380,6 +394,8 @@ fn the_live_page_on_seed2_and_its_stream() {
             &value,
             "--wait-text",
             marker,
+            "--wait-text",
+            "Network activity: MAP-POINT-77 (Luxembourg, Luxembourg)",
             "--absent-selector",
             "#log b",
         ],
@@ -396,6 +412,11 @@ fn the_live_page_on_seed2_and_its_stream() {
         redis::cmd("PUBLISH")
             .arg("1")
             .arg(&publication)
+            .query::<i64>(&mut c)
+            .expect("publish");
+        redis::cmd("PUBLISH")
+            .arg("PicToDisplay")
+            .arg(&point)
             .query::<i64>(&mut c)
             .expect("publish");
         std::thread::sleep(std::time::Duration::from_millis(300));

@@ -126,13 +126,19 @@ def read_reply(f) -> bytes:
     raise RuntimeError(f"unexpected reply {line!r}")
 
 
-def write_config(path: Path, redis_port: int, http_port: int, extra: str = "") -> Path:
+def write_config(path: Path, redis_port: int, http_port: int, extra: str = "", instances: str = "[]") -> Path:
     path.write_text(
         "[Server]\nhost = 127.0.0.1\nport = %d\n\n[RedisGlobal]\nhost = 127.0.0.1\nport = %d\n"
-        "misp_web_url = http://0.0.0.0\nmisp_instances = []\n\n[RedisMap]\npathMaxMindDB = %s/no.mmdb\n%s"
-        % (http_port, redis_port, path.parent, extra)
+        "misp_web_url = http://0.0.0.0\nmisp_instances = %s\n\n[RedisMap]\npathMaxMindDB = %s/no.mmdb\n%s"
+        % (http_port, redis_port, instances, path.parent, extra)
     )
     return path
+
+
+def tools_python() -> str:
+    """The interpreter that has pyzmq for the shared tools (scripts/setup.sh installs it for
+    the default python3; the tests' venv has only the wheel and pytest)."""
+    return os.environ.get("MISPDASH_TOOLS_PYTHON") or shutil.which("python3", path="/usr/local/bin:/usr/bin") or "python3"
 
 
 @pytest.fixture(autouse=True)

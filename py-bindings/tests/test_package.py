@@ -18,7 +18,7 @@ import pytest
 
 import mispdash
 
-from conftest import NOW, SHARED, Redis, resp, write_config
+from conftest import NOW, SHARED, Redis, free_port, resp, tools_python, write_config
 
 
 def call(app, path: str, method: str = "GET", headers: dict | None = None, body: bytes = b"", query: str = "") -> tuple[str, dict, bytes]:
@@ -144,6 +144,35 @@ def test_a_live_stream_flows_while_messages_come(seed2: Redis, workdir: Path, ws
     finally:
         stop.set()
         t.join()
+
+
+def test_a_live_stream_while_seed2_replays_through_the_ingest(redis: Redis, workdir: Path, wsgi_server):
+    """The whole path in one process: seed2 published on a real ZeroMQ socket, received by the
+    subscriber that `start()` runs, dispatched, and read from `/_logs` through the WSGI app."""
+    zport = free_port()
+    cfg = write_config(workdir / "c.cfg", redis.port, 1, instances='[{"name": "misp1", "url": "http://localhost", "zmq": "tcp://127.0.0.1:%d"}]' % zport)
+    dash = mispdash.Dashboard(cfg)
+    base = wsgi_server(dash.application)
+    dash.start()
+    replay = subprocess.Popen(
+        [tools_python(), str(SHARED / "tools" / "zmq_replay.py"), str(SHARED / "corpus" / "seed2.jsonl"), "--bind", f"tcp://127.0.0.1:{zport}", "--rate", "200", "--quiet", "--wait-timeout", "30"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        req = urllib.request.Request(base + "/_logs", headers={"Accept": "text/event-stream"})
+        seen = 0
+        with urllib.request.urlopen(req, timeout=30) as r:
+            while seen < 20:
+                line = r.readline().decode()
+                if line.startswith("data: ") and json.loads(line[6:]).get("name") in ("Attribute", "ObjectAttribute"):
+                    seen += 1
+        assert seen == 20
+    finally:
+        replay.kill()
+        _, err = replay.communicate()
+        dash.stop()
+    assert b"Traceback" not in err, err.decode()
 
 
 def test_ingest_goes_through_the_dispatcher(redis: Redis, workdir: Path):
