@@ -248,6 +248,17 @@ fn the_trendings_page_on_seed2() {
     eprintln!("screenshots in {}", out.display());
 }
 
+/// A real Redis holding seed2's recorded keyspace, and the server on it.
+fn seed2_server(tag: &str) -> (Redis, Server) {
+    let redis = Redis::start();
+    load_dump(
+        &redis,
+        &read_json(&shared().join("corpus/seed2.redis.json")),
+    );
+    let server = start_server(redis.port, &ServerSetup::default(), tag);
+    (redis, server)
+}
+
 /// One recorded answer of seed2's HTTP probe.
 fn recorded(id: &str) -> serde_json::Value {
     let http = read_json(&shared().join("corpus/seed2.http.json"));
@@ -265,12 +276,7 @@ fn recorded(id: &str) -> serde_json::Value {
 /// original's answers give them for the same day.
 #[test]
 fn the_users_page_on_seed2() {
-    let redis = Redis::start();
-    load_dump(
-        &redis,
-        &read_json(&shared().join("corpus/seed2.redis.json")),
-    );
-    let server = start_server(redis.port, &ServerSetup::default(), "ui-users");
+    let (_redis, server) = seed2_server("ui-users");
     let out = server.dir.join("screenshots");
     const DAYS: [&str; 7] = [
         "Sunday",
@@ -339,12 +345,7 @@ fn the_users_page_on_seed2() {
 /// channel, as the dispatcher makes them), with a hostile value shown as text.
 #[test]
 fn the_live_page_on_seed2_and_its_stream() {
-    let redis = Redis::start();
-    load_dump(
-        &redis,
-        &read_json(&shared().join("corpus/seed2.redis.json")),
-    );
-    let server = start_server(redis.port, &ServerSetup::default(), "ui-live");
+    let (redis, server) = seed2_server("ui-live");
     let out = server.dir.join("screenshots");
     let logs = recorded("logs");
     let rows = logs.as_array().expect("rows");
@@ -477,12 +478,7 @@ fn pages_ask_for_a_login_when_auth_is_on() {
 /// applies (the original's format), "contains" is applied in the page; each shows as a chip.
 #[test]
 fn live_log_filters_from_the_url() {
-    let redis = Redis::start();
-    load_dump(
-        &redis,
-        &read_json(&shared().join("corpus/seed2.redis.json")),
-    );
-    let server = start_server(redis.port, &ServerSetup::default(), "ui-filters");
+    let (_redis, server) = seed2_server("ui-filters");
     let out = server.dir.join("screenshots");
     // Columns: timestamp, Event.id, Tag, category, type, value | comment, kind, feed.
     browse(
@@ -514,12 +510,7 @@ fn live_log_filters_from_the_url() {
 /// Kiosk mode for a wall screen: no navigation, and the next page after the chosen time.
 #[test]
 fn kiosk_mode_cycles_the_pages() {
-    let redis = Redis::start();
-    load_dump(
-        &redis,
-        &read_json(&shared().join("corpus/seed2.redis.json")),
-    );
-    let server = start_server(redis.port, &ServerSetup::default(), "ui-kiosk");
+    let (_redis, server) = seed2_server("ui-kiosk");
     browse(
         &server.base("http"),
         &server.dir.join("screenshots"),
@@ -557,12 +548,7 @@ fn place_label(member: &str) -> String {
 /// accessibility violation (axe-core).
 #[test]
 fn the_geo_page_on_seed2() {
-    let redis = Redis::start();
-    load_dump(
-        &redis,
-        &read_json(&shared().join("corpus/seed2.redis.json")),
-    );
-    let server = start_server(redis.port, &ServerSetup::default(), "ui-geo");
+    let (_redis, server) = seed2_server("ui-geo");
     let out = server.dir.join("screenshots");
     let hits = recorded("_getHitMap/now");
     let (country, n) = (
@@ -647,12 +633,7 @@ fn the_geo_page_on_seed2() {
 /// URL. No serious accessibility violation.
 #[test]
 fn the_contrib_page_on_seed2() {
-    let redis = Redis::start();
-    load_dump(
-        &redis,
-        &read_json(&shared().join("corpus/seed2.redis.json")),
-    );
-    let server = start_server(redis.port, &ServerSetup::default(), "ui-contrib");
+    let (_redis, server) = seed2_server("ui-contrib");
     let out = server.dir.join("screenshots");
     let ranking = recorded("_getTopContributor/now");
     let first = ranking[0]["org"].as_str().expect("org").to_string();

@@ -131,6 +131,37 @@ export class Chart {
   }
 }
 
+/** A chart fed continuously (the live page's): redrawn on a timer only when something changed,
+ * merging new data into the drawn option; set whole at first and after a theme change. */
+export abstract class LiveChart {
+  protected readonly chart: Chart;
+  /** Something changed since the last draw. */
+  protected dirty = true;
+  /** The next draw sets the whole option. */
+  protected full = true;
+
+  constructor(host: HTMLElement, everyMs: number) {
+    this.chart = new Chart(host);
+    document.addEventListener("mispdash-theme", () => {
+      this.full = true;
+      this.dirty = true;
+    });
+    window.setInterval(() => this.draw(), everyMs);
+  }
+
+  png(): string | null {
+    return this.chart.png();
+  }
+
+  /** Draws now (after the history, so that the page is complete when it says it is ready). */
+  flush(): void {
+    this.dirty = true;
+    this.draw();
+  }
+
+  protected abstract draw(): void;
+}
+
 /** Called by the shell after the theme switched. */
 export function rethemeAll(): void {
   for (const c of charts) c.retheme();

@@ -6,7 +6,7 @@
 
 import { el, fill } from "./dom";
 import { getJson, uiSettings, type Status, type UiSettings } from "./api";
-import { mountShell } from "./shell";
+import { startPage } from "./shell";
 import { badgeIcon, BADGE_COUNT, trophyIcon } from "./icons";
 import {
   int,
@@ -25,7 +25,7 @@ import {
   type OrgStatus,
   type Trophy,
 } from "./ranks";
-import { noonOf, panel, refresher, tools } from "./widgets";
+import { noonOf, panel, refresher, setField, tools } from "./widgets";
 
 /** The chosen organisation: rank progress, who to overtake, requirements, badges, trophies. */
 async function orgPanels(u: UiSettings, org: string, ranking: Contributor[]): Promise<HTMLElement[]> {
@@ -190,22 +190,15 @@ async function render(main: HTMLElement, s: Status, u: UiSettings, org: string, 
 
 const main = document.getElementById("contrib");
 const form = document.getElementById("pick");
-const shell = mountShell("/contrib");
-let started = false;
-shell.onStatus((s) => {
-  if (started || !(main instanceof HTMLElement) || !(form instanceof HTMLFormElement)) return;
-  started = true;
+startPage("/contrib", (s) => {
+  if (!(main instanceof HTMLElement) || !(form instanceof HTMLFormElement)) return;
   const q = new URLSearchParams(window.location.search);
   const org = (q.get("org") ?? "").trim();
   const thisMonth = new Date((s.now + s.utc_offset_seconds) * 1000).toISOString().slice(0, 7);
   const m = q.get("month");
   const month = m !== null && /^\d{4}-(0[1-9]|1[0-2])$/.test(m) ? m : thisMonth;
-  const set = (name: string, v: string): void => {
-    const input = form.elements.namedItem(name);
-    if (input instanceof HTMLInputElement) input.value = v;
-  };
-  set("org", org);
-  set("month", month);
+  setField(form, "org", org);
+  setField(form, "month", month);
   void getJson<string[]>("/_getAllOrg").then((orgs) => {
     const list = document.getElementById("orgs");
     if (list) fill(list, ...[...orgs].sort((a, b) => a.localeCompare(b)).map((o) => el("option", { value: o })));

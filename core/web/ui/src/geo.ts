@@ -12,8 +12,8 @@ import { el, fill } from "./dom";
 import { getJson, uiSettings, type Status } from "./api";
 import { Chart, tipNode, token, tooltip, type Option } from "./charts";
 import { COUNTRY_NAMES, PROJECTION, registerWorld } from "./worldmap";
-import { mountShell } from "./shell";
-import { dateParam, DAY, noonOf, panel, refresher, serverDay, tools, type Table } from "./widgets";
+import { startPage } from "./shell";
+import { dateParam, DAY, noonOf, panel, quickRanges, refreshSeconds, refresher, serverDay, setField, tools, type Table } from "./widgets";
 
 const EARTH_KM = 6371;
 /** A longer range would send one request per day for too many days. */
@@ -390,29 +390,15 @@ function fillCategories(categs: Set<string>, current: string): void {
 
 const main = document.getElementById("geo");
 const form = document.getElementById("range");
-const shell = mountShell("/geo");
-let started = false;
-shell.onStatus((s) => {
-  if (started || !(main instanceof HTMLElement) || !(form instanceof HTMLFormElement)) return;
-  started = true;
+startPage("/geo", (s) => {
+  if (!(main instanceof HTMLElement) || !(form instanceof HTMLFormElement)) return;
   const v = readView(s);
-  const set = (name: string, value: string): void => {
-    const input = form.elements.namedItem(name);
-    if (input instanceof HTMLInputElement || input instanceof HTMLSelectElement) input.value = value;
-  };
-  set("from", v.from);
-  set("to", v.to);
-  set("region", [...v.region].join(" "));
+  setField(form, "from", v.from);
+  setField(form, "to", v.to);
+  setField(form, "region", [...v.region].join(" "));
   const codes = document.getElementById("codes");
-  if (codes) fill(codes, ...[...COUNTRY_NAMES_SORTED()].map(([c, n]) => el("option", { value: c }, n)));
-  const today = serverDay(s.now, s.utc_offset_seconds);
-  for (const b of form.querySelectorAll<HTMLButtonElement>("button[data-days]")) {
-    b.addEventListener("click", () => {
-      set("to", today);
-      set("from", serverDay(noonOf(today, 0) - (Number(b.dataset.days) - 1) * DAY, 0));
-      form.requestSubmit();
-    });
-  }
+  if (codes) fill(codes, ...[...countriesByName()].map(([c, n]) => el("option", { value: c }, n)));
+  quickRanges(form, serverDay(s.now, s.utc_offset_seconds));
   form.addEventListener("submit", (e) => {
     e.preventDefault();
     const d = new FormData(form);
@@ -425,12 +411,10 @@ shell.onStatus((s) => {
       fill(main, el("p", { class: "error" }, `Cannot load the geolocation data: ${String(e)}`));
     });
   void show();
-  void uiSettings().then((u) => {
-    const every = Math.max(1, u.geo.update_frequency_minutes) * 60;
-    form.append(refresher(every, () => show()));
-  });
+  void uiSettings().then((u) => form.append(refresher(refreshSeconds(u), show)));
 });
 
-function COUNTRY_NAMES_SORTED(): [string, string][] {
+/** Every country of the map, code and name, by name (the region field's suggestions). */
+function countriesByName(): [string, string][] {
   return [...countries.entries()].map(([c, f]) => [c, `${(f.properties as { name?: string } | null)?.name ?? c}`] as [string, string]).sort((a, b) => a[1].localeCompare(b[1]));
 }

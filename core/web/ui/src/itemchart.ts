@@ -3,17 +3,14 @@
 // eight named and the rest summed. Hours are the server's (its clock and zone), counted from
 // the rows the page has seen (history, then the stream), as the original did.
 
-import { Chart, tipNode, tooltip } from "./charts";
+import { LiveChart, tipNode, tooltip } from "./charts";
 
 const SERIES = 8;
 const HOUR = 3600;
 
-export class ItemChart {
-  private readonly chart: Chart;
+export class ItemChart extends LiveChart {
   /** Hour start (server epoch) → value → count. */
   private readonly counts = new Map<number, Map<string, number>>();
-  private dirty = true;
-  private full = true;
   private names: string[] = [];
 
   constructor(
@@ -23,12 +20,7 @@ export class ItemChart {
     private readonly skew: number,
     private readonly offset: number,
   ) {
-    this.chart = new Chart(host);
-    document.addEventListener("mispdash-theme", () => {
-      this.full = true;
-      this.dirty = true;
-    });
-    window.setInterval(() => this.draw(), 2000);
+    super(host, 2000);
   }
 
   private now(): number {
@@ -64,17 +56,7 @@ export class ItemChart {
     return { hours, series };
   }
 
-  png(): string | null {
-    return this.chart.png();
-  }
-
-  /** Draws now (after the history). */
-  flush(): void {
-    this.dirty = true;
-    this.draw();
-  }
-
-  private draw(): void {
+  protected draw(): void {
     if (!this.dirty) return;
     this.dirty = false;
     const { hours, series } = this.table();

@@ -8,7 +8,7 @@ import { getJson, uiSettings, type Status, type UiSettings } from "./api";
 import { ItemChart } from "./itemchart";
 import { LiveMap, type MapEvent } from "./livemap";
 import { liveLists, type Award, type Contributor } from "./ranks";
-import { mountShell } from "./shell";
+import { startPage } from "./shell";
 import { safeColour } from "./tags";
 import { tools } from "./widgets";
 
@@ -317,11 +317,7 @@ async function start(s: Status): Promise<void> {
   };
 }
 
-const shell = mountShell("/");
-let started = false;
-shell.onStatus((s) => {
-  if (started) return;
-  started = true;
+startPage("/", (s) => {
   start(s).catch((e: unknown) => {
     const main = document.getElementById("live");
     if (main) {

@@ -5,7 +5,7 @@
 // page opened. Redrawn at most once a second, whatever the message rate; the points kept are
 // bounded.
 
-import { Chart, tipNode, token, tooltip } from "./charts";
+import { LiveChart, tipNode, token, tooltip } from "./charts";
 import { COUNTRY_NAMES, PROJECTION, registerWorld } from "./worldmap";
 
 export interface MapEvent {
@@ -31,16 +31,12 @@ const MAX_POINTS = 100;
 
 const text = (v: unknown): string => (typeof v === "string" ? v : typeof v === "number" ? String(v) : "");
 
-export class LiveMap {
-  private readonly chart: Chart;
+export class LiveMap extends LiveChart {
   private points: Point[] = [];
   private readonly hits = new Map<string, number>();
   /** The latest distinct events the map cycles through, newest first. */
   private rotation: Point[] = [];
   private current = 0;
-  private dirty = true;
-  /** The next draw sets the whole option (first draw, theme change); the others merge data. */
-  private full = true;
 
   constructor(
     private readonly host: HTMLElement,
@@ -48,13 +44,8 @@ export class LiveMap {
     private readonly rotateSeconds: number,
     private readonly keep: number,
   ) {
+    super(host, 1000);
     registerWorld();
-    this.chart = new Chart(host);
-    document.addEventListener("mispdash-theme", () => {
-      this.full = true;
-      this.dirty = true;
-    });
-    window.setInterval(() => this.draw(), 1000);
     if (rotateSeconds > 0) {
       window.setInterval(() => {
         if (this.rotation.length === 0) return;
@@ -92,17 +83,7 @@ export class LiveMap {
     return { points: [...this.points], hits: [...this.hits.entries()].sort((a, b) => b[1] - a[1]) };
   }
 
-  png(): string | null {
-    return this.chart.png();
-  }
-
-  /** Draws now (after the history, so that the page is complete when it says it is ready). */
-  flush(): void {
-    this.dirty = true;
-    this.draw();
-  }
-
-  private draw(): void {
+  protected draw(): void {
     const now = Date.now() / 1000;
     const life = this.lifetime;
     const before = this.points.length;

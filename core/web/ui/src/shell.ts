@@ -130,3 +130,14 @@ export function mountShell(current: string): Shell {
     },
   };
 }
+
+/** Mounts the shell and runs `start` once, with the first status: the pages need the
+ * server's clock before they ask for anything. */
+export function startPage(current: string, start: (s: Status) => void): void {
+  let started = false;
+  mountShell(current).onStatus((s) => {
+    if (started) return;
+    started = true;
+    start(s);
+  });
+}

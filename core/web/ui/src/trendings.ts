@@ -8,9 +8,9 @@
 import { el, fill } from "./dom";
 import { getJson, uiSettings, type Status, type UiSettings } from "./api";
 import { Chart, tipNode, token, tooltip } from "./charts";
-import { mountShell } from "./shell";
+import { startPage } from "./shell";
 import { safeColour } from "./tags";
-import { bars, dateParam, DAY, noonOf, panel, refreshSeconds, refresher, serverDay, tools, type Table } from "./widgets";
+import { bars, dateParam, DAY, noonOf, panel, quickRanges, refreshSeconds, refresher, serverDay, setField, tools, type Table } from "./widgets";
 
 type Ranked = [string, number][];
 type PerDay<T> = [number, T][];
@@ -294,31 +294,16 @@ async function render(main: HTMLElement, s: Status, u: UiSettings, v: View): Pro
 
 const main = document.getElementById("trendings");
 const form = document.getElementById("range");
-const shell = mountShell("/trendings");
-let started = false;
-shell.onStatus((s) => {
-  if (started || !(main instanceof HTMLElement) || !(form instanceof HTMLFormElement)) return;
-  started = true;
+startPage("/trendings", (s) => {
+  if (!(main instanceof HTMLElement) || !(form instanceof HTMLFormElement)) return;
   const v = readView(s);
-  const set = (name: string, value: string): void => {
-    const input = form.elements.namedItem(name);
-    if (input instanceof HTMLInputElement || input instanceof HTMLSelectElement) input.value = value;
-  };
-  set("from", v.from);
-  set("to", v.to);
-  set("top", String(v.top));
-  set("tags", v.include);
-  set("notags", v.exclude);
-  set("timeline", v.subject);
-  const today = serverDay(s.now, s.utc_offset_seconds);
-  for (const b of form.querySelectorAll<HTMLButtonElement>("button[data-days]")) {
-    b.addEventListener("click", () => {
-      const days = Number(b.dataset.days);
-      set("to", today);
-      set("from", serverDay(noonOf(today, 0) - (days - 1) * DAY, 0));
-      form.requestSubmit();
-    });
-  }
+  setField(form, "from", v.from);
+  setField(form, "to", v.to);
+  setField(form, "top", String(v.top));
+  setField(form, "tags", v.include);
+  setField(form, "notags", v.exclude);
+  setField(form, "timeline", v.subject);
+  quickRanges(form, serverDay(s.now, s.utc_offset_seconds));
   // Submitting navigates to the same page with the range in the URL (bookmarkable); the
   // browser does it, no script needed.
   void uiSettings().then((u) => {

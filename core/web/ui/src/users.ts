@@ -3,7 +3,7 @@
 
 import { el, fill } from "./dom";
 import { getJson, uiSettings, type Status } from "./api";
-import { mountShell } from "./shell";
+import { startPage } from "./shell";
 import { bars, dateParam, noonOf, panel, refreshSeconds, refresher, serverDay, tools } from "./widgets";
 
 const WEEKDAYS = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
@@ -135,11 +135,8 @@ async function render(main: HTMLElement, s: Status, day: string, org: string): P
 
 const main = document.getElementById("users");
 const form = document.getElementById("pick");
-const shell = mountShell("/users");
-let started = false;
-shell.onStatus((s) => {
-  if (started || !(main instanceof HTMLElement) || !(form instanceof HTMLFormElement)) return;
-  started = true;
+startPage("/users", (s) => {
+  if (!(main instanceof HTMLElement) || !(form instanceof HTMLFormElement)) return;
   const q = new URLSearchParams(window.location.search);
   const day = dateParam(q, "date") ?? serverDay(s.now, s.utc_offset_seconds);
   const org = (q.get("org") ?? "").trim();

@@ -189,3 +189,21 @@ export function refreshSeconds(u: { geo: { update_frequency_minutes: number } })
   if (Number.isFinite(asked) && asked >= 10) return Math.round(asked);
   return Math.max(1, u.geo.update_frequency_minutes) * 60;
 }
+
+/** Sets a form's field by name (inputs and selects). */
+export function setField(form: HTMLFormElement, name: string, value: string): void {
+  const input = form.elements.namedItem(name);
+  if (input instanceof HTMLInputElement || input instanceof HTMLSelectElement) input.value = value;
+}
+
+/** The form's quick-range buttons (`data-days`): the range ending on the server's `today`,
+ * then the form is sent. */
+export function quickRanges(form: HTMLFormElement, today: string): void {
+  for (const b of form.querySelectorAll<HTMLButtonElement>("button[data-days]")) {
+    b.addEventListener("click", () => {
+      setField(form, "to", today);
+      setField(form, "from", serverDay(noonOf(today, 0) - (Number(b.dataset.days) - 1) * DAY, 0));
+      form.requestSubmit();
+    });
+  }
+}
