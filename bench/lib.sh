@@ -9,3 +9,17 @@ start_redis() {
     RPID=$!
     until redis-cli -p "$1" ping >/dev/null 2>&1; do sleep 0.05; done
 }
+
+# start_seed2_dashboard BIN CORPUS PORT HTTP DIR: the release `mispdash run` (dispatcher and
+# server, the clock pinned to the corpus's instant) on the Redis at PORT, serving on HTTP, with
+# CORPUS replayed through it; its pid in DPID, the buffer drained when this returns.
+start_seed2_dashboard() {
+    printf '[Server]\nhost = 127.0.0.1\nport = %s\n[RedisGlobal]\nhost = 127.0.0.1\nport = %s\nmisp_instances = []\n' "$4" "$3" >"$5/c.cfg"
+    export MISPDASH_FAKE_NOW=1795176000 TZ=UTC NO_COLOR=1
+    "$1" --config "$5/c.cfg" replay "$2" --name misp1 >/dev/null 2>&1
+    "$1" --config "$5/c.cfg" run --no-subscribers --no-managed-redis 2>"$5/run.log" &
+    DPID=$!
+    until [ "$(redis-cli -p "$3" -n 3 llen bufferList)" = 0 ] && curl -s "http://127.0.0.1:$4/healthz" >/dev/null; do
+        sleep 0.2
+    done
+}

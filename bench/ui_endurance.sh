@@ -22,14 +22,7 @@ PORT=$(free_port)
 HTTP=$(free_port)
 start_redis "$PORT" "$WORK"
 trap 'kill $RPID 2>/dev/null; [ -n "${DPID:-}" ] && kill $DPID 2>/dev/null; [ -n "${PPID2:-}" ] && kill $PPID2 2>/dev/null; rm -rf "$WORK"' EXIT
-printf '[Server]\nhost = 127.0.0.1\nport = %s\n[RedisGlobal]\nhost = 127.0.0.1\nport = %s\nmisp_instances = []\n' "$HTTP" "$PORT" >"$WORK/c.cfg"
-export MISPDASH_FAKE_NOW=1795176000 TZ=UTC NO_COLOR=1
-"$BIN" --config "$WORK/c.cfg" replay ../shared/corpus/seed2.jsonl --name misp1 >/dev/null 2>&1
-"$BIN" --config "$WORK/c.cfg" run --no-subscribers --no-managed-redis 2>"$WORK/run.log" &
-DPID=$!
-until [ "$(redis-cli -p "$PORT" -n 3 llen bufferList)" = 0 ] && curl -s "http://127.0.0.1:$HTTP/healthz" >/dev/null; do
-    sleep 0.2
-done
+start_seed2_dashboard "$BIN" ../shared/corpus/seed2.jsonl "$PORT" "$HTTP" "$WORK"
 # The feed: what the dispatcher publishes for an attribute and for a located value, at RATE
 # per second each, with varying values and places.
 python3 - "$PORT" "$RATE" "$DURATION" <<'PY' &

@@ -21,7 +21,6 @@ PORT=$(free_port)
 HTTP=$(free_port)
 start_redis "$PORT" "$WORK"
 trap 'kill $RPID 2>/dev/null; [ -n "${DPID:-}" ] && kill $DPID 2>/dev/null; rm -rf "$WORK"' EXIT
-printf '[Server]\nhost = 127.0.0.1\nport = %s\n[RedisGlobal]\nhost = 127.0.0.1\nport = %s\nmisp_instances = []\n' "$HTTP" "$PORT" >"$WORK/c.cfg"
 
 echo "== bytes per page (gzip -9 of what the page loads; API answers not counted)"
 python3 - core/web/dist <<'PY'
@@ -34,13 +33,7 @@ for html in sorted(dist.glob("*.html")):
     print(f"{html.stem:10} {len(files)} files, {total / 1024:.1f} KiB gzipped")
 PY
 
-export MISPDASH_FAKE_NOW=1795176000 TZ=UTC NO_COLOR=1
-"$BIN" --config "$WORK/c.cfg" replay "$CORPUS" --name misp1 >/dev/null 2>&1
-"$BIN" --config "$WORK/c.cfg" run --no-subscribers --no-managed-redis 2>"$WORK/run.log" &
-DPID=$!
-until [ "$(redis-cli -p "$PORT" -n 3 llen bufferList)" = 0 ] && curl -s "http://127.0.0.1:$HTTP/healthz" >/dev/null; do
-    sleep 0.2
-done
+start_seed2_dashboard "$BIN" "$CORPUS" "$PORT" "$HTTP" "$WORK"
 echo "== time to every panel drawn (ms), Chromium, 1920x1080, dark then light"
 node core/web/e2e/browse.mjs --base "http://127.0.0.1:$HTTP" --out "$WORK/shots" \
     --page / --page /geo --page /contrib --page /users --page /trendings --page /status |

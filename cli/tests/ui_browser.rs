@@ -248,6 +248,26 @@ fn the_trendings_page_on_seed2() {
     eprintln!("screenshots in {}", out.display());
 }
 
+/// Runs the browser script while `publish` is called every 300 ms (what the page must show
+/// arrives meanwhile), until the script ends; panics with its report when it saw problems.
+fn browse_while_publishing(mut cmd: Command, mut publish: impl FnMut()) {
+    let mut node = cmd
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("node");
+    let status = loop {
+        if let Some(s) = node.try_wait().expect("wait") {
+            break s;
+        }
+        publish();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    };
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut node.stdout.take().expect("stdout"), &mut stdout)
+        .expect("read");
+    assert!(status.success(), "the browser saw problems:\n{stdout}");
+}
+
 /// A real Redis holding seed2's recorded keyspace, and the server on it.
 fn seed2_server(tag: &str) -> (Redis, Server) {
     let redis = Redis::start();
@@ -382,7 +402,7 @@ fn the_live_page_on_seed2_and_its_stream() {
         "country": "Luxembourg", "specifName": "", "cityName": "Luxembourg", "regionCode": "LU"
     })
     .to_string();
-    let mut node = browse_command(
+    let cmd = browse_command(
         &server.base("http"),
         &out,
         &[
@@ -400,16 +420,10 @@ fn the_live_page_on_seed2_and_its_stream() {
             "--absent-selector",
             "#log b",
         ],
-    )
-    .stdout(std::process::Stdio::piped())
-    .spawn()
-    .expect("node");
+    );
     // Publish until the browser is done: each page load (dark, light) gets some.
     let mut c = redis.conn(0).expect("redis");
-    let status = loop {
-        if let Some(s) = node.try_wait().expect("wait") {
-            break s;
-        }
+    browse_while_publishing(cmd, || {
         redis::cmd("PUBLISH")
             .arg("1")
             .arg(&publication)
@@ -420,12 +434,7 @@ fn the_live_page_on_seed2_and_its_stream() {
             .arg(&point)
             .query::<i64>(&mut c)
             .expect("publish");
-        std::thread::sleep(std::time::Duration::from_millis(300));
-    };
-    let mut stdout = String::new();
-    std::io::Read::read_to_string(&mut node.stdout.take().expect("stdout"), &mut stdout)
-        .expect("read");
-    assert!(status.success(), "the browser saw problems:\n{stdout}");
+    });
     eprintln!("screenshots in {}", out.display());
 }
 
@@ -690,11 +699,7 @@ fn the_contrib_page_on_seed2() {
 /// page).
 #[test]
 fn hostile_data_is_text_on_every_page() {
-    let redis = Redis::start();
-    load_dump(
-        &redis,
-        &read_json(&shared().join("corpus/seed2.redis.json")),
-    );
+    let (redis, server) = seed2_server("ui-hostile");
     let org = "<img src=x onerror=alert(10)>";
     let title = "\"><svg onload=alert(11)>";
     let tag = r#"{"colour": "red;background:url(//evil.example/x)", "id": "66", "name": "<img src=x onerror=alert(12)>"}"#;
@@ -769,7 +774,6 @@ fn hostile_data_is_text_on_every_page() {
         .arg("<svg onload=alert(18)>")
         .query::<()>(&mut c)
         .expect("hostile data");
-    let server = start_server(redis.port, &ServerSetup::default(), "ui-hostile");
     let out = server.dir.join("screenshots");
     let contrib =
         reqwest::Url::parse_with_params("http://h/contrib", &[("org", org)]).expect("url");
@@ -815,13 +819,7 @@ fn hostile_data_is_text_on_every_page() {
 /// published after it show too, through the streams the browser reopened by itself.
 #[test]
 fn the_live_page_survives_a_server_restart() {
-    let redis = Redis::start();
-    load_dump(
-        &redis,
-        &read_json(&shared().join("corpus/seed2.redis.json")),
-    );
-    let setup = ServerSetup::default();
-    let mut server = start_server(redis.port, &setup, "ui-restart");
+    let (redis, mut server) = seed2_server("ui-restart");
     let out = server.dir.join("screenshots");
     let publication = |marker: &str| {
         let content = serde_json::json!({
@@ -833,7 +831,7 @@ fn the_live_page_survives_a_server_restart() {
             .to_string()
     };
     let (before, after) = (publication("BEFORE-RESTART"), publication("AFTER-RESTART"));
-    let mut node = browse_command(
+    let cmd = browse_command(
         &server.base("http"),
         &out,
         &[
@@ -847,37 +845,27 @@ fn the_live_page_survives_a_server_restart() {
             "--wait-text",
             "AFTER-RESTART",
         ],
-    )
-    .stdout(std::process::Stdio::piped())
-    .spawn()
-    .expect("node");
+    );
     let mut c = redis.conn(0).expect("redis");
-    let publish = |c: &mut redis::Connection, what: &str| {
+    // Before: long enough for the page to load and open its streams; then the restart, and
+    // after it until the browser is done.
+    let t0 = std::time::Instant::now();
+    let mut restarted = false;
+    browse_while_publishing(cmd, || {
+        let what = if t0.elapsed() < std::time::Duration::from_secs(8) {
+            &before
+        } else {
+            if !restarted {
+                server.restart(&ServerSetup::default(), 2);
+                restarted = true;
+            }
+            &after
+        };
         redis::cmd("PUBLISH")
             .arg("1")
             .arg(what)
-            .query::<i64>(c)
+            .query::<i64>(&mut c)
             .expect("publish");
-    };
-    // Before: long enough for the page to load and open its streams.
-    let t0 = std::time::Instant::now();
-    while t0.elapsed() < std::time::Duration::from_secs(8)
-        && node.try_wait().expect("wait").is_none()
-    {
-        publish(&mut c, &before);
-        std::thread::sleep(std::time::Duration::from_millis(300));
-    }
-    server.restart(&setup, 2);
-    let status = loop {
-        if let Some(s) = node.try_wait().expect("wait") {
-            break s;
-        }
-        publish(&mut c, &after);
-        std::thread::sleep(std::time::Duration::from_millis(300));
-    };
-    let mut stdout = String::new();
-    std::io::Read::read_to_string(&mut node.stdout.take().expect("stdout"), &mut stdout)
-        .expect("read");
-    assert!(status.success(), "the browser saw problems:\n{stdout}");
+    });
     eprintln!("screenshots in {}", out.display());
 }

@@ -155,7 +155,7 @@ impl Dashboard {
     /// Starts the subscribers (one per `misp_instances` entry) and the dispatcher in
     /// background threads. Idempotent; after a fork, the child starts its own.
     #[pyo3(signature = (subscribe=true, dispatch=true))]
-    fn start(&self, py: Python<'_>, subscribe: bool, dispatch: bool) -> PyResult<()> {
+    fn start(&self, subscribe: bool, dispatch: bool) -> PyResult<()> {
         let pid = std::process::id();
         let mut slot = lock(&self.inner.ingest);
         if let Some(i) = slot.as_ref() {
@@ -192,7 +192,6 @@ impl Dashboard {
                 }
             })
             .map_err(err)?;
-        let _ = py;
         *slot = Some(Ingest { pid, stop, thread });
         Ok(())
     }
@@ -341,10 +340,7 @@ fn hop_by_hop(name: &HeaderName) -> bool {
     )
 }
 
-fn request_of(
-    py: Python<'_>,
-    environ: &Bound<'_, PyDict>,
-) -> PyResult<Result<Request<Body>, String>> {
+fn request_of(environ: &Bound<'_, PyDict>) -> PyResult<Result<Request<Body>, String>> {
     let method = environ_str(environ, "REQUEST_METHOD")?.unwrap_or_else(|| "GET".into());
     let uri = target_of(environ)?;
     let mut req = Request::builder().method(method.as_str()).uri(uri.as_str());
@@ -389,7 +385,6 @@ fn request_of(
             body = data.extract::<Vec<u8>>()?;
         }
     }
-    let _ = py;
     Ok(req.body(Body::from(body)).map_err(|e| e.to_string()))
 }
 
@@ -402,7 +397,7 @@ impl Application {
         start_response: &Bound<'_, PyAny>,
     ) -> PyResult<Py<PyAny>> {
         let routes = self.inner.routes(py)?;
-        let req = match request_of(py, environ)? {
+        let req = match request_of(environ)? {
             Ok(r) => r,
             Err(why) => {
                 let (status, text) = match why.strip_prefix("413 ") {

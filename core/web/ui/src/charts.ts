@@ -108,12 +108,7 @@ export class Chart {
     this.inst?.on(event, handler);
   }
 
-  /** The chart's point of a data coordinate (for maps: [lon, lat]). */
-  toPixel(finder: Record<string, number>, value: number[]): number[] | null {
-    const p: unknown = this.inst?.convertToPixel(finder, value);
-    return Array.isArray(p) ? (p as number[]) : null;
-  }
-
+  /** The data coordinate (for maps: [lon, lat]) of a point of the chart. */
   fromPixel(finder: Record<string, number>, value: number[]): number[] | null {
     const p: unknown = this.inst?.convertFromPixel(finder, value);
     return Array.isArray(p) ? (p as number[]) : null;

@@ -23,10 +23,6 @@ export function applyStoredTheme(): void {
   document.documentElement.dataset.theme = t === "light" ? "light" : "dark";
 }
 
-/** The server's local time of `epoch`, as the day keys see it: "YYYY-MM-DD HH:MM:SS". */
-export function serverTime(epoch: number, utcOffsetSeconds: number): string {
-  return new Date((epoch + utcOffsetSeconds) * 1000).toISOString().slice(0, 19).replace("T", " ");
-}
 
 /** How a feed looks in the header: its state and the words that say why. */
 export function feedState(f: Feed, now: number): { state: "ok" | "quiet" | "down"; text: string } {

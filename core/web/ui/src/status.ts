@@ -2,8 +2,8 @@
 
 import { el, fill } from "./dom";
 import type { Feed, Status } from "./api";
-import { feedState, mountShell, serverTime } from "./shell";
-import { tools } from "./widgets";
+import { feedState, mountShell } from "./shell";
+import { serverTime, tools } from "./widgets";
 
 function when(epoch: number | null, s: Status): string {
   if (epoch === null) return "never";

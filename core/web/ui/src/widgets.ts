@@ -35,9 +35,14 @@ export function bars(rows: { label: Node | string; count: number; shown?: string
   return list;
 }
 
+/** The server's local time of `epoch`, as the day keys see it: "YYYY-MM-DD HH:MM:SS". */
+export function serverTime(epoch: number, offset: number): string {
+  return new Date((epoch + offset) * 1000).toISOString().slice(0, 19).replace("T", " ");
+}
+
 /** The server's calendar day of `epoch` as YYYY-MM-DD. */
 export function serverDay(epoch: number, offset: number): string {
-  return new Date((epoch + offset) * 1000).toISOString().slice(0, 10);
+  return serverTime(epoch, offset).slice(0, 10);
 }
 
 /** Noon of a server-local day, as the epoch the API takes (any time of the day names it). */
@@ -143,7 +148,7 @@ export function tools(section: HTMLElement, exports: Exports = {}): void {
 
 /** The time from `epoch` in the server's zone, "YYYY-MM-DD HH:MM". */
 export function serverMinute(epoch: number, offset: number): string {
-  return new Date((epoch + offset) * 1000).toISOString().slice(0, 16).replace("T", " ");
+  return serverTime(epoch, offset).slice(0, 16);
 }
 
 /** A visible countdown to the next refresh of a page's historical panels, with a pause:
