@@ -16,7 +16,11 @@ use std::time::{Duration, Instant};
 /// One parsed SSE item.
 #[derive(Debug, Clone, PartialEq)]
 enum Item {
-    Event { id: Option<String>, data: String },
+    Event {
+        name: Option<String>,
+        id: Option<String>,
+        data: String,
+    },
     Comment,
 }
 
@@ -49,6 +53,7 @@ impl SseClient {
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             let mut id = None;
+            let mut name = None;
             let mut data: Option<String> = None;
             for line in BufReader::new(resp).lines() {
                 let Ok(line) = line else { break };
@@ -56,6 +61,7 @@ impl SseClient {
                     if let Some(d) = data.take() {
                         if tx
                             .send(Item::Event {
+                                name: name.take(),
                                 id: id.take(),
                                 data: d,
                             })
@@ -75,6 +81,8 @@ impl SseClient {
                     });
                 } else if let Some(v) = line.strip_prefix("id: ").or(line.strip_prefix("id:")) {
                     id = Some(v.to_string());
+                } else if let Some(v) = line.strip_prefix("event: ") {
+                    name = Some(v.to_string());
                 }
             }
         });
@@ -88,12 +96,32 @@ impl SseClient {
         while out.len() < n {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.rx.recv_timeout(left) {
-                Ok(Item::Event { id, data }) => out.push((id, data)),
+                Ok(Item::Event { id, data, .. }) => out.push((id, data)),
                 Ok(Item::Comment) => {}
                 Err(_) => panic!("only {} of {n} events arrived", out.len()),
             }
         }
         out
+    }
+
+    /// The next event of the combined stream that is not a ping: its name, id and data.
+    fn next_named(&self, limit: Duration) -> (String, Option<String>, Value) {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(Item::Event { name, id, data }) => {
+                    let name = name.unwrap_or_default();
+                    if name == "ping" {
+                        continue;
+                    }
+                    let v = serde_json::from_str(&data).expect("json data");
+                    return (name, id, v);
+                }
+                Ok(Item::Comment) => {}
+                Err(_) => panic!("no event within {limit:?}"),
+            }
+        }
     }
 
     fn comment_within(&self, limit: Duration) -> bool {
@@ -441,4 +469,162 @@ fn a_client_that_stops_reading_is_dropped_without_slowing_others() {
         server.process.log_text()
     );
     drop(stalled);
+}
+
+/// A live-log entry as the dispatcher caches it (`{"name", "log": <object>, "zmqName"}`) and
+/// the publication of the same row.
+fn row_entry(marker: &str) -> (String, String) {
+    let content = serde_json::json!({
+        "Attribute": {"timestamp": "1795175999", "category": "Network activity",
+                      "type": "ip-dst", "value": "198.51.100.9", "comment": marker},
+        "Event": {"id": "4242"}
+    });
+    let cached =
+        serde_json::json!({"name": "Attribute", "log": content, "zmqName": "misp1"}).to_string();
+    let published =
+        serde_json::json!({"name": "Attribute", "log": content.to_string(), "zmqName": "misp1"})
+            .to_string();
+    (cached, published)
+}
+
+/// The pages' combined stream: one connection for every topic, opening with `hello` and a
+/// snapshot of the live cache (what `/_logs` answers), then events named by topic; a page that
+/// reconnects with the ids it saw resumes exactly; after a restart (another process, the ids
+/// of the old one unknown) it gets a snapshot again, holding the rows cached while the server
+/// was down, which the original's route with `Last-Event-ID` never replays.
+#[test]
+fn the_combined_stream_resumes_and_snapshots() {
+    let redis = Redis::start();
+    load_dump(
+        &redis,
+        &read_json(&shared().join("corpus/seed2.redis.json")),
+    );
+    let setup = ServerSetup {
+        args: vec!["--sse-keepalive-secs".into(), "1".into()],
+        ..Default::default()
+    };
+    let mut server = start_server(redis.port, &setup, "sse-mux");
+    let base = server.base("http");
+    let http = client();
+    for bad in ["", "?topics=bogus", "?topics=live&live=abc"] {
+        let r = http
+            .get(format!("{base}/_mispdash/stream{bad}"))
+            .send()
+            .expect("get");
+        assert_eq!(r.status(), 400, "{bad}: {}", r.text().unwrap_or_default());
+    }
+    let logs: Value = serde_json::from_str(
+        &http
+            .get(format!("{base}/_logs"))
+            .header("Accept", "application/json")
+            .send()
+            .expect("logs")
+            .text()
+            .expect("body"),
+    )
+    .expect("json");
+    let cached_rows: Vec<Value> = logs
+        .as_array()
+        .expect("rows")
+        .iter()
+        .rev()
+        .cloned()
+        .collect();
+    assert!(cached_rows.len() > 50, "seed2 caches the live log");
+
+    let first = SseClient::connect(
+        &base,
+        "/_mispdash/stream?topics=live,map,contributors,awards",
+        None,
+    );
+    let (name, _, hello) = first.next_named(Duration::from_secs(10));
+    assert_eq!(name, "hello");
+    for t in ["live", "map", "contributors", "awards"] {
+        assert_eq!(hello["topics"][t]["resumed"], false, "{t}: a new page");
+    }
+    assert_eq!(hello["keepalive"], 1.0);
+    let boot = hello["boot"].as_u64().expect("boot");
+    let (name, _, snap) = first.next_named(Duration::from_secs(10));
+    assert_eq!(
+        (name.as_str(), &snap["topic"]),
+        ("snapshot", &Value::from("live"))
+    );
+    assert_eq!(
+        snap["events"].as_array().expect("events"),
+        &cached_rows,
+        "the snapshot is the live cache, oldest first, formatted as /_logs formats it"
+    );
+    let (name, _, maps) = first.next_named(Duration::from_secs(10));
+    assert_eq!(
+        (name.as_str(), &maps["topic"]),
+        ("snapshot", &Value::from("map"))
+    );
+    assert!(!maps["events"].as_array().expect("points").is_empty());
+    // A ping on a quiet stream, as an event (a comment would not reach the page's script).
+    let ping = wait_until(
+        Duration::from_secs(5),
+        || matches!(first.rx.recv_timeout(Duration::from_secs(2)), Ok(Item::Event { name: Some(ref n), .. }) if n == "ping"),
+    );
+    assert!(ping, "a ping within the keep-alive period");
+
+    wait_subscribed(&redis);
+    let (_, one) = row_entry("MUX-ONE");
+    let (_, two) = row_entry("MUX-TWO");
+    publish(&redis, &[&("1".to_string(), one)]);
+    let (name, id, row) = first.next_named(Duration::from_secs(10));
+    assert_eq!(name, "live");
+    assert!(row["log"]["5"].as_str().expect("value").contains("MUX-ONE"));
+    let seen = id.expect("id");
+    assert!(seen.parse::<u64>().expect("numeric") >= boot);
+    drop(first);
+    publish(&redis, &[&("1".to_string(), two)]);
+    std::thread::sleep(Duration::from_millis(300));
+    let again = SseClient::connect(
+        &base,
+        &format!("/_mispdash/stream?topics=live&live={seen}"),
+        None,
+    );
+    let (name, _, hello) = again.next_named(Duration::from_secs(10));
+    assert_eq!(name, "hello");
+    assert_eq!(hello["topics"]["live"]["resumed"], true);
+    let (name, _, row) = again.next_named(Duration::from_secs(10));
+    assert_eq!(name, "live", "the missed row, not a snapshot");
+    assert!(row["log"]["5"].as_str().expect("value").contains("MUX-TWO"));
+    drop(again);
+
+    // The server goes; the dispatcher caches a row meanwhile; another process starts.
+    server.process.kill9();
+    let (cached, _) = row_entry("WHILE-DOWN");
+    let mut c = redis.conn(2).expect("redis");
+    redis::cmd("LPUSH")
+        .arg("TEMP_CACHE_LIVE:Attribute")
+        .arg(&cached)
+        .query::<()>(&mut c)
+        .expect("lpush");
+    server.restart(&setup, 2);
+    let after = SseClient::connect(
+        &base,
+        &format!("/_mispdash/stream?topics=live&live={seen}"),
+        None,
+    );
+    let (_, _, hello) = after.next_named(Duration::from_secs(10));
+    assert_eq!(hello["topics"]["live"]["resumed"], false, "another process");
+    assert!(hello["boot"].as_u64().expect("boot") > boot);
+    let (name, _, snap) = after.next_named(Duration::from_secs(10));
+    assert_eq!(name, "snapshot");
+    let events = snap["events"].as_array().expect("events");
+    let newest = events.last().expect("rows");
+    assert!(newest["log"]["5"]
+        .as_str()
+        .expect("value")
+        .contains("WHILE-DOWN"));
+    // The original's route does not replay the cache to a client of the old process.
+    let legacy = SseClient::connect(&base, "/_logs", Some(&seen));
+    let deadline = Instant::now() + Duration::from_millis(2500);
+    while let Ok(item) = legacy
+        .rx
+        .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+    {
+        assert_eq!(item, Item::Comment, "nothing replayed on /_logs");
+    }
 }

@@ -94,6 +94,45 @@ pub fn local_datetime(epoch: f64) -> Option<DateTime<Local>> {
     Local.timestamp_opt(secs, 0).single()
 }
 
+/// The IANA name of the zone local times are in (`Europe/Brussels`), for pages that must label
+/// days and hours as the day keys count them, daylight-saving changes included: `TZ` when it
+/// names a zone of the system's database, else the system's zone (`/etc/localtime`). `None`
+/// when neither names one (a POSIX rule in `TZ`, say): pages then use the offset at "now".
+pub fn zone_name() -> Option<String> {
+    match std::env::var("TZ") {
+        Ok(tz) if !tz.trim().is_empty() => zone_of_tz(tz.trim()),
+        _ => iana_time_zone::get_timezone()
+            .ok()
+            .filter(|z| !z.is_empty()),
+    }
+}
+
+/// The zone `TZ` names, as glibc reads it: an optional `:`, then a file of the zone database
+/// (a name under `TZDIR` or `/usr/share/zoneinfo`, or an absolute path into it).
+fn zone_of_tz(tz: &str) -> Option<String> {
+    let tz = tz.strip_prefix(':').unwrap_or(tz);
+    let dir = std::env::var("TZDIR").unwrap_or_else(|_| "/usr/share/zoneinfo".into());
+    let name = match tz.strip_prefix('/') {
+        Some(_) => {
+            let (_, rest) = tz.split_once("/zoneinfo/")?;
+            rest.to_string()
+        }
+        None => tz.to_string(),
+    };
+    // "posix/Europe/Brussels" and "right/…" are the same zones.
+    let name = name
+        .strip_prefix("posix/")
+        .or_else(|| name.strip_prefix("right/"))
+        .unwrap_or(&name)
+        .to_string();
+    let valid = !name.is_empty()
+        && !name.split('/').any(|p| p.is_empty() || p == "..")
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/_+-".contains(c));
+    (valid && std::path::Path::new(&dir).join(&name).is_file()).then_some(name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,6 +142,24 @@ mod tests {
         let c = Clock::frozen(1795176000.0);
         assert_eq!(c.now_epoch(), 1795176000);
         assert!(c.is_frozen());
+    }
+
+    #[test]
+    fn zone_names_from_tz() {
+        if !std::path::Path::new("/usr/share/zoneinfo/Europe/Brussels").is_file() {
+            return;
+        }
+        assert_eq!(
+            zone_of_tz("Europe/Brussels").as_deref(),
+            Some("Europe/Brussels")
+        );
+        assert_eq!(
+            zone_of_tz(":/usr/share/zoneinfo/posix/Europe/Brussels").as_deref(),
+            Some("Europe/Brussels")
+        );
+        assert_eq!(zone_of_tz("CET-1CEST,M3.5.0,M10.5.0/3"), None);
+        assert_eq!(zone_of_tz("../../etc/passwd"), None);
+        assert_eq!(zone_of_tz("Nowhere/Atlantis"), None);
     }
 
     #[test]

@@ -1148,7 +1148,7 @@ fn upgrade_db(conn: &mut redis::Connection, dbs: DbNumbers, key: &str) -> redis:
             .arg(dbs.list)
             .ignore();
         pipe.query::<()>(conn)?;
-        tracing::warn!(
+        tracing::info!(
             "database version set to 1 (live-log cache cleared, as the original's update 1)"
         );
     }

@@ -215,6 +215,13 @@ pub fn is_lost(e: &redis::RedisError) -> bool {
 pub const STANDBY_FRESH_SECS: i64 = 10;
 
 /// The standbys of `STANDBY_KEY`'s contents (identity, last seen) that are still alive.
+/// When the process of a lease identity started, in epoch seconds (the identity carries it in
+/// milliseconds, which a person cannot read).
+pub fn started_of(identity: &str) -> Option<f64> {
+    let (_, ms) = identity.rsplit_once(" started ")?;
+    ms.trim().parse::<u64>().ok().map(|ms| ms as f64 / 1000.0)
+}
+
 pub fn live_standbys(seen: Vec<(String, i64)>) -> Vec<String> {
     let now = wall_epoch();
     seen.into_iter()

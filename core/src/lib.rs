@@ -30,12 +30,25 @@ pub mod web;
 /// asks for, these stay at `warn`: see [`log_filter`].
 pub const SECRET_LOG_TARGETS: &[&str] = &["cookie_store"];
 
+/// Log targets that write a line per item at `info` where one line says enough
+/// (`memory_serve`: one per embedded file at start; the server logs their count). At `warn`
+/// unless the spec names them.
+pub const NOISY_LOG_TARGETS: &[&str] = &["memory_serve"];
+
 /// The log filter for `spec` (`MISPDASH_LOG`, e.g. `debug`), with [`SECRET_LOG_TARGETS`]
-/// capped at `warn`.
+/// capped at `warn`, and [`NOISY_LOG_TARGETS`] at `warn` unless the spec names them.
 pub fn log_filter(spec: Option<&str>) -> tracing_subscriber::EnvFilter {
     let mut f = spec
         .and_then(|s| tracing_subscriber::EnvFilter::try_new(s).ok())
         .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"));
+    for target in NOISY_LOG_TARGETS {
+        if spec.is_some_and(|s| s.contains(target)) {
+            continue;
+        }
+        if let Ok(d) = format!("{target}=warn").parse() {
+            f = f.add_directive(d);
+        }
+    }
     for target in SECRET_LOG_TARGETS {
         if let Ok(d) = format!("{target}=warn").parse() {
             f = f.add_directive(d);

@@ -135,11 +135,14 @@ fn geo_info(cfg: &Config) -> GeoInfo {
 /// The embedded pages (see `core/build.rs`): HTML revalidated at every load (`no-cache`, with
 /// its ETag), assets (content-hashed names) kept a year.
 fn ui_router() -> axum::Router {
-    memory_serve::load!()
+    let serve = memory_serve::load!()
         .index_file(None)
         .html_cache_control(memory_serve::CacheControl::NoCache)
-        .cache_control(memory_serve::CacheControl::Long)
-        .into_router()
+        .cache_control(memory_serve::CacheControl::Long);
+    // memory-serve logs a line per file at `info` (quieted in `log_filter`): one line here.
+    let files = serve.manifest().len();
+    tracing::info!("web pages: {files} embedded file(s) served");
+    serve.into_router()
 }
 
 /// Lets the process hold many open streams: raises the soft open-files limit to the hard one.

@@ -298,7 +298,12 @@ async fn buffer(st: &AppState) -> Result<Value, WebError> {
         "dead_letters": dead,
         "dispatcher": super::contrib::sorted(dispatch),
         // Who dispatches (the lease holder) and who waits to take over.
-        "dispatcher_lease": {"holder": holder, "standby": standby},
+        "dispatcher_lease": {
+            "holder_started": holder.as_deref().and_then(crate::lease::started_of),
+            "standby_started": standby.iter().map(|s| crate::lease::started_of(s)).collect::<Vec<_>>(),
+            "holder": holder,
+            "standby": standby,
+        },
     }))
 }
 

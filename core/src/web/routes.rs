@@ -311,6 +311,59 @@ fn open_stream(
     )))
 }
 
+/// `/_mispdash/stream?topics=live,map,contributors,awards&live=<id>…`: the combined live
+/// stream of the pages (see [`stream::mux_response`]); `<topic>=<id>` is the last event id the
+/// page saw of that topic.
+async fn combined_stream(
+    State(st): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    session: Session,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    let p = Params::parse(q.as_deref())?;
+    let mut topics: Vec<(Kind, Option<u64>)> = vec![];
+    for name in p
+        .get("topics")
+        .unwrap_or("")
+        .split(',')
+        .filter(|t| !t.is_empty())
+    {
+        let kind = match name {
+            "live" => Kind::Live,
+            "map" => Kind::Map,
+            "contributors" => Kind::Contributor,
+            "awards" => Kind::Awards,
+            other => {
+                return Err(WebError::bad(format!(
+                    "unknown topic {other:?} (live, map, contributors, awards)"
+                )))
+            }
+        };
+        if topics.iter().any(|(k, _)| *k == kind) {
+            continue;
+        }
+        let since = match p.get(name) {
+            None | Some("") => None,
+            Some(v) => Some(
+                v.parse::<u64>()
+                    .map_err(|_| WebError::bad(format!("{name}={v:?} is not an event id")))?,
+            ),
+        };
+        topics.push((kind, since));
+    }
+    if topics.is_empty() {
+        return Err(WebError::bad(
+            "topics: name at least one of live, map, contributors, awards",
+        ));
+    }
+    let filters = Filters::from_cookie_headers(cookie_headers(&headers).into_iter());
+    let ticket = stream_ticket(&st, peer, &headers, session.as_deref())?;
+    Ok(sse_headers(
+        stream::mux_response(&st, topics, filters, ticket).await,
+    ))
+}
+
 /// `/_get_log_head`: served as JSON (the original says `text/html`; compat.md).
 async fn log_head(State(st): State<Shared>) -> Response {
     json_bytes(Bytes::from(st.cfg.header_json.clone()))
@@ -337,6 +390,10 @@ async fn status(State(st): State<Shared>, session: Session, headers: HeaderMap) 
     if let Some(m) = v.as_object_mut() {
         m.insert("now".into(), serde_json::json!(now));
         m.insert("utc_offset_seconds".into(), serde_json::json!(offset));
+        m.insert(
+            "time_zone".into(),
+            serde_json::json!(crate::clock::zone_name()),
+        );
         m.insert(
             "auth".into(),
             serde_json::json!({
@@ -765,6 +822,7 @@ pub fn router(st: Shared) -> Router {
         .route("/users", get(ui_page("/users.html")))
         .route("/trendings", get(ui_page("/trendings.html")))
         .route("/_logs", get(logs))
+        .route("/_mispdash/stream", get(combined_stream))
         .route("/_maps", get(maps))
         .route("/_get_log_head", get(log_head))
         .route("/_getTopCoord", get(top_coord))

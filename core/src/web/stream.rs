@@ -10,8 +10,10 @@
 //! others. Event ids start from the boot time in microseconds, so ids keep growing across
 //! restarts and a client reconnecting to a new process gets everything the new process has.
 
+use super::error::WebError;
 use super::live::{self, Filters};
 use super::state::AppState;
+use crate::keys;
 use axum::body::Body;
 use axum::http::{header, HeaderValue};
 use axum::response::Response;
@@ -37,16 +39,40 @@ const HISTORY_BYTES: usize = 8 << 20;
 #[derive(Debug)]
 pub struct StreamEvent {
     pub id: u64,
-    /// The whole SSE frame (`id:`, `data:` with the Python `json.dumps` payload, blank line),
-    /// rendered once and shared by every client.
+    /// The combined stream's frame (`event: <topic>`, then `frame`), rendered once and shared
+    /// by every client; `frame` is a view of its end.
+    pub mux: Bytes,
+    /// The original route's SSE frame (`id:`, `data:` with the Python `json.dumps` payload,
+    /// blank line).
     pub frame: Bytes,
+    /// The payload alone (what `data:` carries), for snapshots and for aligning a cache with
+    /// the history.
+    pub data: Bytes,
     /// For live-log rows, the MISP object as JSON text, for clients with filters.
     pub log_json: Option<String>,
+    /// Read from a live cache rather than received: only the combined stream carries these
+    /// (the original's routes never replay a cache; their pages read it as JSON).
+    pub seeded: bool,
 }
 
 impl StreamEvent {
     fn size(&self) -> usize {
-        self.frame.len() + self.log_json.as_ref().map_or(0, String::len) + 64
+        self.mux.len() + self.log_json.as_ref().map_or(0, String::len) + 64
+    }
+
+    /// Whether a client with these live-log filters gets this event.
+    fn passes(&self, filters: &Filters) -> bool {
+        filters.is_empty()
+            || self
+                .log_json
+                .as_deref()
+                .and_then(super::live::LazyLog::parse)
+                .is_none_or(|log| filters.pass(&log))
+    }
+
+    /// A live-log row (not a keep-alive relayed from MISP).
+    fn is_row(&self) -> bool {
+        self.log_json.is_some()
     }
 }
 
@@ -58,15 +84,33 @@ struct History {
 
 /// One stream: its broadcast channel and history.
 pub struct Topic {
+    /// The name of its events on the combined stream.
+    pub name: &'static str,
+    /// The first id of this process: ids below it were given by an earlier process.
+    first_id: u64,
     tx: broadcast::Sender<Arc<StreamEvent>>,
     history: Mutex<History>,
     pub published: AtomicU64,
 }
 
+/// What a client of the combined stream gets of one topic when it (re)connects.
+pub struct MuxSubscription {
+    /// The events after the client's last one, when this process still has them all.
+    pub replay: Vec<Arc<StreamEvent>>,
+    /// Otherwise (a new client, another process, or events gone from the history): the
+    /// newest events, oldest first, for the client to align with what it shows.
+    pub snapshot: Option<Vec<Arc<StreamEvent>>>,
+    /// The id the client is at once it has the replay or the snapshot.
+    pub last: u64,
+    pub rx: broadcast::Receiver<Arc<StreamEvent>>,
+}
+
 impl Topic {
-    fn new(first_id: u64) -> Topic {
+    fn new(name: &'static str, first_id: u64) -> Topic {
         let (tx, _) = broadcast::channel(CHANNEL_CAPACITY);
         Topic {
+            name,
+            first_id,
             tx,
             history: Mutex::new(History {
                 events: VecDeque::new(),
@@ -83,11 +127,27 @@ impl Topic {
         let Ok(mut h) = self.history.lock() else {
             return;
         };
+        self.publish_locked(&mut h, data, log_json, false);
+    }
+
+    fn publish_locked(
+        &self,
+        h: &mut History,
+        data: String,
+        log_json: Option<String>,
+        seeded: bool,
+    ) {
         let id = h.next_id;
+        let mux = mux_frame(self.name, id, &data);
+        let start = mux.len() - sse_frame_len(id, &data);
+        let data_start = mux.len() - data.len() - 2;
         let ev = Arc::new(StreamEvent {
             id,
-            frame: sse_frame(id, &data),
+            frame: mux.slice(start..),
+            data: mux.slice(data_start..mux.len() - 2),
+            mux,
             log_json,
+            seeded,
         });
         h.next_id += 1;
         h.bytes += ev.size();
@@ -102,7 +162,9 @@ impl Topic {
         let _ = self.tx.send(ev);
     }
 
-    /// A receiver for what comes next, and the events after `last_id` to replay first.
+    /// A receiver for what comes next, and the events after `last_id` to replay first. An id
+    /// of another process replays nothing: this process's history starts with the live cache
+    /// it read at start, which such a client has already shown.
     fn subscribe(
         &self,
         last_id: Option<u64>,
@@ -112,27 +174,207 @@ impl Topic {
         };
         let rx = self.tx.subscribe();
         let backlog = match last_id {
-            Some(id) => h.events.iter().filter(|e| e.id > id).cloned().collect(),
-            None => vec![],
+            Some(id) if id + 1 >= self.first_id => h
+                .events
+                .iter()
+                .filter(|e| e.id > id && !e.seeded)
+                .cloned()
+                .collect(),
+            _ => vec![],
         };
         (backlog, rx)
     }
+
+    /// A subscription of the combined stream. `since` is the last id the client saw; it
+    /// resumes exactly when this process has every event after it, else it gets the newest
+    /// `snapshot_max` events that pass `keep`, to align with what it shows.
+    pub fn subscribe_mux(
+        &self,
+        since: Option<u64>,
+        snapshot_max: usize,
+        keep: impl Fn(&StreamEvent) -> bool,
+    ) -> MuxSubscription {
+        let h = match self.history.lock() {
+            Ok(h) => h,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let rx = self.tx.subscribe();
+        let last = h.next_id.saturating_sub(1);
+        let oldest = h.events.front().map_or(h.next_id, |e| e.id);
+        match since {
+            Some(id) if id + 1 >= oldest && id <= last && id + 1 >= self.first_id => {
+                MuxSubscription {
+                    replay: h.events.iter().filter(|e| e.id > id).cloned().collect(),
+                    snapshot: None,
+                    last,
+                    rx,
+                }
+            }
+            _ => {
+                let mut snap: Vec<Arc<StreamEvent>> = h
+                    .events
+                    .iter()
+                    .rev()
+                    .filter(|e| keep(e))
+                    .take(snapshot_max)
+                    .cloned()
+                    .collect();
+                snap.reverse();
+                MuxSubscription {
+                    replay: vec![],
+                    snapshot: Some(snap),
+                    last,
+                    rx,
+                }
+            }
+        }
+    }
+
+    /// Appends what a cache (oldest first) holds beyond this history: after a start, all of
+    /// it; after Redis came back, what was cached while the subscription was down. `same`
+    /// tells which events of the history the cache holds (live-log rows; not keep-alives).
+    /// Returns the payloads appended.
+    fn seed(
+        &self,
+        cache: Vec<(String, Option<String>)>,
+        cached: impl Fn(&StreamEvent) -> bool,
+    ) -> Vec<String> {
+        let mut h = match self.history.lock() {
+            Ok(h) => h,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let known: Vec<&[u8]> = h
+            .events
+            .iter()
+            .filter(|e| cached(e))
+            .map(|e| &e.data[..])
+            .collect();
+        let from = new_in_cache(&known, &cache);
+        let mut added = vec![];
+        for (data, log_json) in cache.into_iter().skip(from) {
+            added.push(data.clone());
+            self.publish_locked(&mut h, data, log_json, true);
+        }
+        added
+    }
 }
 
-/// `id: <id>\ndata: <line>\n…\n\n` (a payload never holds a newline, but one would become
-/// several `data:` lines, as the SSE format requires).
-fn sse_frame(id: u64, data: &str) -> Bytes {
-    let mut f = String::with_capacity(data.len() + 32);
-    f.push_str("id: ");
-    f.push_str(&id.to_string());
-    f.push('\n');
-    for line in data.split('\n') {
-        f.push_str("data: ");
-        f.push_str(line);
-        f.push('\n');
+/// Where the entries of `cache` (oldest first) that `history` (oldest first) lacks begin: just
+/// after the place where the history's newest entries (up to three, for a value repeated in
+/// the cache; else the newest alone) end in the cache. All of the cache when the history is empty or its newest
+/// entry is not there (gone from a trimmed cache).
+fn new_in_cache(history: &[&[u8]], cache: &[(String, Option<String>)]) -> usize {
+    let Some(newest) = history.last() else {
+        return 0;
+    };
+    let confirm = history.len().min(3);
+    let at = |i: usize| cache[i].0.as_bytes() == *newest;
+    let confirmed = |i: usize| {
+        (1..confirm).all(|k| i >= k && cache[i - k].0.as_bytes() == history[history.len() - 1 - k])
+    };
+    (0..cache.len())
+        .rev()
+        .find(|&i| at(i) && confirmed(i))
+        .or_else(|| (0..cache.len()).rev().find(|&i| at(i)))
+        .map_or(0, |i| i + 1)
+}
+
+/// Messages read from pub/sub right after the caches were read may be in both: the ones
+/// published between the subscription and the read. They are the newest entries of the cache,
+/// in the same order, so the first messages that repeat the cache's tail exactly, up to its
+/// newest entry, are dropped; anything else is published.
+#[derive(Debug, Default)]
+pub struct SeedOverlap {
+    /// The newest seeded payloads, oldest first.
+    tail: Vec<String>,
+    /// Positions in `tail` the messages held so far match up to.
+    candidates: Vec<usize>,
+    held: Vec<(String, Option<String>)>,
+}
+
+impl SeedOverlap {
+    pub fn new(mut seeded: Vec<String>, keep: usize) -> SeedOverlap {
+        let cut = seeded.len().saturating_sub(keep);
+        seeded.drain(..cut);
+        SeedOverlap {
+            tail: seeded,
+            candidates: vec![],
+            held: vec![],
+        }
     }
+
+    pub fn is_done(&self) -> bool {
+        self.tail.is_empty()
+    }
+
+    /// Takes a message; returns those to publish (none while it may still be a repeat).
+    /// Messages a cache never holds (`cached` false: MISP's keep-alives) pass.
+    pub fn take(
+        &mut self,
+        data: String,
+        log_json: Option<String>,
+        cached: bool,
+    ) -> Vec<(String, Option<String>)> {
+        if self.tail.is_empty() || !cached {
+            return vec![(data, log_json)];
+        }
+        let next: Vec<usize> = if self.held.is_empty() {
+            (0..self.tail.len())
+                .filter(|&i| self.tail[i] == data)
+                .collect()
+        } else {
+            self.candidates
+                .iter()
+                .map(|i| i + 1)
+                .filter(|&i| i < self.tail.len() && self.tail[i] == data)
+                .collect()
+        };
+        if next.is_empty() {
+            // Not a repeat: what was held was not one either.
+            self.tail.clear();
+            let mut out = std::mem::take(&mut self.held);
+            out.push((data, log_json));
+            return out;
+        }
+        if next.contains(&(self.tail.len() - 1)) {
+            // The repeat reached the cache's newest entry: all of it was a repeat.
+            self.tail.clear();
+            self.held.clear();
+            return vec![];
+        }
+        self.candidates = next;
+        self.held.push((data, log_json));
+        vec![]
+    }
+
+    /// Gives up waiting (the held messages were not a repeat after all).
+    pub fn flush(&mut self) -> Vec<(String, Option<String>)> {
+        self.tail.clear();
+        std::mem::take(&mut self.held)
+    }
+}
+
+/// `event: <topic>\nid: <id>\ndata: <payload>\n\n`. Payloads are JSON on one line (`json.dumps`
+/// and our own never break lines); one that held a newline would be cut to one line here, as
+/// the SSE format gives a line break no other meaning.
+fn mux_frame(topic: &str, id: u64, data: &str) -> Bytes {
+    let mut f = String::with_capacity(data.len() + 48);
+    f.push_str("event: ");
+    f.push_str(topic);
     f.push('\n');
+    f.push_str("id: ");
+    f.push_str(itoa::Buffer::new().format(id));
+    f.push_str("\ndata: ");
+    for c in data.chars() {
+        f.push(if c == '\n' || c == '\r' { ' ' } else { c });
+    }
+    f.push_str("\n\n");
     Bytes::from(f)
+}
+
+/// The length of the end of a mux frame that is the original route's frame (`id:` on).
+fn sse_frame_len(id: u64, data: &str) -> usize {
+    "id: ".len() + itoa::Buffer::new().format(id).len() + "\ndata: ".len() + data.len() + 2
 }
 
 /// Which stream a route serves.
@@ -146,6 +388,9 @@ pub enum Kind {
 
 /// The four streams and their bookkeeping.
 pub struct Hub {
+    /// This process's first id, which tells a client whether it reconnected to the same
+    /// process (ids grow across restarts).
+    pub boot: u64,
     pub live: Topic,
     pub map: Topic,
     pub contributor: Topic,
@@ -155,6 +400,9 @@ pub struct Hub {
     pub subscribed: AtomicBool,
     pub keepalive: Duration,
     shutdown: watch::Receiver<bool>,
+    /// Whether the live caches were read once (see `seed_from_caches`): a page that connects
+    /// before waits a moment for them.
+    seeded: watch::Sender<bool>,
 }
 
 impl Hub {
@@ -164,15 +412,17 @@ impl Hub {
             .map(|d| d.as_micros() as u64)
             .unwrap_or(1);
         Hub {
-            live: Topic::new(boot),
-            map: Topic::new(boot),
-            contributor: Topic::new(boot),
-            awards: Topic::new(boot),
+            boot,
+            live: Topic::new("live", boot),
+            map: Topic::new("map", boot),
+            contributor: Topic::new("contributors", boot),
+            awards: Topic::new("awards", boot),
             clients: AtomicU64::new(0),
             dropped_slow: AtomicU64::new(0),
             subscribed: AtomicBool::new(false),
             keepalive,
             shutdown,
+            seeded: watch::Sender::new(false),
         }
     }
 
@@ -316,18 +566,10 @@ pub fn sse_response(
             }
             std::future::ready(ok)
         })
-        .filter_map(|r| std::future::ready(r.ok()));
+        .filter_map(|r| std::future::ready(r.ok().filter(|e| !e.seeded)));
     let events = futures_util::stream::iter(backlog)
         .chain(live)
-        .filter_map(move |ev| {
-            let pass = filters.is_empty()
-                || ev
-                    .log_json
-                    .as_deref()
-                    .and_then(super::live::LazyLog::parse)
-                    .is_none_or(|log| filters.pass(&log));
-            std::future::ready(pass.then(|| ev.frame.clone()))
-        });
+        .filter_map(move |ev| std::future::ready(ev.passes(&filters).then(|| ev.frame.clone())));
     let period = st.hub.keepalive;
     let keepalive = tokio_stream::wrappers::IntervalStream::new(tokio::time::interval_at(
         tokio::time::Instant::now() + period,
@@ -346,6 +588,165 @@ pub fn sse_response(
         HeaderValue::from_static("text/event-stream"),
     );
     r
+}
+
+/// How long a page that connects before the live caches were read waits for them.
+const SEED_WAIT: Duration = Duration::from_secs(3);
+
+/// Live-log rows a (re)connecting page gets at most: the rows its log shows.
+pub const SNAPSHOT_ROWS: usize = 300;
+/// Map points likewise.
+pub const SNAPSHOT_POINTS: usize = 100;
+
+/// The combined stream (`/_mispdash/stream`): every topic a page asks for on one connection
+/// (browsers allow six per host over HTTP/1.1), each resuming after the id the page last saw
+/// (`since`, a query parameter: a new `EventSource` cannot set `Last-Event-ID`).
+///
+/// It opens with `event: hello`: this process's boot id, the keep-alive period, the server's
+/// clock, and per topic whether it resumed and the id it is at. A topic that could not resume
+/// (a new page, another process, or events gone from the history) gets `event: snapshot` with
+/// its newest events instead, for the page to align with what it shows; the page then knows
+/// its historical panels may be stale. Then each topic's events as `event: <topic>`, and
+/// `event: ping` with the server's clock at every keep-alive, which lets the page see a stream
+/// that went silent (a comment would not reach its script).
+pub async fn mux_response(
+    st: &Arc<AppState>,
+    topics: Vec<(Kind, Option<u64>)>,
+    filters: Filters,
+    ticket: StreamTicket,
+) -> Response {
+    // Just after a start, the caches may not be read yet: an empty snapshot would say that
+    // nothing happened.
+    let mut seeded = st.hub.seeded.subscribe();
+    let _ = tokio::time::timeout(SEED_WAIT, seeded.wait_for(|s| *s)).await;
+    let filters = Arc::new(filters);
+    let mut hello_topics = serde_json::Map::new();
+    let mut first: Vec<Bytes> = vec![];
+    let mut lives = vec![];
+    for (kind, since) in topics {
+        let topic = st.hub.topic(kind);
+        let (max, rows) = match kind {
+            Kind::Live => (SNAPSHOT_ROWS, true),
+            Kind::Map => (SNAPSHOT_POINTS, false),
+            // The pages read these lists from their JSON routes, which know more than the
+            // history (the last 7 days).
+            Kind::Contributor | Kind::Awards => (0, false),
+        };
+        let f = filters.clone();
+        let sub = topic.subscribe_mux(since, max, |e| (!rows || e.is_row()) && e.passes(&f));
+        hello_topics.insert(
+            topic.name.into(),
+            serde_json::json!({"resumed": sub.snapshot.is_none(), "last": sub.last}),
+        );
+        match sub.snapshot {
+            Some(snap) => first.push(snapshot_frame(topic.name, sub.last, &snap)),
+            None => first.extend(
+                sub.replay
+                    .iter()
+                    .filter(|e| e.passes(&filters))
+                    .map(|e| e.mux.clone()),
+            ),
+        }
+        let f = filters.clone();
+        let weak = Arc::downgrade(st);
+        lives.push(
+            BroadcastStream::new(sub.rx)
+                .take_while(move |r| {
+                    let ok = r.is_ok();
+                    if !ok {
+                        if let Some(st) = weak.upgrade() {
+                            st.hub.dropped_slow.fetch_add(1, Ordering::Relaxed);
+                            tracing::info!("SSE client too slow, disconnected (it may reconnect)");
+                        }
+                    }
+                    std::future::ready(ok)
+                })
+                .filter_map(move |r| {
+                    std::future::ready(r.ok().filter(|e| e.passes(&f)).map(|e| e.mux.clone()))
+                })
+                .boxed(),
+        );
+    }
+    let hello = serde_json::json!({
+        "boot": st.hub.boot,
+        "keepalive": st.hub.keepalive.as_secs_f64(),
+        "now": st.clock.now_f64(),
+        "topics": hello_topics,
+    });
+    first.insert(0, named_frame("hello", &hello.to_string()));
+    st.hub.clients.fetch_add(1, Ordering::Relaxed);
+    let guard = ClientGuard(Arc::downgrade(st));
+    let mut shutdown = st.hub.shutdown.clone();
+    let ended = session_ended(Arc::downgrade(st), ticket.session.clone());
+    let stop = async move {
+        tokio::select! {
+            _ = shutdown.wait_for(|s| *s) => {}
+            _ = ended => {}
+        }
+    };
+    // A topic whose client fell behind ends the whole stream (the page reconnects and resumes
+    // every topic), rather than leaving the others running without it.
+    let period = st.hub.keepalive;
+    let clock = st.clock;
+    let ping = tokio_stream::wrappers::IntervalStream::new(tokio::time::interval_at(
+        tokio::time::Instant::now() + period,
+        period,
+    ))
+    .map(move |_| {
+        Some(named_frame(
+            "ping",
+            &format!("{{\"now\": {}}}", clock.now_f64()),
+        ))
+    })
+    .boxed();
+    let mut parts: Vec<_> = lives
+        .into_iter()
+        .map(|s| {
+            s.map(Some)
+                .chain(futures_util::stream::once(std::future::ready(None)))
+                .boxed()
+        })
+        .collect();
+    parts.push(ping);
+    let live = futures_util::stream::select_all(parts)
+        .take_while(|b| std::future::ready(b.is_some()))
+        .filter_map(std::future::ready);
+    let body = futures_util::stream::iter(first)
+        .chain(live)
+        .map(move |b| {
+            let _keep = (&guard, &ticket);
+            Ok::<Bytes, Infallible>(b)
+        })
+        .take_until(Box::pin(stop));
+    let mut r = Response::new(Body::from_stream(body));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    r
+}
+
+/// `event: <name>\ndata: <data>\n\n`.
+fn named_frame(name: &str, data: &str) -> Bytes {
+    Bytes::from(format!("event: {name}\ndata: {data}\n\n"))
+}
+
+/// `event: snapshot` of a topic: `{"topic", "last", "events": [payload, …]}`, oldest first.
+fn snapshot_frame(topic: &str, last: u64, events: &[Arc<StreamEvent>]) -> Bytes {
+    let mut f = Vec::with_capacity(64 + events.iter().map(|e| e.data.len() + 2).sum::<usize>());
+    f.extend_from_slice(b"event: snapshot\ndata: {\"topic\": \"");
+    f.extend_from_slice(topic.as_bytes());
+    f.extend_from_slice(b"\", \"last\": ");
+    f.extend_from_slice(itoa::Buffer::new().format(last).as_bytes());
+    f.extend_from_slice(b", \"events\": [");
+    for (i, e) in events.iter().enumerate() {
+        if i > 0 {
+            f.extend_from_slice(b", ");
+        }
+        f.extend_from_slice(&e.data);
+    }
+    f.extend_from_slice(b"]}\n\n");
+    Bytes::from(f)
 }
 
 /// Reads Redis pub/sub for ever (reconnecting with back-off) and feeds the hub.
@@ -389,11 +790,35 @@ async fn subscribe_once(
     ps.psubscribe(&cfg.channel_awards).await?;
     st.hub.subscribed.store(true, Ordering::Relaxed);
     tracing::info!("live streams subscribed to Redis pub/sub");
+    // What the caches hold beyond the history (all of them after a start): a page that
+    // connects now, or reconnects after this process replaced another, finds the rows
+    // applied while nobody was subscribed.
+    let (mut live_overlap, mut map_overlap) = match seed_from_caches(st).await {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::warn!(
+                "live streams: could not read the live caches ({e}); streaming without them"
+            );
+            (SeedOverlap::default(), SeedOverlap::default())
+        }
+    };
+    st.hub.seeded.send_replace(true);
+    let overlap_deadline = tokio::time::Instant::now() + Duration::from_secs(3);
     let mut msgs = ps.on_message();
     loop {
+        let waiting = !(live_overlap.is_done() && map_overlap.is_done());
         let msg = tokio::select! {
             m = msgs.next() => m,
             _ = shutdown.wait_for(|s| *s) => return Ok(()),
+            _ = tokio::time::sleep_until(overlap_deadline), if waiting => {
+                for (data, log) in live_overlap.flush() {
+                    st.hub.live.publish(data, log);
+                }
+                for (data, log) in map_overlap.flush() {
+                    st.hub.map.publish(data, log);
+                }
+                continue;
+            }
         };
         let Some(msg) = msg else {
             return Err(redis::RedisError::from((
@@ -413,12 +838,21 @@ async fn subscribe_once(
             None => {
                 if msg.get_channel_name() == cfg.channel_live {
                     match live::live_payload(&cfg.log_format, &payload) {
-                        Some((data, log)) => st.hub.live.publish(data, log),
+                        Some((data, log)) => {
+                            let row = log.is_some();
+                            for (data, log) in live_overlap.take(data, log, row) {
+                                st.hub.live.publish(data, log);
+                            }
+                        }
                         None => tracing::debug!("live stream: malformed message skipped"),
                     }
                 }
             }
-            Some(p) if p == cfg.channel_map => st.hub.map.publish(payload, None),
+            Some(p) if p == cfg.channel_map => {
+                for (data, log) in map_overlap.take(payload, None, true) {
+                    st.hub.map.publish(data, log);
+                }
+            }
             Some(p) if p == cfg.channel_contrib => {
                 let _ = enrich.try_send((Kind::Contributor, payload));
             }
@@ -429,6 +863,46 @@ async fn subscribe_once(
         }
     }
 }
+
+/// Reads the live caches (`TEMP_CACHE_LIVE:Attribute` and `:Map`, newest first) into the live
+/// and map histories; returns what to expect again from pub/sub.
+async fn seed_from_caches(st: &AppState) -> Result<(SeedOverlap, SeedOverlap), WebError> {
+    let mut c = st.data.conn().await?;
+    let (log, map): (Vec<String>, Vec<String>) = redis::pipe()
+        .cmd("LRANGE")
+        .arg(keys::LIVE_CACHE_LOG)
+        .arg(0)
+        .arg(SNAPSHOT_ROWS as isize - 1)
+        .cmd("LRANGE")
+        .arg(keys::LIVE_CACHE_MAP)
+        .arg(0)
+        .arg(SNAPSHOT_POINTS as isize - 1)
+        .query_async(&mut c)
+        .await?;
+    let rows: Vec<(String, Option<String>)> = log
+        .iter()
+        .rev()
+        .filter_map(|entry| live::live_payload(&st.cfg.log_format, entry))
+        .collect();
+    let points: Vec<(String, Option<String>)> = map.into_iter().rev().map(|p| (p, None)).collect();
+    let live_added = st.hub.live.seed(rows, StreamEvent::is_row);
+    let map_added = st.hub.map.seed(points, |_| true);
+    if !live_added.is_empty() || !map_added.is_empty() {
+        tracing::info!(
+            "live streams: {} row(s) and {} map point(s) from the live caches",
+            live_added.len(),
+            map_added.len()
+        );
+    }
+    Ok((
+        SeedOverlap::new(live_added, OVERLAP_KEEP),
+        SeedOverlap::new(map_added, OVERLAP_KEEP),
+    ))
+}
+
+/// How many of the newest seeded entries pub/sub may repeat: those published in the moment
+/// between the subscription and the read of the caches.
+const OVERLAP_KEEP: usize = 64;
 
 /// Enriches contributor and award messages once each (not once per client, as the original
 /// does), in order, off the pub/sub reader so the live log is never delayed by it.
@@ -466,4 +940,132 @@ async fn enrich(st: &AppState, kind: Kind, payload: &str) -> Option<String> {
         );
     }
     Some(crate::pyjson::to_string(&Value::Object(m)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owned(items: &[&str]) -> Vec<(String, Option<String>)> {
+        items.iter().map(|s| (s.to_string(), None)).collect()
+    }
+
+    #[test]
+    fn the_cache_beyond_the_history() {
+        let cache = owned(&["a", "b", "c", "d"]);
+        assert_eq!(new_in_cache(&[], &cache), 0, "all of it after a start");
+        assert_eq!(new_in_cache(&[b"a", b"b"], &cache), 2);
+        assert_eq!(new_in_cache(&[b"x", b"d"], &cache), 4, "nothing new");
+        assert_eq!(
+            new_in_cache(&[b"zz"], &cache),
+            0,
+            "the newest known entry was trimmed away: all of the cache is new"
+        );
+        // A value repeated in the cache: the place is where the history's last three end.
+        let cache = owned(&["a", "b", "a", "c", "a", "b", "e"]);
+        assert_eq!(new_in_cache(&[b"c", b"a", b"b"], &cache), 6);
+        assert_eq!(new_in_cache(&[b"a", b"b"], &cache), 6);
+    }
+
+    #[test]
+    fn pubsub_repeating_the_caches_tail_is_dropped() {
+        let seeded = vec!["a".to_string(), "b".into(), "c".into()];
+        // The last two cached entries come again, then a new message.
+        let mut o = SeedOverlap::new(seeded.clone(), 64);
+        assert!(o.take("b".into(), None, true).is_empty());
+        assert!(o.take("c".into(), None, true).is_empty());
+        assert!(o.is_done());
+        assert_eq!(o.take("d".into(), None, true), owned(&["d"]));
+        // A message that is not the tail: everything passes.
+        let mut o = SeedOverlap::new(seeded.clone(), 64);
+        assert_eq!(o.take("x".into(), None, true), owned(&["x"]));
+        assert_eq!(o.take("c".into(), None, true), owned(&["c"]));
+        // A run that looked like the tail but stops before its end was not a repeat.
+        let mut o = SeedOverlap::new(seeded.clone(), 64);
+        assert!(o.take("a".into(), None, true).is_empty());
+        assert_eq!(o.take("x".into(), None, true), owned(&["a", "x"]));
+        // Keep-alives (never cached) pass through while the run goes on.
+        let mut o = SeedOverlap::new(seeded.clone(), 64);
+        assert!(o.take("b".into(), None, true).is_empty());
+        assert_eq!(o.take("k".into(), None, false), owned(&["k"]));
+        assert!(o.take("c".into(), None, true).is_empty());
+        assert!(o.is_done());
+        // Given up after a while: what was held is published.
+        let mut o = SeedOverlap::new(seeded, 64);
+        assert!(o.take("a".into(), None, true).is_empty());
+        assert_eq!(o.flush(), owned(&["a"]));
+        assert!(o.is_done());
+    }
+
+    #[test]
+    fn a_client_resumes_within_this_process_else_gets_a_snapshot() {
+        let t = Topic::new("live", 1_000);
+        for i in 0..5 {
+            t.publish(format!("{{\"n\": {i}}}"), Some("{}".into()));
+        }
+        // Seen up to the third: the last two replayed.
+        let s = t.subscribe_mux(Some(1_002), 10, |_| true);
+        assert!(s.snapshot.is_none());
+        assert_eq!(
+            s.replay.iter().map(|e| e.id).collect::<Vec<_>>(),
+            [1_003, 1_004]
+        );
+        assert_eq!(s.last, 1_004);
+        // An id of an earlier process, or none: the newest events.
+        for since in [Some(17), None, Some(9_999)] {
+            let s = t.subscribe_mux(since, 3, |_| true);
+            let snap = s.snapshot.expect("snapshot");
+            assert_eq!(
+                snap.iter().map(|e| e.id).collect::<Vec<_>>(),
+                [1_002, 1_003, 1_004]
+            );
+            assert!(s.replay.is_empty());
+        }
+        // Frames: the combined stream's names the topic; the original route's is its end.
+        let e = &t
+            .subscribe_mux(None, 1, |_| true)
+            .snapshot
+            .expect("snapshot")[0];
+        assert_eq!(&e.mux[..], b"event: live\nid: 1004\ndata: {\"n\": 4}\n\n");
+        assert_eq!(&e.frame[..], b"id: 1004\ndata: {\"n\": 4}\n\n");
+        assert_eq!(&e.data[..], b"{\"n\": 4}");
+        let snap = snapshot_frame("live", 1_004, &[e.clone(), e.clone()]);
+        assert_eq!(
+            &snap[..],
+            &b"event: snapshot\ndata: {\"topic\": \"live\", \"last\": 1004, \"events\": [{\"n\": 4}, {\"n\": 4}]}\n\n"[..]
+        );
+    }
+
+    #[test]
+    fn seeded_events_reach_only_the_combined_stream() {
+        let t = Topic::new("live", 1_000);
+        let added = t.seed(
+            vec![
+                ("{\"n\": 0}".into(), Some("{}".into())),
+                ("{\"n\": 1}".into(), Some("{}".into())),
+            ],
+            StreamEvent::is_row,
+        );
+        assert_eq!(added.len(), 2);
+        t.publish("{\"n\": 2}".into(), Some("{}".into()));
+        // The original's route replays only what this process received.
+        let (backlog, _) = t.subscribe(Some(999));
+        assert_eq!(backlog.iter().map(|e| e.id).collect::<Vec<_>>(), [1_002]);
+        let snap = t
+            .subscribe_mux(None, 10, |_| true)
+            .snapshot
+            .expect("snapshot");
+        assert_eq!(snap.len(), 3);
+        // Seeding again with the same cache adds nothing; with one more entry, that one.
+        let again = t.seed(
+            vec![
+                ("{\"n\": 0}".into(), None),
+                ("{\"n\": 1}".into(), None),
+                ("{\"n\": 2}".into(), None),
+                ("{\"n\": 3}".into(), None),
+            ],
+            StreamEvent::is_row,
+        );
+        assert_eq!(again, ["{\"n\": 3}"]);
+    }
 }
