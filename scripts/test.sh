@@ -6,9 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh test
-echo "== web pages: type check and lint (core/web)"
+echo "== web pages: type check, lint and format check, unit tests (core/web)"
 npm run --prefix core/web --silent check
 npm run --prefix core/web --silent lint
+npm run --prefix core/web --silent test
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"

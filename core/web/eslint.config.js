@@ -8,7 +8,17 @@ export default tseslint.config(
   {
     files: ["e2e/**/*.mjs"],
     languageOptions: {
-      globals: { console: "readonly", process: "readonly", URL: "readonly", URLSearchParams: "readonly", localStorage: "readonly", document: "readonly", globalThis: "readonly", PerformanceObserver: "readonly", performance: "readonly" },
+      globals: {
+        console: "readonly",
+        process: "readonly",
+        URL: "readonly",
+        URLSearchParams: "readonly",
+        localStorage: "readonly",
+        document: "readonly",
+        globalThis: "readonly",
+        PerformanceObserver: "readonly",
+        performance: "readonly",
+      },
     },
   },
   {

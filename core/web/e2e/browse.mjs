@@ -83,7 +83,7 @@ try {
       const where = `${path} (${theme})`;
       const duringRestart = (url, text) =>
         values["server-restarts"] &&
-        /\/(_logs|_maps|_eventStream\w*|status)$/.test(new URL(url).pathname) &&
+        /\/(_logs|_maps|_eventStream\w*|_mispdash\/stream|status)$/.test(new URL(url).pathname) &&
         /ERR_(CONNECTION_REFUSED|INCOMPLETE_CHUNKED_ENCODING|EMPTY_RESPONSE|CONNECTION_RESET|ABORTED)/.test(text);
       page.on("console", (m) => {
         if (m.type() !== "error") return;
@@ -197,7 +197,13 @@ try {
           const r = await globalThis.axe.run(document, { resultTypes: ["violations"] });
           return r.violations
             .filter((v) => v.impact === "serious" || v.impact === "critical")
-            .map((v) => `${v.impact} ${v.id}: ${v.help} (${v.nodes.length}: ${v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join(", ")})`);
+            .map(
+              (v) =>
+                `${v.impact} ${v.id}: ${v.help} (${v.nodes.length}: ${v.nodes
+                  .slice(0, 3)
+                  .map((n) => n.target.join(" "))
+                  .join(", ")})`,
+            );
         });
         for (const f of found) problems.push(`${where}: axe: ${f}`);
       }
@@ -221,7 +227,10 @@ try {
         const texts = await page.locator(sel).allInnerTexts();
         const wrong = texts.filter((t) => !t.includes(want));
         if (texts.length === 0) problems.push(`${where}: nothing matches ${sel}`);
-        else if (wrong.length > 0) problems.push(`${where}: ${wrong.length} of ${texts.length} ${sel} do not show ${JSON.stringify(want)}, e.g. ${JSON.stringify(wrong[0])}`);
+        else if (wrong.length > 0)
+          problems.push(
+            `${where}: ${wrong.length} of ${texts.length} ${sel} do not show ${JSON.stringify(want)}, e.g. ${JSON.stringify(wrong[0])}`,
+          );
       }
       for (const pair of values["absent-text"]) {
         const at = pair.indexOf("=>");
@@ -229,7 +238,8 @@ try {
         const want = pair.slice(at + 2);
         const texts = await page.locator(sel).allInnerTexts();
         const found = texts.filter((t) => t.includes(want));
-        if (found.length > 0) problems.push(`${where}: ${found.length} ${sel} show ${JSON.stringify(want)}, e.g. ${JSON.stringify(found[0])}`);
+        if (found.length > 0)
+          problems.push(`${where}: ${found.length} ${sel} show ${JSON.stringify(want)}, e.g. ${JSON.stringify(found[0])}`);
       }
       for (const sel of values["absent-selector"]) {
         const n = await page.locator(sel).count();

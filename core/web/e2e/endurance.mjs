@@ -10,7 +10,15 @@ import { parseArgs } from "node:util";
 const { values } = parseArgs({ options: { base: { type: "string" }, seconds: { type: "string", default: "600" } } });
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--enable-precise-memory-info"],
+  args: [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--enable-precise-memory-info",
+  ],
 });
 const report = { samples: [], problems: [] };
 try {
@@ -52,7 +60,10 @@ try {
       points: Number(document.getElementById("map")?.dataset.points ?? -1),
       nodes: document.getElementsByTagName("*").length,
       long: globalThis.__long.filter((f) => !f.byGc).map((f) => f.ms),
-      longGc: globalThis.__long.splice(0).filter((f) => f.byGc).map((f) => f.ms),
+      longGc: globalThis.__long
+        .splice(0)
+        .filter((f) => f.byGc)
+        .map((f) => f.ms),
     }));
     report.samples.push({ t: Math.round((Date.now() - start) / 1000), heap_mib: +(heap / 1048576).toFixed(1), ...dom });
     console.error(JSON.stringify(report.samples[report.samples.length - 1]));

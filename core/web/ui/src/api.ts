@@ -54,6 +54,8 @@ export interface Status {
   now: number;
   /** The server's offset from UTC, in seconds, at `now`. */
   utc_offset_seconds: number;
+  /** The server's IANA time zone (`Europe/Brussels`), when it has a name. */
+  time_zone?: string | null;
   auth: { enabled: boolean; user: string | null };
   redis: { reachable: boolean; error?: string };
   feeds?: Feed[];
@@ -62,7 +64,13 @@ export interface Status {
     length: number;
     processing: number;
     dead_letters: number;
-    dispatcher_lease?: { holder: string | null; standby: string[] };
+    dispatcher_lease?: {
+      holder: string | null;
+      /** When the active dispatcher's process started (epoch seconds). */
+      holder_started?: number | null;
+      standby: string[];
+      standby_started?: (number | null)[];
+    };
   };
   buffer_error?: string;
   geoip: {

@@ -8,13 +8,7 @@
 
 import * as echarts from "echarts/core";
 import { BarChart, EffectScatterChart, LineChart, LinesChart, MapChart, PieChart, ScatterChart } from "echarts/charts";
-import {
-  GeoComponent,
-  GridComponent,
-  LegendComponent,
-  TooltipComponent,
-  VisualMapContinuousComponent,
-} from "echarts/components";
+import { GeoComponent, GridComponent, LegendComponent, TooltipComponent, VisualMapContinuousComponent } from "echarts/components";
 import { CanvasRenderer } from "echarts/renderers";
 import { el } from "./dom";
 
@@ -35,6 +29,11 @@ echarts.use([
 ]);
 
 export type Option = echarts.EChartsCoreOption;
+
+/** Whether the reader asked for less motion (no pulse, no fading). */
+export function reducedMotion(): boolean {
+  return window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+}
 
 /** A CSS custom property of the current theme. */
 export function token(name: string): string {
@@ -63,22 +62,50 @@ function theme(): Record<string, unknown> {
   };
 }
 
+/** Something that holds resources a page must give back: a chart, a timer, a listener. */
+export interface Disposable {
+  dispose(): void;
+}
+
+/** What one rendering of a page's panels holds. A refresh builds new panels in a new scope,
+ * then disposes of the old one: charts, their observers and timers go with their panels, so a
+ * page refreshed every minute for weeks holds what one rendering holds. */
+export class Scope implements Disposable {
+  private readonly held: Disposable[] = [];
+
+  own<T extends Disposable>(d: T): T {
+    this.held.push(d);
+    return d;
+  }
+
+  dispose(): void {
+    for (const d of this.held.splice(0)) d.dispose();
+  }
+}
+
+/** The charts drawn now, for a theme change (disposed charts leave it). */
 const charts = new Set<Chart>();
 
 /** One chart in a host element: drawn once the host has a size (panels are often built
  * before they are attached), re-created in the new theme when the theme changes, resized with
- * its host, exportable as PNG. */
-export class Chart {
+ * its host, exportable as PNG. Owned by a scope, which disposes of it. */
+export class Chart implements Disposable {
   private inst: echarts.ECharts | null = null;
   private readonly handlers: [string, (params: unknown) => void][] = [];
   private last: Option | null = null;
+  private readonly observer: ResizeObserver;
 
-  constructor(readonly host: HTMLElement) {
-    new ResizeObserver(() => {
+  constructor(
+    readonly host: HTMLElement,
+    scope: Scope,
+  ) {
+    this.observer = new ResizeObserver(() => {
       if (this.inst) this.inst.resize();
       else this.start();
-    }).observe(host);
+    });
+    this.observer.observe(host);
     charts.add(this);
+    scope.own(this);
   }
 
   /** Creates the ECharts instance when the host can hold it, and draws the last option. */
@@ -124,24 +151,36 @@ export class Chart {
     this.inst = null;
     this.start();
   }
+
+  dispose(): void {
+    this.observer.disconnect();
+    this.inst?.dispose();
+    this.inst = null;
+    this.last = null;
+    this.handlers.length = 0;
+    charts.delete(this);
+  }
 }
 
 /** A chart fed continuously (the live page's): redrawn on a timer only when something changed,
  * merging new data into the drawn option; set whole at first and after a theme change. */
-export abstract class LiveChart {
+export abstract class LiveChart implements Disposable {
   protected readonly chart: Chart;
   /** Something changed since the last draw. */
   protected dirty = true;
   /** The next draw sets the whole option. */
   protected full = true;
+  private readonly timer: number;
+  private readonly onTheme = (): void => {
+    this.full = true;
+    this.dirty = true;
+  };
 
-  constructor(host: HTMLElement, everyMs: number) {
-    this.chart = new Chart(host);
-    document.addEventListener("mispdash-theme", () => {
-      this.full = true;
-      this.dirty = true;
-    });
-    window.setInterval(() => this.draw(), everyMs);
+  constructor(host: HTMLElement, everyMs: number, scope: Scope) {
+    this.chart = new Chart(host, scope);
+    document.addEventListener("mispdash-theme", this.onTheme);
+    this.timer = window.setInterval(() => this.draw(), everyMs);
+    scope.own(this);
   }
 
   png(): string | null {
@@ -152,6 +191,11 @@ export abstract class LiveChart {
   flush(): void {
     this.dirty = true;
     this.draw();
+  }
+
+  dispose(): void {
+    window.clearInterval(this.timer);
+    document.removeEventListener("mispdash-theme", this.onTheme);
   }
 
   protected abstract draw(): void;

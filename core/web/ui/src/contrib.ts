@@ -5,8 +5,13 @@
 // The organisation and the month live in the URL.
 
 import { el, fill } from "./dom";
-import { getJson, uiSettings, type Status, type UiSettings } from "./api";
+import { getJson, uiSettings, type UiSettings } from "./api";
+import type { Scope } from "./charts";
+import { tools } from "./export";
 import { startPage } from "./shell";
+import { LiveStream } from "./stream";
+import type { ServerClock } from "./time";
+import { params } from "./urlstate";
 import { badgeIcon, BADGE_COUNT, trophyIcon } from "./icons";
 import {
   int,
@@ -15,7 +20,7 @@ import {
   orgLink,
   prettyCateg,
   pts,
-  liveLists,
+  LiveLists,
   rankingTable,
   tableOf,
   type Award,
@@ -25,7 +30,7 @@ import {
   type OrgStatus,
   type Trophy,
 } from "./ranks";
-import { noonOf, panel, refresher, setField, tools } from "./widgets";
+import { panel, refreshSeconds, refresher, Rendering, setField, widePanel } from "./panels";
 
 /** The chosen organisation: rank progress, who to overtake, requirements, badges, trophies. */
 async function orgPanels(u: UiSettings, org: string, ranking: Contributor[]): Promise<HTMLElement[]> {
@@ -57,7 +62,11 @@ async function orgPanels(u: UiSettings, org: string, ranking: Contributor[]): Pr
       el(
         "div",
         {},
-        el("p", { class: "big-num" }, `${pts(rank.points)} point(s) this month, monthly rank ${level}${level > 0 ? ` (${u.ranking.rank_titles[level - 1] ?? ""})` : ""}`),
+        el(
+          "p",
+          { class: "big-num" },
+          `${pts(rank.points)} point(s) this month, monthly rank ${level}${level > 0 ? ` (${u.ranking.rank_titles[level - 1] ?? ""})` : ""}`,
+        ),
         level < 16
           ? el("p", {}, progress, ` ${pts(rank.remainingPts)} point(s) to rank ${next} (${u.ranking.rank_titles[next - 1] ?? ""})`)
           : el("p", {}, "Highest monthly rank."),
@@ -77,15 +86,36 @@ async function orgPanels(u: UiSettings, org: string, ranking: Contributor[]): Pr
   }
   const reqPanel = panel(
     `Contribution rank ${int(status.rank)}, ${int(status.totPoints)} point(s) in total`,
-    el("p", { class: "hint" }, `Monthly rank = floor(log(points) / log(${u.ranking.rank_multiplier})). `, ...u.contrib.additional_help_text.map((t) => el("span", {}, `${t} `))),
+    el(
+      "p",
+      { class: "hint" },
+      `Monthly rank = floor(log(points) / log(${u.ranking.rank_multiplier})). `,
+      ...u.contrib.additional_help_text.map((t) => el("span", {}, `${t} `)),
+    ),
     req,
   );
-  tools(reqPanel, { table: () => ({ header: ["requirement", "title", "state"], rows: Array.from({ length: 16 }, (_, i) => [i + 1, u.ranking.rank_titles[i] ?? "", status.status[String(i + 1)] ?? -1]) }) });
+  tools(reqPanel, {
+    table: () => ({
+      header: ["requirement", "title", "state"],
+      rows: Array.from({ length: 16 }, (_, i) => [i + 1, u.ranking.rank_titles[i] ?? "", status.status[String(i + 1)] ?? -1]),
+    }),
+  });
 
   const have = new Set(honors);
   const badgePanel = panel(
     "Honour badges",
-    el("ul", { class: "badges" }, ...Array.from({ length: BADGE_COUNT }, (_, i) => el("li", { "data-state": have.has(i + 1) ? "ok" : "quiet" }, badgeIcon(i + 1, u.ranking.badges[i], have.has(i + 1)), ` ${u.ranking.badges[i] ?? `badge ${i + 1}`}${have.has(i + 1) ? "" : " (not yet)"}`))),
+    el(
+      "ul",
+      { class: "badges" },
+      ...Array.from({ length: BADGE_COUNT }, (_, i) =>
+        el(
+          "li",
+          { "data-state": have.has(i + 1) ? "ok" : "quiet" },
+          badgeIcon(i + 1, u.ranking.badges[i], have.has(i + 1)),
+          ` ${u.ranking.badges[i] ?? `badge ${i + 1}`}${have.has(i + 1) ? "" : " (not yet)"}`,
+        ),
+      ),
+    ),
   );
 
   const trophyBody = el("tbody");
@@ -94,14 +124,39 @@ async function orgPanels(u: UiSettings, org: string, ranking: Contributor[]): Pr
     const l = int(t.trophy_true_rank);
     const show = el("button", { type: "button", "aria-label": `Global ranking of ${prettyCateg(t.categ)}` }, prettyCateg(t.categ));
     show.addEventListener("click", () => void categRanking(u, t.categ, global, org));
-    trophyBody.append(el("tr", {}, el("td", {}, show), el("td", {}, el("span", { class: "icons" }, trophyIcon(l, u.ranking.trophy_titles[l]), ` ${u.ranking.trophy_titles[l] ?? l}`)), el("td", { class: "num" }, pts(t.trophy_points))));
+    trophyBody.append(
+      el(
+        "tr",
+        {},
+        el("td", {}, show),
+        el("td", {}, el("span", { class: "icons" }, trophyIcon(l, u.ranking.trophy_titles[l]), ` ${u.ranking.trophy_titles[l] ?? l}`)),
+        el("td", { class: "num" }, pts(t.trophy_points)),
+      ),
+    );
   }
   const trophyPanel = panel(
     "Trophies per category",
-    trophies.length === 0 ? el("p", { class: "empty" }, `${org} has no trophy yet.`) : el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "Category"), el("th", {}, "Trophy"), el("th", { class: "num" }, "Points"))), trophyBody),
+    trophies.length === 0
+      ? el("p", { class: "empty" }, `${org} has no trophy yet.`)
+      : el(
+          "table",
+          {},
+          el("thead", {}, el("tr", {}, el("th", {}, "Category"), el("th", {}, "Trophy"), el("th", { class: "num" }, "Points"))),
+          trophyBody,
+        ),
     global,
   );
-  tools(trophyPanel, { table: () => ({ header: ["category", "level", "title", "points"], rows: trophies.map((t) => [t.categ, int(t.trophy_true_rank), u.ranking.trophy_titles[int(t.trophy_true_rank)] ?? "", t.trophy_points]) }) });
+  tools(trophyPanel, {
+    table: () => ({
+      header: ["category", "level", "title", "points"],
+      rows: trophies.map((t) => [
+        t.categ,
+        int(t.trophy_true_rank),
+        u.ranking.trophy_titles[int(t.trophy_true_rank)] ?? "",
+        t.trophy_points,
+      ]),
+    }),
+  });
   return [summary, reqPanel, badgePanel, trophyPanel];
 }
 
@@ -109,10 +164,41 @@ async function categRanking(u: UiSettings, categ: string, into: HTMLElement, org
   const rows = await getJson<[string, number, number][]>(`/_getAllOrgsTrophyRanking/${encodeURIComponent(categ)}`);
   const body = el("tbody");
   rows.slice(0, 100).forEach(([o, p, l], i) => {
-    const tr = el("tr", o === org ? { class: "current" } : {}, el("td", { class: "num" }, i + 1), el("td", {}, trophyIcon(int(l), u.ranking.trophy_titles[int(l)])), el("td", { class: "num" }, pts(p)), el("td", {}, orgLink(o)));
+    const tr = el(
+      "tr",
+      o === org ? { class: "current" } : {},
+      el("td", { class: "num" }, i + 1),
+      el("td", {}, trophyIcon(int(l), u.ranking.trophy_titles[int(l)])),
+      el("td", { class: "num" }, pts(p)),
+      el("td", {}, orgLink(o)),
+    );
     body.append(tr);
   });
-  fill(into, el("h3", {}, `${prettyCateg(categ)}: global ranking`), el("div", { class: "scroll short", tabindex: "0" }, el("table", {}, el("thead", {}, el("tr", {}, el("th", { class: "num" }, "#"), el("th", {}, "Trophy"), el("th", { class: "num" }, "Points"), el("th", {}, "Organisation"))), body)));
+  fill(
+    into,
+    el("h3", {}, `${prettyCateg(categ)}: global ranking`),
+    el(
+      "div",
+      { class: "scroll short", tabindex: "0" },
+      el(
+        "table",
+        {},
+        el(
+          "thead",
+          {},
+          el(
+            "tr",
+            {},
+            el("th", { class: "num" }, "#"),
+            el("th", {}, "Trophy"),
+            el("th", { class: "num" }, "Points"),
+            el("th", {}, "Organisation"),
+          ),
+        ),
+        body,
+      ),
+    ),
+  );
 }
 
 /** Categories per contributor: sortable by any column, searchable by name. */
@@ -145,78 +231,106 @@ function categPanel(u: UiSettings, rows: CategRow[], month: string): HTMLElement
     fill(
       table,
       el("thead", {}, el("tr", {}, th("org", "Organisation"), th("pnts", "Points"), ...cats.map((c) => th(c, prettyCateg(c))))),
-      el("tbody", {}, ...shown.map((r) => el("tr", {}, el("td", {}, orgLink(r.org)), el("td", { class: "num" }, pts(r.pnts)), ...cats.map((c) => el("td", { class: "num" }, pts(r[c])))))),
+      el(
+        "tbody",
+        {},
+        ...shown.map((r) =>
+          el(
+            "tr",
+            {},
+            el("td", {}, orgLink(r.org)),
+            el("td", { class: "num" }, pts(r.pnts)),
+            ...cats.map((c) => el("td", { class: "num" }, pts(r[c]))),
+          ),
+        ),
+      ),
     );
   };
   search.addEventListener("input", draw);
   draw();
-  const p = panel(
+  const p = widePanel(
     `Contributions per category, ${month}`,
-    rows.length === 0 ? el("p", { class: "empty" }, `No contribution in ${month}.`) : el("div", {}, el("label", {}, "Search ", search), el("div", { class: "scroll short", tabindex: "0" }, table)),
+    rows.length === 0
+      ? el("p", { class: "empty" }, `No contribution in ${month}.`)
+      : el("div", {}, el("label", {}, "Search ", search), el("div", { class: "scroll short", tabindex: "0" }, table)),
   );
-  p.classList.add("wide");
-  tools(p, { table: () => ({ header: ["organisation", "points", ...cats], rows: rows.map((r) => [r.org, r.pnts, ...cats.map((c) => (typeof r[c] === "number" ? (r[c]) : 0))]) }) });
+  tools(p, {
+    table: () => ({
+      header: ["organisation", "points", ...cats],
+      rows: rows.map((r) => [r.org, r.pnts, ...cats.map((c) => (typeof r[c] === "number" ? r[c] : 0))]),
+    }),
+  });
   return p;
 }
 
-async function render(main: HTMLElement, s: Status, u: UiSettings, org: string, month: string): Promise<void> {
-  const off = s.utc_offset_seconds;
-  const date = String(noonOf(`${month}-15`, off));
-  const [ranking, last, awards, fame, fameQual, categs] = await Promise.all([
+/** The organisation and the month the URL asks for (this month by default, read again at every
+ * refresh so that a wall screen moves on with the months). */
+function readView(clock: ServerClock): { org: string; month: string } {
+  const q = params();
+  const m = q.get("month");
+  return { org: (q.get("org") ?? "").trim(), month: m !== null && /^\d{4}-(0[1-9]|1[0-2])$/.test(m) ? m : clock.month(clock.now()) };
+}
+
+async function render(_scope: Scope, clock: ServerClock, u: UiSettings, lists: LiveLists): Promise<Node[]> {
+  const { org, month } = readView(clock);
+  const date = String(clock.noonOf(`${month}-15`));
+  const [ranking, fame, fameQual, categs] = await Promise.all([
     getJson<Contributor[]>("/_getTopContributor", { date }),
-    getJson<Contributor[]>("/_getLastContributors"),
-    getJson<Award[]>("/_getLatestAwards"),
     getJson<Contributor[]>("/_getFameContributor"),
     getJson<Contributor[]>("/_getFameQualContributor"),
     getJson<CategRow[]>("/_getCategPerContrib", { date }),
   ]);
   const rankingPanel = panel(`Contributor ranking, ${month}`, rankingTable(u, ranking, `No contribution in ${month}.`));
   tools(rankingPanel, { table: () => tableOf(ranking), json: () => ranking });
-
-  const [lastPanel, awardPanel] = liveLists(u, off, last, awards);
-
   const famePanel = panel("Hall of fame, previous month", rankingTable(u, fame, "Nobody contributed in the previous month."));
   tools(famePanel, { table: () => tableOf(fame) });
   const qualPanel = panel("Hall of fame (quality), previous month", rankingTable(u, fameQual, "Nobody contributed in the previous month."));
   tools(qualPanel, { table: () => tableOf(fameQual) });
-
   const parts: HTMLElement[] = [];
   if (org) parts.push(...(await orgPanels(u, org, ranking)));
-  parts.push(rankingPanel, lastPanel, awardPanel, famePanel, qualPanel, categPanel(u, categs, month));
-  main.setAttribute("aria-busy", "false");
-  fill(main, ...parts);
-
+  // The live lists are the same panels at every refresh: the stream keeps them current.
+  parts.push(rankingPanel, ...lists.panels, famePanel, qualPanel, categPanel(u, categs, month));
+  return parts;
 }
 
 const main = document.getElementById("contrib");
 const form = document.getElementById("pick");
-startPage("/contrib", (s) => {
+startPage("/contrib", ({ clock, shell }) => {
   if (!(main instanceof HTMLElement) || !(form instanceof HTMLFormElement)) return;
-  const q = new URLSearchParams(window.location.search);
-  const org = (q.get("org") ?? "").trim();
-  const thisMonth = new Date((s.now + s.utc_offset_seconds) * 1000).toISOString().slice(0, 7);
-  const m = q.get("month");
-  const month = m !== null && /^\d{4}-(0[1-9]|1[0-2])$/.test(m) ? m : thisMonth;
+  const { org, month } = readView(clock);
   setField(form, "org", org);
   setField(form, "month", month);
   void getJson<string[]>("/_getAllOrg").then((orgs) => {
     const list = document.getElementById("orgs");
     if (list) fill(list, ...[...orgs].sort((a, b) => a.localeCompare(b)).map((o) => el("option", { value: o })));
   });
-  uiSettings()
-    .then(async (u) => {
-      await render(main, s, u, org, month);
-      // The original reloaded the whole page every [CONTRIB] min_between_reload minutes; the
-      // live lists stream, so only a reload of the rest is due.
-      form.append(
-        refresher(Math.max(1, u.contrib.min_between_reload) * 60, () => {
-          window.location.reload();
-          return Promise.resolve();
-        }),
-      );
-    })
-    .catch((e: unknown) => {
-      main.setAttribute("aria-busy", "false");
-      fill(main, el("p", { class: "error" }, `Cannot load the contributors: ${String(e)}`));
-    });
+  void uiSettings().then((u) => {
+    let lists: LiveLists | null = null;
+    const stream = new LiveStream(
+      ["contributors", "awards"],
+      {
+        event: (topic, data) => {
+          const v: unknown = JSON.parse(data);
+          if (topic === "contributors") lists?.contributor(v as Contributor);
+          else lists?.award(v as Award);
+        },
+        snapshot: (topic, _events, first) => {
+          if (topic !== "awards" || !lists) return;
+          // The lists come from their routes; after a new server process, the rest of the
+          // page is read again too.
+          void lists.reload().catch(() => undefined);
+          if (!first) void rendering.run();
+        },
+      },
+      shell,
+      clock,
+    );
+    lists = new LiveLists(u, clock, [stream.note(), stream.note()]);
+    const live = lists;
+    const rendering = new Rendering(main, "the contributors", (scope) => render(scope, clock, u, live));
+    void rendering.run().then(() => stream.start());
+    // The original reloaded the whole page every [CONTRIB] min_between_reload minutes; here
+    // the panels are read again in place (the live lists stream).
+    form.append(refresher(refreshSeconds(params(), u.contrib.min_between_reload), () => rendering.run(), clock));
+  });
 });

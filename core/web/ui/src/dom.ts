@@ -11,6 +11,7 @@ export interface Attrs {
   role?: string;
   "aria-label"?: string;
   "aria-live"?: "polite" | "off";
+  "aria-hidden"?: "true";
   "data-state"?: string;
   "aria-pressed"?: "true" | "false";
   "aria-busy"?: "true" | "false";
@@ -24,11 +25,7 @@ export interface Attrs {
 }
 
 /** An element with attributes (set as attributes, never as HTML) and text or element children. */
-export function el<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  attrs: Attrs = {},
-  ...children: Child[]
-): HTMLElementTagNameMap[K] {
+export function el<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Attrs = {}, ...children: Child[]): HTMLElementTagNameMap[K] {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
     if (typeof v === "string") node.setAttribute(k, v);

@@ -5,15 +5,15 @@
 // what the API returns.
 
 import { geoCentroid, geoCircle, geoContains, geoDistance, geoBounds } from "d3-geo";
-import type { Feature, Geometry } from "geojson";
-import { feature } from "topojson-client";
-import world from "virtual:world";
 import { el, fill } from "./dom";
-import { getJson, uiSettings, type Status } from "./api";
-import { Chart, tipNode, token, tooltip, type Option } from "./charts";
-import { COUNTRY_NAMES, PROJECTION, registerWorld } from "./worldmap";
+import { getJson, uiSettings } from "./api";
+import { Chart, tipNode, token, tooltip, type Option, type Scope } from "./charts";
+import { tools, type Table } from "./export";
+import { fieldText, panel, quickRanges, refreshSeconds, refresher, Rendering, setField } from "./panels";
 import { startPage } from "./shell";
-import { dateParam, DAY, noonOf, panel, quickRanges, refreshSeconds, refresher, serverDay, setField, tools, type Table } from "./widgets";
+import { daysBetween, type ServerClock } from "./time";
+import { dayParam, go, params, urlWith } from "./urlstate";
+import { COUNTRIES, COUNTRY_NAMES, PROJECTION } from "./worldmap";
 
 const EARTH_KM = 6371;
 /** A longer range would send one request per day for too many days. */
@@ -41,9 +41,6 @@ interface View {
   circle: { lat: number; lon: number; km: number } | null;
 }
 
-const countries = new Map<string, Feature<Geometry>>();
-for (const f of feature(world, world.objects.countries).features) countries.set(String(f.id), f);
-
 function num(v: unknown): number {
   const n = typeof v === "number" ? v : Number(v);
   return Number.isFinite(n) ? n : NaN;
@@ -56,7 +53,12 @@ function parsePlace(member: string): Place | null {
     const lat = num(o.lat);
     const lon = num(o.lon);
     if (Number.isNaN(lat) || Number.isNaN(lon)) return null;
-    return { lat, lon, categ: typeof o.categ === "string" ? o.categ : null, value: typeof o.value === "string" ? o.value : o.value == null ? null : JSON.stringify(o.value) };
+    return {
+      lat,
+      lon,
+      categ: typeof o.categ === "string" ? o.categ : null,
+      value: typeof o.value === "string" ? o.value : o.value == null ? null : JSON.stringify(o.value),
+    };
   } catch {
     return null;
   }
@@ -67,41 +69,40 @@ function parseItem(member: string): { categ: string | null; value: string | null
   return p ? { categ: p.categ, value: p.value } : { categ: null, value: member };
 }
 
-function readView(s: Status): View {
-  const q = new URLSearchParams(window.location.search);
-  const today = serverDay(s.now, s.utc_offset_seconds);
-  const to = dateParam(q, "to") ?? today;
-  let from = dateParam(q, "from") ?? to;
+/** What the URL asks for; without dates, the server's today (read again at every refresh, so
+ * that a wall screen moves on with the days). */
+function readView(clock: ServerClock): View {
+  const q = params();
+  const today = clock.today();
+  const to = dayParam(q, "to") ?? today;
+  let from = dayParam(q, "from") ?? to;
   if (from > to) from = to;
   const lat = num(q.get("lat"));
   const lon = num(q.get("lon"));
   const km = num(q.get("km"));
-  const circle = [lat, lon, km].some(Number.isNaN) || Math.abs(lat) > 90 || Math.abs(lon) > 180 || km <= 0 ? null : { lat, lon, km: Math.min(km, 20_000) };
-  const region = new Set((q.get("region") ?? "").toUpperCase().split(/[\s,;]+/).filter((c) => countries.has(c)));
+  const circle =
+    [lat, lon, km].some(Number.isNaN) || Math.abs(lat) > 90 || Math.abs(lon) > 180 || km <= 0
+      ? null
+      : { lat, lon, km: Math.min(km, 20_000) };
+  const region = new Set(
+    (q.get("region") ?? "")
+      .toUpperCase()
+      .split(/[\s,;]+/)
+      .filter((c) => COUNTRIES.has(c)),
+  );
   const country = q.get("country")?.toUpperCase() ?? null;
-  return { from, to, categ: q.get("categ") ?? "", region, country: country && countries.has(country) ? country : null, circle };
+  return { from, to, categ: q.get("categ") ?? "", region, country: country && COUNTRIES.has(country) ? country : null, circle };
 }
 
-/** The URL of this page with some parameters changed (the others kept). */
-function urlWith(changes: Record<string, string | null>): string {
-  const q = new URLSearchParams(window.location.search);
-  for (const [k, v] of Object.entries(changes)) {
-    if (v === null || v === "") q.delete(k);
-    else q.set(k, v);
-  }
-  return `${window.location.pathname}?${q.toString()}`;
-}
-
-function days(v: View, offset: number): number[] {
-  const out: number[] = [];
-  for (let t = noonOf(v.from, offset); t <= noonOf(v.to, offset) && out.length < MAX_DAYS; t += DAY) out.push(t);
-  return out;
+/** Noon of each day of the range (the API names a day by any time in it). */
+function days(v: View, clock: ServerClock): number[] {
+  return daysBetween(v.from, v.to, MAX_DAYS).map((d) => clock.noonOf(d));
 }
 
 function inRegion(v: View, lon: number, lat: number): boolean {
   if (v.region.size === 0) return true;
   for (const c of v.region) {
-    const f = countries.get(c);
+    const f = COUNTRIES.get(c);
     if (f && geoContains(f, [lon, lat])) return true;
   }
   return false;
@@ -111,7 +112,9 @@ const passesCateg = (v: View, categ: string | null): boolean => v.categ === "" |
 
 /** A circle on the map as a closed line of [lon, lat] points. */
 function ring(lat: number, lon: number, km: number): number[][] {
-  const poly = geoCircle().center([lon, lat]).radius((km / EARTH_KM) * (180 / Math.PI))();
+  const poly = geoCircle()
+    .center([lon, lat])
+    .radius((km / EARTH_KM) * (180 / Math.PI))();
   return poly.coordinates[0] ?? [];
 }
 
@@ -135,11 +138,10 @@ function placeLabel(p: { categ: string | null; value: string | null }): string {
   return p.categ ? `${p.categ}: ${p.value}` : p.value;
 }
 
-async function render(main: HTMLElement, s: Status, v: View): Promise<void> {
-  registerWorld();
-  const off = s.utc_offset_seconds;
+async function render(scope: Scope, clock: ServerClock): Promise<Node[]> {
+  const v = readView(clock);
   const span = v.from === v.to ? v.from : `${v.from} to ${v.to}`;
-  const list = days(v, off);
+  const list = days(v, clock);
   const [hits, tops] = await Promise.all([
     Promise.all(list.map((d) => getJson<[string, number][]>("/_getHitMap", { date: String(d) }))),
     Promise.all(list.map((d) => getJson<[string, number][]>("/_getTopCoord", { date: String(d) }))),
@@ -147,7 +149,8 @@ async function render(main: HTMLElement, s: Status, v: View): Promise<void> {
 
   // Hits per country over the range, limited to the region.
   const perCountry = new Map<string, number>();
-  for (const day of hits) for (const [c, n] of day) if (v.region.size === 0 || v.region.has(c)) perCountry.set(c, (perCountry.get(c) ?? 0) + n);
+  for (const day of hits)
+    for (const [c, n] of day) if (v.region.size === 0 || v.region.has(c)) perCountry.set(c, (perCountry.get(c) ?? 0) + n);
   const ranked = [...perCountry.entries()].sort((a, b) => b[1] - a[1]);
   const max = Math.max(1, ...perCountry.values());
 
@@ -164,32 +167,47 @@ async function render(main: HTMLElement, s: Status, v: View): Promise<void> {
   }
   const top = [...perPlace.values()].sort((a, b) => b.n - a.n).slice(0, 6);
   const categs = new Set<string>();
-  for (const day of tops) for (const [m] of day) { const c = parsePlace(m)?.categ; if (c) categs.add(c); }
+  for (const day of tops)
+    for (const [m] of day) {
+      const c = parsePlace(m)?.categ;
+      if (c) categs.add(c);
+    }
   fillCategories(categs, v.categ);
 
   // Hit map.
   const hitHost = el("div", { class: "chart map", role: "img", "aria-label": `Hits per country, ${span}` });
   const hitPanel = panel(`Hits per country, ${span}`, hitHost, hitLegend(ranked, span, v));
-  const hitChart = new Chart(hitHost);
+  const hitChart = new Chart(hitHost, scope);
   const hitOption: Option = {
     tooltip: tooltip((p) => {
       const name = (p as { name?: string }).name ?? "";
       return tipNode(COUNTRY_NAMES.get(name) ?? name, ["hits", perCountry.get(name) ?? 0]);
     }),
     // Countries without a hit are out of the range: the map's plain colour, not the scale's.
-    visualMap: { type: "continuous", min: 1, max: Math.max(2, max), calculable: false, left: "left", bottom: 0, text: [String(max), "1"], inRange: { color: ["#1d3b5c", token("--accent"), "#ffd166", "#ef5b5b"] }, outOfRange: { color: token("--panel-edge") }, textStyle: { color: token("--muted") } },
+    visualMap: {
+      type: "continuous",
+      min: 1,
+      max: Math.max(2, max),
+      calculable: false,
+      left: "left",
+      bottom: 0,
+      text: [String(max), "1"],
+      inRange: { color: ["#1d3b5c", token("--accent"), "#ffd166", "#ef5b5b"] },
+      outOfRange: { color: token("--panel-edge") },
+      textStyle: { color: token("--muted") },
+    },
     series: [
       {
         type: "map",
         ...geoBase(),
-        data: [...countries.keys()].map((c) => ({ name: c, value: perCountry.get(c) ?? 0 })),
+        data: [...COUNTRIES.keys()].map((c) => ({ name: c, value: perCountry.get(c) ?? 0 })),
       },
     ],
   };
   hitChart.set(hitOption);
   hitChart.on("click", (p) => {
     const name = (p as { name?: string }).name;
-    if (name) window.location.assign(urlWith({ country: name }));
+    if (name) go({ country: name });
   });
   tools(hitPanel, {
     png: () => hitChart.png(),
@@ -198,11 +216,18 @@ async function render(main: HTMLElement, s: Status, v: View): Promise<void> {
 
   // Top locations.
   const topHost = el("div", { class: "chart small-map", role: "img", "aria-label": `Top locations, ${span}` });
-  const topList = top.length === 0
-    ? el("p", { class: "empty" }, `No location for ${span}${v.categ ? ` in ${v.categ}` : ""}.`)
-    : el("ol", { class: "places" }, ...top.map((t) => el("li", {}, el("span", { class: "label" }, placeLabel(t.p)), " ", el("span", { class: "num" }, `${t.n} hit(s)`))));
+  const topList =
+    top.length === 0
+      ? el("p", { class: "empty" }, `No location for ${span}${v.categ ? ` in ${v.categ}` : ""}.`)
+      : el(
+          "ol",
+          { class: "places" },
+          ...top.map((t) =>
+            el("li", {}, el("span", { class: "label" }, placeLabel(t.p)), " ", el("span", { class: "num" }, `${t.n} hit(s)`)),
+          ),
+        );
   const topPanel = panel(`Top locations, ${span}`, topHost, topList);
-  const topChart = new Chart(topHost);
+  const topChart = new Chart(topHost, scope);
   topChart.set({
     geo: geoBase({ roam: false }),
     tooltip: tooltip((p) => {
@@ -210,19 +235,30 @@ async function render(main: HTMLElement, s: Status, v: View): Promise<void> {
       const t = top[i];
       return t ? tipNode(`${i + 1}. ${placeLabel(t.p)}`, ["hits", t.n]) : "";
     }),
-    series: [{ type: "effectScatter", coordinateSystem: "geo", symbolSize: 12, rippleEffect: { scale: 3 }, label: { show: true, formatter: (p: { dataIndex: number }) => String(p.dataIndex + 1), color: token("--text") }, data: top.map((t) => [t.p.lon, t.p.lat, t.n]) }],
+    series: [
+      {
+        type: "effectScatter",
+        coordinateSystem: "geo",
+        symbolSize: 12,
+        rippleEffect: { scale: 3 },
+        label: { show: true, formatter: (p: { dataIndex: number }) => String(p.dataIndex + 1), color: token("--text") },
+        data: top.map((t) => [t.p.lon, t.p.lat, t.n]),
+      },
+    ],
   });
   tools(topPanel, {
     png: () => topChart.png(),
-    table: () => ({ header: ["rank", "category", "value", "latitude", "longitude", "hits"], rows: top.map((t, i) => [i + 1, t.p.categ, t.p.value, t.p.lat, t.p.lon, t.n]) }),
+    table: () => ({
+      header: ["rank", "category", "value", "latitude", "longitude", "hits"],
+      rows: top.map((t, i) => [i + 1, t.p.categ, t.p.value, t.p.lat, t.p.lon, t.n]),
+    }),
   });
 
-  const radius = radiusPanel(s, v, span, list);
+  const radius = radiusPanel(scope, v, span, list);
   const parts: HTMLElement[] = [hitPanel];
   if (v.country) parts.push(await countryPanel(v, list));
   parts.push(topPanel, radius);
-  main.setAttribute("aria-busy", "false");
-  fill(main, ...parts);
+  return parts;
 }
 
 function hitLegend(ranked: [string, number][], span: string, v: View): HTMLElement {
@@ -234,7 +270,13 @@ function hitLegend(ranked: [string, number][], span: string, v: View): HTMLEleme
     "p",
     { class: "hint" },
     `${total} hit(s) in ${ranked.length} ${ranked.length === 1 ? "country" : "countries"}; most: `,
-    ...ranked.slice(0, 5).flatMap(([c, n], i) => [i > 0 ? ", " : "", el("a", { href: urlWith({ country: c }) }, `${COUNTRY_NAMES.get(c) ?? c} (${c})`), ` ${n}`]),
+    ...ranked
+      .slice(0, 5)
+      .flatMap(([c, n], i) => [
+        i > 0 ? ", " : "",
+        el("a", { href: urlWith({ country: c }) }, `${COUNTRY_NAMES.get(c) ?? c} (${c})`),
+        ` ${n}`,
+      ]),
     v.categ ? ". The hit map counts every category." : ".",
   );
 }
@@ -242,13 +284,26 @@ function hitLegend(ranked: [string, number][], span: string, v: View): HTMLEleme
 /** The points of the chosen country: a radius query around it, kept to its shape. */
 async function countryPanel(v: View, list: number[]): Promise<HTMLElement> {
   const code = v.country ?? "";
-  const f = countries.get(code);
+  const f = COUNTRIES.get(code);
   const name = COUNTRY_NAMES.get(code) ?? code;
   const close = el("a", { href: urlWith({ country: null }) }, "close");
   if (!f) return panel(name, el("p", { class: "empty" }, "Unknown country."));
   const [lon, lat] = geoCentroid(f);
   const [[w, so], [e, n]] = geoBounds(f);
-  const km = Math.min(20_000, Math.ceil(EARTH_KM * Math.max(...[[w, so], [e, n], [w, n], [e, so]].map((c) => geoDistance([lon, lat], c as [number, number])))));
+  const km = Math.min(
+    20_000,
+    Math.ceil(
+      EARTH_KM *
+        Math.max(
+          ...[
+            [w, so],
+            [e, n],
+            [w, n],
+            [e, so],
+          ].map((c) => geoDistance([lon, lat], c as [number, number])),
+        ),
+    ),
+  );
   const clusters = await radiusQuery(list, lat, lon, km);
   const inside = clusters
     .filter((c) => geoContains(f, [c.lon, c.lat]))
@@ -262,7 +317,10 @@ async function countryPanel(v: View, list: number[]): Promise<HTMLElement> {
 }
 
 function clusterRows(cs: Cluster[]): Table {
-  return { header: ["latitude", "longitude", "category", "value"], rows: cs.flatMap((c) => c.items.map((i) => [c.lat, c.lon, i.categ, i.value])) };
+  return {
+    header: ["latitude", "longitude", "category", "value"],
+    rows: cs.flatMap((c) => c.items.map((i) => [c.lat, c.lon, i.categ, i.value])),
+  };
 }
 
 function clusterTable(cs: Cluster[]): HTMLElement {
@@ -274,11 +332,29 @@ function clusterTable(cs: Cluster[]): HTMLElement {
         {},
         el("td", { class: "num" }, `${c.lat.toFixed(3)}, ${c.lon.toFixed(3)}`),
         el("td", { class: "num" }, c.items.length),
-        el("td", {}, el("span", { class: "parts" }, ...c.items.slice(0, 20).map((i) => el("span", {}, placeLabel(i))), c.items.length > 20 ? el("span", {}, `… ${c.items.length - 20} more`) : null)),
+        el(
+          "td",
+          {},
+          el(
+            "span",
+            { class: "parts" },
+            ...c.items.slice(0, 20).map((i) => el("span", {}, placeLabel(i))),
+            c.items.length > 20 ? el("span", {}, `… ${c.items.length - 20} more`) : null,
+          ),
+        ),
       ),
     );
   }
-  return el("div", { class: "scroll short", tabindex: "0" }, el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "Coordinates"), el("th", { class: "num" }, "Values"), el("th", {}, "Category: value"))), body));
+  return el(
+    "div",
+    { class: "scroll short", tabindex: "0" },
+    el(
+      "table",
+      {},
+      el("thead", {}, el("tr", {}, el("th", {}, "Coordinates"), el("th", { class: "num" }, "Values"), el("th", {}, "Category: value"))),
+      body,
+    ),
+  );
 }
 
 async function radiusQuery(list: number[], lat: number, lon: number, km: number): Promise<Cluster[]> {
@@ -295,7 +371,7 @@ async function radiusQuery(list: number[], lat: number, lon: number, km: number)
   return raw.map(([members, [clon, clat]]) => ({ lon: clon, lat: clat, items: members.map(parseItem) }));
 }
 
-function radiusPanel(s: Status, v: View, span: string, list: number[]): HTMLElement {
+function radiusPanel(scope: Scope, v: View, span: string, list: number[]): HTMLElement {
   const host = el("div", { class: "chart map", role: "img", "aria-label": "Radius query map: drag to draw a circle" });
   const form = el(
     "form",
@@ -310,9 +386,15 @@ function radiusPanel(s: Status, v: View, span: string, list: number[]): HTMLElem
     i.step = "any";
     i.required = true;
   }
-  const result = el("div", { "aria-live": "polite" }, v.circle ? el("p", { class: "hint" }, "Querying…") : el("p", { class: "empty" }, `Draw or type a circle to list what was located in it, ${span}.`));
+  const result = el(
+    "div",
+    { "aria-live": "polite" },
+    v.circle
+      ? el("p", { class: "hint" }, "Querying…")
+      : el("p", { class: "empty" }, `Draw or type a circle to list what was located in it, ${span}.`),
+  );
   const p = panel(`Radius query, ${span}`, form, host, result);
-  const chart = new Chart(host);
+  const chart = new Chart(host, scope);
   let clusters: Cluster[] = [];
   const draw = (c: View["circle"]): void => {
     // A circle is shown at a zoom where it fills about a third of the map's width.
@@ -321,11 +403,29 @@ function radiusPanel(s: Status, v: View, span: string, list: number[]): HTMLElem
       geo: geoBase({ roam: "scale", ...focus }),
       tooltip: tooltip((x) => {
         const cl = clusters[(x as { dataIndex?: number }).dataIndex ?? -1];
-        return cl ? tipNode(`${cl.lat.toFixed(3)}, ${cl.lon.toFixed(3)}`, ...cl.items.slice(0, 8).map((i): [string, string] => [i.categ ?? "phone", i.value ?? ""])) : "";
+        return cl
+          ? tipNode(
+              `${cl.lat.toFixed(3)}, ${cl.lon.toFixed(3)}`,
+              ...cl.items.slice(0, 8).map((i): [string, string] => [i.categ ?? "phone", i.value ?? ""]),
+            )
+          : "";
       }),
       series: [
-        { type: "lines", coordinateSystem: "geo", polyline: true, silent: true, lineStyle: { color: token("--bad"), width: 2 }, data: c ? [{ coords: ring(c.lat, c.lon, c.km) }] : [] },
-        { type: "scatter", coordinateSystem: "geo", symbolSize: (d: number[]) => Math.min(24, 6 + 2 * (d[2] ?? 1)), itemStyle: { color: token("--warn") }, data: clusters.map((cl) => [cl.lon, cl.lat, cl.items.length]) },
+        {
+          type: "lines",
+          coordinateSystem: "geo",
+          polyline: true,
+          silent: true,
+          lineStyle: { color: token("--bad"), width: 2 },
+          data: c ? [{ coords: ring(c.lat, c.lon, c.km) }] : [],
+        },
+        {
+          type: "scatter",
+          coordinateSystem: "geo",
+          symbolSize: (d: number[]) => Math.min(24, 6 + 2 * (d[2] ?? 1)),
+          itemStyle: { color: token("--warn") },
+          data: clusters.map((cl) => [cl.lon, cl.lat, cl.items.length]),
+        },
       ],
     });
   };
@@ -341,7 +441,11 @@ function radiusPanel(s: Status, v: View, span: string, list: number[]): HTMLElem
     if (!start) return;
     const g = chart.fromPixel({ geoIndex: 0 }, [e.offsetX, e.offsetY]);
     if (!g) return;
-    draw({ lon: start[0] ?? 0, lat: start[1] ?? 0, km: Math.max(1, Math.round(EARTH_KM * geoDistance([start[0] ?? 0, start[1] ?? 0], [g[0] ?? 0, g[1] ?? 0]))) });
+    draw({
+      lon: start[0] ?? 0,
+      lat: start[1] ?? 0,
+      km: Math.max(1, Math.round(EARTH_KM * geoDistance([start[0] ?? 0, start[1] ?? 0], [g[0] ?? 0, g[1] ?? 0]))),
+    });
   });
   host.addEventListener("pointerup", (e) => {
     if (!start) return;
@@ -351,13 +455,12 @@ function radiusPanel(s: Status, v: View, span: string, list: number[]): HTMLElem
     if (!g) return;
     const km = Math.round(EARTH_KM * geoDistance([c[0] ?? 0, c[1] ?? 0], [g[0] ?? 0, g[1] ?? 0]));
     if (km < 1) return;
-    window.location.assign(urlWith({ lat: (c[1] ?? 0).toFixed(4), lon: (c[0] ?? 0).toFixed(4), km: String(km) }));
+    go({ lat: (c[1] ?? 0).toFixed(4), lon: (c[0] ?? 0).toFixed(4), km: String(km) });
   });
   form.addEventListener("submit", (e) => {
     e.preventDefault();
     const d = new FormData(form);
-    const g = (k: string): string => { const x = d.get(k); return typeof x === "string" ? x : ""; };
-    window.location.assign(urlWith({ lat: g("lat"), lon: g("lon"), km: g("km") }));
+    go({ lat: fieldText(d, "lat"), lon: fieldText(d, "lon"), km: fieldText(d, "km") });
   });
   draw(v.circle);
   tools(p, { png: () => chart.png(), table: () => clusterRows(clusters) });
@@ -370,12 +473,15 @@ function radiusPanel(s: Status, v: View, span: string, list: number[]): HTMLElem
           .map((cl) => ({ ...cl, items: cl.items.filter((i) => passesCateg(v, i.categ)) }))
           .filter((cl) => cl.items.length > 0);
         const n = clusters.reduce((a, cl) => a + cl.items.length, 0);
-        fill(result, el("p", { class: "hint" }, `${n} value(s) at ${clusters.length} place(s) within ${c.km} km of ${c.lat}, ${c.lon}.`), clusters.length > 0 ? clusterTable(clusters) : null);
+        fill(
+          result,
+          el("p", { class: "hint" }, `${n} value(s) at ${clusters.length} place(s) within ${c.km} km of ${c.lat}, ${c.lon}.`),
+          clusters.length > 0 ? clusterTable(clusters) : null,
+        );
         draw(c);
       })
       .catch((e: unknown) => fill(result, el("p", { class: "error" }, `The radius query failed: ${String(e)}`)));
   }
-  void s;
   return p;
 }
 
@@ -390,31 +496,28 @@ function fillCategories(categs: Set<string>, current: string): void {
 
 const main = document.getElementById("geo");
 const form = document.getElementById("range");
-startPage("/geo", (s) => {
+startPage("/geo", ({ clock }) => {
   if (!(main instanceof HTMLElement) || !(form instanceof HTMLFormElement)) return;
-  const v = readView(s);
+  const v = readView(clock);
   setField(form, "from", v.from);
   setField(form, "to", v.to);
   setField(form, "region", [...v.region].join(" "));
   const codes = document.getElementById("codes");
   if (codes) fill(codes, ...[...countriesByName()].map(([c, n]) => el("option", { value: c }, n)));
-  quickRanges(form, serverDay(s.now, s.utc_offset_seconds));
+  quickRanges(form, clock);
   form.addEventListener("submit", (e) => {
     e.preventDefault();
     const d = new FormData(form);
-    const g = (k: string): string => { const x = d.get(k); return typeof x === "string" ? x.trim() : ""; };
-    window.location.assign(urlWith({ from: g("from"), to: g("to"), categ: g("categ"), region: g("region").toUpperCase() }));
+    go({ from: fieldText(d, "from"), to: fieldText(d, "to"), categ: fieldText(d, "categ"), region: fieldText(d, "region").toUpperCase() });
   });
-  const show = (): Promise<void> =>
-    render(main, s, v).catch((e: unknown) => {
-      main.setAttribute("aria-busy", "false");
-      fill(main, el("p", { class: "error" }, `Cannot load the geolocation data: ${String(e)}`));
-    });
-  void show();
-  void uiSettings().then((u) => form.append(refresher(refreshSeconds(u), show)));
+  const rendering = new Rendering(main, "the geolocation data", (scope) => render(scope, clock));
+  void rendering.run();
+  void uiSettings().then((u) =>
+    form.append(refresher(refreshSeconds(params(), u.geo.update_frequency_minutes), () => rendering.run(), clock)),
+  );
 });
 
 /** Every country of the map, code and name, by name (the region field's suggestions). */
 function countriesByName(): [string, string][] {
-  return [...countries.entries()].map(([c, f]) => [c, `${(f.properties as { name?: string } | null)?.name ?? c}`] as [string, string]).sort((a, b) => a[1].localeCompare(b[1]));
+  return [...COUNTRY_NAMES.entries()].sort((a, b) => a[1].localeCompare(b[1]));
 }

@@ -17,11 +17,7 @@ function num(v: number): string {
   return String(Math.round(v * 100) / 100);
 }
 
-function svg<K extends keyof SVGElementTagNameMap>(
-  tag: K,
-  attrs: Attrs = {},
-  ...children: SVGElement[]
-): SVGElementTagNameMap[K] {
+function svg<K extends keyof SVGElementTagNameMap>(tag: K, attrs: Attrs = {}, ...children: SVGElement[]): SVGElementTagNameMap[K] {
   const node = document.createElementNS(SVG_NS, tag);
   for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, typeof v === "number" ? num(v) : v);
   node.append(...children);
@@ -48,11 +44,7 @@ function frame(kind: string, fallback: string, title: string | undefined): SVGSV
   const text = title !== undefined && title !== "" ? title : fallback;
   const t = svg("title");
   t.textContent = text;
-  return svg(
-    "svg",
-    { viewBox: "0 0 32 32", width: 32, height: 32, role: "img", "aria-label": text, class: `icon icon-${kind}` },
-    t,
-  );
+  return svg("svg", { viewBox: "0 0 32 32", width: 32, height: 32, role: "img", "aria-label": text, class: `icon icon-${kind}` }, t);
 }
 
 /** A light fill with a thin dark edge reads on the dark (#171d24) and the white theme alike. */
@@ -77,9 +69,30 @@ function star(cx: number, cy: number, r: number, attrs: Attrs, points = 5, inner
  * by rank stars and hexagon pips, so a count always reads the same way. */
 const LAYOUT: Record<number, { r: number; at: readonly Point[] }> = {
   1: { r: 0.95, at: [[0, 0]] },
-  2: { r: 0.5, at: [[-0.55, 0], [0.55, 0]] },
-  3: { r: 0.48, at: [[0, -0.5], [-0.52, 0.42], [0.52, 0.42]] },
-  4: { r: 0.46, at: [[-0.5, -0.5], [0.5, -0.5], [-0.5, 0.5], [0.5, 0.5]] },
+  2: {
+    r: 0.5,
+    at: [
+      [-0.55, 0],
+      [0.55, 0],
+    ],
+  },
+  3: {
+    r: 0.48,
+    at: [
+      [0, -0.5],
+      [-0.52, 0.42],
+      [0.52, 0.42],
+    ],
+  },
+  4: {
+    r: 0.46,
+    at: [
+      [-0.5, -0.5],
+      [0.5, -0.5],
+      [-0.5, 0.5],
+      [0.5, 0.5],
+    ],
+  },
 };
 
 function placed(count: number, cx: number, cy: number, half: number): { r: number; at: Point[] } {
@@ -95,7 +108,14 @@ const STAR = paint("#f5c542", "#7a5800");
 const LEAF = paint("#6dbb4f", "#2c6320", 0.8);
 
 function chevron(y: number, attrs: Attrs): SVGPolygonElement {
-  const p: Point[] = [[5, y + 7], [16, y], [27, y + 7], [27, y + 10.5], [16, y + 3.5], [5, y + 10.5]];
+  const p: Point[] = [
+    [5, y + 7],
+    [16, y],
+    [27, y + 7],
+    [27, y + 10.5],
+    [16, y + 3.5],
+    [5, y + 10.5],
+  ];
   return svg("polygon", { points: pts(p), ...attrs });
 }
 
@@ -180,7 +200,12 @@ export function orgRankIcon(level: number, title?: string): SVGSVGElement {
   }
   const { r, at } = placed(step, 16, 16, 6);
   for (const [x, y] of at) {
-    const d: Point[] = [[x, y - r], [x + r, y], [x, y + r], [x - r, y]];
+    const d: Point[] = [
+      [x, y - r],
+      [x + r, y],
+      [x, y + r],
+      [x - r, y],
+    ];
     root.append(svg("polygon", { points: pts(d), ...paint("#ffffff", edge, 0.9) }));
   }
   return root;
@@ -205,7 +230,15 @@ const BADGES: readonly BadgeDesign[] = [
     edge: "#5e1813",
     emblem: (a) =>
       svg("polygon", {
-        points: pts([[17.5, 14.8], [12, 22], [15.6, 22], [14.3, 27.4], [20.3, 19.8], [16.7, 19.8], [19.2, 14.8]]),
+        points: pts([
+          [17.5, 14.8],
+          [12, 22],
+          [15.6, 22],
+          [14.3, 27.4],
+          [20.3, 19.8],
+          [16.7, 19.8],
+          [19.2, 14.8],
+        ]),
         ...a,
       }),
   },
@@ -231,8 +264,18 @@ const BADGES: readonly BadgeDesign[] = [
       const w = 1.7;
       const l = 5;
       const p: Point[] = [
-        [x - w, y - l], [x + w, y - l], [x + w, y - w], [x + l, y - w], [x + l, y + w], [x + w, y + w],
-        [x + w, y + l], [x - w, y + l], [x - w, y + w], [x - l, y + w], [x - l, y - w], [x - w, y - w],
+        [x - w, y - l],
+        [x + w, y - l],
+        [x + w, y - w],
+        [x + l, y - w],
+        [x + l, y + w],
+        [x + w, y + w],
+        [x + w, y + l],
+        [x - w, y + l],
+        [x - w, y + w],
+        [x - l, y + w],
+        [x - l, y - w],
+        [x - w, y - w],
       ];
       return svg("polygon", { points: pts(p), ...a });
     },
@@ -242,7 +285,18 @@ const BADGES: readonly BadgeDesign[] = [
     dark: "#c0741a",
     edge: "#5f3606",
     emblem: (a) =>
-      svg("polygon", { points: pts([[11, 25], [11, 18], [13.7, 21], [16, 16.5], [18.3, 21], [21, 18], [21, 25]]), ...a }),
+      svg("polygon", {
+        points: pts([
+          [11, 25],
+          [11, 18],
+          [13.7, 21],
+          [16, 16.5],
+          [18.3, 21],
+          [21, 18],
+          [21, 25],
+        ]),
+        ...a,
+      }),
   },
 ];
 
@@ -255,8 +309,24 @@ export function badgeIcon(n: number, title?: string, acquired = true): SVGSVGEle
   const g = svg(
     "g",
     acquired ? {} : { opacity: 0.3 },
-    svg("polygon", { points: pts([[19, 1], [25, 1], [19.5, 14], [13.5, 14]]), ...paint(d.dark, d.edge) }),
-    svg("polygon", { points: pts([[7, 1], [13, 1], [18.5, 14], [12.5, 14]]), ...paint(d.light, d.edge) }),
+    svg("polygon", {
+      points: pts([
+        [19, 1],
+        [25, 1],
+        [19.5, 14],
+        [13.5, 14],
+      ]),
+      ...paint(d.dark, d.edge),
+    }),
+    svg("polygon", {
+      points: pts([
+        [7, 1],
+        [13, 1],
+        [18.5, 14],
+        [12.5, 14],
+      ]),
+      ...paint(d.light, d.edge),
+    }),
     svg("circle", { ...DISC, r: 9, ...paint("#f0c24b", "#7a5a12") }),
     svg("circle", { ...DISC, r: 7.3, fill: "none", stroke: "#b8892a", "stroke-width": 0.8 }),
     d.emblem(paint(d.light, d.edge, 0.9)),

@@ -1,57 +1,68 @@
 // The `[Dashboard] item_to_plot` chart: attributes per hour over the last `hours_spanned`
 // hours, one stacked series per value of that column (the category by default), the biggest
-// eight named and the rest summed. Hours are the server's (its clock and zone), counted from
-// the rows the page has seen (history, then the stream), as the original did.
+// eight named and the rest summed. Hours are the server's (its clock and zone, daylight-saving
+// changes included), counted from the rows the page has seen (history, then the stream), as the
+// original did.
 
-import { LiveChart, tipNode, tooltip } from "./charts";
+import { LiveChart, tipNode, tooltip, type Scope } from "./charts";
+import { HOUR, type ServerClock } from "./time";
 
 const SERIES = 8;
-const HOUR = 3600;
 
 export class ItemChart extends LiveChart {
-  /** Hour start (server epoch) → value → count. */
+  /** Hour start (epoch) → value → count. */
   private readonly counts = new Map<number, Map<string, number>>();
   private names: string[] = [];
 
   constructor(
     host: HTMLElement,
     private readonly hours: number,
-    /** Seconds to add to the browser's clock to get the server's. */
-    private readonly skew: number,
-    private readonly offset: number,
+    private readonly clock: ServerClock,
+    scope: Scope,
   ) {
-    super(host, 2000);
+    super(host, 2000, scope);
   }
 
-  private now(): number {
-    return Date.now() / 1000 + this.skew;
-  }
-
-  /** Counts one row with this value, at `epoch` (server time; now when unknown). */
+  /** Counts one row with this value, at `epoch` (now when unknown). */
   add(value: string, epoch?: number): void {
-    const t = epoch !== undefined && Number.isFinite(epoch) ? epoch : this.now();
-    const hour = Math.floor((t + this.offset) / HOUR) * HOUR - this.offset;
-    if (hour < this.now() - (this.hours + 1) * HOUR) return;
+    const now = this.clock.now();
+    const t = epoch !== undefined && Number.isFinite(epoch) ? epoch : now;
+    const hour = this.clock.hourStart(t);
+    if (hour < now - (this.hours + 1) * HOUR) return;
     const m = this.counts.get(hour) ?? new Map<string, number>();
     m.set(value || "(none)", (m.get(value || "(none)") ?? 0) + 1);
     this.counts.set(hour, m);
     this.dirty = true;
   }
 
+  /** An hour's label in the server's zone. */
+  label(hour: number): string {
+    return this.clock.hourLabel(hour);
+  }
+
   /** The hours and the series, as drawn (for the exports too). */
   table(): { hours: number[]; series: [string, number[]][] } {
-    const last = Math.floor((this.now() + this.offset) / HOUR) * HOUR - this.offset;
-    const hours = Array.from({ length: this.hours + 1 }, (_, i) => last - (this.hours - i) * HOUR);
+    const last = this.clock.hourStart(this.clock.now());
+    // Hours step by an hour of real time: across a daylight-saving change a wall-clock hour
+    // is skipped or shown twice, each labelled once (hourLabel).
+    const hours = Array.from({ length: this.hours + 1 }, (_, i) => this.clock.hourStart(last - (this.hours - i) * HOUR));
     for (const h of this.counts.keys()) if (h < (hours[0] ?? 0)) this.counts.delete(h);
     const totals = new Map<string, number>();
     for (const m of this.counts.values()) for (const [v, n] of m) totals.set(v, (totals.get(v) ?? 0) + n);
     // The biggest eight, in name order: their order stays put while their counts move, so
     // the chart merges new counts instead of rebuilding.
-    const named = [...totals.entries()].sort((a, b) => b[1] - a[1]).slice(0, SERIES).map(([v]) => v).sort();
+    const named = [...totals.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, SERIES)
+      .map(([v]) => v)
+      .sort();
     const series: [string, number[]][] = named.map((v) => [v, hours.map((h) => this.counts.get(h)?.get(v) ?? 0)]);
     if (totals.size > SERIES) {
       const keep = new Set(named);
-      series.push(["other", hours.map((h) => [...(this.counts.get(h)?.entries() ?? [])].filter(([v]) => !keep.has(v)).reduce((a, [, n]) => a + n, 0))]);
+      series.push([
+        "other",
+        hours.map((h) => [...(this.counts.get(h)?.entries() ?? [])].filter(([v]) => !keep.has(v)).reduce((a, [, n]) => a + n, 0)),
+      ]);
     }
     return { hours, series };
   }
@@ -60,9 +71,9 @@ export class ItemChart extends LiveChart {
     if (!this.dirty) return;
     this.dirty = false;
     const { hours, series } = this.table();
-    const label = (h: number): string => new Date((h + this.offset) * 1000).toISOString().slice(11, 13) + ":00";
+    const labels = hours.map((h) => this.label(h));
     const data = {
-      xAxis: { data: hours.map(label) },
+      xAxis: { data: labels },
       series: series.map(([name, counts]) => ({ name, type: "bar", stack: "all", data: counts })),
     };
     // The same series as before: merged. A new one (a new category among the biggest): set.
@@ -78,9 +89,12 @@ export class ItemChart extends LiveChart {
       legend: { type: "scroll", top: 0 },
       tooltip: tooltip((p) => {
         const items = p as { axisValueLabel?: string; seriesName?: string; value?: number }[];
-        return tipNode(items[0]?.axisValueLabel ?? "", ...items.filter((i) => (i.value ?? 0) > 0).map((i): [string, number] => [i.seriesName ?? "", i.value ?? 0]));
+        return tipNode(
+          items[0]?.axisValueLabel ?? "",
+          ...items.filter((i) => (i.value ?? 0) > 0).map((i): [string, number] => [i.seriesName ?? "", i.value ?? 0]),
+        );
       }, "axis"),
-      xAxis: { type: "category", data: hours.map(label) },
+      xAxis: { type: "category", data: labels },
       yAxis: { type: "value", minInterval: 1 },
       series: series.map(([name, data]) => ({ name, type: "bar", stack: "all", data, animation: false })),
     });

@@ -1,10 +1,12 @@
 // Contributors as every page shows them: ranking rows with rank and badge icons, awards with
-// theirs, and the live streams that bring new ones. Used by /contrib and the live page.
+// theirs, and the live lists that the stream keeps current. Used by /contrib and the live page.
 
 import { el, fill } from "./dom";
-import type { UiSettings } from "./api";
+import { getJson, type UiSettings } from "./api";
 import { badgeIcon, orgRankIcon, rankIcon, trophyIcon } from "./icons";
-import { panel, serverMinute, tools, type Table } from "./widgets";
+import { tools, type Table } from "./export";
+import { panel } from "./panels";
+import type { ServerClock } from "./time";
 
 export interface Contributor {
   org: string;
@@ -69,17 +71,34 @@ export function orgLink(org: string): HTMLAnchorElement {
   return el("a", { href: `/contrib?${new URLSearchParams({ org }).toString()}` }, org);
 }
 
-/** The ranking table shared by the monthly ranking, the halls of fame and the live lists. */
-export function rankingTable(u: UiSettings, rows: Contributor[], empty: string, withDate = false, offset = 0): HTMLElement {
+/** The ranking table shared by the monthly ranking, the halls of fame and the live lists
+ * (`clock`: the first column is the time of the contribution, not the place). */
+export function rankingTable(u: UiSettings, rows: Contributor[], empty: string, clock: ServerClock | null = null): HTMLElement {
   if (rows.length === 0) return el("p", { class: "empty" }, empty);
-  const head = el("tr", {}, withDate ? el("th", {}, "When") : el("th", { class: "num" }, "#"), el("th", { class: "num" }, "Points"), el("th", {}, "Ranks"), el("th", {}, "Badges"), el("th", {}, "Organisation"));
+  const head = el(
+    "tr",
+    {},
+    clock ? el("th", {}, "When") : el("th", { class: "num" }, "#"),
+    el("th", { class: "num" }, "Points"),
+    el("th", {}, "Ranks"),
+    el("th", {}, "Badges"),
+    el("th", {}, "Organisation"),
+  );
   const body = el("tbody");
-  rows.forEach((r, i) => body.append(contributorRow(u, r, withDate ? serverMinute(r.epoch ?? 0, offset) : String(i + 1))));
+  rows.forEach((r, i) => body.append(contributorRow(u, r, clock ? clock.short(r.epoch ?? 0) : String(i + 1))));
   return el("div", { class: "scroll short", tabindex: "0" }, el("table", { class: "ranking" }, el("thead", {}, head), body));
 }
 
 export function contributorRow(u: UiSettings, r: Contributor, first: string): HTMLTableRowElement {
-  const tr = el("tr", {}, el("td", { class: "num" }, first), el("td", { class: "num" }, pts(r.pnts)), el("td", {}, el("span", { class: "icons" }, monthlyIcon(u, r.rank), orgIcon(u, r.orgRank))), el("td", {}, badges(u, r.honorBadge)), el("td", {}, orgLink(r.org)));
+  const tr = el(
+    "tr",
+    {},
+    el("td", { class: "num" }, first),
+    el("td", { class: "num" }, pts(r.pnts)),
+    el("td", {}, el("span", { class: "icons" }, monthlyIcon(u, r.rank), orgIcon(u, r.orgRank))),
+    el("td", {}, badges(u, r.honorBadge)),
+    el("td", {}, orgLink(r.org)),
+  );
   tr.dataset.org = r.org;
   return tr;
 }
@@ -93,8 +112,10 @@ export const tableOf = (rows: Contributor[]): Table => ({
 export function awardView(u: UiSettings, a: unknown): [SVGSVGElement | null, string] {
   if (!Array.isArray(a)) return [null, "award"];
   const [kind, what] = a as [unknown, unknown];
-  if (kind === "badge" && typeof what === "number") return [badgeIcon(what, u.ranking.badges[what - 1]), `badge ${what}: ${u.ranking.badges[what - 1] ?? ""}`];
-  if (kind === "contribution_status" && typeof what === "number") return [orgIcon(u, what), `contribution rank ${what}: ${u.ranking.rank_titles[what - 1] ?? ""}`];
+  if (kind === "badge" && typeof what === "number")
+    return [badgeIcon(what, u.ranking.badges[what - 1]), `badge ${what}: ${u.ranking.badges[what - 1] ?? ""}`];
+  if (kind === "contribution_status" && typeof what === "number")
+    return [orgIcon(u, what), `contribution rank ${what}: ${u.ranking.rank_titles[what - 1] ?? ""}`];
   if (kind === "trophy" && Array.isArray(what)) {
     const [categ, level] = what as [unknown, unknown];
     const l = int(level);
@@ -103,61 +124,98 @@ export function awardView(u: UiSettings, a: unknown): [SVGSVGElement | null, str
   return [null, JSON.stringify(a)];
 }
 
-export function awardRow(u: UiSettings, a: Award, offset: number): HTMLTableRowElement {
+export function awardRow(u: UiSettings, a: Award, clock: ServerClock): HTMLTableRowElement {
   const [icon, text] = awardView(u, a.award);
-  return el("tr", {}, el("td", {}, serverMinute(a.epoch, offset)), el("td", {}, orgLink(a.org)), el("td", {}, el("span", { class: "icons" }, icon, " ", text)));
+  return el(
+    "tr",
+    {},
+    el("td", { title: clock.time(a.epoch) }, clock.short(a.epoch)),
+    el("td", {}, orgLink(a.org)),
+    el("td", {}, el("span", { class: "icons" }, icon, " ", text)),
+  );
 }
 
-/** Reads an SSE stream of JSON objects; EventSource reconnects by itself. */
-export function stream<T>(path: string, on: (v: T) => void): void {
-  const es = new EventSource(path);
-  es.onmessage = (m: MessageEvent<string>) => {
-    try {
-      on(JSON.parse(m.data) as T);
-    } catch {
-      // A malformed message is skipped; the stream goes on.
-    }
-  };
-}
+/** At most this many last contributors and awards are kept: a wall screen runs for weeks. */
+const LAST_KEPT = 50;
+const AWARDS_KEPT = 100;
 
+/** The last contributors and the latest awards, kept current by the page's stream: a
+ * contribution moves its organisation to the top (a new one appears, unlike the original,
+ * which only updated organisations already listed); an award is added on top. Both lists stay
+ * bounded. After the stream could not resume, `reload` reads both lists again. */
+export class LiveLists {
+  readonly panels: [HTMLElement, HTMLElement];
+  private last: Contributor[] = [];
+  private awards: Award[] = [];
+  private readonly lastBox = el("div", { class: "fill" });
+  private readonly awardBody = el("tbody");
+  private readonly awardBox: HTMLElement;
+  private readonly noAward = el("p", { class: "empty" }, "No award in the last 7 days.");
 
-/** The last contributors and the latest awards, from their routes' answers, kept current by
- * their streams: a contribution moves its organisation to the top (a new one appears, unlike
- * the original, which only updated organisations already listed); an award is added on top.
- * Both lists stay bounded, for wall screens that run for weeks. */
-export function liveLists(u: UiSettings, off: number, last: Contributor[], awards: Award[]): [HTMLElement, HTMLElement] {
-  const lastBox = el("div", { class: "fill" });
-  const lastRows = [...last];
-  const drawLast = (): void => fill(lastBox, rankingTable(u, lastRows, "No contribution in the last 7 days.", true, off));
-  drawLast();
-  const lastPanel = panel("Last contributors (live)", lastBox);
-  tools(lastPanel, { table: () => tableOf(lastRows), json: () => lastRows });
+  constructor(
+    private readonly u: UiSettings,
+    private readonly clock: ServerClock,
+    notes: [Node | null, Node | null] = [null, null],
+  ) {
+    const lastPanel = panel("Last contributors (live)", this.lastBox);
+    lastPanel.querySelector("h2")?.append(notes[0] ?? "");
+    tools(lastPanel, { table: () => tableOf(this.last), json: () => this.last });
+    this.awardBox = el(
+      "div",
+      { class: "scroll short fill", tabindex: "0" },
+      el(
+        "table",
+        {},
+        el("thead", {}, el("tr", {}, el("th", {}, "When"), el("th", {}, "Organisation"), el("th", {}, "Award"))),
+        this.awardBody,
+      ),
+    );
+    const awardPanel = panel("Latest awards (live)", this.noAward);
+    awardPanel.querySelector("h2")?.append(notes[1] ?? "");
+    tools(awardPanel, {
+      table: () => ({
+        header: ["epoch", "organisation", "award"],
+        rows: this.awards.map((a) => [a.epoch, a.org, JSON.stringify(a.award)]),
+      }),
+      json: () => this.awards,
+    });
+    this.panels = [lastPanel, awardPanel];
+  }
 
-  const awardList = [...awards];
-  const awardBody = el("tbody", {}, ...awardList.map((a) => awardRow(u, a, off)));
-  const awardBox = el("div", { class: "scroll short fill", tabindex: "0" }, el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "When"), el("th", {}, "Organisation"), el("th", {}, "Award"))), awardBody));
-  const noAward = el("p", { class: "empty" }, "No award in the last 7 days.");
-  const awardPanel = panel("Latest awards (live)", awardList.length === 0 ? noAward : awardBox);
-  tools(awardPanel, { table: () => ({ header: ["epoch", "organisation", "award"], rows: awardList.map((a) => [a.epoch, a.org, JSON.stringify(a.award)]) }), json: () => awardList });
+  /** Reads both lists from their routes (the last 7 days). */
+  async reload(): Promise<void> {
+    const [last, awards] = await Promise.all([getJson<Contributor[]>("/_getLastContributors"), getJson<Award[]>("/_getLatestAwards")]);
+    this.show(last, awards);
+  }
 
-  stream<Contributor>("/_eventStreamLastContributor", (c) => {
+  show(last: Contributor[], awards: Award[]): void {
+    this.last = last.slice(0, LAST_KEPT);
+    this.drawLast();
+    this.awards = awards.slice(0, AWARDS_KEPT);
+    fill(this.awardBody, ...this.awards.map((a) => awardRow(this.u, a, this.clock)));
+    (this.awards.length === 0 ? this.awardBox : this.noAward).replaceWith(this.awards.length === 0 ? this.noAward : this.awardBox);
+  }
+
+  private drawLast(): void {
+    fill(this.lastBox, rankingTable(this.u, this.last, "No contribution in the last 7 days.", this.clock));
+  }
+
+  /** A contributor event of the stream. */
+  contributor(c: Contributor): void {
     if (typeof c.org !== "string") return;
-    const i = lastRows.findIndex((r) => r.org === c.org);
-    if (i >= 0) lastRows.splice(i, 1);
-    lastRows.unshift(c);
-    lastRows.length = Math.min(lastRows.length, 50);
-    drawLast();
-    lastBox.querySelector("tbody tr")?.classList.add("new");
-  });
-  stream<Award>("/_eventStreamAwards", (a) => {
+    this.last = [c, ...this.last.filter((r) => r.org !== c.org)].slice(0, LAST_KEPT);
+    this.drawLast();
+    this.lastBox.querySelector("tbody tr")?.classList.add("new");
+  }
+
+  /** An award event of the stream. */
+  award(a: Award): void {
     if (typeof a.org !== "string") return;
-    awardList.unshift(a);
-    awardList.length = Math.min(awardList.length, 100);
-    noAward.replaceWith(awardBox);
-    const tr = awardRow(u, a, off);
+    this.awards = [a, ...this.awards].slice(0, AWARDS_KEPT);
+    this.noAward.replaceWith(this.awardBox);
+    const tr = awardRow(this.u, a, this.clock);
     tr.classList.add("new");
-    awardBody.prepend(tr);
-    while (awardBody.rows.length > 100) awardBody.deleteRow(-1);
-  });
-  return [lastPanel, awardPanel];
+    this.awardBody.prepend(tr);
+    while (this.awardBody.rows.length > AWARDS_KEPT) this.awardBody.deleteRow(-1);
+  }
 }

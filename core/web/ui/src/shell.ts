@@ -1,8 +1,11 @@
-// What every page shares: the header with the page links, a freshness light per MISP feed,
-// the login state and the theme toggle; and the server's clock, which pages use for "now".
+// What every page shares: the header with the page links, a freshness light per MISP feed and
+// one for the page's live stream, the login state and the theme toggle; and the server's clock,
+// which pages use for "now". Screen readers hear changes of state only (a feed going quiet, the
+// stream lost or back), not the countdowns that change every second.
 
 import { el, fill } from "./dom";
 import { status, type Feed, type Status } from "./api";
+import { ServerClock } from "./time";
 import "./theme.css";
 
 const PAGES: [string, string][] = [
@@ -17,15 +20,17 @@ const PAGES: [string, string][] = [
 /** A feed that sent neither data nor a keepalive for this long is shown as quiet. */
 const QUIET_AFTER_S = 15;
 const THEME_KEY = "mispdash-theme";
+const STATUS_EVERY_MS = 5000;
+
+export type LightState = "ok" | "quiet" | "down";
 
 export function applyStoredTheme(): void {
   const t = localStorage.getItem(THEME_KEY);
   document.documentElement.dataset.theme = t === "light" ? "light" : "dark";
 }
 
-
 /** How a feed looks in the header: its state and the words that say why. */
-export function feedState(f: Feed, now: number): { state: "ok" | "quiet" | "down"; text: string } {
+export function feedState(f: Feed, now: number): { state: LightState; text: string } {
   if (!f.subscriber_running) return { state: "down", text: "subscriber not running" };
   if (!f.connected) return { state: "down", text: "disconnected" };
   const last = Math.max(f.last_message ?? 0, f.last_keepalive ?? 0);
@@ -38,6 +43,10 @@ export function feedState(f: Feed, now: number): { state: "ok" | "quiet" | "down
 export interface Shell {
   /** The latest /status, refreshed every few seconds. */
   onStatus(listener: (s: Status) => void): void;
+  /** Shows the page's live stream in the header: its state and the words that say why. */
+  streamLight(state: LightState, text: string, announce: string | null): void;
+  /** Says something to screen readers (a change of state). */
+  announce(text: string): void;
 }
 
 /** The pages a wall screen cycles through in kiosk mode. */
@@ -67,10 +76,18 @@ function kiosk(current: string, header: HTMLElement): void {
   tick();
 }
 
+/** A light: a shape and a colour for its state, and words. */
+function light(state: LightState, text: string, title = text): HTMLElement {
+  return el("span", { class: "light", "data-state": state, title }, text);
+}
+
 /** Builds the header into `document.body` and starts the status polling. */
 export function mountShell(current: string): Shell {
   applyStoredTheme();
-  const feeds = el("div", { class: "feeds", "aria-live": "polite", "aria-label": "MISP feeds" });
+  const feeds = el("div", { class: "feeds", "aria-label": "MISP feeds" });
+  const stream = el("span", { class: "stream-light" });
+  stream.hidden = true;
+  const said = el("span", { class: "sr-only", "aria-live": "polite" });
   const who = el("span", { class: "who" });
   const theme = el("button", { type: "button", "aria-label": "Theme: switch between dark and light" }, "Theme");
   theme.addEventListener("click", () => {
@@ -92,48 +109,81 @@ export function mountShell(current: string): Shell {
     el("span", { class: "brand" }, "mispdash"),
     nav,
     el("span", { class: "spacer" }),
+    stream,
     feeds,
     who,
     theme,
+    said,
   );
   document.body.prepend(header);
   kiosk(current, header);
 
+  const announce = (text: string): void => {
+    said.textContent = text;
+  };
   const listeners: ((s: Status) => void)[] = [];
+  // The feeds' states as last said, so that only a change is announced.
+  let lastStates = "";
+  let lastWho = "";
   const refresh = async (): Promise<void> => {
     try {
       const s = await status();
-      const lights = (s.feeds ?? []).map((f) => {
-        const { state, text } = feedState(f, s.now);
-        return el("span", { class: "light", "data-state": state, title: `${f.name}: ${text}` }, `${f.name}: ${text}`);
-      });
-      fill(feeds, ...(lights.length > 0 ? lights : [el("span", { class: "light", "data-state": "quiet" }, "no feed")]));
-      if (s.auth.enabled) {
-        fill(who, s.auth.user ?? "", " ", el("a", { href: "/logout" }, "Log out"));
-      } else {
-        fill(who);
+      const shown = (s.feeds ?? []).map((f) => ({ name: f.name, ...feedState(f, s.now) }));
+      fill(feeds, ...(shown.length > 0 ? shown.map((f) => light(f.state, `${f.name}: ${f.text}`)) : [light("quiet", "no feed")]));
+      const states = shown.map((f) => `${f.name}: ${f.state === "ok" ? "live" : f.state === "quiet" ? "quiet" : f.text}`).join("; ");
+      if (lastStates !== "" && states !== lastStates) announce(`MISP feeds: ${states || "none"}`);
+      lastStates = states || "none";
+      const user = s.auth.enabled ? (s.auth.user ?? "") : "";
+      if (user !== lastWho || (s.auth.enabled && who.childElementCount === 0)) {
+        fill(who, ...(s.auth.enabled ? [user, " ", el("a", { href: "/logout" }, "Log out")] : []));
+        lastWho = user;
       }
       for (const l of listeners) l(s);
     } catch (e) {
-      fill(feeds, el("span", { class: "light", "data-state": "down" }, `status unavailable: ${String(e)}`));
+      fill(feeds, light("down", "status unavailable", `status unavailable: ${String(e)}`));
+      if (lastStates !== "unavailable") announce("The dashboard's status is unavailable.");
+      lastStates = "unavailable";
     }
   };
   void refresh();
-  window.setInterval(() => void refresh(), 5000);
+  window.setInterval(() => void refresh(), STATUS_EVERY_MS);
   return {
     onStatus(listener) {
       listeners.push(listener);
     },
+    streamLight(state, text, words) {
+      stream.hidden = false;
+      fill(stream, light(state, text));
+      if (words) announce(words);
+    },
+    announce,
   };
+}
+
+/** What a page starts with: the first status, the server's clock (kept in step with every
+ * status), and the shell. */
+export interface PageStart {
+  status: Status;
+  clock: ServerClock;
+  shell: Shell;
+}
+
+/** The clock of a status. */
+export function clockOf(s: Status): ServerClock {
+  return new ServerClock(s.now, s.time_zone ?? null, s.utc_offset_seconds);
 }
 
 /** Mounts the shell and runs `start` once, with the first status: the pages need the
  * server's clock before they ask for anything. */
-export function startPage(current: string, start: (s: Status) => void): void {
-  let started = false;
-  mountShell(current).onStatus((s) => {
-    if (started) return;
-    started = true;
-    start(s);
+export function startPage(current: string, start: (p: PageStart) => void): void {
+  let clock: ServerClock | null = null;
+  const shell = mountShell(current);
+  shell.onStatus((s) => {
+    if (clock) {
+      clock.sync(s.now);
+      return;
+    }
+    clock = clockOf(s);
+    start({ status: s, clock, shell });
   });
 }

@@ -2,13 +2,22 @@
 
 import { el, fill } from "./dom";
 import type { Feed, Status } from "./api";
-import { feedState, mountShell } from "./shell";
-import { serverTime, tools } from "./widgets";
+import { tools } from "./export";
+import { panel, widePanel } from "./panels";
+import { clockOf, feedState, mountShell } from "./shell";
+import type { ServerClock } from "./time";
 
-function when(epoch: number | null, s: Status): string {
+function when(epoch: number | null, s: Status, clock: ServerClock): string {
   if (epoch === null) return "never";
   const age = Math.max(0, Math.round(s.now - epoch));
-  return `${serverTime(epoch, s.utc_offset_seconds)} (${age} s ago)`;
+  return `${clock.time(epoch)} (${age} s ago)`;
+}
+
+/** A dispatcher's identity ("host pid N started <ms>") with its start as a date. */
+function dispatcher(identity: string | null | undefined, started: number | null | undefined, clock: ServerClock): string {
+  if (!identity) return "none";
+  const who = identity.replace(/ started \d+$/, "");
+  return typeof started === "number" ? `${who}, started ${clock.time(started)}` : who;
 }
 
 function facts(rows: [string, string | Node][]): HTMLDListElement {
@@ -17,17 +26,12 @@ function facts(rows: [string, string | Node][]): HTMLDListElement {
   return dl;
 }
 
-function panel(title: string, wide: boolean, ...body: (Node | string)[]): HTMLElement {
-  return el("section", { class: wide ? "panel wide" : "panel", "aria-label": title }, el("h2", {}, title), ...body);
-}
-
-function feedsPanel(s: Status): HTMLElement {
+function feedsPanel(s: Status, clock: ServerClock): HTMLElement {
   const feeds: Feed[] = s.feeds ?? [];
-  if (s.feeds_error) return panel("MISP feeds", true, el("p", { class: "error" }, s.feeds_error));
+  if (s.feeds_error) return widePanel("MISP feeds", el("p", { class: "error" }, s.feeds_error));
   if (feeds.length === 0) {
-    return panel(
+    return widePanel(
       "MISP feeds",
-      true,
       el(
         "p",
         { class: "empty" },
@@ -40,8 +44,8 @@ function feedsPanel(s: Status): HTMLElement {
   const head = el(
     "tr",
     {},
-    ...["Feed", "State", "Endpoint", "Last message", "Last keepalive", "Messages", "Per minute", "Connects", "Disconnected since"].map((h) =>
-      el("th", { class: ["Messages", "Per minute", "Connects"].includes(h) ? "num" : "" }, h),
+    ...["Feed", "State", "Endpoint", "Last message", "Last keepalive", "Messages", "Per minute", "Connects", "Disconnected since"].map(
+      (h) => el("th", { class: ["Messages", "Per minute", "Connects"].includes(h) ? "num" : "" }, h),
     ),
   );
   const rows = feeds.map((f) => {
@@ -52,49 +56,50 @@ function feedsPanel(s: Status): HTMLElement {
       el("td", {}, f.name),
       el("td", {}, el("span", { class: "light", "data-state": state }, text)),
       el("td", {}, el("code", {}, f.endpoint ?? "")),
-      el("td", {}, when(f.last_message, s)),
-      el("td", {}, when(f.last_keepalive, s)),
+      el("td", {}, when(f.last_message, s, clock)),
+      el("td", {}, when(f.last_keepalive, s, clock)),
       el("td", { class: "num" }, f.messages),
       el("td", { class: "num" }, f.messages_per_minute === null ? "–" : f.messages_per_minute),
       el("td", { class: "num" }, f.connects ?? "–"),
-      el("td", {}, f.disconnected_since === null ? "–" : when(f.disconnected_since, s)),
+      el("td", {}, f.disconnected_since === null ? "–" : when(f.disconnected_since, s, clock)),
     );
   });
-  return panel("MISP feeds", true, el("table", {}, el("thead", {}, head), el("tbody", {}, ...rows)));
+  return widePanel("MISP feeds", el("table", {}, el("thead", {}, head), el("tbody", {}, ...rows)));
 }
 
-function bufferPanel(s: Status): HTMLElement {
-  if (s.buffer_error) return panel("Buffer", false, el("p", { class: "error" }, s.buffer_error));
+function bufferPanel(s: Status, clock: ServerClock): HTMLElement {
+  if (s.buffer_error) return panel("Buffer", el("p", { class: "error" }, s.buffer_error));
   const b = s.buffer;
-  if (!b) return panel("Buffer", false, el("p", { class: "empty" }, "Redis is not reachable"));
+  if (!b) return panel("Buffer", el("p", { class: "empty" }, "Redis is not reachable"));
   const lease = b.dispatcher_lease;
   return panel(
     "Buffer and dispatcher",
-    false,
     facts([
       ["Waiting", String(b.length)],
       ["Being applied", String(b.processing)],
       [
         "Dead letters",
-        b.dead_letters > 0
-          ? el("span", {}, `${b.dead_letters} (see `, el("code", {}, "mispdash dead-letters list"), ")")
-          : "0",
+        b.dead_letters > 0 ? el("span", {}, `${b.dead_letters} (see `, el("code", {}, "mispdash dead-letters list"), ")") : "0",
       ],
-      ["Active dispatcher", lease?.holder ?? "none"],
-      ["Standby dispatchers", lease && lease.standby.length > 0 ? lease.standby.join(", ") : "none"],
+      ["Active dispatcher", dispatcher(lease?.holder, lease?.holder_started, clock)],
+      [
+        "Standby dispatchers",
+        lease && lease.standby.length > 0
+          ? lease.standby.map((w, i) => dispatcher(w, lease.standby_started?.[i], clock)).join("; ")
+          : "none",
+      ],
     ]),
   );
 }
 
-function redisPanel(s: Status): HTMLElement {
+function redisPanel(s: Status, clock: ServerClock): HTMLElement {
   return panel(
     "Redis and GeoIP",
-    false,
     facts([
       ["Redis", s.redis.reachable ? "reachable" : `unreachable: ${s.redis.error ?? ""}`],
       ["GeoIP database", s.geoip.path],
       ["Loaded", s.geoip.loaded ? `${s.geoip.database_type ?? ""}, built ${s.geoip.build_date ?? "?"}` : `no: ${s.geoip.error ?? ""}`],
-      ["Server time", serverTime(s.now, s.utc_offset_seconds)],
+      ["Server time", `${clock.time(s.now)} ${clock.zone ?? clock.zoneName(s.now)}`],
       ["Version", s.version],
     ]),
   );
@@ -105,7 +110,6 @@ function serverPanel(s: Status): HTMLElement {
   const st = s.streams;
   return panel(
     "Web server",
-    false,
     facts([
       ["Connections open", c ? `${c.open} of at most ${c.max}` : "–"],
       ["Refused over the limits", c ? String(c.refused_over_limits) : "–"],
@@ -121,13 +125,23 @@ const shell = mountShell("/status");
 shell.onStatus((s) => {
   if (!main) return;
   main.setAttribute("aria-busy", "false");
+  const clock = clockOf(s);
   fill(
     main,
-    feedsPanel(s),
-    bufferPanel(s),
-    redisPanel(s),
+    feedsPanel(s, clock),
+    bufferPanel(s, clock),
+    redisPanel(s, clock),
     serverPanel(s),
-    panel("When something looks wrong", false, el("p", { class: "hint" }, "Run ", el("code", {}, "mispdash selftest"), " on the dashboard's machine: it checks the configuration, Redis, the GeoIP database, every MISP feed and the dispatcher, and says what to fix.")),
+    panel(
+      "When something looks wrong",
+      el(
+        "p",
+        { class: "hint" },
+        "Run ",
+        el("code", {}, "mispdash selftest"),
+        " on the dashboard's machine: it checks the configuration, Redis, the GeoIP database, every MISP feed and the dispatcher, and says what to fix.",
+      ),
+    ),
   );
   // Each panel's export is the status as the server gave it (what an admin attaches to a
   // support request).

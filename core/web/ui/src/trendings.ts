@@ -5,12 +5,15 @@
 // the patterns and the timeline's subject live in the URL (bookmarkable); "today" is the
 // server's day.
 
-import { el, fill } from "./dom";
-import { getJson, uiSettings, type Status, type UiSettings } from "./api";
-import { Chart, tipNode, token, tooltip } from "./charts";
+import { el } from "./dom";
+import { getJson, uiSettings, type UiSettings } from "./api";
+import { Chart, tipNode, token, tooltip, type Scope } from "./charts";
+import { tools, type Table } from "./export";
+import { bars, panel, quickRanges, refreshSeconds, refresher, Rendering, setField, widePanel } from "./panels";
 import { startPage } from "./shell";
 import { safeColour } from "./tags";
-import { bars, dateParam, DAY, noonOf, panel, quickRanges, refreshSeconds, refresher, serverDay, setField, tools, type Table } from "./widgets";
+import { addDays, DAY, type ServerClock } from "./time";
+import { dayParam, go, params } from "./urlstate";
 
 type Ranked = [string, number][];
 type PerDay<T> = [number, T][];
@@ -60,11 +63,12 @@ export function tagMatcher(include: string, exclude: string): (name: string) => 
   return (name) => (inc.length === 0 || inc.some((r) => r.test(name))) && !exc.some((r) => r.test(name));
 }
 
-function readView(s: Status): View {
-  const q = new URLSearchParams(window.location.search);
-  const today = serverDay(s.now, s.utc_offset_seconds);
-  const to = dateParam(q, "to") ?? today;
-  const from = dateParam(q, "from") ?? serverDay(noonOf(to, 0) - 7 * DAY, 0);
+/** What the URL asks for; without dates, the week to the server's today (read again at every
+ * refresh, so that a wall screen moves on with the days). */
+function readView(clock: ServerClock): View {
+  const q = params();
+  const to = dayParam(q, "to") ?? clock.today();
+  const from = dayParam(q, "from") ?? addDays(to, -7);
   // `maxNum` is what the original page used in its links.
   const top = Number(q.get("top") ?? q.get("maxNum"));
   const subject = q.get("timeline");
@@ -83,7 +87,9 @@ function readView(s: Status): View {
 function readable(colour: string | null): string | null {
   if (!colour) return null;
   const lum = (hex: string): number => {
-    const [r, g, b] = [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16) / 255).map((c) => (c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4));
+    const [r, g, b] = [1, 3, 5]
+      .map((i) => parseInt(hex.slice(i, i + 2), 16) / 255)
+      .map((c) => (c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4));
     return 0.2126 * (r ?? 0) + 0.7152 * (g ?? 0) + 0.0722 * (b ?? 0);
   };
   const bg = token("--panel");
@@ -115,22 +121,38 @@ function mispLink(u: UiSettings, subject: Subject, name: string): Node {
 }
 
 /** One line per item over the days, as a chart. */
-function perDayChart(host: HTMLElement, days: number[], off: number, items: { label: string; colour?: string | null; counts: number[] }[], empty: string): Chart | null {
+function perDayChart(
+  scope: Scope,
+  host: HTMLElement,
+  days: number[],
+  clock: ServerClock,
+  items: { label: string; colour?: string | null; counts: number[] }[],
+  empty: string,
+): Chart | null {
   if (items.length === 0) {
     host.replaceWith(el("p", { class: "empty" }, empty));
     return null;
   }
-  const chart = new Chart(host);
+  const chart = new Chart(host, scope);
   chart.set({
     grid: { left: 36, right: 12, top: 28, bottom: 24 },
     legend: { type: "scroll", top: 0 },
     tooltip: tooltip((p) => {
       const list = p as { axisValueLabel?: string; seriesName?: string; value?: number }[];
-      return tipNode(list[0]?.axisValueLabel ?? "", ...list.filter((i) => (i.value ?? 0) !== 0).map((i): [string, number] => [i.seriesName ?? "", i.value ?? 0]));
+      return tipNode(
+        list[0]?.axisValueLabel ?? "",
+        ...list.filter((i) => (i.value ?? 0) !== 0).map((i): [string, number] => [i.seriesName ?? "", i.value ?? 0]),
+      );
     }, "axis"),
-    xAxis: { type: "category", data: days.map((d) => serverDay(d, off).slice(5)) },
+    xAxis: { type: "category", data: days.map((d) => clock.day(d).slice(5)) },
     yAxis: { type: "value", minInterval: 1 },
-    series: items.map((i) => ({ name: i.label, type: "line", data: i.counts, showSymbol: days.length < 40, ...(i.colour ? { itemStyle: { color: i.colour }, lineStyle: { color: i.colour } } : {}) })),
+    series: items.map((i) => ({
+      name: i.label,
+      type: "line",
+      data: i.counts,
+      showSymbol: days.length < 40,
+      ...(i.colour ? { itemStyle: { color: i.colour }, lineStyle: { color: i.colour } } : {}),
+    })),
   });
   return chart;
 }
@@ -141,7 +163,15 @@ interface Ranking {
   perDay: Map<string, Map<number, number>>;
 }
 
-function rankingPanel(r: Ranking, days: number[], off: number, top: number, nothing: string, badge: boolean): HTMLElement {
+function rankingPanel(
+  scope: Scope,
+  r: Ranking,
+  days: number[],
+  clock: ServerClock,
+  top: number,
+  nothing: string,
+  badge: boolean,
+): HTMLElement {
   const shown = r.rows.slice(0, top);
   const list = bars(
     shown.map((row) => {
@@ -154,10 +184,20 @@ function rankingPanel(r: Ranking, days: number[], off: number, top: number, noth
   );
   const host = el("div", { class: "chart", role: "img", "aria-label": `${r.title} per day` });
   const p = panel(r.title, list, host);
-  const chart = perDayChart(host, days, off, shown.map((row) => ({ label: row.label, colour: row.colour ?? null, counts: days.map((d) => r.perDay.get(row.label)?.get(d) ?? 0) })), nothing);
+  const chart = perDayChart(
+    scope,
+    host,
+    days,
+    clock,
+    shown.map((row) => ({ label: row.label, colour: row.colour ?? null, counts: days.map((d) => r.perDay.get(row.label)?.get(d) ?? 0) })),
+    nothing,
+  );
   tools(p, {
     ...(chart ? { png: () => chart.png() } : {}),
-    table: (): Table => ({ header: ["name", "total", ...days.map((d) => serverDay(d, off))], rows: shown.map((row) => [row.label, row.count, ...days.map((d) => r.perDay.get(row.label)?.get(d) ?? 0)]) }),
+    table: (): Table => ({
+      header: ["name", "total", ...days.map((d) => clock.day(d))],
+      rows: shown.map((row) => [row.label, row.count, ...days.map((d) => r.perDay.get(row.label)?.get(d) ?? 0)]),
+    }),
   });
   return p;
 }
@@ -175,17 +215,27 @@ function perDayOf<T>(days: PerDay<[T, number][]>, key: (t: T) => string): Map<st
 }
 
 /** When each item was active: one row per item, its segments on the range's days. */
-function timelinePanel(u: UiSettings, v: View, segs: Segment[], first: number, last: number, off: number, keepTag: (n: string) => boolean): HTMLElement {
+function timelinePanel(
+  u: UiSettings,
+  v: View,
+  segs: Segment[],
+  first: number,
+  last: number,
+  clock: ServerClock,
+  keepTag: (n: string) => boolean,
+): HTMLElement {
   const names = v.subject === "tags" ? segs.map((s) => ({ ...s, name: tagName(s.name) })).filter((s) => keepTag(s.name)) : segs;
   const byName = new Map<string, Segment[]>();
   for (const s of names) byName.set(s.name, [...(byName.get(s.name) ?? []), s]);
   const span = Math.max(DAY, last + DAY - first);
-  const rows = [...byName.entries()].sort((a, b) => Math.min(...a[1].map((s) => s.start)) - Math.min(...b[1].map((s) => s.start)) || a[0].localeCompare(b[0]));
+  const rows = [...byName.entries()].sort(
+    (a, b) => Math.min(...a[1].map((s) => s.start)) - Math.min(...b[1].map((s) => s.start)) || a[0].localeCompare(b[0]),
+  );
   const body = el("tbody");
   for (const [name, list] of rows.slice(0, 200)) {
     const track = el("div", { class: "track" });
     for (const s of list) {
-      const seg = el("span", { class: "seg", title: `${name}: ${serverDay(s.start, off)} to ${serverDay(s.end - DAY, off)}` });
+      const seg = el("span", { class: "seg", title: `${name}: ${clock.day(s.start)} to ${clock.day(s.end - DAY)}` });
       seg.style.left = `${(100 * Math.max(0, s.start - first)) / span}%`;
       seg.style.width = `${Math.max(0.5, (100 * (Math.min(s.end, last + DAY) - Math.max(s.start, first))) / span)}%`;
       track.append(seg);
@@ -193,36 +243,51 @@ function timelinePanel(u: UiSettings, v: View, segs: Segment[], first: number, l
     body.append(el("tr", {}, el("th", { class: "name" }, mispLink(u, v.subject, name)), el("td", {}, track)));
   }
   const choose = el("form", { class: "filters", "aria-label": "Timeline subject" });
-  const select = el("select", { name: "timeline", "aria-label": "Show the timeline of" }, el("option", { value: "events" }, "events"), el("option", { value: "categs" }, "categories"), el("option", { value: "tags" }, "tags"));
+  const select = el(
+    "select",
+    { name: "timeline", "aria-label": "Show the timeline of" },
+    el("option", { value: "events" }, "events"),
+    el("option", { value: "categs" }, "categories"),
+    el("option", { value: "tags" }, "tags"),
+  );
   select.value = v.subject;
-  select.addEventListener("change", () => {
-    const q = new URLSearchParams(window.location.search);
-    q.set("timeline", select.value);
-    window.location.assign(`${window.location.pathname}?${q.toString()}`);
-  });
+  select.addEventListener("change", () => go({ timeline: select.value }));
   choose.append(el("label", {}, "Show ", select));
-  const p = panel(
+  const p = widePanel(
     "Timeline",
     choose,
     rows.length === 0
       ? el("p", { class: "empty" }, `Nothing from ${v.from} to ${v.to}.`)
-      : el("div", { class: "scroll short", tabindex: "0" }, el("table", { class: "timeline" }, el("thead", {}, el("tr", {}, el("th", {}, "Name"), el("th", {}, `${v.from} … ${v.to}`))), body)),
-    u.misp_web_url || v.subject === "categs" ? null : el("p", { class: "hint" }, "Set [RedisGlobal] misp_web_url to link these to MISP's search."),
+      : el(
+          "div",
+          { class: "scroll short", tabindex: "0" },
+          el(
+            "table",
+            { class: "timeline" },
+            el("thead", {}, el("tr", {}, el("th", {}, "Name"), el("th", {}, `${v.from} … ${v.to}`))),
+            body,
+          ),
+        ),
+    u.misp_web_url || v.subject === "categs"
+      ? null
+      : el("p", { class: "hint" }, "Set [RedisGlobal] misp_web_url to link these to MISP's search."),
   );
-  p.classList.add("wide");
-  tools(p, { table: () => ({ header: ["name", "start", "end"], rows: names.map((s) => [s.name, serverDay(s.start, off), serverDay(s.end - DAY, off)]) }), json: () => names });
+  tools(p, {
+    table: () => ({ header: ["name", "start", "end"], rows: names.map((s) => [s.name, clock.day(s.start), clock.day(s.end - DAY)]) }),
+    json: () => names,
+  });
   return p;
 }
 
-async function render(main: HTMLElement, s: Status, u: UiSettings, v: View): Promise<void> {
-  const off = s.utc_offset_seconds;
+async function render(scope: Scope, clock: ServerClock, u: UiSettings): Promise<Node[]> {
+  const v = readView(clock);
   // The routes rank with a decay over all the days: ask for enough to filter tags after.
-  const params = { dateS: String(noonOf(v.from, off)), dateE: String(noonOf(v.to, off)), topNum: String(v.top) };
-  const range = { dateS: params.dateS, dateE: params.dateE };
+  const q = { dateS: String(clock.noonOf(v.from)), dateE: String(clock.noonOf(v.to)), topNum: String(v.top) };
+  const range = { dateS: q.dateS, dateE: q.dateE };
   const [events, categs, tags, sightings, disc, timeline] = await Promise.all([
-    getJson<PerDay<Ranked>>("/_getTrendingEvents", params),
-    getJson<PerDay<Ranked>>("/_getTrendingCategs", params),
-    getJson<PerDay<[Tag, number][]>>("/_getTrendingTags", { ...params, topNum: "1000" }),
+    getJson<PerDay<Ranked>>("/_getTrendingEvents", q),
+    getJson<PerDay<Ranked>>("/_getTrendingCategs", q),
+    getJson<PerDay<[Tag, number][]>>("/_getTrendingTags", { ...q, topNum: "1000" }),
     getJson<PerDay<{ sightings: number; false_positive: number }>>("/_getTrendingSightings", range),
     getJson<PerDay<Ranked>>("/_getTrendingDisc", range),
     getJson<Segment[]>("/_getGenericTrendingOvertime", { ...range, choice: v.subject }),
@@ -231,20 +296,26 @@ async function render(main: HTMLElement, s: Status, u: UiSettings, v: View): Pro
   const nothing = `No data from ${span}.`;
   const days = [...new Set([...sightings, ...events].map(([d]) => d))].sort((a, b) => a - b);
   const keepTag = tagMatcher(v.include, v.exclude);
-  const tagDays: PerDay<[Tag, number][]> = tags.map(([d, list]) => [d, list.filter(([t]) => typeof t.name === "string" && keepTag(t.name))]);
+  const tagDays: PerDay<[Tag, number][]> = tags.map(([d, list]) => [
+    d,
+    list.filter(([t]) => typeof t.name === "string" && keepTag(t.name)),
+  ]);
   const tagRanking: Ranking = {
     title: `Most popular tags, ${span}`,
     rows: totals(tagDays, (t) => t.name).map((t) => ({ label: t.label, count: t.count, colour: readable(safeColour(t.item.colour)) })),
     perDay: perDayOf(tagDays, (t) => t.name),
   };
-  const patterns = v.include || v.exclude ? el("p", { class: "hint" }, `Tags${v.include ? ` matching ${v.include}` : ""}${v.exclude ? ` except ${v.exclude}` : ""}.`) : null;
+  const patterns =
+    v.include || v.exclude
+      ? el("p", { class: "hint" }, `Tags${v.include ? ` matching ${v.include}` : ""}${v.exclude ? ` except ${v.exclude}` : ""}.`)
+      : null;
 
   const sightHost = el("div", { class: "chart", role: "img", "aria-label": "Sightings and false positives per day" });
   const sightPanel = panel(`Sightings and false positives, ${span}`, sightHost);
   const sorted = [...sightings].sort((a, b) => a[0] - b[0]);
   const sightChart = sorted.every(([, x]) => x.sightings === 0 && x.false_positive === 0)
     ? (sightHost.replaceWith(el("p", { class: "empty" }, nothing)), null)
-    : new Chart(sightHost);
+    : new Chart(sightHost, scope);
   sightChart?.set({
     grid: { left: 40, right: 12, top: 28, bottom: 24 },
     legend: { top: 0 },
@@ -252,67 +323,110 @@ async function render(main: HTMLElement, s: Status, u: UiSettings, v: View): Pro
       const list = p as { axisValueLabel?: string; seriesName?: string; value?: number }[];
       return tipNode(list[0]?.axisValueLabel ?? "", ...list.map((i): [string, number] => [i.seriesName ?? "", Math.abs(i.value ?? 0)]));
     }, "axis"),
-    xAxis: { type: "category", data: sorted.map(([d]) => serverDay(d, off).slice(5)) },
+    xAxis: { type: "category", data: sorted.map(([d]) => clock.day(d).slice(5)) },
     yAxis: { type: "value", minInterval: 1 },
     // False positives below the axis, as the original drew them.
     series: [
       { name: "sightings", type: "bar", stack: "s", data: sorted.map(([, x]) => x.sightings), itemStyle: { color: token("--ok") } },
-      { name: "false positives", type: "bar", stack: "s", data: sorted.map(([, x]) => -x.false_positive), itemStyle: { color: token("--bad") } },
+      {
+        name: "false positives",
+        type: "bar",
+        stack: "s",
+        data: sorted.map(([, x]) => -x.false_positive),
+        itemStyle: { color: token("--bad") },
+      },
     ],
   });
-  tools(sightPanel, { ...(sightChart ? { png: () => sightChart.png() } : {}), table: () => ({ header: ["day", "sightings", "false positives"], rows: sorted.map(([d, x]) => [serverDay(d, off), x.sightings, x.false_positive]) }) });
+  tools(sightPanel, {
+    ...(sightChart ? { png: () => sightChart.png() } : {}),
+    table: () => ({
+      header: ["day", "sightings", "false positives"],
+      rows: sorted.map(([d, x]) => [clock.day(d), x.sightings, x.false_positive]),
+    }),
+  });
 
   const discSorted = [...disc].sort((a, b) => a[0] - b[0]).map(([d, items]): [number, number] => [d, items.reduce((a, [, n]) => a + n, 0)]);
   const discHost = el("div", { class: "chart", role: "img", "aria-label": "Discussions per day" });
   const discPanel = panel(`Discussions, ${span}`, discHost);
-  const discChart = discSorted.every(([, n]) => n === 0) ? (discHost.replaceWith(el("p", { class: "empty" }, `No discussion from ${span}.`)), null) : new Chart(discHost);
+  const discChart = discSorted.every(([, n]) => n === 0)
+    ? (discHost.replaceWith(el("p", { class: "empty" }, `No discussion from ${span}.`)), null)
+    : new Chart(discHost, scope);
   discChart?.set({
     grid: { left: 40, right: 12, top: 16, bottom: 24 },
     tooltip: tooltip((p) => {
       const list = p as { axisValueLabel?: string; value?: number }[];
       return tipNode(list[0]?.axisValueLabel ?? "", ["posts", list[0]?.value ?? 0]);
     }, "axis"),
-    xAxis: { type: "category", data: discSorted.map(([d]) => serverDay(d, off).slice(5)) },
+    xAxis: { type: "category", data: discSorted.map(([d]) => clock.day(d).slice(5)) },
     yAxis: { type: "value", minInterval: 1 },
     series: [{ name: "posts", type: "line", areaStyle: { opacity: 0.2 }, data: discSorted.map(([, n]) => n) }],
   });
-  tools(discPanel, { ...(discChart ? { png: () => discChart.png() } : {}), table: () => ({ header: ["day", "posts"], rows: discSorted.map(([d, n]) => [serverDay(d, off), n]) }) });
+  tools(discPanel, {
+    ...(discChart ? { png: () => discChart.png() } : {}),
+    table: () => ({ header: ["day", "posts"], rows: discSorted.map(([d, n]) => [clock.day(d), n]) }),
+  });
 
-  const tagPanel = rankingPanel(tagRanking, days, off, v.top, v.include || v.exclude ? `No tag matching these patterns from ${span}.` : nothing, true);
+  const tagPanel = rankingPanel(
+    scope,
+    tagRanking,
+    days,
+    clock,
+    v.top,
+    v.include || v.exclude ? `No tag matching these patterns from ${span}.` : nothing,
+    true,
+  );
   if (patterns) tagPanel.querySelector("h2")?.after(patterns);
-  main.setAttribute("aria-busy", "false");
-  fill(
-    main,
-    rankingPanel({ title: `Most active events, ${span}`, rows: totals(events, (e) => e).map((e) => ({ label: e.label, count: e.count })), perDay: perDayOf(events, (e) => e) }, days, off, v.top, nothing, false),
-    rankingPanel({ title: `Most active categories, ${span}`, rows: totals(categs, (c) => c).map((c) => ({ label: c.label, count: c.count })), perDay: perDayOf(categs, (c) => c) }, days, off, v.top, nothing, false),
+  return [
+    rankingPanel(
+      scope,
+      {
+        title: `Most active events, ${span}`,
+        rows: totals(events, (e) => e).map((e) => ({ label: e.label, count: e.count })),
+        perDay: perDayOf(events, (e) => e),
+      },
+      days,
+      clock,
+      v.top,
+      nothing,
+      false,
+    ),
+    rankingPanel(
+      scope,
+      {
+        title: `Most active categories, ${span}`,
+        rows: totals(categs, (c) => c).map((c) => ({ label: c.label, count: c.count })),
+        perDay: perDayOf(categs, (c) => c),
+      },
+      days,
+      clock,
+      v.top,
+      nothing,
+      false,
+    ),
     tagPanel,
     sightPanel,
     discPanel,
-    timelinePanel(u, v, timeline, days[0] ?? noonOf(v.from, off), days[days.length - 1] ?? noonOf(v.to, off), off, keepTag),
-  );
+    timelinePanel(u, v, timeline, days[0] ?? clock.noonOf(v.from), days[days.length - 1] ?? clock.noonOf(v.to), clock, keepTag),
+  ];
 }
 
 const main = document.getElementById("trendings");
 const form = document.getElementById("range");
-startPage("/trendings", (s) => {
+startPage("/trendings", ({ clock }) => {
   if (!(main instanceof HTMLElement) || !(form instanceof HTMLFormElement)) return;
-  const v = readView(s);
+  const v = readView(clock);
   setField(form, "from", v.from);
   setField(form, "to", v.to);
   setField(form, "top", String(v.top));
   setField(form, "tags", v.include);
   setField(form, "notags", v.exclude);
   setField(form, "timeline", v.subject);
-  quickRanges(form, serverDay(s.now, s.utc_offset_seconds));
+  quickRanges(form, clock);
   // Submitting navigates to the same page with the range in the URL (bookmarkable); the
   // browser does it, no script needed.
   void uiSettings().then((u) => {
-    const show = (): Promise<void> =>
-      render(main, s, u, v).catch((e: unknown) => {
-        main.setAttribute("aria-busy", "false");
-        fill(main, el("p", { class: "error" }, `Cannot load the trendings: ${String(e)}`));
-      });
-    void show();
-    form.append(refresher(refreshSeconds(u), show));
+    const rendering = new Rendering(main, "the trendings", (scope) => render(scope, clock, u));
+    void rendering.run();
+    form.append(refresher(refreshSeconds(params(), u.geo.update_frequency_minutes), () => rendering.run(), clock));
   });
 });

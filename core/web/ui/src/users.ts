@@ -2,9 +2,13 @@
 // and the organisation live in the URL; "today" is the server's day.
 
 import { el, fill } from "./dom";
-import { getJson, uiSettings, type Status } from "./api";
+import { getJson, uiSettings } from "./api";
+import type { Scope } from "./charts";
+import { tools } from "./export";
+import { bars, panel, refreshSeconds, refresher, Rendering } from "./panels";
 import { startPage } from "./shell";
-import { bars, dateParam, noonOf, panel, refreshSeconds, refresher, serverDay, tools } from "./widgets";
+import { DAY, type ServerClock } from "./time";
+import { dayParam, params } from "./urlstate";
 
 const WEEKDAYS = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
 
@@ -33,17 +37,29 @@ function punchcard(card: Punchcard, org: string): HTMLElement {
     }),
   );
   const max = Math.max(best.n, 1);
-  const head = el("tr", {}, el("th", {}, ""), ...Array.from({ length: 24 }, (_, h) => el("th", { class: "hour" }, h % 3 === 0 ? String(h) : "")));
+  const head = el(
+    "tr",
+    {},
+    el("th", {}, ""),
+    ...Array.from({ length: 24 }, (_, h) => el("th", { class: "hour" }, h % 3 === 0 ? String(h) : "")),
+  );
   const rows = card.map((row, day) =>
     el(
       "tr",
       {},
       el("th", {}, WEEKDAYS[day]?.slice(0, 3) ?? ""),
       ...row.map((n, hour) => {
-        const dot = el("span", { class: "dot" });
+        const dot = el("span", { class: "dot", "aria-hidden": "true" });
         // CSSOM, not a style attribute (the CSP allows none).
         dot.style.transform = `scale(${n === 0 ? 0 : 0.25 + (0.75 * n) / max})`;
-        return el("td", { class: "cell", title: `${WEEKDAYS[day] ?? ""} ${hour}:00: ${n} login(s)` }, dot);
+        // The count is in the cell as text, for readers and keyboards; the dot shows it at a
+        // glance.
+        return el(
+          "td",
+          { class: n === 0 ? "cell zero" : "cell", title: `${WEEKDAYS[day] ?? ""} ${hour}:00: ${n} login(s)` },
+          dot,
+          el("span", { class: "n" }, String(n)),
+        );
       }),
     ),
   );
@@ -56,7 +72,7 @@ function punchcard(card: Punchcard, org: string): HTMLElement {
 }
 
 /** Logins per hour and the day's contribution points, as a step line (SVG). */
-function overtime(o: Overtime, offset: number): HTMLElement {
+function overtime(o: Overtime, clock: ServerClock): HTMLElement {
   const w = 720;
   const h = 160;
   const ns = "http://www.w3.org/2000/svg";
@@ -78,23 +94,43 @@ function overtime(o: Overtime, offset: number): HTMLElement {
     line.setAttribute("points", points.map(([t, v]) => `${x(t).toFixed(1)},${(h - (h * v) / max).toFixed(1)}`).join(" "));
     svg.append(line);
   }
-  for (let t = t0; t <= t1; t += 86400) {
+  // A label at each day's first point: days of 23 or 25 hours (daylight-saving changes)
+  // keep their own date.
+  let shownDay = "";
+  for (const [t] of o.login) {
+    const day = clock.day(t);
+    if (day === shownDay) continue;
+    shownDay = day;
     const label = document.createElementNS(ns, "text");
     label.setAttribute("x", x(t).toFixed(1));
     label.setAttribute("y", String(h + 16));
-    label.textContent = serverDay(t, offset).slice(5);
+    label.textContent = day.slice(5);
     svg.append(label);
   }
   const logins = o.login.reduce((a, [, v]) => a + v, 0);
   svg.setAttribute("aria-label", `${logins} login(s) over the 6 days shown`);
-  return el("div", {}, svg, el("p", { class: "hint" }, el("span", { class: "key login" }, "logins per hour"), " ", el("span", { class: "key contrib" }, "the day's contribution points"), ` (${logins} login(s) in all)`));
+  return el(
+    "div",
+    {},
+    svg,
+    el(
+      "p",
+      { class: "hint" },
+      el("span", { class: "key login" }, "logins per hour"),
+      " ",
+      el("span", { class: "key contrib" }, "the day's contribution points"),
+      ` (${logins} login(s) in all)`,
+    ),
+  );
 }
 
-async function render(main: HTMLElement, s: Status, day: string, org: string): Promise<void> {
-  const off = s.utc_offset_seconds;
-  const today = serverDay(s.now, off);
+async function render(_scope: Scope, clock: ServerClock): Promise<Node[]> {
+  const q = params();
+  const today = clock.today();
+  const day = dayParam(q, "date") ?? today;
+  const org = (q.get("org") ?? "").trim();
   // Today: the server's now; another day: its last second, as the original asked.
-  const date = day === today ? Math.floor(s.now) : noonOf(day, off) + 12 * 3600 - 1;
+  const date = day === today ? Math.floor(clock.now()) : clock.noonOf(day) + DAY / 2 - 1;
   const orgParam: Record<string, string> = org ? { org } : {};
   const [card, top, vs, over] = await Promise.all([
     getJson<Punchcard>("/_getUserLogins", { date: String(date), ...orgParam }),
@@ -111,7 +147,12 @@ async function render(main: HTMLElement, s: Status, day: string, org: string): P
   b.style.width = `${(100 * without) / sum}%`;
   split.append(a, b);
   const cardPanel = panel(`Logins, the 7 days to ${day}${org ? `, ${org}` : ""}`, punchcard(card, org));
-  tools(cardPanel, { table: () => ({ header: ["weekday", ...Array.from({ length: 24 }, (_, h) => `${h}:00`)], rows: card.map((row, d) => [WEEKDAYS[d] ?? String(d), ...row]) }) });
+  tools(cardPanel, {
+    table: () => ({
+      header: ["weekday", ...Array.from({ length: 24 }, (_, h) => `${h}:00`)],
+      rows: card.map((row, d) => [WEEKDAYS[d] ?? String(d), ...row]),
+    }),
+  });
   const topPanel = panel(
     `Contribution points per login day, the 8 days to ${day}`,
     bars(
@@ -127,37 +168,38 @@ async function render(main: HTMLElement, s: Status, day: string, org: string): P
       : el("div", {}, split, el("p", {}, `${withC} organisation(s) logged in and contributed; ${without} only logged in.`)),
   );
   tools(splitPanel, { table: () => ({ header: ["logged in and contributed", "only logged in"], rows: [[withC, without]] }) });
-  const overPanel = panel(`Logins and contributions over time${org ? `, ${org}` : ""}`, overtime(over, off));
-  tools(overPanel, { table: () => ({ header: ["hour (epoch)", "logins", "contribution points"], rows: over.login.map(([t, n], i) => [t, n, over.contrib[i]?.[1] ?? 0]) }), json: () => over });
-  main.setAttribute("aria-busy", "false");
-  fill(main, cardPanel, topPanel, splitPanel, overPanel);
+  const overPanel = panel(`Logins and contributions over time${org ? `, ${org}` : ""}`, overtime(over, clock));
+  tools(overPanel, {
+    table: () => ({
+      header: ["hour (epoch)", "logins", "contribution points"],
+      rows: over.login.map(([t, n], i) => [t, n, over.contrib[i]?.[1] ?? 0]),
+    }),
+    json: () => over,
+  });
+  return [cardPanel, topPanel, splitPanel, overPanel];
 }
 
 const main = document.getElementById("users");
 const form = document.getElementById("pick");
-startPage("/users", (s) => {
+startPage("/users", ({ clock }) => {
   if (!(main instanceof HTMLElement) || !(form instanceof HTMLFormElement)) return;
-  const q = new URLSearchParams(window.location.search);
-  const day = dateParam(q, "date") ?? serverDay(s.now, s.utc_offset_seconds);
-  const org = (q.get("org") ?? "").trim();
+  const q = params();
   const dateInput = form.elements.namedItem("date");
   const orgInput = form.elements.namedItem("org");
   if (dateInput instanceof HTMLInputElement) {
-    dateInput.value = day;
-    dateInput.max = serverDay(s.now, s.utc_offset_seconds);
+    dateInput.value = dayParam(q, "date") ?? clock.today();
+    dateInput.max = clock.today();
   }
-  if (orgInput instanceof HTMLInputElement) orgInput.value = org;
+  if (orgInput instanceof HTMLInputElement) orgInput.value = (q.get("org") ?? "").trim();
   const list = document.getElementById("orgs");
   getJson<string[]>("/_getAllLoggedOrg")
     .then((orgs) => {
       if (list) fill(list, ...[...orgs].sort((x, y) => x.localeCompare(y)).map((o) => el("option", {}, o)));
     })
     .catch(() => undefined);
-  const show = (): Promise<void> =>
-    render(main, s, day, org).catch((e: unknown) => {
-      main.setAttribute("aria-busy", "false");
-      fill(main, el("p", { class: "error" }, `Cannot load the logins: ${String(e)}`));
-    });
-  void show();
-  void uiSettings().then((u) => form.append(refresher(refreshSeconds(u), show)));
+  const rendering = new Rendering(main, "the logins", (scope) => render(scope, clock));
+  void rendering.run();
+  void uiSettings().then((u) =>
+    form.append(refresher(refreshSeconds(params(), u.geo.update_frequency_minutes), () => rendering.run(), clock)),
+  );
 });

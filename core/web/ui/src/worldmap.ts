@@ -1,28 +1,31 @@
 // The world map of the live and geo pages: Natural Earth's countries (world-atlas, keyed by
-// ISO alpha-2 at build time, see vite.config.ts) registered once with ECharts, and the d3-geo
-// projection that draws them.
+// ISO alpha-2 at build time, see vite.config.ts), registered with ECharts, and the d3-geo
+// projection that draws them. Everything here is built once when the module loads and never
+// changes.
 
 import * as echarts from "echarts/core";
 import { geoNaturalEarth1 } from "d3-geo";
+import type { Feature, Geometry } from "geojson";
 import { feature } from "topojson-client";
 import world from "virtual:world";
 
-/** Country names by ISO alpha-2 code, from the map's own data. */
-export const COUNTRY_NAMES = new Map<string, string>();
+const collection = feature(world, world.objects.countries);
 
-let mapRegistered = false;
-/** Registers "world" once: countries named by their alpha-2 code (what GEO_COUNTRY holds). */
-export function registerWorld(): void {
-  if (mapRegistered) return;
-  const fc = feature(world, world.objects.countries);
-  for (const f of fc.features) {
-    const code = String(f.id);
-    COUNTRY_NAMES.set(code, f.properties.name);
-    f.properties = { name: code, label: f.properties.name } as typeof f.properties;
-  }
-  echarts.registerMap("world", fc as unknown as Parameters<typeof echarts.registerMap>[1]);
-  mapRegistered = true;
-}
+/** Every country's shape by ISO alpha-2 code. */
+export const COUNTRIES: ReadonlyMap<string, Feature<Geometry>> = new Map(
+  collection.features.map((f) => [String(f.id), f as Feature<Geometry>]),
+);
+
+/** Country names by ISO alpha-2 code, from the map's own data. */
+export const COUNTRY_NAMES: ReadonlyMap<string, string> = new Map(
+  collection.features.map((f) => [String(f.id), (f.properties as { name?: string } | null)?.name ?? String(f.id)]),
+);
+
+// ECharts finds countries by a `name` property: the code, which is what GEO_COUNTRY holds.
+echarts.registerMap("world", {
+  type: "FeatureCollection",
+  features: collection.features.map((f) => ({ ...f, properties: { name: String(f.id) } })),
+} as unknown as Parameters<typeof echarts.registerMap>[1]);
 
 /** Natural Earth projection from d3-geo; its stream cuts shapes at the date line, which
  * ECharts' own projection does not (Russia and Fiji would draw bands across the map). */
@@ -32,4 +35,3 @@ export const PROJECTION = {
   unproject: (p: number[]): number[] => projection.invert?.([p[0] ?? 0, p[1] ?? 0]) ?? [0, 0],
   stream: projection.stream.bind(projection),
 };
-
