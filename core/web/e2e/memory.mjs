@@ -1,0 +1,120 @@
+// Pages left open with their refresh running, as on a wall screen: after each refresh the
+// page's DOM nodes, event listeners and JS heap are read through the DevTools protocol
+// (Performance.getMetrics), after a forced garbage collection. Every page runs at once, each in
+// its own tab.
+//
+//   node e2e/memory.mjs --base http://127.0.0.1:8001 --page "/geo?refresh=10" ... \
+//        --refreshes 20 [--mode click|timer] [--sample-every 1]
+//
+// A "refresh" is the page's own: its refresh countdown reaching zero (`--mode timer`, the
+// benchmark) or its "Refresh now" button (`--mode click`, the test: the same code path without
+// the wait); on the status page, one status poll (every 5 s); on the live page, which streams
+// and never refreshes, 5 seconds of its stream. Prints one JSON report on stdout: per page,
+// the samples (refresh, nodes, listeners, heap in MiB).
+
+import { chromium } from "playwright-core";
+import { parseArgs } from "node:util";
+
+const { values } = parseArgs({
+  options: {
+    base: { type: "string" },
+    page: { type: "string", multiple: true },
+    refreshes: { type: "string", default: "20" },
+    mode: { type: "string", default: "click" },
+    "sample-every": { type: "string", default: "1" },
+  },
+});
+if (!values.base || !values.page) {
+  console.error("usage: memory.mjs --base URL --page PATH... [--refreshes N] [--mode click|timer]");
+  process.exit(2);
+}
+const refreshes = Number(values.refreshes);
+const every = Math.max(1, Number(values["sample-every"]));
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  args: [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--enable-precise-memory-info",
+  ],
+});
+const report = { pages: [], problems: [] };
+
+/** The refresh countdown's words ("refresh in 7 s", "refreshing…"). */
+const label = (page) => page.locator(".refresh .hint").first().innerText();
+
+async function sample(page, cdp) {
+  await cdp.send("HeapProfiler.collectGarbage");
+  await cdp.send("HeapProfiler.collectGarbage");
+  const { metrics } = await cdp.send("Performance.getMetrics");
+  const get = (n) => metrics.find((m) => m.name === n)?.value ?? 0;
+  return { nodes: get("Nodes"), listeners: get("JSEventListeners"), heap_mib: +(get("JSHeapUsedSize") / 1048576).toFixed(2) };
+}
+
+/** One refresh of the page, in the chosen mode. */
+async function refresh(page, kind) {
+  if (kind === "status") {
+    // The status page redraws at every poll of the shell (5 s).
+    await page.waitForTimeout(5200);
+    return;
+  }
+  if (kind === "live") {
+    await page.waitForTimeout(5000);
+    return;
+  }
+  if (values.mode === "click") {
+    await page.getByRole("button", { name: "Refresh now" }).click();
+  } else {
+    await page.waitForFunction(() => /refreshing/.test(document.querySelector(".refresh .hint")?.textContent ?? ""), null, {
+      timeout: 120000,
+      polling: 100,
+    });
+  }
+  // Done when the countdown is back.
+  await page.waitForFunction(() => /refresh in \d+ s/.test(document.querySelector(".refresh .hint")?.textContent ?? ""), null, {
+    timeout: 120000,
+    polling: 100,
+  });
+  const failed = page.locator(".refresh .error");
+  if ((await failed.count()) > 0 && (await failed.innerText()) !== "") {
+    report.problems.push(`${page.url()}: a refresh failed: ${await failed.innerText()}`);
+  }
+}
+
+async function run(path) {
+  const ctx = await browser.newContext({ viewport: { width: 1920, height: 1080 } });
+  const page = await ctx.newPage();
+  page.on("pageerror", (e) => report.problems.push(`${path}: script error: ${e.message}`));
+  const url = new URL(path, values.base);
+  const kind = url.pathname === "/status" ? "status" : url.pathname === "/" ? "live" : "refresh";
+  await page.goto(url.toString(), { waitUntil: "load" });
+  await page.waitForSelector("main[aria-busy='false']", { timeout: 30000 });
+  if (kind === "refresh") await label(page);
+  const cdp = await ctx.newCDPSession(page);
+  await cdp.send("Performance.enable");
+  const samples = [];
+  const started = Date.now();
+  for (let i = 1; i <= refreshes; i++) {
+    await refresh(page, kind);
+    if (i === 2 || i === refreshes || i % every === 0)
+      samples.push({ refresh: i, t: Math.round((Date.now() - started) / 1000), ...(await sample(page, cdp)) });
+  }
+  report.pages.push({ path, kind, samples });
+  await ctx.close();
+}
+
+try {
+  const results = await Promise.allSettled(values.page.map(run));
+  for (const [i, r] of results.entries()) {
+    if (r.status === "rejected") report.problems.push(`${values.page[i]}: ${r.reason?.message ?? r.reason}`);
+  }
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify(report, null, 2));
+process.exit(report.problems.length === 0 ? 0 : 1);
