@@ -4,54 +4,16 @@
 //! the data it was given, render hostile text as text, and leave a screenshot per theme in a
 //! folder the test prints.
 
+mod browser_support;
 mod common;
 mod http_support;
 mod misp_standin;
 
+use browser_support::*;
 use common::*;
 use http_support::*;
 use std::path::PathBuf;
 use std::process::Command;
-
-fn web_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../core/web")
-}
-
-/// The browser script's command (`core/web/e2e/browse.mjs`) for pages of `base`.
-fn browse_command(base: &str, out: &std::path::Path, args: &[&str]) -> Command {
-    let dir = web_dir();
-    assert!(
-        dir.join("node_modules/playwright-core").is_dir() && dir.join("dist/status.html").is_file(),
-        "the web UI is not installed and built: run scripts/setup.sh test"
-    );
-    let mut cmd = Command::new("node");
-    cmd.current_dir(&dir)
-        .arg("e2e/browse.mjs")
-        .args(["--base", base, "--out"])
-        .arg(out)
-        .args(args);
-    cmd
-}
-
-/// Runs the browser script; returns its report, or panics with what it said.
-fn browse(base: &str, out: &std::path::Path, args: &[&str]) -> serde_json::Value {
-    let o = browse_command(base, out, args)
-        .output()
-        .expect("node runs (scripts/setup.sh test installs it)");
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|_| {
-        panic!(
-            "no report from the browser script:\n{stdout}\n{}",
-            String::from_utf8_lossy(&o.stderr)
-        )
-    });
-    assert!(
-        o.status.success(),
-        "the browser saw problems: {:#}",
-        report["problems"]
-    );
-    report
-}
 
 /// The status page shows every feed (the one named with HTML as inert text), the buffer and
 /// dead letters, Redis and the GeoIP database, in both themes.
@@ -248,49 +210,6 @@ fn the_trendings_page_on_seed2() {
     eprintln!("screenshots in {}", out.display());
 }
 
-/// Runs the browser script while `publish` is called every 300 ms (what the page must show
-/// arrives meanwhile), until the script ends; panics with its report when it saw problems.
-fn browse_while_publishing(mut cmd: Command, mut publish: impl FnMut()) {
-    let mut node = cmd
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("node");
-    let status = loop {
-        if let Some(s) = node.try_wait().expect("wait") {
-            break s;
-        }
-        publish();
-        std::thread::sleep(std::time::Duration::from_millis(300));
-    };
-    let mut stdout = String::new();
-    std::io::Read::read_to_string(&mut node.stdout.take().expect("stdout"), &mut stdout)
-        .expect("read");
-    assert!(status.success(), "the browser saw problems:\n{stdout}");
-}
-
-/// A real Redis holding seed2's recorded keyspace, and the server on it.
-fn seed2_server(tag: &str) -> (Redis, Server) {
-    let redis = Redis::start();
-    load_dump(
-        &redis,
-        &read_json(&shared().join("corpus/seed2.redis.json")),
-    );
-    let server = start_server(redis.port, &ServerSetup::default(), tag);
-    (redis, server)
-}
-
-/// One recorded answer of seed2's HTTP probe.
-fn recorded(id: &str) -> serde_json::Value {
-    let http = read_json(&shared().join("corpus/seed2.http.json"));
-    http["responses"]
-        .as_array()
-        .expect("responses")
-        .iter()
-        .find(|r| r["id"] == id)
-        .unwrap_or_else(|| panic!("{id} recorded"))["json"]
-        .clone()
-}
-
 /// The users page on seed2's recorded keyspace: the punch card's busiest cell, the best
 /// organisation by points per login day and the split of those who contributed, as the
 /// original's answers give them for the same day.
@@ -372,10 +291,7 @@ fn the_live_page_on_seed2_and_its_stream() {
     // The newest row is named anywhere (streamed rows come above it); the oldest is the last,
     // its time shown in the server's zone (UTC here), with its date ("MM-DD HH:MM") as it is
     // not today.
-    let oldest = rows[rows.len() - 1]["log"]["0"]
-        .as_str()
-        .expect("time")[5..16]
-        .to_string();
+    let oldest = rows[rows.len() - 1]["log"]["0"].as_str().expect("time")[5..16].to_string();
     let first = &rows[0]["log"];
     let (when, value) = (
         oldest,
@@ -923,7 +839,10 @@ fn pages_keep_their_memory_over_20_refreshes() {
                 "specifName": "", "cityName": "", "regionCode": "LU"
             });
             pipe.cmd("PUBLISH").arg("1").arg(row.to_string()).ignore();
-            pipe.cmd("PUBLISH").arg("PicToDisplay").arg(point.to_string()).ignore();
+            pipe.cmd("PUBLISH")
+                .arg("PicToDisplay")
+                .arg(point.to_string())
+                .ignore();
         }
         pipe.query::<()>(c).expect("publish");
     };
@@ -933,8 +852,13 @@ fn pages_keep_their_memory_over_20_refreshes() {
     publish(&mut c, 320);
     let dir = web_dir();
     let mut cmd = Command::new("node");
-    cmd.current_dir(&dir)
-        .args(["e2e/memory.mjs", "--base", &server.base("http"), "--refreshes", "20"]);
+    cmd.current_dir(&dir).args([
+        "e2e/memory.mjs",
+        "--base",
+        &server.base("http"),
+        "--refreshes",
+        "20",
+    ]);
     for p in &pages {
         cmd.args(["--page", p]);
     }
@@ -955,7 +879,11 @@ fn pages_keep_their_memory_over_20_refreshes() {
     let report: serde_json::Value = serde_json::from_str(&stdout)
         .unwrap_or_else(|_| panic!("no report from the memory script:\n{stdout}"));
     eprintln!("{report:#}");
-    assert!(status.success(), "the memory script saw problems: {:#}", report["problems"]);
+    assert!(
+        status.success(),
+        "the memory script saw problems: {:#}",
+        report["problems"]
+    );
     let measured = report["pages"].as_array().expect("pages");
     assert_eq!(measured.len(), pages.len(), "every page measured");
     for p in measured {
@@ -979,4 +907,68 @@ fn pages_keep_their_memory_over_20_refreshes() {
             );
         }
     }
+}
+
+/// The live log on a wall screen, on seed2's live cache: at least 15 rows wholly visible at
+/// 1920x1080 and 8 at 1366x768, one line each; a row's detail opened with the keyboard alone
+/// (Tab to the rows, an arrow, Enter) shows its fields whole and links to the event in MISP;
+/// no serious accessibility violation with the detail open.
+#[test]
+fn the_live_log_reads_from_across_the_room() {
+    let (_redis, server) = seed2_server("ui-log-rows");
+    let out = server.dir.join("screenshots");
+    for (viewport, least) in [("1920x1080", 15), ("1366x768", 8)] {
+        let report = browse(
+            &server.base("http"),
+            &out,
+            &[
+                "--page",
+                "/",
+                "--themes",
+                "dark",
+                "--viewport",
+                viewport,
+                "--count-visible",
+                "#log tbody tr",
+            ],
+        );
+        let visible = report["pages"][0]["visible"].as_u64().expect("counted");
+        eprintln!("{viewport}: {visible} rows wholly visible");
+        assert!(
+            visible >= least,
+            "{viewport}: only {visible} log rows visible, at least {least} wanted"
+        );
+    }
+    let logs = recorded("logs");
+    let second = &logs[1]["log"];
+    let event = second["1"].as_str().expect("event id");
+    let value = second["5"]
+        .as_str()
+        .expect("value")
+        .split("||")
+        .next()
+        .expect("value")
+        .to_string();
+    browse(
+        &server.base("http"),
+        &out,
+        &[
+            "--page",
+            "/",
+            "--tab-to",
+            "#log tbody tr",
+            "--press",
+            "ArrowDown",
+            "--press",
+            "Enter",
+            "--axe",
+            "--expect-in",
+            &format!("dialog.row-detail[open] h2=>Attribute of event {event}"),
+            "--expect-in",
+            &format!("dialog.row-detail[open]=>{value}"),
+            "--expect-in",
+            &format!("dialog.row-detail[open] a[href='http://0.0.0.0/events/view/{event}']=>Open event {event} in MISP"),
+        ],
+    );
+    eprintln!("screenshots in {}", out.display());
 }

@@ -15,6 +15,8 @@ export default tseslint.config(
         URLSearchParams: "readonly",
         localStorage: "readonly",
         document: "readonly",
+        window: "readonly",
+        getComputedStyle: "readonly",
         globalThis: "readonly",
         PerformanceObserver: "readonly",
         performance: "readonly",

@@ -98,6 +98,12 @@ impl Server {
     /// port with the same configuration, logging to `server-<n>.log`.
     pub fn restart(&mut self, setup: &ServerSetup, n: u32) {
         self.process.kill9();
+        self.start_again(setup, n);
+    }
+
+    /// Starts the server again (after the test killed it) on the same port, logging to
+    /// `server-<n>.log`.
+    pub fn start_again(&mut self, setup: &ServerSetup, n: u32) {
         let mut args = SERVER_ONLY.to_vec();
         args.extend(setup.args.iter().map(String::as_str));
         let level = setup.log_level.as_deref().unwrap_or("info");

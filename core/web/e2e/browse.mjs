@@ -33,7 +33,7 @@ const { values } = parseArgs({
     login: { type: "string" },
     // Waits (up to 20 s) until the browser is on this path (kiosk mode's next page).
     "wait-path": { type: "string" },
-    // Waits (up to 30 s each, in order) until the page shows these texts: what a live stream
+    // Waits (up to 60 s each, in order) until the page shows these texts: what a live stream
     // brings.
     "wait-text": { type: "string", multiple: true, default: [] },
     // The test restarts the server while the page is open: the streams' and the status
@@ -50,6 +50,17 @@ const { values } = parseArgs({
     "url-has": { type: "string", multiple: true, default: [] },
     // Runs axe-core on the final page: serious and critical violations are problems.
     axe: { type: "boolean", default: false },
+    // The window's size, "WIDTHxHEIGHT" (default 1920x1080).
+    viewport: { type: "string", default: "1920x1080" },
+    // Keyboard: presses Tab (up to 200 times) until the focus is on an element matching this,
+    // then presses each --press key in order.
+    "tab-to": { type: "string" },
+    press: { type: "string", multiple: true, default: [] },
+    // "SELECTOR=>FILE": clicks the (export) button and saves what it downloads to FILE.
+    download: { type: "string", multiple: true, default: [] },
+    // Counts the elements matching this that are wholly visible (inside the window and their
+    // scrolling box): report.pages[].visible.
+    "count-visible": { type: "string" },
   },
 });
 const axeSource = values.axe ? readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8") : "";
@@ -75,16 +86,22 @@ const report = { pages: [], problems: [] };
 try {
   for (const path of values.page) {
     for (const theme of values.themes.split(",")) {
-      const ctx = await browser.newContext({ viewport: { width: 1920, height: 1080 } });
+      const [width, height] = values.viewport.split("x").map(Number);
+      const ctx = await browser.newContext({ viewport: { width, height }, acceptDownloads: true });
       // The page reads the theme from localStorage, as a returning visitor's would be.
       await ctx.addInitScript((t) => localStorage.setItem("mispdash-theme", t), theme);
       const page = await ctx.newPage();
       const problems = [];
       const where = `${path} (${theme})`;
+      // While the server restarts, the streams and the status poll fail: refused or cut
+      // connections, or a proxy's 502/503/504 in front of it.
+      const restartPath = (url) =>
+        values["server-restarts"] && /\/(_logs|_maps|_eventStream\w*|_mispdash\/stream|status)$/.test(new URL(url).pathname);
       const duringRestart = (url, text) =>
-        values["server-restarts"] &&
-        /\/(_logs|_maps|_eventStream\w*|_mispdash\/stream|status)$/.test(new URL(url).pathname) &&
-        /ERR_(CONNECTION_REFUSED|INCOMPLETE_CHUNKED_ENCODING|EMPTY_RESPONSE|CONNECTION_RESET|ABORTED)/.test(text);
+        restartPath(url) &&
+        /ERR_(CONNECTION_REFUSED|INCOMPLETE_CHUNKED_ENCODING|EMPTY_RESPONSE|CONNECTION_RESET|CONNECTION_CLOSED|ABORTED)|status of 50[234]/.test(
+          text,
+        );
       page.on("console", (m) => {
         if (m.type() !== "error") return;
         if (duringRestart(m.location().url || base.toString(), m.text())) return;
@@ -111,6 +128,7 @@ try {
         problems.push(`${where}: request failed: ${r.url()} ${why}`);
       });
       page.on("response", (r) => {
+        if ([502, 503, 504].includes(r.status()) && restartPath(r.url())) return;
         if (r.status() >= 400) problems.push(`${where}: ${r.status()} for ${r.url()}`);
       });
       if (values.login) {
@@ -151,7 +169,7 @@ try {
       }
       for (const want of values["wait-text"]) {
         try {
-          await page.waitForFunction((t) => document.body.innerText.includes(t), want, { timeout: 30000 });
+          await page.waitForFunction((t) => document.body.innerText.includes(t), want, { timeout: 60000 });
         } catch {
           problems.push(`${where}: "${want}" never came`);
         }
@@ -189,6 +207,37 @@ try {
       const url = `${u.pathname}?${[...u.searchParams].map(([k, v]) => `${k}=${v}`).join("&")}`;
       for (const want of values["url-has"]) {
         if (!url.includes(want)) problems.push(`${where}: the URL ${url} does not hold ${JSON.stringify(want)}`);
+      }
+      if (values["tab-to"]) {
+        let reached = false;
+        for (let i = 0; i < 200 && !reached; i++) {
+          await page.keyboard.press("Tab");
+          reached = await page.evaluate((sel) => document.activeElement?.matches(sel) ?? false, values["tab-to"]);
+        }
+        if (!reached) problems.push(`${where}: Tab never reached ${values["tab-to"]}`);
+        for (const key of values.press) await page.keyboard.press(key);
+      }
+      let visible = null;
+      if (values["count-visible"]) {
+        visible = await page.evaluate((sel) => {
+          const inside = (r, box) =>
+            r.top >= box.top - 0.5 && r.bottom <= box.bottom + 0.5 && r.left >= box.left - 0.5 && r.right <= box.right + 0.5;
+          const view = { top: 0, left: 0, bottom: window.innerHeight, right: window.innerWidth };
+          let n = 0;
+          for (const e of document.querySelectorAll(sel)) {
+            const r = e.getBoundingClientRect();
+            if (r.height === 0 || !inside(r, view)) continue;
+            let box = e.parentElement;
+            let ok = true;
+            while (box && box !== document.body) {
+              const st = getComputedStyle(box);
+              if (/(auto|scroll|hidden)/.test(st.overflowY) && !inside(r, box.getBoundingClientRect())) ok = false;
+              box = box.parentElement;
+            }
+            if (ok) n += 1;
+          }
+          return n;
+        }, values["count-visible"]);
       }
       if (values.axe) {
         // Evaluated through the debugging protocol, which the page's CSP does not govern.
@@ -245,12 +294,17 @@ try {
         const n = await page.locator(sel).count();
         if (n > 0) problems.push(`${where}: ${n} element(s) matching ${sel}: injected?`);
       }
+      for (const pair of values.download) {
+        const at = pair.indexOf("=>");
+        const [download] = await Promise.all([page.waitForEvent("download"), page.locator(pair.slice(0, at)).first().click()]);
+        await download.saveAs(pair.slice(at + 2));
+      }
       const applied = await page.evaluate(() => document.documentElement.dataset.theme);
       if (applied !== theme) problems.push(`${where}: theme ${applied ?? "none"} applied`);
       const name = path.replace(/[^a-z0-9]+/gi, "_").replace(/^_+|_+$/g, "") || "live";
-      const shot = join(values.out, `${name}-${theme}.png`);
-      await page.screenshot({ path: shot, fullPage: true });
-      report.pages.push({ path, theme, ready_ms: readyMs, screenshot: shot });
+      const shot = join(values.out, `${name}-${theme}${values.viewport === "1920x1080" ? "" : `-${values.viewport}`}.png`);
+      await page.screenshot({ path: shot, fullPage: values.viewport === "1920x1080" });
+      report.pages.push({ path, theme, ready_ms: readyMs, screenshot: shot, visible });
       report.problems.push(...problems);
       await ctx.close();
     }

@@ -78,6 +78,7 @@ function text(v: unknown): string {
 /** The tags of a tag cell (`{"name": "Tag", "data": "<JSON list>"}`), colours validated. */
 export function tagsOf(v: unknown): Tag[] | null {
   if (typeof v !== "object" || v === null || Array.isArray(v)) return null;
+  if ((v as { name?: unknown }).name === undefined) return null;
   const data = (v as { data?: unknown }).data;
   let list: unknown;
   try {
@@ -376,22 +377,25 @@ export class LiveLog {
       if (tags) {
         facts.append(
           el("dt", {}, c.header),
-          el("dd", {}, tags.length === 0 ? "none" : el("span", { class: "tags wrap" }, ...tags.map(chip))),
+          el("dd", {}, tags.length === 0 ? "no tag" : el("span", { class: "tags wrap" }, ...tags.map(chip))),
         );
         return;
       }
       const whole = cellText(ev, i);
+      // What MISP left empty (or the original's "None" of a missing part) says so.
+      const shown = (t: string | undefined): string => (t === undefined || t === "" || t === "None" ? "–" : t);
       if (c.kind === "composite") {
         const parts = whole.split(this.o.separator);
-        c.paths.forEach((p, k) => facts.append(el("dt", {}, p), el("dd", { class: "value" }, parts[k] ?? "")));
+        c.paths.forEach((p, k) => facts.append(el("dt", {}, p), el("dd", { class: "value" }, shown(parts[k]))));
       } else if (c.kind === "time") {
         const t = logEpoch(whole);
+        const local = t === undefined ? whole : `${this.o.clock.time(t)} ${this.o.clock.zoneName(t)}`;
         facts.append(
           el("dt", {}, c.header),
-          el("dd", {}, t === undefined ? whole : `${this.o.clock.time(t)} ${this.o.clock.zoneName(t)} (${whole} UTC)`),
+          el("dd", {}, t !== undefined && this.o.clock.offsetAt(t) !== 0 ? `${local} (${whole} UTC)` : local),
         );
       } else {
-        facts.append(el("dt", {}, c.header), el("dd", { class: "value" }, whole));
+        facts.append(el("dt", {}, c.header), el("dd", { class: c.kind === "text" ? "" : "value" }, shown(whole)));
       }
     });
     facts.append(

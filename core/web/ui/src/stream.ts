@@ -33,7 +33,7 @@ interface Hello {
 
 /** The first wait before reconnecting, and the longest, in seconds. */
 const FIRST_WAIT_S = 1;
-const LONGEST_WAIT_S = 30;
+const LONGEST_WAIT_S = 15;
 /** After this long without a working stream, the page says the stream is lost. */
 const LOST_AFTER_S = 30;
 

@@ -1,0 +1,91 @@
+//! Helpers of the page tests: the browser script (`core/web/e2e/browse.mjs`, headless Debian
+//! Chromium through playwright-core), run while the test publishes, and seed2's dashboard.
+#![allow(dead_code)]
+
+use crate::common::*;
+use crate::http_support::*;
+use std::path::PathBuf;
+use std::process::Command;
+
+pub fn web_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../core/web")
+}
+
+/// The browser script's command (`core/web/e2e/browse.mjs`) for pages of `base`.
+pub fn browse_command(base: &str, out: &std::path::Path, args: &[&str]) -> Command {
+    let dir = web_dir();
+    assert!(
+        dir.join("node_modules/playwright-core").is_dir() && dir.join("dist/status.html").is_file(),
+        "the web UI is not installed and built: run scripts/setup.sh test"
+    );
+    let mut cmd = Command::new("node");
+    cmd.current_dir(&dir)
+        .arg("e2e/browse.mjs")
+        .args(["--base", base, "--out"])
+        .arg(out)
+        .args(args);
+    cmd
+}
+
+/// Runs the browser script; returns its report, or panics with what it said.
+pub fn browse(base: &str, out: &std::path::Path, args: &[&str]) -> serde_json::Value {
+    let o = browse_command(base, out, args)
+        .output()
+        .expect("node runs (scripts/setup.sh test installs it)");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|_| {
+        panic!(
+            "no report from the browser script:\n{stdout}\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        )
+    });
+    assert!(
+        o.status.success(),
+        "the browser saw problems: {:#}",
+        report["problems"]
+    );
+    report
+}
+
+/// Runs the browser script while `publish` is called every 300 ms (what the page must show
+/// arrives meanwhile), until the script ends; panics with its report when it saw problems.
+pub fn browse_while_publishing(mut cmd: Command, mut publish: impl FnMut()) {
+    let mut node = cmd
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("node");
+    let status = loop {
+        if let Some(s) = node.try_wait().expect("wait") {
+            break s;
+        }
+        publish();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    };
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut node.stdout.take().expect("stdout"), &mut stdout)
+        .expect("read");
+    assert!(status.success(), "the browser saw problems:\n{stdout}");
+}
+
+/// A real Redis holding seed2's recorded keyspace, and the server on it.
+pub fn seed2_server(tag: &str) -> (Redis, Server) {
+    let redis = Redis::start();
+    load_dump(
+        &redis,
+        &read_json(&shared().join("corpus/seed2.redis.json")),
+    );
+    let server = start_server(redis.port, &ServerSetup::default(), tag);
+    (redis, server)
+}
+
+/// One recorded answer of seed2's HTTP probe.
+pub fn recorded(id: &str) -> serde_json::Value {
+    let http = read_json(&shared().join("corpus/seed2.http.json"));
+    http["responses"]
+        .as_array()
+        .expect("responses")
+        .iter()
+        .find(|r| r["id"] == id)
+        .unwrap_or_else(|| panic!("{id} recorded"))["json"]
+        .clone()
+}
