@@ -972,3 +972,206 @@ fn the_live_log_reads_from_across_the_room() {
     );
     eprintln!("screenshots in {}", out.display());
 }
+
+/// A chart spanning a daylight-saving change, the server in Europe/Brussels: the live page's
+/// item chart of the 48 hours to 2026-10-25 07:30 CET, when 03:00 CEST became 02:00 CET,
+/// labels every hour once (the hour shown twice by the clock names its zone), the hours one
+/// real hour apart; a row of each of the two 02:00 hours is counted in its own. Read from the
+/// chart's JSON export, as a user would save it.
+#[test]
+fn hours_across_a_daylight_saving_change_read_once() {
+    let redis = Redis::start();
+    let dir = tmpdir("ui-dst");
+    let port = free_port();
+    let cfg = write_server_config(&dir, redis.port, port, &ServerSetup::default());
+    let _server = Mispdash::start_in_zone(
+        &cfg,
+        &[
+            "run",
+            "--no-subscribers",
+            "--no-dispatcher",
+            "--no-managed-redis",
+        ],
+        &dir.join("server.log"),
+        "Europe/Brussels",
+        "1792909800",
+    );
+    assert!(
+        wait_until(std::time::Duration::from_secs(20), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        }),
+        "the server did not start"
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let status: serde_json::Value = serde_json::from_str(
+        &client()
+            .get(format!("{base}/status"))
+            .header("Accept", "application/json")
+            .send()
+            .expect("status")
+            .text()
+            .expect("body"),
+    )
+    .expect("json");
+    assert_eq!(status["time_zone"], "Europe/Brussels");
+    // Two rows in the live cache: 02:30 CEST (00:30 UTC) and 02:30 CET (01:30 UTC).
+    let mut c = redis.conn(2).expect("redis");
+    for (ts, value) in [
+        ("1792888200", "AT-0230-CEST"),
+        ("1792891800", "AT-0230-CET"),
+    ] {
+        let entry = serde_json::json!({"name": "Attribute", "zmqName": "misp1", "log": {
+            "Attribute": {"timestamp": ts, "category": "Network activity", "type": "ip-dst", "value": value},
+            "Event": {"id": "1"}}});
+        redis::cmd("LPUSH")
+            .arg("TEMP_CACHE_LIVE:Attribute")
+            .arg(entry.to_string())
+            .query::<()>(&mut c)
+            .expect("lpush");
+    }
+    // The server read the cache at start: started again, it has the two rows.
+    drop(_server);
+    let _server = Mispdash::start_in_zone(
+        &cfg,
+        &[
+            "run",
+            "--no-subscribers",
+            "--no-dispatcher",
+            "--no-managed-redis",
+        ],
+        &dir.join("server-2.log"),
+        "Europe/Brussels",
+        "1792909800",
+    );
+    assert!(wait_until(std::time::Duration::from_secs(20), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    }));
+    let export = dir.join("hours.json");
+    browse(
+        &base,
+        &dir.join("screenshots"),
+        &[
+            "--page",
+            "/",
+            "--themes",
+            "dark",
+            "--expect",
+            "AT-0230-CET",
+            "--download",
+            &format!(
+                "section.plot-panel button[aria-label^='Save the data as JSON']=>{}",
+                export.display()
+            ),
+        ],
+    );
+    let rows = read_json(&export);
+    let rows = rows.as_array().expect("rows");
+    let labels: Vec<&str> = rows.iter().map(|r| r[0].as_str().expect("label")).collect();
+    let epochs: Vec<i64> = rows.iter().map(|r| r[1].as_i64().expect("epoch")).collect();
+    eprintln!("{labels:?}");
+    assert_eq!(labels.len(), 49, "48 hours and the current one");
+    assert!(
+        epochs.windows(2).all(|w| w[1] - w[0] == 3600),
+        "one real hour apart"
+    );
+    // Brussels: UTC+2 until 2026-10-25 01:00 UTC, UTC+1 after; the two hours that the clock
+    // shows as 02:00 name their zone, no other does.
+    let change = 1792890000;
+    let expected: Vec<String> = epochs
+        .iter()
+        .map(|&t| {
+            let off = if t < change { 7200 } else { 3600 };
+            let hh = format!("{:02}:00", (t + off).rem_euclid(86400) / 3600);
+            match t {
+                _ if t == change - 3600 => format!("{hh} CEST"),
+                _ if t == change => format!("{hh} CET"),
+                _ => hh,
+            }
+        })
+        .collect();
+    assert_eq!(
+        labels, expected,
+        "every hour labelled once, as the server's clock reads it"
+    );
+    let at = labels
+        .iter()
+        .position(|l| *l == "02:00 CEST")
+        .expect("the first 02:00 names its zone");
+    assert_eq!(labels[at - 1], "01:00");
+    assert_eq!(labels[at + 1], "02:00 CET");
+    assert_eq!(labels[at + 2], "03:00");
+    assert_eq!(*labels.last().expect("labels"), "07:00");
+    // Each 02:30 row in its own hour: the series' counts of those two hours.
+    let count = |i: usize| -> i64 {
+        rows[i].as_array().expect("row")[2..]
+            .iter()
+            .map(|v| v.as_i64().unwrap_or(0))
+            .sum()
+    };
+    assert_eq!((count(at), count(at + 1)), (1, 1));
+}
+
+/// Organisation names in Chinese and Japanese are drawn in a font that has their glyphs (Noto
+/// CJK, which the tests' machine has, as a user's has), not as boxes: checked through the
+/// fonts the browser used for them (DevTools), and seen in the screenshot.
+#[test]
+fn cjk_names_are_drawn_in_a_font_that_has_them() {
+    let redis = Redis::start();
+    load_dump(
+        &redis,
+        &read_json(&shared().join("corpus/seed2.redis.json")),
+    );
+    let (zh, ja) = ("台湾网络安全应急中心", "東京サイバー防衛チーム");
+    let mut c = redis.conn(2).expect("redis");
+    for (org, points) in [(zh, 9000), (ja, 8000)] {
+        redis::pipe()
+            .cmd("ZADD")
+            .arg("CONTRIB_DAY:20261120")
+            .arg(points)
+            .arg(org)
+            .cmd("ZADD")
+            .arg("CONTRIB_LAST:20261120")
+            .arg(1795176000)
+            .arg(org)
+            .cmd("SADD")
+            .arg("CONTRIB_ALL_ORG")
+            .arg(org)
+            .query::<()>(&mut c)
+            .expect("orgs");
+    }
+    let server = start_server(redis.port, &ServerSetup::default(), "ui-cjk");
+    let out = server.dir.join("screenshots");
+    let report = browse(
+        &server.base("http"),
+        &out,
+        &[
+            "--page",
+            "/contrib",
+            "--themes",
+            "dark",
+            "--ready",
+            "section.panel",
+            "--fonts-for",
+            zh,
+            "--fonts-for",
+            ja,
+        ],
+    );
+    for name in [zh, ja] {
+        let fonts = report["pages"][0]["fonts"][name]
+            .as_array()
+            .expect("fonts")
+            .clone();
+        eprintln!("{name}: {fonts:?}");
+        let drawn: u64 = fonts
+            .iter()
+            .filter(|f| f["familyName"].as_str().unwrap_or("").contains("CJK"))
+            .map(|f| f["glyphCount"].as_u64().unwrap_or(0))
+            .sum();
+        assert!(
+            drawn >= name.chars().count() as u64,
+            "{name} is not drawn in a CJK font: {fonts:?}"
+        );
+    }
+    eprintln!("screenshots in {}", out.display());
+}

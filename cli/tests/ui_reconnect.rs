@@ -21,6 +21,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// A child process stopped when the test ends, however it ends.
+struct Stopped(std::process::Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A dispatcher of its own (no server, no subscriber), applying what the test puts in the
 /// buffer as MISP's messages would be.
 fn dispatcher(server: &Server) -> Mispdash {
@@ -200,13 +210,14 @@ fn the_live_page_behind_haproxy_while_the_dashboard_restarts() {
         ),
     )
     .expect("haproxy config");
-    let mut haproxy = std::process::Command::new("haproxy")
+    let haproxy = std::process::Command::new("haproxy")
         .args(["-db", "-f"])
         .arg(&cfg)
         .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(server.dir.join("haproxy.log")).expect("log"))
         .spawn()
         .expect("haproxy (scripts/setup.sh test installs it)");
+    let _haproxy = Stopped(haproxy);
     assert!(
         wait_until(Duration::from_secs(10), || TcpStream::connect((
             "127.0.0.1",
@@ -245,8 +256,6 @@ fn the_live_page_behind_haproxy_while_the_dashboard_restarts() {
         };
         phases.apply(&redis, phase);
     });
-    let _ = haproxy.kill();
-    let _ = haproxy.wait();
     // Let the dispatcher finish the last rows, then compare.
     std::thread::sleep(Duration::from_secs(1));
     let shown = shown_values(&export);

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import NOW, REPO, SHARED, Redis, free_port, wait_port, write_config
+from conftest import NOW, REPO, SHARED, Redis, free_port, mispdash_bin, wait_port, write_config
 from test_package import probe
 
 MODULES = Path("/usr/lib/apache2/modules")
@@ -100,12 +100,29 @@ class Apache:
             p.chmod(0o755)
         for p in [config, shim / "misp-dashboard.wsgi", site, conf]:
             p.chmod(0o644)
-        env = dict(os.environ, MISPDASH_CONFIG=str(config))
-        check = subprocess.run(["apache2", "-f", str(conf), "-t"], capture_output=True, text=True, env=env)
+        self.config = config
+        self.conf = conf
+        self.env = dict(os.environ, MISPDASH_CONFIG=str(config))
+        check = subprocess.run(["apache2", "-f", str(conf), "-t"], capture_output=True, text=True, env=self.env)
         assert check.returncode == 0, check.stderr
-        self.proc = subprocess.Popen(["apache2", "-f", str(conf), "-DFOREGROUND"], env=env, stdout=subprocess.DEVNULL, stderr=open(self.dir / "stderr.log", "wb"))
-        wait_port(self.port, self.proc)
         self.base = f"http://127.0.0.1:{self.port}"
+        self.start()
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(["apache2", "-f", str(self.conf), "-DFOREGROUND"], env=self.env, stdout=subprocess.DEVNULL, stderr=open(self.dir / "stderr.log", "ab"))
+        wait_port(self.port, self.proc)
+
+    def graceful(self) -> None:
+        """`apache2 -k graceful`: the children finish their requests, the WSGI daemon restarts."""
+        r = subprocess.run(["apache2", "-f", str(self.conf), "-k", "graceful"], capture_output=True, text=True, env=self.env)
+        assert r.returncode == 0, r.stderr
+
+    def daemon_pids(self) -> list[int]:
+        """The mod_wsgi daemon processes of this Apache: its children that mod_wsgi renamed
+        after their group (`display-name`, "(wsgi:misp-dashboard)", cut to the length of the
+        original title)."""
+        out = subprocess.run(["ps", "-o", "pid=,args=", "--ppid", str(self.proc.pid)], capture_output=True, text=True).stdout
+        return [int(line.split()[0]) for line in out.splitlines() if line.split(maxsplit=1)[1].startswith("(wsgi:")]
 
     def log(self) -> str:
         """Apache's error log and the vhost's (where the dashboard's stderr goes)."""
@@ -208,3 +225,109 @@ def test_a_sub_interpreter_is_refused(seed2: Redis, workdir: Path):
         assert "WSGIApplicationGroup %{GLOBAL}" in a.log()
     finally:
         a.stop()
+
+
+def attribute(marker: str) -> str:
+    """A MISP attribute message whose value is `marker`."""
+    return json.dumps(
+        {
+            "Attribute": {
+                "id": "1", "type": "ip-dst", "category": "Network activity", "to_ids": True,
+                "uuid": "5e0b2c1e-9f3a-4c55-8f7e-0d6a1c2b3a41", "event_id": "781", "distribution": "5",
+                "timestamp": str(NOW - 1), "comment": "", "sharing_group_id": "0", "deleted": False,
+                "disable_correlation": False, "object_id": "0", "object_relation": None,
+                "first_seen": None, "last_seen": None, "value": marker,
+            },
+            "Event": {
+                "id": "781", "orgc_id": "4", "org_id": "4", "date": "2026-11-20", "threat_level_id": "3",
+                "info": "apache restarts", "published": False, "uuid": "1b0c9d7e-3f2a-4b1c-9e8d-7a6b5c4d3e21",
+                "analysis": "2", "distribution": "2", "timestamp": str(NOW - 1), "sharing_group_id": "0",
+                "publish_timestamp": "0", "Orgc": {"id": "4", "name": "Apache CERT", "uuid": "2c1d0e9f-4a3b-4c2d-8e1f-6a5b4c3d2e11"},
+            },
+            "action": "add",
+        }
+    )
+
+
+def test_the_live_page_through_apache_restarts(seed2: Redis, apache: Apache, workdir: Path):
+    """The live page open through Apache while Apache restarts gracefully, its WSGI daemon is
+    killed, and Apache is stopped for 20 s and started: each time the page's stream comes back
+    by itself and the rows applied meanwhile appear (a dispatcher of its own keeps applying
+    them, as one beside MISP does); afterwards the page shows the rows /_logs holds, in its
+    order, none twice."""
+    import mispdash
+
+    dispatcher = subprocess.Popen(
+        [mispdash_bin(), "-c", str(apache.config), "run", "--no-subscribers", "--no-server", "--no-managed-redis"],
+        stdout=subprocess.DEVNULL,
+        stderr=open(workdir / "dispatcher.log", "wb"),
+    )
+    feed = mispdash.Dashboard(str(apache.config))
+    applied: list[str] = []
+
+    def apply(phase: str) -> None:
+        marker = f"{phase}-{sum(1 for m in applied if m.startswith(phase + '-'))}"
+        feed.ingest("misp_json_attribute", attribute(marker), "misp1")
+        applied.append(marker)
+
+    out = workdir / "screenshots"
+    export = workdir / "log.json"
+    waits = ["START-5", "GRACEFUL-9", "KILLED-9", "STOPPED-19", "AFTER-5"]
+    args = ["node", "e2e/browse.mjs", "--base", apache.base, "--out", str(out), "--page", "/", "--themes", "dark", "--server-restarts"]
+    args += ["--download", f"section[aria-label='Live log'] button[aria-label^='Save the data as JSON']=>{export}"]
+    for w in waits:
+        args += ["--wait-text", w]
+    browser = subprocess.Popen(args, cwd=REPO / "core" / "web", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # (phase, rows, what happens first)
+        def graceful() -> None:
+            apache.graceful()
+
+        def kill_daemon() -> None:
+            pids = apache.daemon_pids()
+            assert pids, "no WSGI daemon found"
+            for pid in pids:
+                os.kill(pid, signal.SIGKILL)
+
+        def stop_for_20_s() -> None:
+            apache.stop()
+            end = time.time() + 20
+            while time.time() < end:
+                if sum(1 for m in applied if m.startswith("STOPPED-")) < 20:
+                    apply("STOPPED")
+                time.sleep(0.5)
+            apache.start()
+
+        time.sleep(3)
+        for phase, rows, before in [("START", 6, None), ("GRACEFUL", 10, graceful), ("KILLED", 10, kill_daemon), ("STOPPED", 0, stop_for_20_s)]:
+            if before:
+                before()
+            for _ in range(rows):
+                apply(phase)
+                time.sleep(0.3)
+            # Until the page showed them (each phase waits for its last row).
+            time.sleep(6)
+        while browser.poll() is None:
+            apply("AFTER")
+            time.sleep(0.3)
+        report = browser.stdout.read() if browser.stdout else ""
+        assert browser.returncode == 0, report + (browser.stderr.read() if browser.stderr else "")
+    finally:
+        if browser.poll() is None:
+            browser.kill()
+        time.sleep(1)
+        dispatcher.kill()
+        dispatcher.wait()
+    shown = [row[5] for row in json.loads(export.read_text())]
+    status, body = get(apache.base + "/_logs")
+    assert status == 200
+    logged = [r["log"]["5"] for r in json.loads(body)]
+    # Rows applied after the page's export are newer than its newest: compare from that row on.
+    start = logged.index(shown[0])
+    n = min(len(shown), len(logged) - start)
+    assert n > 40
+    assert shown[:n] == logged[start : start + n], "the page's rows are /_logs's, in its order"
+    newest = applied.index(shown[0].split("||")[0])
+    for m in applied[: newest + 1]:
+        assert shown.count(f"{m}||") == 1, f"{m} is shown {shown.count(f'{m}||')} time(s)"
+    print("screenshots in", out)

@@ -212,6 +212,31 @@ impl Mispdash {
         }
     }
 
+    /// Starts mispdash in the time zone `tz` with its clock pinned at `now`.
+    pub fn start_in_zone(
+        config: &Path,
+        args: &[&str],
+        log: &Path,
+        tz: &str,
+        now: &str,
+    ) -> Mispdash {
+        let logf = std::fs::File::create(log).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_mispdash"))
+            .arg("--config")
+            .arg(config)
+            .args(args)
+            .env("TZ", tz)
+            .env("MISPDASH_FAKE_NOW", now)
+            .stdout(Stdio::null())
+            .stderr(logf)
+            .spawn()
+            .expect("start mispdash");
+        Mispdash {
+            child,
+            log: log.to_path_buf(),
+        }
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

@@ -61,6 +61,9 @@ const { values } = parseArgs({
     // Counts the elements matching this that are wholly visible (inside the window and their
     // scrolling box): report.pages[].visible.
     "count-visible": { type: "string" },
+    // The fonts the browser drew this text with (DevTools' CSS.getPlatformFontsForNode):
+    // report.pages[].fonts[TEXT] = [{ familyName, glyphCount }].
+    "fonts-for": { type: "string", multiple: true, default: [] },
   },
 });
 const axeSource = values.axe ? readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8") : "";
@@ -294,6 +297,35 @@ try {
         const n = await page.locator(sel).count();
         if (n > 0) problems.push(`${where}: ${n} element(s) matching ${sel}: injected?`);
       }
+      const fonts = {};
+      if (values["fonts-for"].length > 0) {
+        const cdp = await page.context().newCDPSession(page);
+        await cdp.send("DOM.enable");
+        await cdp.send("CSS.enable");
+        await cdp.send("DOM.getDocument", { depth: -1 });
+        for (const text of values["fonts-for"]) {
+          const { searchId, resultCount } = await cdp.send("DOM.performSearch", { query: text });
+          const { nodeIds } =
+            resultCount > 0 ? await cdp.send("DOM.getSearchResults", { searchId, fromIndex: 0, toIndex: resultCount }) : { nodeIds: [] };
+          fonts[text] = [];
+          for (const nodeId of nodeIds) {
+            // The element holding the text (a search gives text nodes).
+            const { object } = await cdp.send("DOM.resolveNode", { nodeId });
+            const parent = await cdp.send("Runtime.callFunctionOn", {
+              objectId: object.objectId,
+              functionDeclaration: "function () { return this.nodeType === 3 ? this.parentElement : this; }",
+            });
+            const target = parent.result.objectId
+              ? (await cdp.send("DOM.requestNode", { objectId: parent.result.objectId })).nodeId
+              : undefined;
+            if (target === undefined) continue;
+            const { fonts: used } = await cdp.send("CSS.getPlatformFontsForNode", { nodeId: target });
+            fonts[text].push(...used.map((f) => ({ familyName: f.familyName, glyphCount: f.glyphCount })));
+          }
+          if (fonts[text].length === 0) problems.push(`${where}: "${text}" is not on the page`);
+        }
+        await cdp.detach();
+      }
       for (const pair of values.download) {
         const at = pair.indexOf("=>");
         const [download] = await Promise.all([page.waitForEvent("download"), page.locator(pair.slice(0, at)).first().click()]);
@@ -304,7 +336,7 @@ try {
       const name = path.replace(/[^a-z0-9]+/gi, "_").replace(/^_+|_+$/g, "") || "live";
       const shot = join(values.out, `${name}-${theme}${values.viewport === "1920x1080" ? "" : `-${values.viewport}`}.png`);
       await page.screenshot({ path: shot, fullPage: values.viewport === "1920x1080" });
-      report.pages.push({ path, theme, ready_ms: readyMs, screenshot: shot, visible });
+      report.pages.push({ path, theme, ready_ms: readyMs, screenshot: shot, visible, fonts });
       report.problems.push(...problems);
       await ctx.close();
     }
