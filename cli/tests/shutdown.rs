@@ -87,3 +87,51 @@ fn sigterm_during_a_redis_outage_spools_the_held_frames_and_pushes_them_at_the_n
     let status = sigterm(&mut sub2);
     assert!(status.success(), "{}", sub2.log_text());
 }
+
+/// What `mispdash run` says when it starts on an empty Redis: one line for the embedded pages
+/// (not one per file), and the database version it sets as information, not a warning (a new
+/// installation is nothing to worry about).
+#[test]
+fn a_start_on_an_empty_redis_logs_what_matters_once() {
+    let dir = tmpdir("start-log");
+    let redis = Redis::start();
+    let cfg = write_config(&dir, redis.port, "[]", &oracle_mmdb(), None);
+    let text = std::fs::read_to_string(&cfg).expect("config");
+    let port: u16 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("port = "))
+        .and_then(|p| p.parse().ok())
+        .expect("the server's port");
+    let mut md = Mispdash::start(
+        &cfg,
+        &["run", "--no-subscribers", "--no-managed-redis"],
+        &dir.join("run.log"),
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            md.log_text().contains("database version set to 1")
+                && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        }),
+        "mispdash did not start:\n{}",
+        md.log_text()
+    );
+    assert!(sigterm(&mut md).success());
+    let log = md.log_text();
+    let pages: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("embedded file(s) served"))
+        .collect();
+    assert_eq!(pages.len(), 1, "one line for the pages:\n{log}");
+    assert!(
+        !log.contains("memory_serve"),
+        "no line per embedded file:\n{log}"
+    );
+    let version = log
+        .lines()
+        .find(|l| l.contains("database version set to 1"))
+        .expect("the version line");
+    assert!(
+        version.contains("INFO") && !version.contains("WARN"),
+        "{version}"
+    );
+}

@@ -43,6 +43,12 @@ fn the_status_page_in_chromium() {
         .arg(&["x", "y"])
         .query::<()>(&mut c)
         .expect("rpush");
+    // The active dispatcher, as its lease names it (the start in milliseconds).
+    redis::cmd("SET")
+        .arg("MISPDASH_DISPATCHER_LEASE")
+        .arg("dash-1 pid 4242 started 1795175990000")
+        .query::<()>(&mut c)
+        .expect("lease");
     let server = start_server(redis.port, &ServerSetup::default(), "ui-status");
     let out = server.dir.join("screenshots");
     let report = browse(
@@ -60,6 +66,8 @@ fn the_status_page_in_chromium() {
             "2026-11-20 11:59:50 (10 s ago)",
             "--expect",
             "Dead letters",
+            "--expect",
+            "dash-1 pid 4242, started 2026-11-20 11:59:50",
             "--expect",
             "Redis",
             "--absent-selector",
@@ -910,7 +918,8 @@ fn pages_keep_their_memory_over_20_refreshes() {
 }
 
 /// The live log on a wall screen, on seed2's live cache: at least 15 rows wholly visible at
-/// 1920x1080 and 8 at 1366x768, one line each; a row's detail opened with the keyboard alone
+/// 1920x1080 (the README's screenshot, docs/screenshots/live.png, is this page) and 8 at
+/// 1366x768, one line each; a row's detail opened with the keyboard alone
 /// (Tab to the rows, an arrow, Enter) shows its fields whole and links to the event in MISP;
 /// no serious accessibility violation with the detail open.
 #[test]
@@ -934,6 +943,13 @@ fn the_live_log_reads_from_across_the_room() {
         );
         let visible = report["pages"][0]["visible"].as_u64().expect("counted");
         eprintln!("{viewport}: {visible} rows wholly visible");
+        if viewport == "1920x1080" {
+            // The README's picture of the live page is this one, as the tests took it.
+            let shot = PathBuf::from(report["pages"][0]["screenshot"].as_str().expect("path"));
+            let docs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
+            std::fs::create_dir_all(&docs).expect("docs/screenshots");
+            std::fs::copy(&shot, docs.join("live.png")).expect("copy the screenshot");
+        }
         assert!(
             visible >= least,
             "{viewport}: only {visible} log rows visible, at least {least} wanted"

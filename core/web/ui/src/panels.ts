@@ -96,6 +96,7 @@ export function refresher(seconds: number, run: () => Promise<string | null>, cl
   let paused = false;
   let left = seconds;
   let busy = false;
+  let failing: string | null = null;
   const show = (): void => {
     label.textContent = busy ? "refreshing…" : paused ? "refresh paused" : `refresh in ${left} s`;
   };
@@ -106,7 +107,15 @@ export function refresher(seconds: number, run: () => Promise<string | null>, cl
     void run().then((failed) => {
       busy = false;
       left = seconds;
-      failure.textContent = failed ? `refresh failed at ${clock.clockTime(clock.now())}: ${failed}` : "";
+      // Said once when refreshes start failing (with the time of the first failure) and once
+      // when they work again: a live region that changed at every refresh would be noise.
+      if (failed && failing === null) {
+        failing = clock.clockTime(clock.now());
+        failure.textContent = `refreshes failing since ${failing}: ${failed}`;
+      } else if (!failed && failing !== null) {
+        failing = null;
+        failure.textContent = "";
+      }
       show();
     });
   };
