@@ -314,13 +314,13 @@ startPage("/contrib", ({ clock, shell }) => {
           if (topic === "contributors") lists?.contributor(v as Contributor);
           else lists?.award(v as Award);
         },
-        snapshot: (topic, _events, first) => {
-          if (topic !== "awards" || !lists) return;
-          // The lists come from their routes; after a new server process, the rest of the
-          // page is read again too.
-          void lists.reload().catch(() => undefined);
-          if (!first) void rendering.run();
+        snapshot: (topic) => {
+          // The lists come from their routes, on the first connection and after a new server
+          // process.
+          if (topic === "awards") void lists?.reload().catch(() => undefined);
         },
+        // After an interruption the historical panels are read again too.
+        back: () => void rendering.run(),
       },
       shell,
       clock,

@@ -22,6 +22,8 @@ export interface StreamHandlers {
    * newest events, oldest first (none for contributors and awards, whose pages read their
    * lists again). `first` is true on the page's first connection. */
   snapshot(topic: Topic, events: unknown[], first: boolean): void;
+  /** The stream is back after an interruption (the page's historical panels may be stale). */
+  back?(): void;
 }
 
 interface Hello {
@@ -148,6 +150,7 @@ export class LiveStream {
     this.failures = 0;
     this.state = { kind: "live" };
     this.show(wasDown);
+    if (wasDown) this.handlers.back?.();
   }
 
   private snapshot(data: string): void {
