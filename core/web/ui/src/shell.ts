@@ -153,7 +153,9 @@ export function mountShell(current: string): Shell {
     },
     streamLight(state, text, words) {
       stream.hidden = false;
-      fill(stream, light(state, text));
+      // Called every second: the light is redrawn only when it changes.
+      const shown = stream.firstElementChild;
+      if (!(shown instanceof HTMLElement) || shown.dataset.state !== state || shown.textContent !== text) fill(stream, light(state, text));
       if (words) announce(words);
     },
     announce,
