@@ -7,6 +7,7 @@
 # the 2nd refresh to the last.
 #   bench/ui_memory.sh        REFRESHES=60 MODE=click bench/ui_memory.sh
 # MODE=timer (default) waits for each page's countdown; MODE=click presses "Refresh now".
+# PAGES="geo trendings" measures some of live, geo, trendings, contrib, users, status.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN="${MISPDASH_BIN:-target/release/mispdash}"
@@ -51,13 +52,20 @@ FEED=$!
 sleep 40 # the live page starts full: 300 rows, 100 points
 ORG="$(curl -s "http://127.0.0.1:$HTTP/_getTopContributor" -H 'Accept: application/json' | python3 -c 'import json,sys,urllib.parse; print(urllib.parse.quote_plus(json.load(sys.stdin)[1]["org"]))')"
 echo "== $REFRESHES refreshes ($MODE), every page in its own tab; live page fed $RATE rows and points a second"
+ARGS=()
+for p in ${PAGES:-live geo trendings contrib users status}; do
+    case "$p" in
+    live) ARGS+=(--page "/") ;;
+    geo) ARGS+=(--page "/geo?from=2026-11-19&to=2026-11-20&lat=51.5&lon=-0.1&km=12.3&country=GB&refresh=10") ;;
+    trendings) ARGS+=(--page "/trendings?from=2026-11-13&to=2026-11-20&refresh=10") ;;
+    contrib) ARGS+=(--page "/contrib?org=$ORG&refresh=10") ;;
+    users) ARGS+=(--page "/users?date=2026-11-20&refresh=10") ;;
+    status) ARGS+=(--page "/status") ;;
+    *) echo "unknown page $p" >&2; exit 2 ;;
+    esac
+done
 node core/web/e2e/memory.mjs --base "http://127.0.0.1:$HTTP" --refreshes "$REFRESHES" --mode "$MODE" --sample-every "$SAMPLE" \
-    --page "/" \
-    --page "/geo?from=2026-11-19&to=2026-11-20&lat=51.5&lon=-0.1&km=12.3&country=GB&refresh=10" \
-    --page "/trendings?from=2026-11-13&to=2026-11-20&refresh=10" \
-    --page "/contrib?org=$ORG&refresh=10" \
-    --page "/users?date=2026-11-20&refresh=10" \
-    --page "/status" | python3 -c '
+    "${ARGS[@]}" | python3 -c '
 import json, sys
 r = json.load(sys.stdin)
 print("%-12s %8s %7s %9s %9s" % ("page", "refresh", "nodes", "listeners", "heap MiB"))

@@ -70,10 +70,18 @@ async function refresh(page, kind) {
   if (values.mode === "click") {
     await page.getByRole("button", { name: "Refresh now" }).click();
   } else {
-    await page.waitForFunction(() => /refreshing/.test(document.querySelector(".refresh .hint")?.textContent ?? ""), null, {
-      timeout: 120000,
-      polling: 100,
-    });
+    // The countdown goes down every second and starts again after a refresh: a refresh is
+    // done when the seconds left go up (a "refreshing…" between two polls may be missed).
+    const left = async () => Number((/refresh in (\d+) s/.exec(await label(page)) ?? [])[1] ?? NaN);
+    let last = await left();
+    const end = Date.now() + 120000;
+    for (;;) {
+      if (Date.now() > end) throw new Error("no refresh in 120 s");
+      await page.waitForTimeout(200);
+      const now = await left();
+      if (!Number.isNaN(now) && !Number.isNaN(last) && now > last) break;
+      if (!Number.isNaN(now)) last = now;
+    }
   }
   // Done when the countdown is back.
   await page.waitForFunction(() => /refresh in \d+ s/.test(document.querySelector(".refresh .hint")?.textContent ?? ""), null, {
