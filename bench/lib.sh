@@ -1,5 +1,15 @@
 # Shared by the benchmark scripts (sourced): a free loopback port, and a throw-away Redis.
 
+# build_pages_and_release NAME: unless MISPDASH_BIN names a binary already built, the pages
+# and the release binary (what users run), saying so first since a first build takes minutes.
+build_pages_and_release() {
+    if [ -z "${MISPDASH_BIN:-}" ]; then
+        echo "$1: building the pages and the release binary"
+        npm run --prefix core/web --silent build >/dev/null
+        cargo build --release --quiet -p mispdash
+    fi
+}
+
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 
 # start_redis PORT DIR: a Redis without persistence on 127.0.0.1:PORT, its pid in RPID,

@@ -10,14 +10,10 @@ cd "$(dirname "$0")/.."
 BIN="${MISPDASH_BIN:-target/release/mispdash}"
 DURATION="${DURATION:-600}"
 RATE="${RATE:-100}"
-if [ -z "${MISPDASH_BIN:-}" ]; then
-    echo "ui_endurance: building the pages and the release binary"
-    npm run --prefix core/web --silent build >/dev/null
-    cargo build --release --quiet -p mispdash
-fi
 WORK="$(mktemp -d)"
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
+build_pages_and_release ui_endurance
 PORT=$(free_port)
 HTTP=$(free_port)
 start_redis "$PORT" "$WORK"

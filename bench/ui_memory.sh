@@ -15,14 +15,10 @@ REFRESHES="${REFRESHES:-180}"
 SAMPLE="${SAMPLE:-20}"
 RATE="${RATE:-10}"
 MODE="${MODE:-timer}"
-if [ -z "${MISPDASH_BIN:-}" ]; then
-    echo "ui_memory: building the pages and the release binary"
-    npm run --prefix core/web --silent build >/dev/null
-    cargo build --release --quiet -p mispdash
-fi
 WORK="$(mktemp -d)"
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
+build_pages_and_release ui_memory
 PORT=$(free_port)
 HTTP=$(free_port)
 start_redis "$PORT" "$WORK"

@@ -8,15 +8,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN="${MISPDASH_BIN:-target/release/mispdash}"
-if [ -z "${MISPDASH_BIN:-}" ]; then
-    echo "ui_pages: building the pages and the release binary"
-    npm run --prefix core/web --silent build >/dev/null
-    cargo build --release --quiet -p mispdash
-fi
 CORPUS="${CORPUS:-../shared/corpus/seed2.jsonl}"
 WORK="$(mktemp -d)"
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
+build_pages_and_release ui_pages
 PORT=$(free_port)
 HTTP=$(free_port)
 start_redis "$PORT" "$WORK"

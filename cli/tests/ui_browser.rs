@@ -122,11 +122,7 @@ fn recorded_totals(id: &str, name: impl Fn(&serde_json::Value) -> String) -> Vec
 /// colour: shown as text, nothing injected, no request.
 #[test]
 fn the_trendings_page_on_seed2() {
-    let redis = Redis::start();
-    load_dump(
-        &redis,
-        &read_json(&shared().join("corpus/seed2.redis.json")),
-    );
+    let redis = seed2_redis();
     let mut c = redis.conn(2).expect("redis");
     let hostile_event = "\"><svg onload=alert(2)>";
     let hostile_tag = r#"{"colour": "red;background:url(//evil.example/x)", "id": "66", "name": "<img src=x onerror=alert(3)>"}"#;
@@ -370,11 +366,7 @@ fn the_live_page_on_seed2_and_its_stream() {
 #[test]
 fn pages_ask_for_a_login_when_auth_is_on() {
     let (misp, _) = misp_standin::start_misp_with();
-    let redis = Redis::start();
-    load_dump(
-        &redis,
-        &read_json(&shared().join("corpus/seed2.redis.json")),
-    );
+    let redis = seed2_redis();
     let setup = ServerSetup {
         auth: format!(
             "auth_enabled = True\nmisp_fqdn = http://127.0.0.1:{misp}\nsession_secret = {}\n",
@@ -625,11 +617,7 @@ fn the_contrib_page_on_seed2() {
 /// page).
 #[test]
 fn hostile_data_is_text_on_every_page() {
-    let redis = Redis::start();
-    load_dump(
-        &redis,
-        &read_json(&shared().join("corpus/seed2.redis.json")),
-    );
+    let redis = seed2_redis();
     let org = "<img src=x onerror=alert(10)>";
     let title = "\"><svg onload=alert(11)>";
     let tag = r#"{"colour": "red;background:url(//evil.example/x)", "id": "66", "name": "<img src=x onerror=alert(12)>"}"#;
@@ -870,20 +858,7 @@ fn pages_keep_their_memory_over_20_refreshes() {
     for p in &pages {
         cmd.args(["--page", p]);
     }
-    let mut node = cmd
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("node");
-    let status = loop {
-        if let Some(s) = node.try_wait().expect("wait") {
-            break s;
-        }
-        publish(&mut c, 3);
-        std::thread::sleep(std::time::Duration::from_millis(300));
-    };
-    let mut stdout = String::new();
-    std::io::Read::read_to_string(&mut node.stdout.take().expect("stdout"), &mut stdout)
-        .expect("read");
+    let (status, stdout) = run_while_publishing(cmd, || publish(&mut c, 3));
     let report: serde_json::Value = serde_json::from_str(&stdout)
         .unwrap_or_else(|_| panic!("no report from the memory script:\n{stdout}"));
     eprintln!("{report:#}");
@@ -1132,11 +1107,7 @@ fn hours_across_a_daylight_saving_change_read_once() {
 /// fonts the browser used for them (DevTools), and seen in the screenshot.
 #[test]
 fn cjk_names_are_drawn_in_a_font_that_has_them() {
-    let redis = Redis::start();
-    load_dump(
-        &redis,
-        &read_json(&shared().join("corpus/seed2.redis.json")),
-    );
+    let redis = seed2_redis();
     let (zh, ja) = ("台湾网络安全应急中心", "東京サイバー防衛チーム");
     let mut c = redis.conn(2).expect("redis");
     for (org, points) in [(zh, 9000), (ja, 8000)] {

@@ -184,6 +184,41 @@ impl Phases {
     }
 }
 
+/// Runs the browser while rows are applied: before an outage (8 s), during it (`outage(true)`
+/// starts it, `outage(false)` ends it 20 s later) and after it, until the browser is done. The
+/// rows applied, in order.
+fn through_an_outage(
+    cmd: std::process::Command,
+    redis: &Redis,
+    mut outage: impl FnMut(bool),
+) -> Vec<String> {
+    let mut phases = Phases { markers: vec![] };
+    let t0 = Instant::now();
+    let (mut started, mut ended) = (false, false);
+    browse_while_publishing(cmd, || {
+        let s = t0.elapsed().as_secs_f64();
+        let phase = if s < 8.0 {
+            "BEFORE"
+        } else if !ended {
+            if !started {
+                outage(true);
+                started = true;
+            }
+            if s > 28.0 {
+                outage(false);
+                ended = true;
+                "AFTER"
+            } else {
+                "DURING"
+            }
+        } else {
+            "AFTER"
+        };
+        phases.apply(redis, phase);
+    });
+    phases.markers
+}
+
 /// The page waits for the last row before the outage, its word that the stream is interrupted
 /// (in the header and the live panels), the last row during the outage, and the sixth after.
 const WAITS: [&str; 4] = [
@@ -230,37 +265,16 @@ fn the_live_page_behind_haproxy_while_the_dashboard_restarts() {
     let out = server.dir.join("screenshots");
     let export = server.dir.join("log.json");
     let cmd = browse_phases(&base, &out, &export, &WAITS);
-    let mut phases = Phases { markers: vec![] };
-    let t0 = Instant::now();
-    let (mut down, mut up) = (false, false);
     let setup = ServerSetup::default();
-    browse_while_publishing(cmd, || {
-        let s = t0.elapsed().as_secs_f64();
-        let phase = if s < 8.0 {
-            "BEFORE"
-        } else if !up {
-            if !down {
-                server.process.kill9();
-                down = true;
-            }
-            // Down for 20 s.
-            if s > 28.0 {
-                server.start_again(&setup, 2);
-                up = true;
-                "AFTER"
-            } else {
-                "DURING"
-            }
-        } else {
-            "AFTER"
-        };
-        phases.apply(&redis, phase);
+    let markers = through_an_outage(cmd, &redis, |begin| match begin {
+        true => server.process.kill9(),
+        false => server.start_again(&setup, 2),
     });
     // Let the dispatcher finish the last rows, then compare.
     std::thread::sleep(Duration::from_secs(1));
     let shown = shown_values(&export);
     let logged = logged_values(&server.base("http"));
-    assert_page_matches_logs(&shown, &logged, &phases.markers);
+    assert_page_matches_logs(&shown, &logged, &markers);
     eprintln!("screenshots in {}", out.display());
 }
 
@@ -354,33 +368,10 @@ fn the_live_page_through_a_proxy_that_cuts_streams_and_answers_503() {
     let out = server.dir.join("screenshots");
     let export = server.dir.join("log.json");
     let cmd = browse_phases(&base, &out, &export, &WAITS);
-    let mut phases = Phases { markers: vec![] };
-    let t0 = Instant::now();
-    let (mut cut, mut back) = (false, false);
-    browse_while_publishing(cmd, || {
-        let s = t0.elapsed().as_secs_f64();
-        let phase = if s < 8.0 {
-            "BEFORE"
-        } else if !back {
-            if !cut {
-                proxy.refuse(true);
-                cut = true;
-            }
-            if s > 28.0 {
-                proxy.refuse(false);
-                back = true;
-                "AFTER"
-            } else {
-                "DURING"
-            }
-        } else {
-            "AFTER"
-        };
-        phases.apply(&redis, phase);
-    });
+    let markers = through_an_outage(cmd, &redis, |begin| proxy.refuse(begin));
     std::thread::sleep(Duration::from_secs(1));
     let shown = shown_values(&export);
     let logged = logged_values(&server.base("http"));
-    assert_page_matches_logs(&shown, &logged, &phases.markers);
+    assert_page_matches_logs(&shown, &logged, &markers);
     eprintln!("screenshots in {}", out.display());
 }

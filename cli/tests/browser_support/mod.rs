@@ -47,9 +47,12 @@ pub fn browse(base: &str, out: &std::path::Path, args: &[&str]) -> serde_json::V
     report
 }
 
-/// Runs the browser script while `publish` is called every 300 ms (what the page must show
-/// arrives meanwhile), until the script ends; panics with its report when it saw problems.
-pub fn browse_while_publishing(mut cmd: Command, mut publish: impl FnMut()) {
+/// Runs a node script while `publish` is called every 300 ms (what the page must show arrives
+/// meanwhile), until the script ends; its exit status and what it printed.
+pub fn run_while_publishing(
+    mut cmd: Command,
+    mut publish: impl FnMut(),
+) -> (std::process::ExitStatus, String) {
     let mut node = cmd
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -64,16 +67,29 @@ pub fn browse_while_publishing(mut cmd: Command, mut publish: impl FnMut()) {
     let mut stdout = String::new();
     std::io::Read::read_to_string(&mut node.stdout.take().expect("stdout"), &mut stdout)
         .expect("read");
+    (status, stdout)
+}
+
+/// The browser script (`browse.mjs`) while `publish` is called every 300 ms; panics with its
+/// report when it saw problems.
+pub fn browse_while_publishing(cmd: Command, publish: impl FnMut()) {
+    let (status, stdout) = run_while_publishing(cmd, publish);
     assert!(status.success(), "the browser saw problems:\n{stdout}");
 }
 
-/// A real Redis holding seed2's recorded keyspace, and the server on it.
-pub fn seed2_server(tag: &str) -> (Redis, Server) {
+/// A real Redis holding seed2's recorded keyspace.
+pub fn seed2_redis() -> Redis {
     let redis = Redis::start();
     load_dump(
         &redis,
         &read_json(&shared().join("corpus/seed2.redis.json")),
     );
+    redis
+}
+
+/// A real Redis holding seed2's recorded keyspace, and the server on it.
+pub fn seed2_server(tag: &str) -> (Redis, Server) {
+    let redis = seed2_redis();
     let server = start_server(redis.port, &ServerSetup::default(), tag);
     (redis, server)
 }

@@ -506,6 +506,54 @@ impl Drop for ClientGuard {
     }
 }
 
+/// The events a client receives live, until it falls too far behind (then it is disconnected,
+/// counted, and its browser reconnects and resumes).
+fn received(
+    st: &Arc<AppState>,
+    rx: broadcast::Receiver<Arc<StreamEvent>>,
+) -> impl futures_util::Stream<Item = Arc<StreamEvent>> + Send + 'static {
+    let weak = Arc::downgrade(st);
+    BroadcastStream::new(rx)
+        .take_while(move |r| {
+            let ok = r.is_ok();
+            if !ok {
+                if let Some(st) = weak.upgrade() {
+                    st.hub.dropped_slow.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!("SSE client too slow, disconnected (it may reconnect)");
+                }
+            }
+            std::future::ready(ok)
+        })
+        .filter_map(|r| std::future::ready(r.ok()))
+}
+
+/// Resolves when a stream must end: the server stops, or the session that opened it ended.
+fn stopped(
+    st: &Arc<AppState>,
+    ticket: &StreamTicket,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let mut shutdown = st.hub.shutdown.clone();
+    let ended = session_ended(Arc::downgrade(st), ticket.session.clone());
+    async move {
+        tokio::select! {
+            _ = shutdown.wait_for(|s| *s) => {}
+            _ = ended => {}
+        }
+    }
+}
+
+/// A streamed `text/event-stream` answer.
+fn event_stream(
+    body: impl futures_util::Stream<Item = Result<Bytes, Infallible>> + Send + 'static,
+) -> Response {
+    let mut r = Response::new(Body::from_stream(body));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    r
+}
+
 /// The SSE answer of a stream route: the replayed history, then live events, with a keep-alive
 /// comment at every interval, until the client goes, falls behind, or the server stops.
 /// Ends when the session of `digest` has ended (logout, expiry, or MISP's re-check); never
@@ -546,27 +594,8 @@ pub fn sse_response(
     let (backlog, rx) = st.hub.topic(kind).subscribe(last_event_id);
     st.hub.clients.fetch_add(1, Ordering::Relaxed);
     let guard = ClientGuard(Arc::downgrade(st));
-    let weak = Arc::downgrade(st);
-    let mut shutdown = st.hub.shutdown.clone();
-    let ended = session_ended(Arc::downgrade(st), ticket.session.clone());
-    let stop = async move {
-        tokio::select! {
-            _ = shutdown.wait_for(|s| *s) => {}
-            _ = ended => {}
-        }
-    };
-    let live = BroadcastStream::new(rx)
-        .take_while(move |r| {
-            let ok = r.is_ok();
-            if !ok {
-                if let Some(st) = weak.upgrade() {
-                    st.hub.dropped_slow.fetch_add(1, Ordering::Relaxed);
-                    tracing::info!("SSE client too slow, disconnected (it may reconnect)");
-                }
-            }
-            std::future::ready(ok)
-        })
-        .filter_map(|r| std::future::ready(r.ok().filter(|e| !e.seeded)));
+    let stop = stopped(st, &ticket);
+    let live = received(st, rx).filter(|e| std::future::ready(!e.seeded));
     let events = futures_util::stream::iter(backlog)
         .chain(live)
         .filter_map(move |ev| std::future::ready(ev.passes(&filters).then(|| ev.frame.clone())));
@@ -582,12 +611,7 @@ pub fn sse_response(
             Ok::<Bytes, Infallible>(b)
         })
         .take_until(Box::pin(stop));
-    let mut r = Response::new(Body::from_stream(body));
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    r
+    event_stream(body)
 }
 
 /// How long a page that connects before the live caches were read waits for them.
@@ -648,22 +672,9 @@ pub async fn mux_response(
             ),
         }
         let f = filters.clone();
-        let weak = Arc::downgrade(st);
         lives.push(
-            BroadcastStream::new(sub.rx)
-                .take_while(move |r| {
-                    let ok = r.is_ok();
-                    if !ok {
-                        if let Some(st) = weak.upgrade() {
-                            st.hub.dropped_slow.fetch_add(1, Ordering::Relaxed);
-                            tracing::info!("SSE client too slow, disconnected (it may reconnect)");
-                        }
-                    }
-                    std::future::ready(ok)
-                })
-                .filter_map(move |r| {
-                    std::future::ready(r.ok().filter(|e| e.passes(&f)).map(|e| e.mux.clone()))
-                })
+            received(st, sub.rx)
+                .filter_map(move |e| std::future::ready(e.passes(&f).then(|| e.mux.clone())))
                 .boxed(),
         );
     }
@@ -676,14 +687,7 @@ pub async fn mux_response(
     first.insert(0, named_frame("hello", &hello.to_string()));
     st.hub.clients.fetch_add(1, Ordering::Relaxed);
     let guard = ClientGuard(Arc::downgrade(st));
-    let mut shutdown = st.hub.shutdown.clone();
-    let ended = session_ended(Arc::downgrade(st), ticket.session.clone());
-    let stop = async move {
-        tokio::select! {
-            _ = shutdown.wait_for(|s| *s) => {}
-            _ = ended => {}
-        }
-    };
+    let stop = stopped(st, &ticket);
     // A topic whose client fell behind ends the whole stream (the page reconnects and resumes
     // every topic), rather than leaving the others running without it.
     let period = st.hub.keepalive;
@@ -718,12 +722,7 @@ pub async fn mux_response(
             Ok::<Bytes, Infallible>(b)
         })
         .take_until(Box::pin(stop));
-    let mut r = Response::new(Body::from_stream(body));
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    r
+    event_stream(body)
 }
 
 /// `event: <name>\ndata: <data>\n\n`.

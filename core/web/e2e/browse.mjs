@@ -8,7 +8,7 @@
 //
 // Prints one JSON report on stdout; exits 1 when anything is wrong, saying what.
 
-import { chromium } from "playwright-core";
+import { launch } from "./chromium.mjs";
 import { parseArgs } from "node:util";
 import { mkdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -74,17 +74,7 @@ if (!values.base || !values.out || !values.page) {
 mkdirSync(values.out, { recursive: true });
 const base = new URL(values.base);
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-  ],
-});
+const browser = await launch();
 const report = { pages: [], problems: [] };
 try {
   for (const path of values.page) {

@@ -4,22 +4,11 @@
 //
 //   node e2e/endurance.mjs --base http://127.0.0.1:8001 --seconds 600
 
-import { chromium } from "playwright-core";
+import { launch } from "./chromium.mjs";
 import { parseArgs } from "node:util";
 
 const { values } = parseArgs({ options: { base: { type: "string" }, seconds: { type: "string", default: "600" } } });
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--enable-precise-memory-info",
-  ],
-});
+const browser = await launch(["--enable-precise-memory-info"]);
 const report = { samples: [], problems: [] };
 try {
   const page = await browser.newPage({ viewport: { width: 1920, height: 1080 } });

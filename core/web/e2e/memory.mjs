@@ -12,7 +12,7 @@
 // and never refreshes, 5 seconds of its stream. Prints one JSON report on stdout: per page,
 // the samples (refresh, nodes, listeners, heap in MiB).
 
-import { chromium } from "playwright-core";
+import { launch } from "./chromium.mjs";
 import { parseArgs } from "node:util";
 
 const { values } = parseArgs({
@@ -31,18 +31,7 @@ if (!values.base || !values.page) {
 const refreshes = Number(values.refreshes);
 const every = Math.max(1, Number(values["sample-every"]));
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--enable-precise-memory-info",
-  ],
-});
+const browser = await launch(["--enable-precise-memory-info"]);
 const report = { pages: [], problems: [] };
 
 /** The refresh countdown's words ("refresh in 7 s", "refreshing…"). */
