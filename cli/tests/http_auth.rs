@@ -10,10 +10,12 @@ use http_support::*;
 use misp_standin::*;
 use std::time::Duration;
 
+/// Login on, over plain HTTP, with `session_cookie_secure = False` (the Debian package's
+/// choice: a plain-HTTP server behind a TLS proxy), so cookies follow the request's scheme.
 fn auth_setup(misp_port: u16, secret: &str) -> ServerSetup {
     ServerSetup {
         auth: format!(
-            "auth_enabled = True\nmisp_fqdn = http://127.0.0.1:{misp_port}\nssl_verify = True\nsession_secret = {secret}\nsession_cookie_samesite = Strict\n"
+            "auth_enabled = True\nmisp_fqdn = http://127.0.0.1:{misp_port}\nssl_verify = True\nsession_secret = {secret}\nsession_cookie_samesite = Strict\nsession_cookie_secure = False\n"
         ),
         args: vec!["--login-attempts-per-minute".into(), "5".into()],
         ..Default::default()
@@ -228,11 +230,17 @@ fn login_through_misp() {
     assert_eq!(r.status(), 303, "a signed-in user is sent to the dashboard");
 
     // Bad password, and a user MISP does not grant dashboard access: back to the form.
-    for (user, pw, msg) in [
-        ("alice@example.org", "wrong", "does not match"),
+    for (user, pw, code, msg) in [
+        (
+            "alice@example.org",
+            "wrong",
+            "credentials",
+            "does not match",
+        ),
         (
             "bob@example.org",
             "bob-pw",
+            "access",
             "does not have dashboard access",
         ),
     ] {
@@ -247,9 +255,10 @@ fn login_through_misp() {
             .to_str()
             .expect("location")
             .to_string();
-        assert!(loc.starts_with("/login?auth_error=True"), "{loc}");
-        assert!(loc.replace("%20", " ").contains(msg), "{loc}");
+        assert_eq!(loc, format!("/login?auth_error={code}"));
         assert!(cookie_pair(&set_cookies(&r), "session").is_none());
+        let form = c.get(format!("{base}{loc}")).send().expect("form");
+        assert!(form.text().expect("body").contains(msg), "{loc}");
     }
 
     // An API key instead of credentials (username left empty).
@@ -313,6 +322,172 @@ fn session_cookies_are_secure_under_tls() {
         set.iter()
             .any(|s| s.starts_with("session=") && s.contains("Secure") && s.contains("HttpOnly")),
         "{set:?}"
+    );
+}
+
+/// Whether the login form's cookie is `Secure`, asked with these extra headers.
+fn csrf_secure(c: &reqwest::blocking::Client, base: &str, headers: &[(&str, &str)]) -> bool {
+    let mut req = c.get(format!("{base}/login"));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let r = req.send().expect("login page");
+    let set = set_cookies(&r);
+    let csrf = set.iter().find(|s| s.starts_with("csrf=")).expect("csrf");
+    csrf.contains("; Secure")
+}
+
+/// `session_cookie_secure` does what it says: with True (the default) the cookies are `Secure`
+/// even over plain HTTP, and a login whose form cookie the browser therefore kept back is told
+/// why (not a loop back to the form); with False they are `Secure` when the request came over
+/// HTTPS, which a trusted proxy tells with `X-Forwarded-Proto` (from anyone else the header is
+/// ignored).
+#[test]
+fn secure_cookies_follow_the_setting_and_a_trusted_proxys_scheme() {
+    let misp = start_misp();
+    let redis = Redis::start();
+    let c = client();
+
+    let mut setup = auth_setup(misp, SECRET);
+    setup.auth = setup.auth.replace("session_cookie_secure = False\n", "");
+    let server = start_server(redis.port, &setup, "auth-secure-default");
+    let base = server.base("http");
+    assert!(csrf_secure(&c, &base, &[]));
+    let (_, token, _) = login_page(&c, &base);
+    // What a browser sends after dropping the HTTPS-only cookie: the form without it.
+    let r = post_login(
+        &c,
+        &base,
+        "",
+        &[
+            ("csrf_token", &token),
+            ("username", "alice@example.org"),
+            ("password", "correct horse"),
+        ],
+    );
+    assert_eq!(r.status(), 400);
+    let text = r.text().expect("body");
+    assert!(
+        text.contains("plain HTTP") && text.contains("session_cookie_secure"),
+        "{text}"
+    );
+    drop(server);
+
+    let mut setup = auth_setup(misp, SECRET);
+    setup.mispdash = "trusted_proxies = 127.0.0.1\n".into();
+    let server = start_server(redis.port, &setup, "auth-secure-proxy");
+    let base = server.base("http");
+    assert!(!csrf_secure(&c, &base, &[]));
+    assert!(csrf_secure(&c, &base, &[("X-Forwarded-Proto", "https")]));
+    assert!(!csrf_secure(&c, &base, &[("X-Forwarded-Proto", "http")]));
+    // A login through the proxy: the session cookie is Secure too.
+    let r = c
+        .get(format!("{base}/login"))
+        .header("X-Forwarded-Proto", "https")
+        .send()
+        .expect("form");
+    let csrf = cookie_pair(&set_cookies(&r), "csrf").expect("csrf");
+    let body = r.text().expect("body");
+    let at = body.find("name=\"csrf_token\" value=\"").expect("token") + 25;
+    let token = &body[at..at + 32];
+    let r = c
+        .post(format!("{base}/login"))
+        .header("Cookie", &csrf)
+        .header("X-Forwarded-Proto", "https")
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "csrf_token={token}&username=alice%40example.org&password=correct+horse"
+        ))
+        .send()
+        .expect("login");
+    assert_eq!(r.status(), 303);
+    let set = set_cookies(&r);
+    assert!(
+        set.iter()
+            .any(|s| s.starts_with("session=") && s.contains("; Secure")),
+        "{set:?}"
+    );
+    drop(server);
+
+    // Not a trusted proxy: the header is anyone's to write, and is ignored.
+    let server = start_server(
+        redis.port,
+        &auth_setup(misp, SECRET),
+        "auth-secure-untrusted",
+    );
+    let base = server.base("http");
+    assert!(!csrf_secure(&c, &base, &[("X-Forwarded-Proto", "https")]));
+}
+
+/// Links cannot put words on the dashboard's pages: `/login` and `/error_page` show fixed
+/// texts chosen by a code; a login body announced too large is refused at once (not after
+/// the read timeout); `/healthz` says up or down, not Redis's error text.
+#[test]
+fn links_choose_texts_by_code_and_large_bodies_are_refused_at_once() {
+    let misp = start_misp();
+    let redis = Redis::start();
+    let server = start_server(redis.port, &auth_setup(misp, SECRET), "auth-texts");
+    let base = server.base("http");
+    let c = client();
+    let phish = "Call+%2B1-555-0100+to+restore+your+account";
+    let r = c
+        .get(format!(
+            "{base}/login?auth_error=True&auth_error_message={phish}"
+        ))
+        .send()
+        .expect("login");
+    let text = r.text().expect("body");
+    assert!(
+        text.contains("Login failed") && !text.contains("555-0100"),
+        "{text}"
+    );
+    let r = c
+        .get(format!(
+            "{base}/error_page?error_message={phish}&error_code=7"
+        ))
+        .send()
+        .expect("error page");
+    assert_eq!(r.status(), 200);
+    let text = r.text().expect("body");
+    assert!(
+        text.contains("no details were given") && !text.contains("555-0100"),
+        "{text}"
+    );
+    let text = c
+        .get(format!("{base}/error_page?error_code=2"))
+        .send()
+        .expect("error page")
+        .text()
+        .expect("body");
+    assert!(text.contains("MISP cannot be reached"), "{text}");
+
+    // 10 MB announced, nothing sent: 413 at once.
+    let started = std::time::Instant::now();
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    std::io::Write::write_all(
+        &mut s,
+        b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 10000000\r\n\r\n",
+    )
+    .expect("send");
+    let mut head = [0u8; 12];
+    std::io::Read::read_exact(&mut s, &mut head).expect("answer");
+    assert_eq!(&head, b"HTTP/1.1 413");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // Redis down: unavailable, and nothing of its error text.
+    drop(redis);
+    let r = c.get(format!("{base}/healthz")).send().expect("healthz");
+    assert_eq!(r.status(), 503);
+    let v: serde_json::Value = serde_json::from_str(&r.text().expect("body")).expect("json");
+    assert_eq!(
+        v,
+        serde_json::json!({"status": "unavailable", "redis": "down"})
     );
 }
 

@@ -17,6 +17,7 @@ use axum::http::{header, HeaderName, HeaderValue, Method, Request};
 use mispdash_core::app::{self, RunOptions};
 use mispdash_core::clock::Clock;
 use mispdash_core::config::Config;
+use mispdash_core::web::conn::ArrivedOverTls;
 use mispdash_core::web::embed::Embedded;
 use mispdash_core::web::WebOptions;
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
@@ -385,7 +386,17 @@ fn request_of(environ: &Bound<'_, PyDict>) -> PyResult<Result<Request<Body>, Str
             body = data.extract::<Vec<u8>>()?;
         }
     }
-    Ok(req.body(Body::from(body)).map_err(|e| e.to_string()))
+    // Apache (or another WSGI server) terminated the TLS: it says so here, and the cookies'
+    // `Secure` flag depends on it.
+    let tls = environ_str(environ, "wsgi.url_scheme")?
+        .is_some_and(|s| s.eq_ignore_ascii_case("https"))
+        || environ_str(environ, "HTTPS")?.is_some_and(|v| {
+            matches!(v.to_ascii_lowercase().as_str(), "on" | "1" | "yes" | "true")
+        });
+    Ok(req
+        .extension(ArrivedOverTls(tls))
+        .body(Body::from(body))
+        .map_err(|e| e.to_string()))
 }
 
 #[pymethods]

@@ -8,9 +8,12 @@
 //! Sessions live in Redis (`MISPDASH_SESSION:<digest of the token>`, with the session's
 //! lifetime as expiry), so that logout ends them for good, a restart does not bring them back,
 //! and every process of a deployment (Apache's daemons, `mispdash run`) sees the same. The
-//! browser holds only a random token in a signed, `HttpOnly`, `SameSite` cookie whose `Secure`
-//! flag follows TLS (a `Secure` cookie over plain HTTP is dropped by browsers, which made the
-//! original's login loop). With `[mispdash] misp_api_key`, each session's user is asked of
+//! browser holds only a random token in a signed, `HttpOnly`, `SameSite` cookie. It is `Secure`
+//! whenever the browser came over HTTPS, however that is known (the server's TLS, Apache's,
+//! a trusted proxy's `X-Forwarded-Proto`), and always with `session_cookie_secure = True`:
+//! browsers send a host's cookies to all its ports, its plain HTTP ones included. Since such
+//! a cookie never comes back over plain HTTP, a login there is refused with a message that
+//! says so, not the original's silent login loop. With `[mispdash] misp_api_key`, each session's user is asked of
 //! MISP again every `session_recheck_seconds`: a user who lost `dashboard_access`, or was
 //! disabled or deleted, is logged out.
 //!
@@ -73,6 +76,34 @@ pub enum LoginError {
     Protocol(String),
 }
 
+impl LoginError {
+    /// The code a failed login's redirect carries (`/login?auth_error=<code>`): the login page
+    /// shows the fixed text of a code, never text from a link, which anyone could write.
+    pub fn code(&self) -> &'static str {
+        match self {
+            LoginError::BadCredentials => "credentials",
+            LoginError::NoDashboardAccess => "access",
+            LoginError::Unreachable(_) => "unreachable",
+            LoginError::Protocol(_) => "protocol",
+        }
+    }
+}
+
+/// The text the login page shows for a failure code; `None` for no failure. An unknown code
+/// (an old bookmark, the original's `True`) reads as a plain failure.
+pub fn login_error_text(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "" => return None,
+        "credentials" => {
+            "Username and Password does not match when connecting to MISP or incorrect MISP permission"
+        }
+        "access" => "User does not have dashboard access",
+        "unreachable" => "MISP cannot be reached for authentication",
+        "protocol" => "MISP answered in an unexpected way",
+        _ => "Login failed",
+    })
+}
+
 /// A session as kept in Redis.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Session {
@@ -118,6 +149,8 @@ pub struct Auth {
     by_account: DefaultKeyedRateLimiter<String>,
     recheck_secs: i64,
     admin_key: Option<String>,
+    /// `[Auth] session_cookie_secure`: cookies are `Secure` even over plain HTTP.
+    secure_always: bool,
 }
 
 fn now_secs() -> i64 {
@@ -180,7 +213,14 @@ impl Auth {
             by_account: RateLimiter::keyed(Quota::per_minute(per_min)),
             recheck_secs: i64::from(guard.session_recheck_seconds.max(1)),
             admin_key: guard.misp_api_key.clone(),
+            secure_always: c.session_cookie_secure,
         }))
+    }
+
+    /// Whether the cookies of an answer are `Secure`, given whether the request came over
+    /// HTTPS ([`super::conn::Https`]).
+    pub fn cookie_secure(&self, https: bool) -> bool {
+        https || self.secure_always
     }
 
     /// How often a live stream asks whether its session still holds: as often as sessions

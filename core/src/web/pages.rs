@@ -132,13 +132,17 @@ pub fn html_page(title: &str, body: &str, logout: bool) -> Response {
     resp
 }
 
-/// `/error_page?error_message=`: the message, escaped (a general one when none is given;
-/// the original printed "False").
-pub fn error_page(message: Option<&str>) -> Response {
-    let message = message
-        .map(str::trim)
-        .filter(|m| !m.is_empty())
-        .unwrap_or("Something went wrong, and no details were given.");
+/// `/error_page?error_code=`: the fixed text of a code (the codes the original's diagnostic
+/// knows: 1 a redirect loop, 2 MISP unreachable), a general one for any other.
+pub fn error_page(code: &str) -> Response {
+    let message = match code.trim() {
+        "1" => {
+            "The browser did not keep the dashboard's session: its cookies may be refused \
+             (cookies off, or the dashboard reached over plain HTTP while its cookies are HTTPS-only)."
+        }
+        "2" => "MISP cannot be reached for authentication.",
+        _ => "Something went wrong, and no details were given.",
+    };
     let body = format!(
         "<h1>Error</h1><div class=\"alert\">{}</div><p><a href=\"/\">Back to the dashboard</a></p>",
         escape(message)

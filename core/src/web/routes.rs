@@ -1,5 +1,6 @@
 //! Paths, handlers and middleware, and the connection loop (plain or TLS, HTTP/1.1 and HTTP/2).
 
+use super::conn::Https;
 use super::error::WebError;
 use super::live::Filters;
 use super::params::Params;
@@ -481,9 +482,11 @@ async fn static_file(Path(path): Path<String>, headers: HeaderMap) -> Response {
     pages::asset(&path, &headers).unwrap_or_else(|| WebError::NotFound.into_response())
 }
 
+/// `/error_page?error_code=<n>`: a fixed text per code (the original showed `error_message`,
+/// any text a link gives, which is enough for phishing under the dashboard's name).
 async fn error_page(RawQuery(q): RawQuery) -> Response {
     let p = Params::parse(q.as_deref()).unwrap_or_default();
-    pages::error_page(p.get("error_message"))
+    pages::error_page(p.get("error_code").unwrap_or(""))
 }
 
 fn with_cookies(mut r: Response, cookies: &[String]) -> Response {
@@ -499,6 +502,7 @@ fn with_cookies(mut r: Response, cookies: &[String]) -> Response {
 /// with auth, the form and a fresh CSRF token.
 async fn login_form(
     State(st): State<Shared>,
+    Https(https): Https,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, WebError> {
@@ -513,23 +517,19 @@ async fn login_form(
         return Ok(Redirect::to("/").into_response());
     }
     let p = Params::parse(q.as_deref()).unwrap_or_default();
-    let error = p
-        .get("auth_error")
-        .filter(|v| !v.is_empty())
-        .and(p.get("auth_error_message").or(Some("Login failed")));
+    let error = super::auth::login_error_text(p.get("auth_error").unwrap_or(""));
     let token = super::auth::random_token()?;
     let mut r = pages::login_page(&token, error);
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(with_cookies(r, &[auth.csrf_cookie(&token, st.tls)]))
+    Ok(with_cookies(
+        r,
+        &[auth.csrf_cookie(&token, auth.cookie_secure(https))],
+    ))
 }
 
-fn login_failed(msg: &str) -> Response {
-    let q = format!(
-        "/login?auth_error=True&auth_error_message={}",
-        super::params::percent_encode(msg)
-    );
-    Redirect::to(&q).into_response()
+fn login_failed(e: &super::auth::LoginError) -> Response {
+    Redirect::to(&format!("/login?auth_error={}", e.code())).into_response()
 }
 
 /// The most a login form needs: two fields of at most 255 characters, a token, a button.
@@ -537,36 +537,58 @@ const LOGIN_BODY_MAX: usize = 8 << 10;
 
 /// `POST /login`: CSRF check, rate limits, then MISP decides.
 ///
-/// Nothing is read before the browser's CSRF cookie is found genuine, and then at most
-/// [`LOGIN_BODY_MAX`] bytes within `[mispdash] connection_timeout`: a body announced or sent
-/// larger is refused with 413, a slow one with 408, so no one can make the server hold
+/// A body announced larger than [`LOGIN_BODY_MAX`] is refused with 413 at once. Nothing is
+/// read before the browser's CSRF cookie is found genuine, and then at most
+/// [`LOGIN_BODY_MAX`] bytes within `[mispdash] connection_timeout`: a body sent larger is
+/// refused with 413, a slow one with 408, so no one can make the server hold
 /// megabytes per connection.
 async fn login_submit(
     State(st): State<Shared>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Https(https): Https,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, WebError> {
     let Some(auth) = &st.auth else {
         return Ok(Redirect::to("/").into_response());
     };
+    let too_large = || WebError::Refused {
+        status: StatusCode::PAYLOAD_TOO_LARGE,
+        reason: format!("a login form has at most {LOGIN_BODY_MAX} bytes"),
+    };
+    // Announced too large: refused before waiting for any of it.
+    if headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .is_some_and(|n| n > LOGIN_BODY_MAX as u64)
+    {
+        return Err(too_large());
+    }
     let cookies = cookie_headers(&headers);
     let stale_form = || {
         WebError::bad("the login form expired or was not sent by this site; reload the login page")
     };
     if !auth.has_csrf_cookie(&cookies) {
+        if !https && auth.cookie_secure(false) {
+            tracing::warn!(
+                "a login over plain HTTP came without its form's cookie: [Auth] \
+                 session_cookie_secure = True makes the cookies HTTPS-only, so browsers keep \
+                 them only from https:// addresses (and localhost)"
+            );
+            return Err(WebError::bad(
+                "this dashboard is reached over plain HTTP, and its login cookies are sent over \
+                 HTTPS only ([Auth] session_cookie_secure = True): open it with https://, or ask \
+                 its administrator to serve it over TLS",
+            ));
+        }
         return Err(stale_form());
     }
     let timeout = Duration::from_secs(st.cfg.guard.connection_timeout);
     let body = match tokio::time::timeout(timeout, axum::body::to_bytes(body, LOGIN_BODY_MAX)).await
     {
         Ok(Ok(b)) => b,
-        Ok(Err(_)) => {
-            return Err(WebError::Refused {
-                status: StatusCode::PAYLOAD_TOO_LARGE,
-                reason: format!("a login form has at most {LOGIN_BODY_MAX} bytes"),
-            })
-        }
+        Ok(Err(_)) => return Err(too_large()),
         Err(_) => {
             return Err(WebError::Refused {
                 status: StatusCode::REQUEST_TIMEOUT,
@@ -593,7 +615,9 @@ async fn login_submit(
     }
     match auth.check(user, form.get("password").unwrap_or("")).await {
         Ok(who) => {
-            let cookie = auth.open_session(&st.data, &who, st.tls).await?;
+            let cookie = auth
+                .open_session(&st.data, &who, auth.cookie_secure(https))
+                .await?;
             tracing::info!("login of {:?} from {ip}", who.name);
             Ok(with_cookies(Redirect::to("/").into_response(), &[cookie]))
         }
@@ -602,21 +626,28 @@ async fn login_submit(
                 "login of {:?} from {ip} refused: {e} ({e:?})",
                 crate::buffer::cut(user, 100)
             );
-            Ok(login_failed(&e.to_string()))
+            Ok(login_failed(&e))
         }
     }
 }
 
 /// `/logout`: the session ends in Redis (the cookie alone would outlive it otherwise), then
 /// in the browser.
-async fn logout(State(st): State<Shared>, headers: HeaderMap) -> Result<Response, WebError> {
+async fn logout(
+    State(st): State<Shared>,
+    Https(https): Https,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
     let r = Redirect::to("/login").into_response();
     let Some(auth) = &st.auth else {
         return Ok(r);
     };
     auth.end_session(&st.data, &cookie_headers(&headers))
         .await?;
-    Ok(with_cookies(r, &[auth.clear_session_cookie(st.tls)]))
+    Ok(with_cookies(
+        r,
+        &[auth.clear_session_cookie(auth.cookie_secure(https))],
+    ))
 }
 
 /// Refuses requests without a valid session when auth is on: browsers navigating to a page are
