@@ -40,7 +40,8 @@ trap cleanup EXIT
 python3 bench/http_load_keyspace.py "$SHARED/corpus/seed2.redis.json" | redis-cli -p "$RPORT" --pipe >/dev/null
 export TZ=UTC MISPDASH_FAKE_NOW=1795176000
 N=1795176000
-# All the SSE clients come from 127.0.0.1: the per-client stream cap is raised for them.
+# The SSE clients come from 8 addresses (127.0.0.1-8); the per-client stream cap is raised for
+# them (under Apache it is also at most a quarter of the stream slots).
 printf '[Server]\nhost = 127.0.0.1\nport = %s\n[RedisGlobal]\nhost = 127.0.0.1\nport = %s\nmisp_web_url = http://0.0.0.0\nmisp_instances = []\n[RedisMap]\npathMaxMindDB = /nonexistent.mmdb\n[mispdash]\nmax_streams_per_client = 1000\n' \
     "$HPORT" "$RPORT" >"$WORK/config.cfg"
 chmod 644 "$WORK/config.cfg"
@@ -49,14 +50,17 @@ chmod 644 "$WORK/config.cfg"
 mkdir -p "$WORK/apache/share"
 cp wsgi-shim/misp-dashboard.wsgi "$WORK/apache/share/"
 chmod -R a+rX "$WORK/apache"
-(cd py-bindings/tests && "$WORK/venv/bin/python" - "$WORK/apache" "$APORT" "$WORK/venv" <<'PY'
+# 150 threads: 112 may hold streams (the 100 clients below), 38 stay for the requests.
+TPORT=$(free_port)
+(cd py-bindings/tests && "$WORK/venv/bin/python" - "$WORK/apache" "$APORT" "$TPORT" "$WORK/venv" <<'PY'
 import sys
 from pathlib import Path
 from test_apache import main_conf, site_conf
-d, port, venv = Path(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])
-main_conf(d, site_conf(d, port, venv, d / "share"))
+d, port, tls_port, venv = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4])
+main_conf(d, site_conf(d, port, tls_port, venv, d / "share", threads=150))
 PY
 )
+chmod a+r "$WORK/apache/dashboard.key"
 MISPDASH_CONFIG="$WORK/config.cfg" apache2 -f "$WORK/apache/httpd.conf" -DFOREGROUND 2>"$WORK/apache.log" &
 APID=$!
 "target/release/mispdash" --config "$WORK/config.cfg" run --no-subscribers --no-dispatcher --no-managed-redis 2>"$WORK/server.log" &
@@ -103,7 +107,7 @@ sleep 1
 until curl -sf "http://127.0.0.1:$APORT/healthz" >/dev/null; do sleep 0.1; done
 
 echo "## 100 SSE clients on /_logs through Apache, probe events every 100 ms for 20 s"
-python3 bench/http_sse_clients.py --port "$APORT" --redis-port "$RPORT" -n 100 --procs 1 --duration 20 --drain 3 |
+python3 bench/http_sse_clients.py --port "$APORT" --redis-port "$RPORT" -n 100 --procs 1 --sources 8 --duration 20 --drain 3 |
     python3 -c '
 import json, sys
 r = json.load(sys.stdin)

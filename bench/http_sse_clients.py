@@ -39,8 +39,9 @@ class Client:
         self.closed = False
 
 
-async def run_client(c, host, port, path):
-    reader, writer = await asyncio.open_connection(host, port)
+async def run_client(c, host, port, path, source=None):
+    local = (source, 0) if source else None
+    reader, writer = await asyncio.open_connection(host, port, local_addr=local)
     writer.write(
         ("GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n\r\n" % (path, host)).encode()
     )
@@ -106,7 +107,9 @@ async def worker(a):
     clients = [Client() for _ in range(a.share)]
     tasks = []
     for i, c in enumerate(clients):
-        tasks.append(asyncio.ensure_future(run_client(c, "127.0.0.1", a.port, "/_logs")))
+        # --sources K: from 127.0.0.1 to 127.0.0.K in turn, as K machines (per-client caps).
+        source = "127.0.0.%d" % (1 + i % a.sources) if a.sources > 1 else None
+        tasks.append(asyncio.ensure_future(run_client(c, "127.0.0.1", a.port, "/_logs", source)))
         if i % 100 == 99:
             await asyncio.sleep(0.05)
     t0 = time.time()
@@ -136,6 +139,7 @@ async def main():
     ap.add_argument("--probe-ms", type=float, default=100)
     ap.add_argument("--channel", default="1")
     ap.add_argument("--ready-file", help="touched once every client is connected")
+    ap.add_argument("--sources", type=int, default=1, help="client addresses, 127.0.0.1 to 127.0.0.K")
     ap.add_argument("--share", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--worker-ready", help=argparse.SUPPRESS)
     ap.add_argument("--stop-file", help=argparse.SUPPRESS)
@@ -152,7 +156,8 @@ async def main():
         readies.append(ready)
         procs.append(subprocess.Popen(
             [sys.executable, __file__, "--port", str(a.port), "--redis-port", str(a.redis_port),
-             "--share", str(share), "--worker-ready", ready, "--stop-file", stop_file],
+             "--share", str(share), "--worker-ready", ready, "--stop-file", stop_file,
+             "--sources", str(a.sources)],
             stdout=subprocess.PIPE))
     while not all(os.path.exists(r) for r in readies):
         await asyncio.sleep(0.05)

@@ -4,7 +4,8 @@
 #                              CPython 3.9+) into target/wheels/
 #   scripts/package.sh deb     the Debian package (cargo-deb) into target/debian/
 # MISPDASH_WHEEL_PROFILE=dev builds the wheel without optimisations (what the tests use: a
-# minute instead of several); the default is release.
+# minute instead of several) into target/wheels-dev/, so that target/wheels/ only ever holds
+# a release wheel; the default is release.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$(pwd)"
@@ -27,13 +28,15 @@ wheel)
     PROFILE="${MISPDASH_WHEEL_PROFILE:-release}"
     FLAGS=()
     [ "$PROFILE" = release ] && FLAGS+=(--release)
+    OUT=target/wheels
+    [ "$PROFILE" = release ] || OUT="target/wheels-$PROFILE"
     step "building the wheel ($PROFILE profile; the first release build takes several minutes)"
-    rm -f target/wheels/mispdash-*.whl
+    rm -f "$OUT"/mispdash-*.whl
     # --compatibility linux: the module links the system's libzmq (Debian: libzmq5), which
     # manylinux wheels may not; the wheel is for machines with it.
     "$MATURIN" build "${FLAGS[@]}" -m py-bindings/Cargo.toml --compatibility linux \
-        -i "$(command -v python3)" -o target/wheels
-    step "wheel: $(ls target/wheels/mispdash-*.whl)"
+        -i "$(command -v python3)" -o "$OUT"
+    step "wheel: $(ls "$OUT"/mispdash-*.whl)"
     ;;
 deb)
     if ! command -v cargo-deb >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/cargo-deb" ]; then

@@ -7,7 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$(pwd)"
 MISPDASH_WHEEL_PROFILE="${MISPDASH_WHEEL_PROFILE:-dev}" bash scripts/package.sh wheel
-WHEEL="$(ls "$ROOT"/target/wheels/mispdash-*.whl)"
+PROFILE="${MISPDASH_WHEEL_PROFILE:-dev}"
+if [ "$PROFILE" = release ]; then WHEELS="$ROOT/target/wheels"; else WHEELS="$ROOT/target/wheels-$PROFILE"; fi
+WHEEL="$(ls "$WHEELS"/mispdash-*.whl)"
 # The standalone server the tests compare with.
 cargo build --quiet -p mispdash
 

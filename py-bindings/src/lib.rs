@@ -80,6 +80,8 @@ struct Ingest {
 struct Inner {
     cfg: Config,
     clock: Clock,
+    /// The host's request threads (mod_wsgi's `threads`), which live streams must share.
+    threads: Option<usize>,
     routes: Mutex<Option<Routes>>,
     ingest: Mutex<Option<Ingest>>,
 }
@@ -99,8 +101,12 @@ impl Inner {
         }
         let cfg = self.cfg.clone();
         let clock = self.clock;
+        let opts = WebOptions {
+            host_threads: self.threads,
+            ..WebOptions::default()
+        };
         let embedded = py
-            .detach(move || Embedded::new(&cfg, WebOptions::default(), clock))
+            .detach(move || Embedded::new(&cfg, opts, clock))
             .map_err(err)?;
         let embedded = Arc::new(embedded);
         *slot = Some(Routes {
@@ -121,9 +127,11 @@ struct Dashboard {
 impl Dashboard {
     /// Reads `config_path` (else `MISPDASH_CONFIG`, else `config/config.cfg`, else built-in
     /// defaults) as `mispdash run` does. Raises `MispdashError` with `mispdash run`'s message.
+    /// `threads`: the WSGI server's threads per process (the shim passes mod_wsgi's), which
+    /// bounds the live streams so that they leave threads for page requests.
     #[new]
-    #[pyo3(signature = (config_path=None))]
-    fn new(py: Python<'_>, config_path: Option<PathBuf>) -> PyResult<Self> {
+    #[pyo3(signature = (config_path=None, threads=None))]
+    fn new(py: Python<'_>, config_path: Option<PathBuf>, threads: Option<usize>) -> PyResult<Self> {
         let path = config_path.or_else(|| std::env::var_os("MISPDASH_CONFIG").map(PathBuf::from));
         let (cfg, _) = py
             .detach(|| mispdash_cli::load_config(path.as_deref()))
@@ -133,6 +141,7 @@ impl Dashboard {
             inner: Arc::new(Inner {
                 cfg,
                 clock,
+                threads: threads.filter(|t| *t > 0),
                 routes: Mutex::new(None),
                 ingest: Mutex::new(None),
             }),
@@ -530,6 +539,7 @@ fn version() -> &'static str {
 
 #[pymodule]
 fn _mispdash(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    mispdash_cli::tune_allocator();
     m.add_class::<Dashboard>()?;
     m.add_class::<Application>()?;
     m.add_class::<Stream>()?;

@@ -7,6 +7,7 @@ a start in a sub-interpreter is refused with its message."""
 from __future__ import annotations
 
 import concurrent.futures
+import http.client
 import json
 import os
 import pwd
@@ -14,6 +15,8 @@ import grp
 import re
 import shutil
 import signal
+import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -23,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import NOW, REPO, SHARED, Redis, free_port, mispdash_bin, wait_port, write_config
+from conftest import NOW, REPO, SHARED, Redis, free_port, mispdash_bin, tools_python, wait_port, write_config
 from test_package import probe
 
 MODULES = Path("/usr/lib/apache2/modules")
@@ -43,18 +46,37 @@ def daemon_user() -> tuple[str, str]:
     return pwd.getpwuid(os.geteuid()).pw_name, grp.getgrgid(os.getegid()).gr_name
 
 
-def site_conf(dest: Path, port: int, venv: Path, shim_dir: Path, keep_global: bool = True) -> Path:
-    """The repository's vhost, paths substituted (and, for the refusal test, the line that
-    puts the dashboard in the main interpreter left out)."""
+def self_signed(dest: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key (openssl, as an admin would make one)."""
+    cert, key = dest / "dashboard.pem", dest / "dashboard.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+def site_conf(dest: Path, port: int, tls_port: int, venv: Path, shim_dir: Path, keep_global: bool = True, threads: int = 100) -> Path:
+    """The repository's vhosts, addresses, paths and the daemon's user substituted (and, for
+    the refusal test, the lines that put the dashboard in the main interpreter left out): the
+    TLS one on 127.0.0.1:`tls_port` (its `Listen` is MISP's, in ports.conf, so added here), the
+    loopback plain one on `port`."""
     text = (REPO / "apache" / "misp-dashboard.conf").read_text()
     user, group = daemon_user()
-    text = text.replace("Listen 8001", f"Listen 127.0.0.1:{port}")
-    text = text.replace("<VirtualHost *:8001>", f"<VirtualHost 127.0.0.1:{port}>")
+    cert, key = self_signed(dest)
+    text = text.replace("Listen 127.0.0.1:8001", f"Listen 127.0.0.1:{port}")
+    text = text.replace("<VirtualHost 127.0.0.1:8001>", f"<VirtualHost 127.0.0.1:{port}>")
+    text = text.replace("<VirtualHost *:443>", f"Listen 127.0.0.1:{tls_port}\n<VirtualHost 127.0.0.1:{tls_port}>")
+    text = text.replace("/etc/ssl/certs/misp-dashboard.pem", str(cert))
+    text = text.replace("/etc/ssl/private/misp-dashboard.key", str(key))
     text = text.replace("user=mispdash group=mispdash", f"user={user} group={group}")
+    text = text.replace("threads=100", f"threads={threads}")
     text = text.replace("python-home=/opt/mispdash/venv", f"python-home={venv}")
     text = text.replace("/usr/share/mispdash", str(shim_dir))
     if not keep_global:
-        text = text.replace("    WSGIApplicationGroup %{GLOBAL}\n", "", 1)
+        text = text.replace("    WSGIApplicationGroup %{GLOBAL}\n", "")
+        text = text.replace(" application-group=%{GLOBAL}", " application-group=sub")
     out = dest / "misp-dashboard.conf"
     out.write_text(text)
     return out
@@ -75,7 +97,8 @@ def main_conf(dest: Path, site: Path) -> Path:
         f"Group {group}",
         "Timeout 60",
     ]
-    for mod in ["mpm_event", "authz_core", "setenvif", "headers", "wsgi"]:
+    # Debian's defaults: reqtimeout is on, ssl and headers as apache/README.md enables them.
+    for mod in ["mpm_event", "authz_core", "setenvif", "headers", "reqtimeout", "socache_shmcb", "ssl", "wsgi"]:
         lines.append(f"LoadModule {mod}_module {MODULES}/mod_{mod}.so")
     lines.append(f"Include {site}")
     out = dest / "httpd.conf"
@@ -84,33 +107,37 @@ def main_conf(dest: Path, site: Path) -> Path:
 
 
 class Apache:
-    def __init__(self, workdir: Path, redis_port: int, keep_global: bool = True) -> None:
+    def __init__(self, workdir: Path, redis_port: int, keep_global: bool = True, threads: int = 100, env: dict[str, str] | None = None, instances: str = "[]", auth: str = "") -> None:
         self.dir = workdir / ("apache" if keep_global else "apache-sub")
         self.dir.mkdir()
         shim = self.dir / "share"
         shim.mkdir()
         shutil.copy(REPO / "wsgi-shim" / "misp-dashboard.wsgi", shim / "misp-dashboard.wsgi")
         self.port = free_port()
-        config = write_config(self.dir / "config.cfg", redis_port, 1)
+        self.tls_port = free_port()
+        config = write_config(self.dir / "config.cfg", redis_port, 1, extra=auth, instances=instances)
         venv = Path(sys.prefix)
-        site = site_conf(self.dir, self.port, venv, shim, keep_global)
+        site = site_conf(self.dir, self.port, self.tls_port, venv, shim, keep_global, threads)
         conf = main_conf(self.dir, site)
         # The daemon (another user when the tests run as root) reads these.
         for p in [workdir, self.dir, shim]:
             p.chmod(0o755)
-        for p in [config, shim / "misp-dashboard.wsgi", site, conf]:
+        for p in [config, shim / "misp-dashboard.wsgi", site, conf, self.dir / "dashboard.key"]:
             p.chmod(0o644)
         self.config = config
         self.conf = conf
-        self.env = dict(os.environ, MISPDASH_CONFIG=str(config))
+        self.env = dict(os.environ, MISPDASH_CONFIG=str(config), **(env or {}))
         check = subprocess.run(["apache2", "-f", str(conf), "-t"], capture_output=True, text=True, env=self.env)
         assert check.returncode == 0, check.stderr
         self.base = f"http://127.0.0.1:{self.port}"
+        self.tls_base = f"https://127.0.0.1:{self.tls_port}"
+        self.cert = self.dir / "dashboard.pem"
         self.start()
 
     def start(self) -> None:
         self.proc = subprocess.Popen(["apache2", "-f", str(self.conf), "-DFOREGROUND"], env=self.env, stdout=subprocess.DEVNULL, stderr=open(self.dir / "stderr.log", "ab"))
         wait_port(self.port, self.proc)
+        wait_port(self.tls_port, self.proc)
 
     def graceful(self) -> None:
         """`apache2 -k graceful`: the children finish their requests, the WSGI daemon restarts."""
@@ -331,3 +358,181 @@ def test_the_live_page_through_apache_restarts(seed2: Redis, apache: Apache, wor
     for m in applied[: newest + 1]:
         assert shown.count(f"{m}||") == 1, f"{m} is shown {shown.count(f'{m}||')} time(s)"
     print("screenshots in", out)
+
+
+def test_slow_posts_cannot_hold_the_daemon(seed2: Redis, workdir: Path):
+    """Clients announcing 10 MB login bodies and sending them at 600 B/s, more of them than the
+    daemon has threads, while a normal request is asked every half second: the vhost's body
+    limit answers them at once, so the normal request is answered in under a second."""
+    a = Apache(workdir, seed2.port, threads=4)
+    stop = threading.Event()
+    refused = []
+
+    def slow_post() -> None:
+        while not stop.is_set():
+            try:
+                with socket.create_connection(("127.0.0.1", a.port), timeout=30) as s:
+                    s.sendall(b"POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 10000000\r\n\r\n")
+                    s.settimeout(0.1)
+                    while not stop.is_set():
+                        s.sendall(b"u" * 60)
+                        try:
+                            answer = s.recv(64)
+                        except socket.timeout:
+                            continue
+                        refused.append(answer[:12])
+                        break
+            except OSError:
+                time.sleep(0.1)
+
+    attackers = [threading.Thread(target=slow_post, daemon=True) for _ in range(8)]
+    try:
+        for t in attackers:
+            t.start()
+        time.sleep(1)
+        slowest = 0.0
+        for _ in range(16):
+            t0 = time.time()
+            status, _ = get(a.base + "/_get_log_head", timeout=30)
+            slowest = max(slowest, time.time() - t0)
+            assert status == 200, a.log()[-3000:]
+            time.sleep(0.5)
+        assert refused and all(r == b"HTTP/1.1 413" for r in refused), f"the slow bodies were answered {set(refused)}"
+        assert slowest < 1.0, f"a normal request took {slowest:.1f} s while slow bodies came"
+    finally:
+        stop.set()
+        for t in attackers:
+            t.join(timeout=40)
+        a.stop()
+
+
+def redis_cli(port: int, *args: str) -> str:
+    return subprocess.run(["redis-cli", "-p", str(port), *args], capture_output=True, text=True, check=True).stdout
+
+
+def live_log_holds(redis_port: int, marker: str) -> bool:
+    """Whether the dashboard's live log (`TEMP_CACHE_LIVE:Attribute`, in whichever db the
+    configuration names) has a row of `marker`, read in Redis: no request reaches Apache."""
+    return any(marker in redis_cli(redis_port, "-n", str(db), "LRANGE", "TEMP_CACHE_LIVE:Attribute", "0", "-1") for db in range(4))
+
+
+PUBLISHER = """
+import sys, zmq
+sock = zmq.Context().socket(zmq.PUB)
+sock.bind("tcp://127.0.0.1:%s" % sys.argv[1])
+print("bound", flush=True)
+for line in sys.stdin:
+    sock.send(b"misp_json_attribute " + line.strip().encode())
+    print("sent", flush=True)
+"""
+
+
+def test_ingest_starts_with_the_daemon_and_after_a_graceful_restart(seed2: Redis, workdir: Path):
+    """With MISPDASH_INGEST=1 and no page ever opened, attributes a stand-in for MISP's
+    publisher (a ZeroMQ PUB socket, MISP itself cannot run here) sends after Apache's start,
+    and again after `apache2 -k graceful` (what logrotate runs daily), reach the dashboard's
+    live log: the daemon loads the dashboard when it starts, not at a first request."""
+    pub_port = free_port()
+    publisher = subprocess.Popen([tools_python(), "-c", PUBLISHER, str(pub_port)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert publisher.stdout and publisher.stdin
+    assert publisher.stdout.readline().strip() == "bound"
+    instances = json.dumps([{"name": "misp1", "url": "https://misp.local", "zmq": f"tcp://127.0.0.1:{pub_port}"}])
+    a = Apache(workdir, seed2.port, env={"MISPDASH_INGEST": "1"}, instances=instances)
+
+    def started_pids() -> list[str]:
+        return re.findall(r"subscribers and dispatcher started in process (\d+)", a.log())
+
+    def publish_and_find(phase: str) -> None:
+        # The subscriber connects and subscribes within a moment of the daemon's start.
+        time.sleep(3)
+        markers = [f"{phase}-{i}.example.org" for i in range(5)]
+        for m in markers:
+            publisher.stdin.write(json.dumps(json.loads(attribute(m))) + "\n")
+            publisher.stdin.flush()
+            assert publisher.stdout.readline().strip() == "sent"
+            time.sleep(0.2)
+        end = time.time() + 25
+        while time.time() < end and not all(live_log_holds(seed2.port, m) for m in markers):
+            time.sleep(0.5)
+        missing = [m for m in markers if not live_log_holds(seed2.port, m)]
+        assert not missing, f"{phase}: not ingested: {missing}; the log:\n{a.log()[-3000:]}"
+
+    try:
+        end = time.time() + 20
+        while not started_pids() and time.time() < end:
+            time.sleep(0.2)
+        assert started_pids(), f"ingest did not start with the daemon; the log:\n{a.log()[-3000:]}"
+        publish_and_find("STARTED")
+        before = started_pids()
+        a.graceful()
+        end = time.time() + 30
+        while len(started_pids()) <= len(before) and time.time() < end:
+            time.sleep(0.2)
+        assert len(started_pids()) > len(before), f"ingest did not start again after the graceful restart:\n{a.log()[-3000:]}"
+        publish_and_find("GRACEFUL")
+    finally:
+        a.stop()
+        publisher.kill()
+        publisher.wait()
+
+
+def test_the_session_cookie_is_secure_over_apaches_tls(seed2: Redis, workdir: Path):
+    """With login on and `session_cookie_secure = False`, the cookie is Secure exactly when
+    Apache took the request over TLS (the dashboard reads it from the WSGI environment): over
+    the TLS vhost it is, over the loopback plain one it is not."""
+    auth = "\n[Auth]\nauth_enabled = True\nmisp_fqdn = https://misp.local\nsession_secret = apache-tls-test-secret-0123456789abcdef\nsession_cookie_secure = False\n"
+    a = Apache(workdir, seed2.port, auth=auth)
+    try:
+        tls = ssl.create_default_context(cafile=str(a.cert))
+
+        def csrf_cookie(url: str, context: ssl.SSLContext | None = None) -> str:
+            with urllib.request.urlopen(url + "/login", timeout=30, context=context) as r:
+                return next(c for c in r.headers.get_all("Set-Cookie") if c.startswith("csrf="))
+
+        secure = csrf_cookie(a.tls_base, tls)
+        assert "; Secure" in secure, secure
+        plain = csrf_cookie(a.base)
+        assert "Secure" not in plain, plain
+        # And Apache's own: the TLS vhost says to keep to HTTPS.
+        with urllib.request.urlopen(a.tls_base + "/healthz", timeout=30, context=tls) as r:
+            assert r.headers["Strict-Transport-Security"] == "max-age=31536000"
+    finally:
+        a.stop()
+
+
+def test_live_streams_leave_threads_for_pages(seed2: Redis, workdir: Path):
+    """A daemon of 8 threads: live streams get 4 of them, 2 per client (address, login being
+    off here); the next stream of a client is refused with 429, one beyond the slots with 503,
+    and a page request is answered at once while the streams are open."""
+    a = Apache(workdir, seed2.port, threads=8)
+    held: list[http.client.HTTPConnection] = []
+
+    def open_stream(source: str) -> int:
+        c = http.client.HTTPConnection("127.0.0.1", a.port, timeout=30, source_address=(source, 0))
+        c.request("GET", "/_logs", headers={"Accept": "text/event-stream"})
+        r = c.getresponse()
+        if r.status == 200:
+            held.append(c)
+        else:
+            r.read()
+            c.close()
+        return r.status
+
+    try:
+        assert [open_stream("127.0.0.1") for _ in range(3)] == [200, 200, 429]
+        assert [open_stream("127.0.0.2") for _ in range(2)] == [200, 200]
+        assert open_stream("127.0.0.3") == 503
+        t0 = time.time()
+        status, _ = get(a.base + "/_getTopCoord", timeout=30)
+        assert status == 200 and time.time() - t0 < 1.0, f"{status} after {time.time() - t0:.1f} s"
+        # A stream's thread learns that its client left when a write fails (keep-alives come
+        # every 5 s under a WSGI server), and its slot is free again then.
+        held.pop().close()
+        end = time.time() + 30
+        while open_stream("127.0.0.3") != 200:
+            assert time.time() < end, "a slot freed is not free again"
+            time.sleep(1)
+    finally:
+        for c in held:
+            c.close()
+        a.stop()

@@ -78,6 +78,12 @@ pub struct WebOptions {
     pub listen: Option<SocketAddr>,
     /// A connection whose writes stall this long is closed (a client that stopped reading).
     pub write_timeout: Duration,
+    /// The threads of a WSGI server's pool (mod_wsgi's `threads`), when the dashboard runs in
+    /// one: each live stream holds a thread there for as long as it is open, so streams get
+    /// at most [`stream::stream_slots`] of them in all and a quarter of those per client, and the rest
+    /// stay free for page requests. `None` for the standalone server, whose streams are
+    /// tasks.
+    pub host_threads: Option<usize>,
 }
 
 impl Default for WebOptions {
@@ -90,6 +96,7 @@ impl Default for WebOptions {
             workers: 0,
             listen: None,
             write_timeout: Duration::from_secs(30),
+            host_threads: None,
         }
     }
 }
@@ -184,6 +191,23 @@ fn build_state(
     if let Some(n) = opts.login_attempts_per_minute {
         guard.login_attempts_per_minute = n;
     }
+    let stream_slots = opts.host_threads.map(stream::stream_slots);
+    // In a WSGI server a stream's thread learns that its client left only when a write
+    // fails, which through Apache takes two writes or so: keep-alives every 5 s give the
+    // thread back within seconds rather than most of a minute.
+    let keepalive = match opts.host_threads {
+        Some(_) => opts.sse_keepalive.min(Duration::from_secs(5)),
+        None => opts.sse_keepalive,
+    };
+    if let Some(slots) = stream_slots {
+        let per_client = stream::streams_per_client(slots).min(guard.max_streams_per_client);
+        tracing::info!(
+            "{} threads serve requests: at most {slots} of them hold live streams (one per \
+             open page), {per_client} per client; the others are kept for page requests",
+            opts.host_threads.unwrap_or_default()
+        );
+        guard.max_streams_per_client = per_client;
+    }
     let auth = auth::Auth::from_config(&cfg.auth, &guard)?;
     let ranking = match &cfg.ranking_path {
         Some(p) => Ranking::load(p)?,
@@ -205,7 +229,7 @@ fn build_state(
             ..WebConfig::from_config(cfg)
         },
         ranking,
-        hub: stream::Hub::new(opts.sse_keepalive, shutdown_rx),
+        hub: stream::Hub::new(keepalive, shutdown_rx),
         cache,
         metrics: metrics::Metrics::new(),
         auth,
@@ -219,7 +243,7 @@ fn build_state(
             guard.max_connections_per_address,
             guard.trusted_proxies.clone(),
         )),
-        streams: stream::StreamCounts::default(),
+        streams: stream::StreamCounts::new(stream_slots),
         ui: ui_router(),
     }))
 }

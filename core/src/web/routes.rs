@@ -203,13 +203,25 @@ fn stream_ticket(
     };
     let max = st.cfg.guard.max_streams_per_client;
     let digest = session.map(|c| c.digest.clone());
-    stream::StreamCounts::open(st, client, digest, max).ok_or_else(|| {
-        tracing::warn!("a client asked for more than {max} live streams at once; refused");
-        WebError::TooManyRequests {
-            what: format!(
-                "this client already holds {max} live streams ([mispdash] max_streams_per_client)"
-            ),
-            retry_after: 10,
+    stream::StreamCounts::open(st, client, digest, max).map_err(|why| match why {
+        stream::StreamRefusal::PerClient => {
+            tracing::warn!("a client asked for more than {max} live streams at once; refused");
+            WebError::TooManyRequests {
+                what: format!(
+                    "this client already holds {max} live streams ([mispdash] max_streams_per_client)"
+                ),
+                retry_after: 10,
+            }
+        }
+        stream::StreamRefusal::Total(slots) => {
+            tracing::warn!(
+                "all {slots} live-stream slots of the server's threads are taken; a stream was \
+                 refused (see apache/README.md on sizing the thread pool)"
+            );
+            WebError::Refused {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                reason: format!("the server holds its most live streams ({slots}); try again later"),
+            }
         }
     })
 }

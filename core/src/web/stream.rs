@@ -436,11 +436,41 @@ impl Hub {
     }
 }
 
+/// How many of a WSGI server's `threads` live streams may hold: all but a quarter (at least
+/// four), which stay free for page requests, so open screens never starve the pages.
+pub fn stream_slots(threads: usize) -> usize {
+    threads.saturating_sub((threads / 4).max(4)).max(1)
+}
+
+/// Streams one client (session or address) may hold among `slots`: a quarter, at least two,
+/// so that one client cannot take them all (a wall screen holds one per page; several screens
+/// may share an address behind NAT when login is off).
+pub fn streams_per_client(slots: usize) -> usize {
+    (slots / 4).max(2)
+}
+
 /// Live streams open per client (a session, or an address without login), so that one client
-/// cannot hold thousands: each costs a task, a connection and a broadcast receiver.
-#[derive(Default)]
+/// cannot hold thousands: each costs a task, a connection and a broadcast receiver (and under
+/// a WSGI server a thread, hence the total there too).
 pub struct StreamCounts {
-    open: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+    open: std::sync::Mutex<Open>,
+    /// The most open at once, all clients together (`None`: no total).
+    slots: Option<usize>,
+}
+
+#[derive(Default)]
+struct Open {
+    by_client: std::collections::HashMap<String, usize>,
+    total: usize,
+}
+
+/// Why a stream was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamRefusal {
+    /// The client holds its most.
+    PerClient,
+    /// Every slot of the host's thread pool that streams may hold is taken.
+    Total(usize),
 }
 
 /// One open stream of a client; counted until dropped (when the stream ends, however).
@@ -452,24 +482,39 @@ pub struct StreamTicket {
 }
 
 impl StreamCounts {
+    pub fn new(slots: Option<usize>) -> StreamCounts {
+        StreamCounts {
+            open: std::sync::Mutex::new(Open::default()),
+            slots,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Open> {
+        match self.open.lock() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
     /// Counts a new stream of `client` (of the session `session`, when logged in), unless it
-    /// already holds `max`.
+    /// already holds `max` or every slot is taken.
     pub fn open(
         st: &Arc<AppState>,
         client: String,
         session: Option<String>,
         max: usize,
-    ) -> Option<StreamTicket> {
-        let mut m = match st.streams.open.lock() {
-            Ok(m) => m,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        let n = m.entry(client.clone()).or_insert(0);
+    ) -> Result<StreamTicket, StreamRefusal> {
+        let mut o = st.streams.lock();
+        if let Some(slots) = st.streams.slots.filter(|s| o.total >= *s) {
+            return Err(StreamRefusal::Total(slots));
+        }
+        let n = o.by_client.entry(client.clone()).or_insert(0);
         if *n >= max {
-            return None;
+            return Err(StreamRefusal::PerClient);
         }
         *n += 1;
-        Some(StreamTicket {
+        o.total += 1;
+        Ok(StreamTicket {
             counts: Arc::downgrade(st),
             client,
             session,
@@ -482,14 +527,12 @@ impl Drop for StreamTicket {
         let Some(st) = self.counts.upgrade() else {
             return;
         };
-        let mut m = match st.streams.open.lock() {
-            Ok(m) => m,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        if let Some(n) = m.get_mut(&self.client) {
+        let mut o = st.streams.lock();
+        o.total = o.total.saturating_sub(1);
+        if let Some(n) = o.by_client.get_mut(&self.client) {
             *n -= 1;
             if *n == 0 {
-                m.remove(&self.client);
+                o.by_client.remove(&self.client);
             }
         }
     }

@@ -63,10 +63,14 @@ class Dashboard:
     ``config_path`` defaults to ``MISPDASH_CONFIG``, then ``config/config.cfg``, then built-in
     defaults, as for ``mispdash run``. Nothing connects until used: the routes are made on
     the first request (or :meth:`prepare`), the ingest by :meth:`start`.
+
+    ``threads``: the WSGI server's threads per process (the Apache shim passes mod_wsgi's).
+    Each open live stream holds one of them, so streams get at most three quarters (a quarter per
+    client) and the rest stay free for page requests.
     """
 
-    def __init__(self, config_path: Union[str, "os.PathLike[str]", None] = None) -> None:
-        self._native = _mispdash.Dashboard(None if config_path is None else str(config_path))
+    def __init__(self, config_path: Union[str, "os.PathLike[str]", None] = None, threads: Optional[int] = None) -> None:
+        self._native = _mispdash.Dashboard(None if config_path is None else str(config_path), threads)
 
     @property
     def application(self) -> Any:
