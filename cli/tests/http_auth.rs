@@ -626,6 +626,46 @@ fn sessions_are_kept_server_side_and_revocable() {
         .contains("no longer grants it dashboard access"));
 }
 
+/// MISP taking 7 s to answer a re-check (longer than the 5 s a request has for Redis): the
+/// session's requests meanwhile are answered as before (not 503), and MISP is asked once for
+/// them all; once MISP says the user lost access, the session ends.
+#[test]
+fn a_slow_misp_recheck_holds_up_nothing() {
+    let (misp, stand_in) = start_misp_with();
+    let redis = Redis::start();
+    let mut setup = auth_setup(misp, SECRET);
+    setup.mispdash = format!("misp_api_key = {ADMIN_KEY}\nsession_recheck_seconds = 2\n");
+    let server = start_server(redis.port, &setup, "auth-slow-recheck");
+    let base = server.base("http");
+    let c = client();
+    let api = format!("{base}/_getTopCoord");
+    let session = login_alice(&c, &base);
+    *stand_in.recheck_delay.lock().expect("lock") = Duration::from_secs(7);
+    std::thread::sleep(Duration::from_secs(3));
+    let before = *stand_in.rechecks.lock().expect("lock");
+    for _ in 0..9 {
+        let t0 = std::time::Instant::now();
+        assert_eq!(status_with(&c, &api, &session), 200);
+        assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(
+        *stand_in.rechecks.lock().expect("lock") - before,
+        1,
+        "one re-check at a time"
+    );
+    stand_in
+        .revoked
+        .lock()
+        .expect("lock")
+        .push("alice@example.org".into());
+    *stand_in.recheck_delay.lock().expect("lock") = Duration::ZERO;
+    let ended = wait_until(Duration::from_secs(20), || {
+        status_with(&c, &api, &session) == 401
+    });
+    assert!(ended, "the session outlived the re-check");
+}
+
 /// `/metrics` is behind login when auth is on, unless `[mispdash] metrics_public`.
 #[test]
 fn metrics_need_a_session_unless_configured_open() {

@@ -28,6 +28,8 @@ pub struct Misp {
     pub revoked: Mutex<Vec<String>>,
     /// Re-checks asked with the admin key.
     pub rechecks: Mutex<u32>,
+    /// How long a re-check's answer takes (a slow MISP).
+    pub recheck_delay: Mutex<std::time::Duration>,
 }
 
 pub const USERS: [(&str, &str); 3] = [
@@ -170,6 +172,8 @@ pub async fn view_user(
             .into_response();
     }
     *m.rechecks.lock().expect("lock") += 1;
+    let delay = *m.recheck_delay.lock().expect("lock");
+    tokio::time::sleep(delay).await;
     let id = file.trim_end_matches(".json");
     match USERS.iter().find(|(_, i)| *i == id) {
         Some((user, _)) => axum::Json(me(&m, user)).into_response(),

@@ -23,7 +23,7 @@
 //! `session_secret` that is the default or shorter than 32 characters is refused at start.
 
 use super::error::WebError;
-use super::state::Db;
+use super::state::{Db, Shared};
 use cookie::{Cookie, CookieJar, Key, SameSite};
 use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -125,6 +125,71 @@ pub struct Current {
     pub digest: String,
 }
 
+/// The session of a request (see [`Auth::session`]), or `None` with auth off.
+pub async fn current_session(
+    st: &Shared,
+    cookie_headers: &[&str],
+) -> Result<Option<Current>, WebError> {
+    let Some(digest) = st
+        .auth
+        .as_ref()
+        .and_then(|a| a.token_digest(cookie_headers))
+    else {
+        return Ok(None);
+    };
+    current_by_digest(st, digest).await
+}
+
+/// The session named by `digest`, as Redis has it. When MISP's re-check of its user is due,
+/// it starts in the background and this answers at once: the request never waits for MISP
+/// (which may take its 10 s while the request has 5 s for Redis), and a session is re-checked
+/// once at a time however many requests it makes meanwhile.
+pub async fn current_by_digest(st: &Shared, digest: String) -> Result<Option<Current>, WebError> {
+    let Some(auth) = &st.auth else {
+        return Ok(None);
+    };
+    let found = auth.session_by_digest(&st.data, digest).await?;
+    if let Some(c) = &found {
+        if auth.recheck_due(&c.session) {
+            spawn_recheck(st, c.digest.clone());
+        }
+    }
+    Ok(found)
+}
+
+/// Starts the re-check of session `digest`, unless one is running.
+fn spawn_recheck(st: &Shared, digest: String) {
+    let Some(auth) = &st.auth else {
+        return;
+    };
+    if !lock(&auth.rechecking).insert(digest.clone()) {
+        return;
+    }
+    let st = st.clone();
+    tokio::spawn(async move {
+        let Some(auth) = &st.auth else {
+            return;
+        };
+        // Bounded, so that a Redis that stopped answering does not keep the session marked
+        // as being re-checked for ever.
+        let r = tokio::time::timeout(
+            MISP_TIMEOUT * 2 + Duration::from_secs(10),
+            auth.recheck_session(&st.data, digest.clone()),
+        )
+        .await;
+        lock(&auth.rechecking).remove(&digest);
+        match r {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!("re-check of a session stopped: {e}"),
+            Err(_) => tracing::warn!("re-check of a session took too long; tried again later"),
+        }
+    });
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Who MISP says logged in.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verified {
@@ -151,6 +216,8 @@ pub struct Auth {
     admin_key: Option<String>,
     /// `[Auth] session_cookie_secure`: cookies are `Secure` even over plain HTTP.
     secure_always: bool,
+    /// Sessions whose re-check with MISP is running.
+    rechecking: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 fn now_secs() -> i64 {
@@ -214,6 +281,7 @@ impl Auth {
             recheck_secs: i64::from(guard.session_recheck_seconds.max(1)),
             admin_key: guard.misp_api_key.clone(),
             secure_always: c.session_cookie_secure,
+            rechecking: Default::default(),
         }))
     }
 
@@ -290,7 +358,8 @@ impl Auth {
     }
 
     /// [`Auth::session`] by the session's digest: what a live stream asks now and then, so
-    /// that a logout or a re-check that ends the session also ends its open streams.
+    /// that a logout or a re-check that ends the session also ends its open streams. Redis
+    /// only: MISP's re-check runs apart ([`current_by_digest`]).
     pub async fn session_by_digest(
         &self,
         db: &Db,
@@ -299,48 +368,72 @@ impl Auth {
         let key = Self::session_key(&digest);
         let mut c = db.conn().await?;
         let value: Option<String> = redis::cmd("GET").arg(&key).query_async(&mut c).await?;
-        let Some(mut s) = value.and_then(|v| serde_json::from_str::<Session>(&v).ok()) else {
+        let Some(s) = value.and_then(|v| serde_json::from_str::<Session>(&v).ok()) else {
             return Ok(None);
         };
-        let now = now_secs();
-        if s.expires <= now {
+        if s.expires <= now_secs() {
             return Ok(None);
         }
-        if let (Some(admin_key), true) = (&self.admin_key, now - s.checked >= self.recheck_secs) {
-            match self.recheck(admin_key, s.misp_id.as_deref()).await {
-                Ok(true) => s.checked = now,
-                Ok(false) => {
-                    tracing::info!(
-                        "session of {:?} ended: MISP no longer grants it dashboard access",
-                        s.user
-                    );
-                    redis::cmd("DEL")
-                        .arg(&key)
-                        .query_async::<()>(&mut c)
-                        .await?;
-                    return Ok(None);
-                }
-                Err(e) => {
-                    tracing::warn!(
-                        "cannot re-check the session of {:?} with MISP ({e}); kept, asked again \
-                         in {RECHECK_RETRY_SECS} s",
-                        s.user
-                    );
-                    s.checked = now - self.recheck_secs + RECHECK_RETRY_SECS;
-                }
-            }
-            if let Ok(v) = serde_json::to_string(&s) {
-                // KEEPTTL: the session's expiry stays what it was.
-                redis::cmd("SET")
+        Ok(Some(Current { session: s, digest }))
+    }
+
+    /// Whether MISP should be asked again about this session's user.
+    fn recheck_due(&self, s: &Session) -> bool {
+        self.admin_key.is_some() && now_secs() - s.checked >= self.recheck_secs
+    }
+
+    /// Asks MISP whether the user of session `digest` still has dashboard access, and ends
+    /// the session if not. MISP failing or slow leaves it as it was, asked again in
+    /// [`RECHECK_RETRY_SECS`].
+    async fn recheck_session(&self, db: &Db, digest: String) -> Result<(), WebError> {
+        let Some(admin_key) = &self.admin_key else {
+            return Ok(());
+        };
+        let Some(Current { session: mut s, .. }) =
+            self.session_by_digest(db, digest.clone()).await?
+        else {
+            return Ok(());
+        };
+        // Done meanwhile (by another process of the deployment).
+        if !self.recheck_due(&s) {
+            return Ok(());
+        }
+        let key = Self::session_key(&digest);
+        match self.recheck(admin_key, s.misp_id.as_deref()).await {
+            Ok(true) => s.checked = now_secs(),
+            Ok(false) => {
+                tracing::info!(
+                    "session of {:?} ended: MISP no longer grants it dashboard access",
+                    s.user
+                );
+                let mut c = db.conn().await?;
+                redis::cmd("DEL")
                     .arg(&key)
-                    .arg(v)
-                    .arg("XX")
-                    .arg("KEEPTTL")
                     .query_async::<()>(&mut c)
                     .await?;
+                return Ok(());
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "cannot re-check the session of {:?} with MISP ({e}); kept, asked again \
+                     in {RECHECK_RETRY_SECS} s",
+                    s.user
+                );
+                s.checked = now_secs() - self.recheck_secs + RECHECK_RETRY_SECS;
             }
         }
-        Ok(Some(Current { session: s, digest }))
+        if let Ok(v) = serde_json::to_string(&s) {
+            let mut c = db.conn().await?;
+            // XX: a logout meanwhile stays a logout; KEEPTTL: the expiry stays what it was.
+            redis::cmd("SET")
+                .arg(&key)
+                .arg(v)
+                .arg("XX")
+                .arg("KEEPTTL")
+                .query_async::<()>(&mut c)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Ends the request's session in Redis (logout).

@@ -667,9 +667,9 @@ async fn logout(
 /// and their scripts then parse a login page). What a session is shown is the user's own:
 /// `Cache-Control: private, no-store` keeps it out of shared caches and the browser's disk.
 async fn require_session(State(st): State<Shared>, mut req: Request, next: Next) -> Response {
-    let Some(auth) = &st.auth else {
+    if st.auth.is_none() {
         return next.run(req).await;
-    };
+    }
     // The host program's own question (the Python bindings' read helpers).
     if req
         .extensions()
@@ -683,7 +683,7 @@ async fn require_session(State(st): State<Shared>, mut req: Request, next: Next)
     }
     let found = match tokio::time::timeout(
         REDIS_DEADLINE,
-        auth.session(&st.data, &cookie_headers(req.headers())),
+        super::auth::current_session(&st, &cookie_headers(req.headers())),
     )
     .await
     {

@@ -617,10 +617,10 @@ async fn session_ended(st: Weak<AppState>, digest: Option<String>) {
         let Some(st) = st.upgrade() else {
             return;
         };
-        let Some(auth) = st.auth.as_ref() else {
+        if st.auth.is_none() {
             return std::future::pending().await;
-        };
-        if let Ok(None) = auth.session_by_digest(&st.data, digest.clone()).await {
+        }
+        if let Ok(None) = super::auth::current_by_digest(&st, digest.clone()).await {
             tracing::info!("a live stream ended with its session");
             return;
         }
