@@ -802,3 +802,88 @@ fn login_limits_behind_a_trusted_proxy() {
         .collect();
     assert_eq!(codes, [303, 303, 303, 303, 303, 429]);
 }
+
+/// Posts `user`/`password` as forwarded for `from` by the trusted proxy.
+fn attempt_as(
+    c: &reqwest::blocking::Client,
+    base: &str,
+    form: &(String, String),
+    user: &str,
+    password: &str,
+    from: &str,
+) -> u16 {
+    c.post(format!("{base}/login"))
+        .header("Cookie", &form.0)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("X-Forwarded-For", from)
+        .body(format!(
+            "csrf_token={}&username={}&password={}",
+            form.1,
+            user.replace('@', "%40"),
+            password.replace(' ', "+")
+        ))
+        .send()
+        .expect("post")
+        .status()
+        .as_u16()
+}
+
+/// Lockouts lock attackers out, not users: eleven bad passwords for alice from one address,
+/// and more from addresses she never used, leave her signing in from the address she uses;
+/// the attacking address waits longer after each failure; an IPv6 /64 is one address.
+#[test]
+fn an_account_under_attack_lets_its_owner_in() {
+    let misp = start_misp();
+    let redis = Redis::start();
+    let mut setup = auth_setup(misp, SECRET);
+    setup.mispdash = "trusted_proxies = 127.0.0.1\n".into();
+    // Enough a minute per address that the per-pair delay shows first.
+    setup.args = vec!["--login-attempts-per-minute".into(), "30".into()];
+    let server = start_server(redis.port, &setup, "auth-lockout");
+    let base = server.base("http");
+    let c = client();
+    let (csrf, token, _) = login_page(&c, &base);
+    let form = (csrf, token);
+    let alice = "alice@example.org";
+
+    // Alice's usual address.
+    assert_eq!(
+        attempt_as(&c, &base, &form, alice, "correct horse", "192.0.2.10"),
+        303
+    );
+    // The attacker: three failures, then a delay that doubles.
+    let codes: Vec<u16> = (0..11)
+        .map(|_| attempt_as(&c, &base, &form, alice, "guess", "198.51.100.66"))
+        .collect();
+    assert_eq!(&codes[..4], &[303, 303, 303, 429], "{codes:?}");
+    // Others from many addresses: the account's limit (30 a minute here) for unknown ones.
+    let mut refused = false;
+    for i in 0..40 {
+        if attempt_as(&c, &base, &form, alice, "guess", &format!("203.0.113.{i}")) == 429 {
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused, "the account's limit for unknown addresses");
+    // Alice from her address: in.
+    assert_eq!(
+        attempt_as(&c, &base, &form, alice, "correct horse", "192.0.2.10"),
+        303
+    );
+
+    // One /64: each address in it counts as the same client (30 a minute).
+    let codes: Vec<u16> = (1..=31)
+        .map(|i| {
+            attempt_as(
+                &c,
+                &base,
+                &form,
+                &format!("u{i}"),
+                "x",
+                &format!("2001:db8:1:2::{i:x}"),
+            )
+        })
+        .collect();
+    assert_eq!(codes.iter().filter(|c| **c == 429).count(), 1, "{codes:?}");
+    assert_eq!(codes[30], 429);
+}

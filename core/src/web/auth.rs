@@ -18,7 +18,10 @@
 //! disabled or deleted, is logged out.
 //!
 //! The login form carries a CSRF token bound to a signed cookie; attempts are rate-limited per
-//! client address (the forwarded one behind a trusted proxy) and per account; requests to MISP
+//! client address (the forwarded one behind a trusted proxy; an IPv6 /64 as one), failures
+//! delay the next attempt for that account from that address, and the account's own limit
+//! applies only to addresses it never signed in from, so that an attacker cannot lock its
+//! owner out (see [`Auth::attempt_allowed`]); requests to MISP
 //! have a timeout, and the MISP session opened to check a password is logged out at once. A
 //! `session_secret` that is the default or shorter than 32 characters is refused at start.
 
@@ -218,6 +221,27 @@ pub struct Auth {
     secure_always: bool,
     /// Sessions whose re-check with MISP is running.
     rechecking: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Recent failed logins per account and address group.
+    failures: moka::sync::Cache<(String, IpAddr), Failures>,
+    /// Address groups each account signed in from (for as long as a session lasts).
+    known: moka::sync::Cache<(String, IpAddr), ()>,
+}
+
+/// Failed logins of one account from one address group, and until when the next waits.
+#[derive(Clone, Copy, Debug)]
+struct Failures {
+    count: u32,
+    until: std::time::Instant,
+}
+
+/// The longest an account waits between attempts from one address after failures.
+const MAX_FAILURE_DELAY: Duration = Duration::from_secs(15 * 60);
+
+/// How an account name is counted: trimmed, lower case; `None` for an API key login or a
+/// name no account can have.
+fn account_key(account: &str) -> Option<String> {
+    let account = account.trim().to_lowercase();
+    (!account.is_empty() && account.len() <= MAX_FIELD).then_some(account)
 }
 
 fn now_secs() -> i64 {
@@ -282,6 +306,16 @@ impl Auth {
             admin_key: guard.misp_api_key.clone(),
             secure_always: c.session_cookie_secure,
             rechecking: Default::default(),
+            failures: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_idle(MAX_FAILURE_DELAY * 2)
+                .build(),
+            known: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(
+                    u64::from(c.permanent_session_lifetime_days.clamp(1, 90)) * 86_400,
+                ))
+                .build(),
         }))
     }
 
@@ -531,28 +565,76 @@ impl Auth {
             .is_some_and(|c| !form_token.is_empty() && constant_eq(c.value(), form_token))
     }
 
-    /// Counts a login attempt from `ip` for `account`: refused when either is over its limit.
-    /// The per-account limit keeps one account from being tried from many addresses; an API
-    /// key login (no account name) is limited by address only.
+    /// Counts a login attempt from `ip` for `account`, or says which limit refuses it:
+    ///
+    /// - the address (an IPv6 address's /64), whatever the account;
+    /// - the account from this address, for a while after repeated failures (a delay that
+    ///   doubles with each failure from the third, up to 15 minutes; a success clears it);
+    /// - the account, only from addresses it never signed in from: someone trying one name
+    ///   from many addresses is slowed down, its owner signing in from a known address is not.
+    ///
+    /// An API key login (no account name) is limited by address only.
     pub fn attempt_allowed(&self, ip: IpAddr, account: &str) -> Result<(), Limited> {
+        let group = super::conn::address_group(ip);
         let now = DefaultClock::default().now();
         let wait = |n: governor::NotUntil<_>| n.wait_time_from(now).as_secs().max(1) + 1;
         self.by_address.retain_recent();
-        self.by_address
-            .check_key(&super::conn::canonical(ip))
-            .map_err(|n| Limited {
-                what: "address",
-                retry_after_secs: wait(n),
-            })?;
-        let account = account.trim().to_lowercase();
-        if !account.is_empty() && account.len() <= MAX_FIELD {
+        self.by_address.check_key(&group).map_err(|n| Limited {
+            what: "address",
+            retry_after_secs: wait(n),
+        })?;
+        let Some(account) = account_key(account) else {
+            return Ok(());
+        };
+        let pair = (account, group);
+        if let Some(f) = self.failures.get(&pair) {
+            let left = f.until.saturating_duration_since(std::time::Instant::now());
+            if !left.is_zero() {
+                return Err(Limited {
+                    what: "account from this address",
+                    retry_after_secs: left.as_secs() + 1,
+                });
+            }
+        }
+        if !self.known.contains_key(&pair) {
             self.by_account.retain_recent();
-            self.by_account.check_key(&account).map_err(|n| Limited {
+            self.by_account.check_key(&pair.0).map_err(|n| Limited {
                 what: "account",
                 retry_after_secs: wait(n),
             })?;
         }
         Ok(())
+    }
+
+    /// What a login attempt from `ip` for `account` came to: a success makes the address known
+    /// to the account and clears its failures; a refusal of the credentials counts one more
+    /// (MISP unreachable is nobody's failure).
+    pub fn attempt_result(&self, ip: IpAddr, account: &str, result: Result<(), &LoginError>) {
+        let Some(account) = account_key(account) else {
+            return;
+        };
+        let pair = (account, super::conn::address_group(ip));
+        match result {
+            Ok(()) => {
+                self.failures.invalidate(&pair);
+                self.known.insert(pair, ());
+            }
+            Err(LoginError::BadCredentials | LoginError::NoDashboardAccess) => {
+                let count = self.failures.get(&pair).map_or(0, |f| f.count) + 1;
+                let delay = match count {
+                    0..=2 => Duration::ZERO,
+                    n => Duration::from_secs(1u64 << (n - 3).min(10)).min(MAX_FAILURE_DELAY),
+                };
+                self.failures.insert(
+                    pair,
+                    Failures {
+                        count,
+                        until: std::time::Instant::now() + delay,
+                    },
+                );
+            }
+            Err(_) => {}
+        }
     }
 
     fn client(&self) -> Result<reqwest::Client, LoginError> {

@@ -130,7 +130,7 @@ impl Admission {
     /// connections carry many clients, so they count only towards the total.
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Ticket, Refusal> {
         let ip = canonical(ip);
-        let counted = per_address_key(ip);
+        let counted = address_group(ip);
         if self.open.fetch_add(1, Ordering::Relaxed) >= self.total {
             self.open.fetch_sub(1, Ordering::Relaxed);
             self.refused.fetch_add(1, Ordering::Relaxed);
@@ -214,10 +214,11 @@ impl std::fmt::Display for Silent {
 
 impl std::error::Error for Silent {}
 
-/// What connections are counted under: the address, or an IPv6 address's /64 (a host gets a
-/// whole /64 and can use any address in it).
-fn per_address_key(ip: IpAddr) -> IpAddr {
-    match ip {
+/// What a per-address limit counts under: the address, or an IPv6 address's /64 (a host gets
+/// a whole /64 and can use any address in it). Connections, login attempts and live streams
+/// all group so.
+pub fn address_group(ip: IpAddr) -> IpAddr {
+    match canonical(ip) {
         IpAddr::V6(v6) => {
             let s = v6.segments();
             IpAddr::from([s[0], s[1], s[2], s[3], 0, 0, 0, 0])

@@ -199,7 +199,10 @@ fn stream_ticket(
 ) -> Result<stream::StreamTicket, WebError> {
     let client = match session {
         Some(c) => format!("session {}", c.digest),
-        None => format!("address {}", client_address(st, peer, headers)),
+        None => format!(
+            "address {}",
+            super::conn::address_group(client_address(st, peer, headers))
+        ),
     };
     let max = st.cfg.guard.max_streams_per_client;
     let digest = session.map(|c| c.digest.clone());
@@ -625,7 +628,9 @@ async fn login_submit(
             retry_after: limited.retry_after_secs,
         });
     }
-    match auth.check(user, form.get("password").unwrap_or("")).await {
+    let checked = auth.check(user, form.get("password").unwrap_or("")).await;
+    auth.attempt_result(ip, user, checked.as_ref().map(|_| ()));
+    match checked {
         Ok(who) => {
             let cookie = auth
                 .open_session(&st.data, &who, auth.cookie_secure(https))
