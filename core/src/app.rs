@@ -151,6 +151,8 @@ pub fn run(
     // A managed Redis already running (another `mispdash run` of this data directory).
     if managed_redis::adopt_password(&mut target, &managed_dir) {
         cfg.redis.password = target.password.clone();
+    } else if opts.manage_redis {
+        managed_redis::check_port(&target, &managed_dir)?;
     }
     let _managed: Option<ManagedRedis> = if opts.manage_redis
         && is_local(&target.host)

@@ -7,10 +7,16 @@
 //! would on an admin-run Redis.
 //!
 //! Other local users must not read the statistics or inject messages into the buffer, so the
-//! server requires a password: a random one, kept in `password` (mode 0600) in its 0700 data
-//! directory and given to the server in a 0600 configuration file there, never on its command
-//! line (which anyone can read in `/proc`). mispdash's other commands on the same machine find
-//! it there ([`adopt_password`]).
+//! server requires a password: a fresh random one at each start, kept in `password` (mode
+//! 0600) in its 0700 data directory and given to the server in a 0600 configuration file
+//! there, never on its command line (which anyone can read in `/proc`). mispdash's other
+//! commands on the same machine find it there ([`adopt_password`]).
+//!
+//! Nor may a local user stand in for it: while mispdash is stopped anyone can listen on its
+//! port. The server also listens on a Unix socket inside the 0700 directory, which no one
+//! else can create; the password goes over TCP only once that socket has said the server on
+//! the port is ours ([`managed_port`]), and a program on the port that is not ours is refused
+//! with a message ([`check_port`]).
 //!
 //! The server must never outlive mispdash, or a later start would find the port taken by an
 //! orphan nobody stops. Three mechanisms cover the ways mispdash can end:
@@ -41,6 +47,11 @@ use thiserror::Error;
 /// Where Debian and most distributions put the server when it is not on `PATH` (e.g. `/usr/sbin`
 /// is missing from a non-root user's `PATH`).
 pub const FALLBACK_BINARIES: &[&str] = &["/usr/bin/redis-server", "/usr/sbin/redis-server"];
+
+/// The port the managed server last listened on, inside the data directory.
+pub const PORT_FILE: &str = "port";
+/// The server's Unix socket inside the data directory (mode 0700: only mispdash's user).
+pub const SOCKET_FILE: &str = "redis.sock";
 
 /// Name of the log file inside the data directory.
 pub const LOG_FILE: &str = "redis-server.log";
@@ -80,6 +91,20 @@ pub enum ManagedRedisError {
          it by setting [RedisGlobal] host/port/password to match, or choose another port"
     )]
     PortTakenByRedis { port: u16 },
+    #[error(
+        "127.0.0.1:{port} asks for a password, but the Redis that mispdash manages there (data \
+         in {dir}) is not running: its password is not sent to an unknown program. Stop what \
+         listens on the port (`ss -ltnp 'sport = :{port}'` shows it), or set [RedisGlobal] \
+         password for a Redis of your own there"
+    )]
+    UnknownServerAsksPassword { port: u16, dir: PathBuf },
+    #[error(
+        "a Redis without a password answers on 127.0.0.1:{port}, where mispdash managed its own \
+         (data in {dir}): anyone on this machine can read and change what it holds, so it is \
+         not used. Stop it so that mispdash starts its own again, or, to use it anyway, run \
+         with --no-managed-redis"
+    )]
+    UnprotectedServerOnManagedPort { port: u16, dir: PathBuf },
     #[error("cannot prepare the Redis data directory {dir}: {source}")]
     DataDir {
         dir: PathBuf,
@@ -155,7 +180,8 @@ impl ManagedRedis {
             dir: dir.clone(),
             source,
         };
-        let password = ensure_password(&dir).map_err(data_err)?;
+        let password = new_password(&dir).map_err(data_err)?;
+        write_private(&dir.join(PORT_FILE), &format!("{port}\n")).map_err(data_err)?;
         let conf = write_private(
             &dir.join(CONF_FILE),
             &format!("# Written by mispdash at each start.\nrequirepass {password}\n"),
@@ -359,12 +385,9 @@ fn write_private(path: &Path, text: &str) -> io::Result<PathBuf> {
     Ok(path.to_path_buf())
 }
 
-/// The password in `dir`, made (32 random bytes, hex) if there is none yet.
-fn ensure_password(dir: &Path) -> io::Result<String> {
-    if let Some(p) = read_password(dir) {
-        write_private(&dir.join(PASSWORD_FILE), &format!("{p}\n"))?;
-        return Ok(p);
-    }
+/// A new password for the server about to start in `dir` (32 random bytes, hex): one that
+/// leaked (to a program that stood in for the server, say) is of no use after a restart.
+fn new_password(dir: &Path) -> io::Result<String> {
     let mut raw = [0u8; 32];
     getrandom::fill(&mut raw).map_err(|e| io::Error::other(e.to_string()))?;
     let p = hex::encode(raw);
@@ -379,29 +402,86 @@ pub fn read_password(dir: &Path) -> Option<String> {
     (!p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric())).then(|| p.to_string())
 }
 
-/// Gives `target` the managed server's password when it has none, the server at that address
-/// asks for one (`-NOAUTH`), and `dir` holds it: how `mispdash selftest`, `dead-letters` and
-/// the others reach the Redis that `mispdash run` manages. A Redis that needs no password is
-/// left alone, even if an old password file is still there.
+/// Gives `target` the managed server's password when it has none and the server on its port
+/// is the one mispdash manages with `dir` ([`managed_port`]): how `mispdash selftest`,
+/// `dead-letters` and the others reach the Redis that `mispdash run` manages. Anything else on
+/// the port never gets the password.
 pub fn adopt_password(target: &mut RedisTarget, dir: &Path) -> bool {
-    if target.password.is_some()
-        || !matches!(target.host.as_str(), "127.0.0.1" | "localhost" | "::1")
-    {
+    if target.password.is_some() || !is_loopback(&target.host) {
         return false;
     }
     let Some(p) = read_password(dir) else {
         return false;
     };
-    if !asks_for_password(target.port) {
+    if managed_port(dir) != Some(target.port) {
         return false;
     }
     target.password = Some(p);
     true
 }
 
-/// Whether the server on loopback `port` refuses an unauthenticated PING with `-NOAUTH`.
-fn asks_for_password(port: u16) -> bool {
-    raw_ping(port).is_some_and(|a| a.starts_with(b"-NOAUTH"))
+fn is_loopback(host: &str) -> bool {
+    matches!(host, "127.0.0.1" | "localhost" | "::1")
+}
+
+/// The TCP port of the server mispdash manages with `dir`, asked through its Unix socket with
+/// its password; `None` when it does not run. Only a server that mispdash started can have
+/// that socket (the directory is 0700), and while it runs it holds its port: the answer proves
+/// that what listens on the port is ours.
+pub fn managed_port(dir: &Path) -> Option<u16> {
+    use std::os::unix::fs::FileTypeExt;
+    let password = read_password(dir)?;
+    let socket = dir.join(SOCKET_FILE);
+    if !fs::symlink_metadata(&socket).ok()?.file_type().is_socket() {
+        return None;
+    }
+    let info = redis::ConnectionInfo {
+        addr: redis::ConnectionAddr::Unix(socket),
+        redis: redis::RedisConnectionInfo {
+            password: Some(password),
+            ..Default::default()
+        },
+    };
+    let client = redis::Client::open(info).ok()?;
+    let mut conn = client.get_connection_with_timeout(PROBE_TIMEOUT).ok()?;
+    conn.set_read_timeout(Some(PROBE_TIMEOUT)).ok()?;
+    let info: String = redis::cmd("INFO").arg("server").query(&mut conn).ok()?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("tcp_port:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Refuses the port that mispdash's managed Redis last listened on (with `dir`) when what
+/// answers there now is not the managed server: a program asking for a password (it would
+/// learn the password), or a Redis without one (anyone local could read and change it).
+pub fn check_port(target: &RedisTarget, dir: &Path) -> Result<(), ManagedRedisError> {
+    let last_port = fs::read_to_string(dir.join(PORT_FILE))
+        .ok()
+        .and_then(|p| p.trim().parse::<u16>().ok());
+    if target.password.is_some()
+        || !is_loopback(&target.host)
+        || last_port != Some(target.port)
+        || read_password(dir).is_none()
+    {
+        return Ok(());
+    }
+    if managed_port(dir) == Some(target.port) {
+        return Ok(());
+    }
+    let port = target.port;
+    match raw_ping(port) {
+        Some(a) if a.starts_with(b"-NOAUTH") => Err(ManagedRedisError::UnknownServerAsksPassword {
+            port,
+            dir: dir.to_path_buf(),
+        }),
+        Some(a) if a.starts_with(b"+PONG") => {
+            Err(ManagedRedisError::UnprotectedServerOnManagedPort {
+                port,
+                dir: dir.to_path_buf(),
+            })
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Whether a Redis server answers PING at `target` within about a second; what `mispdash run`
@@ -471,6 +551,9 @@ fn server_args(dir: &Path, log: &Path, port: u16) -> Vec<std::ffi::OsString> {
     opt("daemonize", "no".as_ref());
     opt("supervised", "no".as_ref());
     opt("dir", dir.as_os_str());
+    // The socket that proves the server is ours (see the module documentation).
+    opt("unixsocket", dir.join(SOCKET_FILE).as_os_str());
+    opt("unixsocketperm", "700".as_ref());
     opt("logfile", log.as_os_str());
     opt("loglevel", "notice".as_ref());
     opt("appendonly", "yes".as_ref());

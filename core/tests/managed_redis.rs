@@ -155,10 +155,104 @@ fn a_client_without_the_password_is_refused() {
     ));
     assert_eq!(found.password.as_deref(), Some(pw.as_str()));
     assert!(is_reachable(&found));
-    // The same password is kept across restarts.
+    // A fresh password at each start: one that leaked is of no use after a restart.
     server.stop().expect("stop");
     let again = start_on_free_port(&dir);
-    assert_eq!(again.password(), pw);
+    assert_ne!(again.password(), pw);
+    assert_eq!(again.password().len(), 64);
+}
+
+/// While mispdash is stopped, a local user listens on its managed Redis's port and answers
+/// like a Redis that wants a password: nothing is adopted, the password is never sent (the
+/// squatter records every byte it gets), and the port is refused with a message that names
+/// it. A Redis without a password on that port is refused too; the managed server itself,
+/// once it runs again, is adopted.
+#[test]
+fn nobody_can_stand_in_for_the_managed_redis() {
+    use std::io::{Read, Write};
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("redis");
+    let server = start_on_free_port(&dir);
+    let port = server.port();
+    let pw = server.password().to_string();
+    server.stop().expect("stop");
+
+    let squatter = TcpListener::bind(("127.0.0.1", port)).expect("squat the port");
+    let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let h = heard.clone();
+    std::thread::spawn(move || {
+        for s in squatter.incoming() {
+            let Ok(mut s) = s else { return };
+            let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = s.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                h.lock().expect("lock").extend_from_slice(&buf[..n]);
+                let _ = s.write_all(b"-NOAUTH Authentication required.\r\n");
+            }
+        }
+    });
+    let mut t = target(port);
+    assert!(!mispdash_core::managed_redis::adopt_password(&mut t, &dir));
+    assert!(t.password.is_none());
+    let e = mispdash_core::managed_redis::check_port(&t, &dir).expect_err("refused");
+    assert!(
+        matches!(e, ManagedRedisError::UnknownServerAsksPassword { .. }),
+        "{e}"
+    );
+    assert!(e.to_string().contains(&format!("127.0.0.1:{port}")), "{e}");
+    let heard = String::from_utf8_lossy(&heard.lock().expect("lock")).to_string();
+    assert!(
+        !heard.contains(&pw) && !heard.to_uppercase().contains("AUTH"),
+        "{heard}"
+    );
+
+    // A Redis without a password where the managed one was.
+    let other_port = free_port();
+    let mut open = Command::new(find_redis_server().expect("redis-server"))
+        .args([
+            "--port",
+            &other_port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server");
+    assert!(wait_until(Duration::from_secs(10), || is_reachable(
+        &target(other_port)
+    )));
+    // As if the managed server had last listened there (its data directory says where).
+    let moved = tmp.path().join("moved");
+    let managed = start_on_free_port(&moved);
+    managed.stop().expect("stop");
+    assert!(
+        mispdash_core::managed_redis::check_port(&target(other_port), &moved).is_ok(),
+        "another port is the admin's own business"
+    );
+    std::fs::write(moved.join("port"), format!("{other_port}\n")).expect("port file");
+    let e =
+        mispdash_core::managed_redis::check_port(&target(other_port), &moved).expect_err("refused");
+    assert!(
+        matches!(e, ManagedRedisError::UnprotectedServerOnManagedPort { .. }),
+        "{e}"
+    );
+    assert!(e.to_string().contains("--no-managed-redis"), "{e}");
+    let _ = open.kill();
+    let _ = open.wait();
+
+    // The managed server, running: adopted through its socket.
+    let running = start_on_free_port(&moved);
+    let mut t = target(running.port());
+    assert!(mispdash_core::managed_redis::check_port(&t, &moved).is_ok());
+    assert!(mispdash_core::managed_redis::adopt_password(&mut t, &moved));
+    assert!(is_reachable(&t));
 }
 
 #[test]
