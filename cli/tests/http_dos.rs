@@ -510,3 +510,110 @@ fn connections_per_address_are_capped() {
     assert!(again);
     drop(b);
 }
+
+/// Connections that keep themselves alive without asking for anything cannot hold the places:
+/// three addresses filling the total with kept-alive connections that send a small request
+/// every 2 s (under the 3 s timeout) do not keep a fourth address out, the idlest making
+/// room; and an HTTP/2 connection that answers every ping but asks nothing is closed once idle
+/// for the timeout.
+#[test]
+fn idle_connections_cannot_hold_the_places() {
+    let _one = exclusive();
+    let redis = Redis::start();
+    let setup = ServerSetup {
+        mispdash: format!(
+            "connection_timeout = {TIMEOUT_SECS}\nmax_connections = 30\nmax_connections_per_address = 10\n"
+        ),
+        ..Default::default()
+    };
+    let server = start_server(redis.port, &setup, "dos-idle");
+    let addr: SocketAddr = ([127, 0, 0, 1], server.port).into();
+    let rt = runtime();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tricklers = Vec::new();
+    for host in 1..=3u8 {
+        for _ in 0..10 {
+            let stop = stop.clone();
+            tricklers.push(rt.spawn(async move {
+                let Ok(mut s) = connect_from([127, 0, 6, host].into(), addr).await else {
+                    return;
+                };
+                let mut buf = [0u8; 4096];
+                while !stop.load(Ordering::Relaxed) {
+                    if s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                    match tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf)).await {
+                        Ok(Ok(n)) if n > 0 => {}
+                        _ => return,
+                    }
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+            }));
+        }
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let c = reqwest::blocking::Client::builder()
+        .local_address("127.0.6.4".parse::<IpAddr>().expect("ip"))
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("client");
+    for _ in 0..3 {
+        let r = c
+            .get(format!("{}/healthz", server.base("http")))
+            .send()
+            .expect("a fourth address is served");
+        assert_eq!(r.status(), 200);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    stop.store(true, Ordering::Relaxed);
+
+    // HTTP/2 with prior knowledge, every ping answered, no request.
+    let closed = rt.block_on(async {
+        let mut s = connect_from([127, 0, 6, 5].into(), addr)
+            .await
+            .expect("connect");
+        s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+            .await
+            .expect("preface");
+        let t = Instant::now();
+        let mut pings = 0;
+        loop {
+            let mut head = [0u8; 9];
+            let read = tokio::time::timeout(Duration::from_secs(15), s.read_exact(&mut head)).await;
+            let Ok(Ok(_)) = read else {
+                return (read.is_ok().then(|| t.elapsed()), pings);
+            };
+            let len = usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
+            let mut payload = vec![0u8; len];
+            if s.read_exact(&mut payload).await.is_err() {
+                return (Some(t.elapsed()), pings);
+            }
+            let answer = match (head[3], head[4] & 1) {
+                (4, 0) => b"\0\0\0\x04\x01\0\0\0\0".to_vec(),
+                (6, 0) => {
+                    pings += 1;
+                    let mut a = b"\0\0\x08\x06\x01\0\0\0\0".to_vec();
+                    a.extend_from_slice(&payload);
+                    a
+                }
+                _ => continue,
+            };
+            if s.write_all(&answer).await.is_err() {
+                return (Some(t.elapsed()), pings);
+            }
+        }
+    });
+    let (when, pings) = closed;
+    let when = when.expect("an idle HTTP/2 connection answering pings stays open");
+    assert!(
+        when < Duration::from_secs(TIMEOUT_SECS + 4),
+        "closed after {when:?} ({pings} pings answered)"
+    );
+    for t in tricklers {
+        rt.block_on(t).ok();
+    }
+}

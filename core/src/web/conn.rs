@@ -40,8 +40,13 @@ pub struct Admission {
     trusted: Vec<IpNet>,
     open: AtomicUsize,
     by_address: Mutex<HashMap<IpAddr, usize>>,
+    /// What each open connection is doing, to find an idle one when all places are taken.
+    conns: Mutex<HashMap<u64, Arc<Activity>>>,
+    next_id: AtomicU64,
     /// Connections closed at once because a limit was reached.
     pub refused: AtomicU64,
+    /// Idle connections closed to make room for a new one.
+    pub evicted: AtomicU64,
     /// Connections closed because they said nothing in time.
     pub timed_out: AtomicU64,
 }
@@ -57,10 +62,110 @@ pub enum Refusal {
 pub struct Ticket {
     admission: Arc<Admission>,
     counted_as: Option<IpAddr>,
+    id: u64,
+    /// What the connection is doing (shared with the requests it carries).
+    pub activity: Arc<Activity>,
+}
+
+/// Whether a connection carries a request, since when it carries none, and the signal that
+/// closes it. A connection that carries no request can be held by anyone at no cost to them
+/// (HTTP/2 pings answered, or a small request every few seconds): such connections are the
+/// ones closed when they have been idle too long, or when a new client needs the place.
+pub struct Activity {
+    in_flight: AtomicUsize,
+    /// Milliseconds since [`Activity::epoch`] when the last request ended (or the connection
+    /// was accepted).
+    idle_since_ms: AtomicU64,
+    epoch: std::time::Instant,
+    /// Notified to close the connection (it was idle and its place was needed).
+    pub close: tokio::sync::Notify,
+    closing: std::sync::atomic::AtomicBool,
+    /// Whether it carried a request yet.
+    served: std::sync::atomic::AtomicBool,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            in_flight: AtomicUsize::new(0),
+            idle_since_ms: AtomicU64::new(0),
+            epoch: std::time::Instant::now(),
+            close: tokio::sync::Notify::new(),
+            closing: std::sync::atomic::AtomicBool::new(false),
+            served: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// A request starts; the guard ends it when dropped (with the response's body).
+    pub fn begin(self: &Arc<Self>) -> InFlight {
+        self.served.store(true, Ordering::Relaxed);
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(self.clone())
+    }
+
+    /// How long the connection has carried no request (zero while one is in progress).
+    pub fn idle_for(&self) -> Duration {
+        if self.in_flight.load(Ordering::Relaxed) > 0 {
+            return Duration::ZERO;
+        }
+        let since = self.idle_since_ms.load(Ordering::Relaxed);
+        Duration::from_millis(self.now_ms().saturating_sub(since))
+    }
+}
+
+/// An answer's body that keeps its connection marked busy until it is sent (or dropped).
+pub struct Tracked {
+    inner: axum::body::Body,
+    _busy: InFlight,
+}
+
+impl Tracked {
+    pub fn new(inner: axum::body::Body, busy: InFlight) -> Tracked {
+        Tracked { inner, _busy: busy }
+    }
+}
+
+impl http_body::Body for Tracked {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A request in progress on a connection (see [`Activity::begin`]).
+pub struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0
+            .idle_since_ms
+            .store(self.0.now_ms(), Ordering::Relaxed);
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Drop for Ticket {
     fn drop(&mut self) {
+        if let Ok(mut c) = self.admission.conns.lock() {
+            c.remove(&self.id);
+        }
         self.admission.open.fetch_sub(1, Ordering::Relaxed);
         if let Some(ip) = self.counted_as {
             if let Ok(mut m) = self.admission.by_address.lock() {
@@ -107,7 +212,10 @@ impl Admission {
             trusted,
             open: AtomicUsize::new(0),
             by_address: Mutex::new(HashMap::new()),
+            conns: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(0),
             refused: AtomicU64::new(0),
+            evicted: AtomicU64::new(0),
             timed_out: AtomicU64::new(0),
         }
     }
@@ -127,15 +235,13 @@ impl Admission {
     }
 
     /// Counts a new connection from `ip`, or says which limit it is over. A trusted proxy's
-    /// connections carry many clients, so they count only towards the total.
+    /// connections carry many clients, so they count only towards the total. When the total
+    /// is reached, the connection idle the longest (carrying no request) is closed to make
+    /// room: places cannot be hoarded by connections that only keep themselves alive, and a
+    /// signed-in user's next page load finds one.
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Ticket, Refusal> {
         let ip = canonical(ip);
         let counted = address_group(ip);
-        if self.open.fetch_add(1, Ordering::Relaxed) >= self.total {
-            self.open.fetch_sub(1, Ordering::Relaxed);
-            self.refused.fetch_add(1, Ordering::Relaxed);
-            return Err(Refusal::Total);
-        }
         let counted_as = match self.is_trusted(ip) {
             true => None,
             false => {
@@ -146,7 +252,6 @@ impl Admission {
                 let n = m.entry(counted).or_insert(0);
                 if *n >= self.per_address {
                     drop(m);
-                    self.open.fetch_sub(1, Ordering::Relaxed);
                     self.refused.fetch_add(1, Ordering::Relaxed);
                     return Err(Refusal::PerAddress);
                 }
@@ -154,10 +259,74 @@ impl Admission {
                 Some(counted)
             }
         };
-        Ok(Ticket {
+        // From here the address is counted: a refusal gives its place back through the
+        // ticket's drop.
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let ticket = Ticket {
             admission: self.clone(),
             counted_as,
-        })
+            id,
+            activity: Arc::new(Activity::new()),
+        };
+        if self.open.fetch_add(1, Ordering::Relaxed) >= self.total && !self.evict_idle() {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+            return Err(Refusal::Total);
+        }
+        let mut c = match self.conns.lock() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        c.insert(id, ticket.activity.clone());
+        Ok(ticket)
+    }
+
+    /// Asks the connection idle the longest to close; false when every connection carries a
+    /// request (live streams, say).
+    fn evict_idle(&self) -> bool {
+        let c = match self.conns.lock() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let victim = c
+            .values()
+            .filter(|a| !a.closing.load(Ordering::Relaxed))
+            .map(|a| (a.idle_for(), a))
+            .filter(|(idle, _)| !idle.is_zero())
+            .max_by_key(|(idle, _)| *idle)
+            .map(|(_, a)| a.clone());
+        drop(c);
+        let Some(victim) = victim else {
+            return false;
+        };
+        victim.closing.store(true, Ordering::Relaxed);
+        victim.close.notify_one();
+        self.evicted.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+}
+
+/// Resolves when connection `activity` should close: asked to (its place was needed), or idle
+/// for `idle_timeout` after a request (HTTP/2 has no timeout of its own between requests: a
+/// client answering pings would hold it for ever; before its first request a connection is
+/// [`FirstBytes`]'s). One timer per connection, set to when it would time out, not a tick.
+pub async fn until_closed(activity: &Activity, idle_timeout: Duration) {
+    loop {
+        let wait = if !activity.served.load(Ordering::Relaxed)
+            || activity.in_flight.load(Ordering::Relaxed) > 0
+        {
+            idle_timeout
+        } else {
+            let idle = activity.idle_for();
+            if idle >= idle_timeout {
+                activity.closing.store(true, Ordering::Relaxed);
+                return;
+            }
+            idle_timeout - idle
+        };
+        tokio::select! {
+            _ = activity.close.notified() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
     }
 }
 
@@ -317,7 +486,10 @@ mod tests {
             trusted: vec![proxy],
             open: AtomicUsize::new(0),
             by_address: Mutex::new(HashMap::new()),
+            conns: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(0),
             refused: AtomicU64::new(0),
+            evicted: AtomicU64::new(0),
             timed_out: AtomicU64::new(0),
         });
         let one: IpAddr = "192.0.2.1".parse().expect("ip");
@@ -334,12 +506,22 @@ mod tests {
         assert_eq!(a.admit(v6a).err(), Some(Refusal::PerAddress), "one /64");
         drop((_v1, _v2));
         let p: IpAddr = "10.1.2.3".parse().expect("ip");
-        let _p1 = a.admit(p).expect("proxy");
-        let _p2 = a.admit(p).expect("proxy");
-        let _p3 = a.admit(p).expect("proxy: no per-address limit");
+        // Every connection busy with a request: the total refuses.
+        let busy: Vec<_> = [&_t2, &_t3].iter().map(|t| t.activity.begin()).collect();
+        let p1 = a.admit(p).expect("proxy");
+        let p2 = a.admit(p).expect("proxy");
+        let p3 = a.admit(p).expect("proxy: no per-address limit");
+        let mut busy2: Vec<_> = [&p1, &p2, &p3].iter().map(|t| t.activity.begin()).collect();
         assert_eq!(a.admit(p).err(), Some(Refusal::Total));
         assert_eq!(a.refused.load(Ordering::Relaxed), 3);
         assert_eq!(a.open(), 5);
+        // One of them idle: it is asked to close, and the new one is let in.
+        drop(busy2.pop());
+        std::thread::sleep(Duration::from_millis(5));
+        let _p4 = a.admit(p).expect("an idle connection made room");
+        assert!(p3.activity.closing.load(Ordering::Relaxed));
+        assert_eq!(a.evicted.load(Ordering::Relaxed), 1);
+        drop((busy, busy2));
     }
 
     #[test]

@@ -970,7 +970,25 @@ pub fn router(st: Shared) -> Router {
             HeaderValue::from_static("max-age=31536000"),
         ));
     }
-    app.with_state(st)
+    app.layer(middleware::from_fn(track_activity))
+        .with_state(st)
+}
+
+/// Marks the request's connection busy until its answer, body included, is sent: a live
+/// stream keeps its connection busy, a kept-alive connection between requests is idle (see
+/// [`super::conn::Activity`]).
+async fn track_activity(req: Request, next: Next) -> Response {
+    let Some(activity) = req
+        .extensions()
+        .get::<Arc<super::conn::Activity>>()
+        .cloned()
+    else {
+        return next.run(req).await;
+    };
+    let busy = activity.begin();
+    next.run(req)
+        .await
+        .map(|body| Body::new(super::conn::Tracked::new(body, busy)))
 }
 
 /// Accepts connections until shutdown, each served on its own task.
@@ -1050,10 +1068,12 @@ pub async fn serve(
         let mut io = tokio_io_timeout::TimeoutStream::new(tcp);
         io.set_write_timeout(Some(write_timeout));
         let io = Box::pin(io);
+        let activity = ticket.activity.clone();
         let svc = app
             .clone()
             .map_request(move |mut req: Request<hyper::body::Incoming>| {
                 req.extensions_mut().insert(ConnectInfo(peer));
+                req.extensions_mut().insert(activity.clone());
                 req.map(Body::new)
             });
         let svc = hyper_util::service::TowerToHyperService::new(svc);
@@ -1066,8 +1086,7 @@ pub async fn serve(
                 tokio::spawn(async move {
                     let io = super::conn::FirstBytes::new(io, timeout, admission);
                     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
-                    let r = watcher.watch(conn.into_owned()).await;
-                    count_timeout(&st, r);
+                    serve_until_idle(&st, watcher.watch(conn.into_owned()), &ticket, timeout).await;
                     drop(ticket);
                 });
             }
@@ -1089,8 +1108,7 @@ pub async fn serve(
                     };
                     let io = super::conn::FirstBytes::new(tls, timeout, admission);
                     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
-                    let r = watcher.watch(conn.into_owned()).await;
-                    count_timeout(&st, r);
+                    serve_until_idle(&st, watcher.watch(conn.into_owned()), &ticket, timeout).await;
                     drop(ticket);
                 });
             }
@@ -1098,6 +1116,20 @@ pub async fn serve(
     }
     drop(listener);
     let _ = tokio::time::timeout(Duration::from_secs(2), graceful.shutdown()).await;
+}
+
+/// Serves a connection until it ends, or until it has carried no request for `idle` or its
+/// place is needed by a new client (see [`super::conn::Admission::admit`]): then it is dropped,
+/// which closes the socket. Only a connection without a request in progress is closed so, so
+/// no answer is cut; a browser opens a new connection for its next request.
+async fn serve_until_idle<F>(st: &Shared, conn: F, ticket: &super::conn::Ticket, idle: Duration)
+where
+    F: std::future::Future<Output = Result<(), Box<dyn std::error::Error + Send + Sync>>>,
+{
+    tokio::select! {
+        r = conn => count_timeout(st, r),
+        _ = super::conn::until_closed(&ticket.activity, idle) => {}
+    }
 }
 
 /// Counts connections closed because a write timed out (a client that stopped reading).
