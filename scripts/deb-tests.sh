@@ -39,6 +39,29 @@ out="$(systemd-analyze verify /lib/systemd/system/mispdash.service /lib/systemd/
 bad="$(printf '%s\n' "$out" | grep -v -e '^$' -e 'redis-server.service' -e 'network-online.target' || true)"
 [ -z "$bad" ] || fail "systemd-analyze verify: $bad"
 ok "systemd-analyze verify: both units"
+# The sandbox: every directive that does not cut the network (the units need it: Redis, MISP,
+# the web port) and the exposure systemd rates (1.1: what is left is the network itself and
+# the clock device ProtectClock= keeps readable).
+for u in mispdash.service mispdash-subscribe@.service; do
+    unit="/lib/systemd/system/$u"
+    for d in MemoryDenyWriteExecute=yes PrivateUsers=yes RemoveIPC=yes PrivateMounts=yes ProcSubset=pid \
+        'SystemCallFilter=~@privileged @resources' UMask=0077 StateDirectoryMode=0700; do
+        grep -qxF "$d" "$unit" || fail "$u lacks $d"
+    done
+    score="$(systemd-analyze security --offline=yes "$unit" 2>/dev/null | sed -n 's/.*Overall exposure level for .*: \([0-9.]*\) .*/\1/p')"
+    awk -v s="$score" 'BEGIN { exit !(s != "" && s <= 1.1) }' || fail "$u: exposure level $score"
+    ok "$u: sandboxed, exposure level $score"
+done
+[ "$(stat -c '%U %a' /var/lib/mispdash)" = "mispdash 700" ] || fail "/var/lib/mispdash: $(stat -c '%U %a' /var/lib/mispdash)"
+ok "/var/lib/mispdash made mispdash 0700"
+# An admin's choice of modes survives an upgrade (postinst configure with a previous version).
+as_root chmod 0600 /etc/mispdash/session_secret
+as_root chmod 0600 /etc/mispdash/config.cfg
+as_root /var/lib/dpkg/info/mispdash.postinst configure 0.0.1 >/dev/null
+[ "$(stat -c '%a' /etc/mispdash/session_secret) $(stat -c '%a' /etc/mispdash/config.cfg)" = "600 600" ] ||
+    fail "postinst reset modes: $(stat -c '%a' /etc/mispdash/session_secret) $(stat -c '%a' /etc/mispdash/config.cfg)"
+as_root chmod 0640 /etc/mispdash/session_secret /etc/mispdash/config.cfg
+ok "postinst keeps the modes an admin set"
 
 # The service's command line, as the unit runs it, as its user, against a real Redis.
 WORK="$(mktemp -d)"
@@ -53,7 +76,7 @@ trap cleanup EXIT
 sed -e "s/^port = 8001/port = $HTTP_PORT/" -e "s/^port = 6379/port = $REDIS_PORT/" /etc/mispdash/config.cfg >"$WORK/config.cfg"
 chmod 644 "$WORK/config.cfg"
 EXEC="$(sed -n 's/^ExecStart=//p' /lib/systemd/system/mispdash.service)"
-as_root install -d -o mispdash -g mispdash -m 0750 /var/lib/mispdash
+as_root install -d -o mispdash -g mispdash -m 0700 /var/lib/mispdash
 # shellcheck disable=SC2086
 as_root runuser -u mispdash -- env MISPDASH_CONFIG="$WORK/config.cfg" MISPDASH_DATA_DIR=/var/lib/mispdash $EXEC >"$WORK/service.log" 2>&1 &
 SPID=$!

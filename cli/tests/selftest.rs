@@ -477,21 +477,32 @@ fn silent_publisher_is_reported_stalled() {
         &instance(publisher.port, None),
         &good_mmdb(),
     );
+    // Under MISP's 10 s keep-alive interval silence proves nothing: a warning.
+    let (_, r) = selftest(&s.cfg, &["--silence", "1"]);
+    expect(
+        &r,
+        "feed:misp1",
+        "WARN",
+        &[
+            "shorter than MISP's 10 s keep-alive interval",
+            "--silence 13",
+        ],
+    );
     let started = Instant::now();
-    let (code, r) = selftest(&s.cfg, &["--silence", "1"]);
+    let (code, r) = selftest(&s.cfg, &["--silence", "11"]);
     assert_eq!(code, 1);
     expect(
         &r,
         "feed:misp1",
         "FAIL",
         &[
-            "connected, but nothing received for 1 s",
+            "connected, but nothing received for 11 s",
             "keep-alive",
             "stalled",
         ],
     );
     assert!(
-        started.elapsed() < Duration::from_secs(10),
+        started.elapsed() < Duration::from_secs(20),
         "the silence window is configurable"
     );
 }
@@ -1212,6 +1223,21 @@ fn two_subscribers_of_one_feed_are_named() {
         "FAIL",
         &["2 subscribers feed", "counted that many times", "keep one"],
     );
+    // One stopped, as an admin does to apply the fix: selftest right after sees one.
+    let mut b = b;
+    b.terminate();
+    assert!(wait_until(Duration::from_secs(10), || writers() == 1));
+    let (_, r) = selftest(&s.cfg, &[]);
+    let subscriber = r["checks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["id"] == "subscriber:misp1"))
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        !subscriber.to_string().contains("subscribers feed"),
+        "{subscriber}"
+    );
+    drop(a);
 }
 
 /// The MISP publisher stand-in (`misp_publisher.py`: MISP itself cannot run here), stopped

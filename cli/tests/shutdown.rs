@@ -9,17 +9,6 @@ use std::time::Duration;
 
 const FRAMES: usize = 300;
 
-fn sigterm(md: &mut Mispdash) -> std::process::ExitStatus {
-    // SAFETY: kill(2) on our own child's pid.
-    let rc = unsafe { libc::kill(md.child.id() as libc::pid_t, libc::SIGTERM) };
-    assert_eq!(rc, 0, "kill(SIGTERM)");
-    wait_child(
-        &mut md.child,
-        Duration::from_secs(30),
-        "mispdash after SIGTERM",
-    )
-}
-
 fn buffered(r: &Redis) -> i64 {
     r.conn(3)
         .and_then(|mut c| redis::cmd("LLEN").arg("bufferList").query(&mut c))
@@ -51,7 +40,7 @@ fn sigterm_during_a_redis_outage_spools_the_held_frames_and_pushes_them_at_the_n
         &endpoint,
         &["--limit", &FRAMES.to_string(), "--linger", "2"],
     );
-    let status = sigterm(&mut sub);
+    let status = sub.terminate();
     assert!(
         status.success(),
         "a SIGTERM stop exits 0, got {status}:\n{}",
@@ -64,6 +53,12 @@ fn sigterm_during_a_redis_outage_spools_the_held_frames_and_pushes_them_at_the_n
     );
     let spool = data_dir.join("spool/misp1.spool.jsonl");
     assert!(spool.exists(), "spool file written:\n{log}");
+    // MISP's messages are private: 0700 directory, 0600 file, whatever the umask.
+    use std::os::unix::fs::PermissionsExt;
+    let mode =
+        |p: &std::path::Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+    assert_eq!(mode(spool.parent().expect("dir")), 0o700);
+    assert_eq!(mode(&spool), 0o600);
 
     redis.restart();
     let mut sub2 = Mispdash::start(&cfg, &args, &dir.join("subscribe-2.log"));
@@ -84,7 +79,7 @@ fn sigterm_during_a_redis_outage_spools_the_held_frames_and_pushes_them_at_the_n
         "the start says it replays the spool:\n{}",
         sub2.log_text()
     );
-    let status = sigterm(&mut sub2);
+    let status = sub2.terminate();
     assert!(status.success(), "{}", sub2.log_text());
 }
 
@@ -115,7 +110,7 @@ fn a_start_on_an_empty_redis_logs_what_matters_once() {
         "mispdash did not start:\n{}",
         md.log_text()
     );
-    assert!(sigterm(&mut md).success());
+    assert!(md.terminate().success());
     let log = md.log_text();
     let pages: Vec<&str> = log
         .lines()

@@ -62,12 +62,21 @@ pub struct Lease {
     keeper: Option<(Arc<AtomicBool>, std::thread::JoinHandle<()>)>,
 }
 
+/// The machine's name (from `uname`, which the service's sandbox leaves readable where
+/// `/proc/sys` is hidden).
+fn hostname() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `buf.len()` bytes into the buffer we own.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let end = buf.iter().position(|b| *b == 0)?;
+    let name = String::from_utf8_lossy(&buf[..end]).trim().to_string();
+    (ok && !name.is_empty()).then_some(name)
+}
+
 impl Lease {
     /// A lease identity unique to this process run, readable by an admin: host, pid, start.
     pub fn new() -> Lease {
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_string())
-            .unwrap_or_else(|_| "localhost".into());
+        let host = hostname().unwrap_or_else(|| "localhost".into());
         let started = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis())

@@ -183,7 +183,7 @@ impl Pusher {
                         self.redis.target(),
                         path.display()
                     );
-                    self.write_status(&|| true);
+                    self.sign_off();
                     return;
                 }
                 Err(e) => tracing::error!("feed {:?}: cannot write the spool: {e}", self.name),
@@ -199,7 +199,20 @@ impl Pusher {
                 self.redis.target()
             );
         }
+        self.sign_off();
+    }
+
+    /// The last health write of a run, and its name off the feed's writers: `selftest` right
+    /// after a restart must not count a stopped run as a second subscriber of the feed.
+    fn sign_off(&mut self) {
         self.write_status(&|| true);
+        let once = Cell::new(false);
+        if let Some(conn) = self.redis.get(&|| once.replace(true)) {
+            let _ = redis::cmd("HDEL")
+                .arg(keys::feed_writers(&self.name))
+                .arg(&self.run_id)
+                .query::<()>(conn);
+        }
     }
 
     fn spool_path(&self) -> Option<std::path::PathBuf> {
@@ -226,8 +239,15 @@ impl Pusher {
         let Some(path) = self.spool_path() else {
             return Err(std::io::Error::other("no spool directory"));
         };
+        // MISP's messages are as private as the statistics: the spool directory is 0700 and
+        // its files 0600, whatever the process umask.
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
+            use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)?;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
         }
         let mut batches: Vec<(Option<String>, Vec<Entry>)> = Vec::new();
         if let Some(p) = self.pending.take() {
@@ -235,11 +255,13 @@ impl Pusher {
         }
         batches.push((None, self.shared.take_all()));
         let mut out = std::io::BufWriter::new(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)?,
+            std::os::unix::fs::OpenOptionsExt::mode(
+                std::fs::OpenOptions::new().create(true).append(true),
+                0o600,
+            )
+            .open(&path)?,
         );
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
         let mut n = 0;
         for (token, entries) in batches.into_iter().filter(|(_, e)| !e.is_empty()) {
             n += entries.len();

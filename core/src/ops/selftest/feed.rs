@@ -17,6 +17,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+/// MISP's publisher sends a keep-alive (`misp_json_self`) after this long without data.
+const MISP_KEEPALIVE: Duration = Duration::from_secs(10);
+
 /// How long the TCP connection and then the ZeroMQ handshake may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -413,6 +416,17 @@ fn zmq_probe(spec: &FeedSpec, silence: Duration) -> zmq::Result<Check> {
         }
     }
     Ok(match handshake {
+        // Under MISP's keep-alive interval, silence proves nothing: a healthy publisher with
+        // nothing to say sends its first keep-alive only after 10 s.
+        Some(_) if silence < MISP_KEEPALIVE => Check::warn(
+            "",
+            format!(
+                "{ep}: connected, nothing received in {} s, which is shorter than MISP's 10 s \
+                 keep-alive interval: a quiet MISP and a stalled one look the same so soon",
+                silence.as_secs_f64()
+            ),
+            "run selftest again with --silence 13 (the default) to tell them apart",
+        ),
         Some(_) => Check::fail(
             "",
             format!(
