@@ -295,9 +295,38 @@ fn data_in_another_database_once() {
         &["db 5", "TRENDINGS_EVENTS:20261120", "[RedisDB] db = 5"],
     );
 
+    // The fix the check names (its command with host and port, not the default Redis).
+    let fix = line(&r, "databases")["fix"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        fix.contains(&format!(
+            "redis-cli -h 127.0.0.1 -p {} SWAPDB 5 2",
+            redis.port
+        )),
+        "{fix}"
+    );
+
     edit_config(&s.cfg, "[RedisDB]\ndb = 2", "[RedisDB]\ndb = 5");
     let (_, r) = selftest(&s.cfg, &[]);
     expect(&r, "databases", "PASS", &["db 5"]);
+
+    // The other way round, once the dashboard wrote to a wrong db: the history left in the
+    // right one is named, not passed over.
+    redis::cmd("ZINCRBY")
+        .arg("TRENDINGS_EVENTS:20261121")
+        .arg(1)
+        .arg("an event")
+        .query::<()>(&mut c2)
+        .expect("write");
+    let (_, r) = selftest(&s.cfg, &[]);
+    expect(
+        &r,
+        "databases",
+        "WARN",
+        &["also in db 2", "[RedisDB] db = 2"],
+    );
 }
 
 // ---- ZeroMQ ----------------------------------------------------------------------------------

