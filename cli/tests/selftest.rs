@@ -1100,6 +1100,38 @@ fn a_frozen_publisher_that_delivered_before_is_said_to_hang_once() {
         "FAIL",
         &["does not answer", "came from it before", "hangs", "restart"],
     );
+
+    // A web server on the port MISP published on: silent to a ZeroMQ greeting, like a frozen
+    // publisher, but it answers HTTP, so it is named for what it is.
+    let mut web = Command::new(python())
+        .args([
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            &port.to_string(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("http.server");
+    assert!(wait_until(Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    }));
+    let (code, r) = selftest(&s.cfg, &[]);
+    let _ = web.kill();
+    let _ = web.wait();
+    assert_eq!(code, 1);
+    expect(
+        &r,
+        "feed:misp1",
+        "FAIL",
+        &[
+            "an HTTP server listens on port",
+            "HTTP/1.0",
+            "point the \"zmq\" URL",
+        ],
+    );
 }
 
 /// Only keep-alives lately: the publisher runs, and each notification setting is named.

@@ -132,6 +132,20 @@ const GREETING_TIMEOUT: Duration = Duration::from_secs(2);
 /// greeting with another mechanism than the peer's makes libzmq hang up at once) and reads
 /// the peer's: a ZeroMQ peer sends its own, which names the mechanism it requires. This tells
 /// a PLAIN-only publisher from another program for certain.
+/// The status line an HTTP server at `addr` answers to a plain request, if it is one.
+fn answers_http(addr: std::net::SocketAddr) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT).ok()?;
+    s.set_read_timeout(Some(GREETING_TIMEOUT)).ok()?;
+    s.write_all(b"HEAD / HTTP/1.0\r\nHost: selftest\r\n\r\n")
+        .ok()?;
+    let mut buf = [0u8; 64];
+    let n = s.read(&mut buf).ok()?;
+    let text = String::from_utf8_lossy(&buf[..n]);
+    text.starts_with("HTTP/")
+        .then(|| text.lines().next().unwrap_or("").to_string())
+}
+
 fn read_greeting(mut stream: TcpStream) -> Greeting {
     use std::io::{Read, Write};
     let ours = [0xFF, 0, 0, 0, 0, 0, 0, 0, 0x01, 0x7F, 3];
@@ -225,7 +239,22 @@ fn probe(id: &str, spec: &FeedSpec, silence: Duration, delivered_before: bool) -
                 None => Check::fail(id, format!("{ep}: the host has no address"), PLUGIN_FIX),
             };
         };
-        match read_greeting(stream) {
+        let peer = stream.peer_addr().ok();
+        let greeting = read_greeting(stream);
+        // A silent peer may be a frozen publisher, or an HTTP server waiting for a request
+        // (which a ZeroMQ greeting is not): asked as HTTP, the latter answers.
+        if let (Greeting::Silent, Some(http)) = (&greeting, peer.and_then(answers_http)) {
+            return Check::fail(
+                id,
+                format!(
+                    "{ep} is not a ZeroMQ publisher: an HTTP server listens on port {port} \
+                     (it answered {http:?})"
+                ),
+                "the port belongs to a web server: point the \"zmq\" URL at MISP's ZeroMQ \
+                 publisher (Plugin.ZeroMQ_port, default 50000)",
+            );
+        }
+        match greeting {
             Greeting::Zmq { mechanism } => {
                 let with_creds = spec.username.is_some();
                 match mechanism.as_str() {
