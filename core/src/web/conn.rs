@@ -307,21 +307,25 @@ impl Admission {
 
 /// Resolves when connection `activity` should close: asked to (its place was needed), or idle
 /// for `idle_timeout` after a request (HTTP/2 has no timeout of its own between requests: a
-/// client answering pings would hold it for ever; before its first request a connection is
-/// [`FirstBytes`]'s). One timer per connection, set to when it would time out, not a tick.
+/// client answering pings would hold it for ever). Before its first request a connection
+/// gets twice that: one silent from the start is [`FirstBytes`]'s to close (and count), one
+/// that sent only the HTTP/2 preface and answers pings is closed here. One timer per
+/// connection, set to when it would time out, not a tick.
 pub async fn until_closed(activity: &Activity, idle_timeout: Duration) {
     loop {
-        let wait = if !activity.served.load(Ordering::Relaxed)
-            || activity.in_flight.load(Ordering::Relaxed) > 0
-        {
+        let limit = match activity.served.load(Ordering::Relaxed) {
+            true => idle_timeout,
+            false => idle_timeout * 2,
+        };
+        let wait = if activity.in_flight.load(Ordering::Relaxed) > 0 {
             idle_timeout
         } else {
             let idle = activity.idle_for();
-            if idle >= idle_timeout {
+            if idle >= limit {
                 activity.closing.store(true, Ordering::Relaxed);
                 return;
             }
-            idle_timeout - idle
+            limit - idle
         };
         tokio::select! {
             _ = activity.close.notified() => return,
