@@ -832,6 +832,24 @@ fn geoip_missing_corrupt_and_of_another_kind_once() {
             "scripts/setup.sh",
         ],
     );
+    // The same program installed outside a checkout (as the .deb's /usr/bin/mispdash): no
+    // scripts/setup.sh to name, the downloads instead.
+    let installed = dir.join("bin/mispdash");
+    std::fs::create_dir_all(dir.join("bin")).expect("bin");
+    std::fs::copy(env!("CARGO_BIN_EXE_mispdash"), &installed).expect("copy");
+    let out = Command::new(&installed)
+        .arg("--config")
+        .arg(&s.cfg)
+        .args(["selftest", "--json", "--timeout", "2", "--silence", "2"])
+        .env_remove("MISPDASH_CONFIG")
+        .output()
+        .expect("run the installed copy");
+    let r: Value = serde_json::from_slice(&out.stdout).expect("json report");
+    let fix = line(&r, "geoip")["fix"].as_str().unwrap_or("").to_string();
+    assert!(
+        fix.contains("db-ip.com") && !fix.contains("scripts/setup.sh"),
+        "{fix}"
+    );
 
     let corrupt = dir.join("corrupt.mmdb");
     let real = std::fs::read(good_mmdb()).expect("read a real database");

