@@ -26,6 +26,7 @@
 //! `session_secret` that is the default or shorter than 32 characters is refused at start.
 
 use super::error::WebError;
+use super::lock;
 use super::state::{Db, Shared};
 use cookie::{Cookie, CookieJar, Key, SameSite};
 use governor::clock::{Clock as _, DefaultClock};
@@ -187,10 +188,6 @@ fn spawn_recheck(st: &Shared, digest: String) {
             Err(_) => tracing::warn!("re-check of a session took too long; tried again later"),
         }
     });
-}
-
-fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Who MISP says logged in.

@@ -245,10 +245,7 @@ impl Admission {
         let counted_as = match self.is_trusted(ip) {
             true => None,
             false => {
-                let mut m = match self.by_address.lock() {
-                    Ok(m) => m,
-                    Err(poisoned) => poisoned.into_inner(),
-                };
+                let mut m = super::lock(&self.by_address);
                 let n = m.entry(counted).or_insert(0);
                 if *n >= self.per_address {
                     drop(m);
@@ -272,10 +269,7 @@ impl Admission {
             self.refused.fetch_add(1, Ordering::Relaxed);
             return Err(Refusal::Total);
         }
-        let mut c = match self.conns.lock() {
-            Ok(c) => c,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut c = super::lock(&self.conns);
         c.insert(id, ticket.activity.clone());
         Ok(ticket)
     }
@@ -283,10 +277,7 @@ impl Admission {
     /// Asks the connection idle the longest to close; false when every connection carries a
     /// request (live streams, say).
     fn evict_idle(&self) -> bool {
-        let c = match self.conns.lock() {
-            Ok(c) => c,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let c = super::lock(&self.conns);
         let victim = c
             .values()
             .filter(|a| !a.closing.load(Ordering::Relaxed))

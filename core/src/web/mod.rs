@@ -117,6 +117,12 @@ impl WebHandle {
     }
 }
 
+/// A mutex's guard even when a thread panicked while holding it: the web layer's mutexes
+/// guard counts and small maps that a panic never leaves in a state worth refusing.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// GeoIP facts for `/status`. The file is opened once and dropped: the server never locates
 /// anything, and keeping a city database in memory would triple its footprint.
 fn geo_info(cfg: &Config) -> GeoInfo {

@@ -194,10 +194,7 @@ impl Topic {
         snapshot_max: usize,
         keep: impl Fn(&StreamEvent) -> bool,
     ) -> MuxSubscription {
-        let h = match self.history.lock() {
-            Ok(h) => h,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let h = super::lock(&self.history);
         let rx = self.tx.subscribe();
         let last = h.next_id.saturating_sub(1);
         let oldest = h.events.front().map_or(h.next_id, |e| e.id);
@@ -239,10 +236,7 @@ impl Topic {
         cache: Vec<(String, Option<String>)>,
         cached: impl Fn(&StreamEvent) -> bool,
     ) -> Vec<String> {
-        let mut h = match self.history.lock() {
-            Ok(h) => h,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut h = super::lock(&self.history);
         let known: Vec<&[u8]> = h
             .events
             .iter()
@@ -489,13 +483,6 @@ impl StreamCounts {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Open> {
-        match self.open.lock() {
-            Ok(m) => m,
-            Err(poisoned) => poisoned.into_inner(),
-        }
-    }
-
     /// Counts a new stream of `client` (of the session `session`, when logged in), unless it
     /// already holds `max` or every slot is taken.
     pub fn open(
@@ -504,7 +491,7 @@ impl StreamCounts {
         session: Option<String>,
         max: usize,
     ) -> Result<StreamTicket, StreamRefusal> {
-        let mut o = st.streams.lock();
+        let mut o = super::lock(&st.streams.open);
         if let Some(slots) = st.streams.slots.filter(|s| o.total >= *s) {
             return Err(StreamRefusal::Total(slots));
         }
@@ -527,7 +514,7 @@ impl Drop for StreamTicket {
         let Some(st) = self.counts.upgrade() else {
             return;
         };
-        let mut o = st.streams.lock();
+        let mut o = super::lock(&st.streams.open);
         o.total = o.total.saturating_sub(1);
         if let Some(n) = o.by_client.get_mut(&self.client) {
             *n -= 1;
