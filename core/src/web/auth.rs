@@ -91,21 +91,30 @@ impl LoginError {
             LoginError::Protocol(_) => "protocol",
         }
     }
+
+    /// The failure a code names (see [`LoginError::code`]); its text is the error's own.
+    fn of_code(code: &str) -> Option<LoginError> {
+        Some(match code {
+            "credentials" => LoginError::BadCredentials,
+            "access" => LoginError::NoDashboardAccess,
+            "unreachable" => LoginError::Unreachable(String::new()),
+            "protocol" => LoginError::Protocol(String::new()),
+            _ => return None,
+        })
+    }
 }
 
 /// The text the login page shows for a failure code; `None` for no failure. An unknown code
 /// (an old bookmark, the original's `True`) reads as a plain failure.
-pub fn login_error_text(code: &str) -> Option<&'static str> {
-    Some(match code {
-        "" => return None,
-        "credentials" => {
-            "Username and Password does not match when connecting to MISP or incorrect MISP permission"
-        }
-        "access" => "User does not have dashboard access",
-        "unreachable" => "MISP cannot be reached for authentication",
-        "protocol" => "MISP answered in an unexpected way",
-        _ => "Login failed",
-    })
+pub fn login_error_text(code: &str) -> Option<String> {
+    if code.is_empty() {
+        return None;
+    }
+    Some(
+        LoginError::of_code(code)
+            .map(|e| e.to_string())
+            .unwrap_or_else(|| "Login failed".into()),
+    )
 }
 
 /// A session as kept in Redis.

@@ -534,7 +534,7 @@ async fn login_form(
     let p = Params::parse(q.as_deref()).unwrap_or_default();
     let error = super::auth::login_error_text(p.get("auth_error").unwrap_or(""));
     let token = super::auth::random_token()?;
-    let mut r = pages::login_page(&token, error);
+    let mut r = pages::login_page(&token, error.as_deref());
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(with_cookies(
