@@ -655,17 +655,25 @@ fn check_redis(cfg: &Config, target: &RedisTarget) -> Result<Check, Check> {
     ))
 }
 
-fn redis_answers(host: &str, port: u16) -> bool {
+/// A connection without password to another Redis on `host:port`, quick to give up (these
+/// look beside the configured one, and must not hold the report up).
+fn quick_connection(host: &str, port: u16) -> redis::RedisResult<redis::Connection> {
     let t = RedisTarget {
         host: host.to_string(),
         port,
         password: None,
     };
-    match t.client(0).and_then(|c| {
-        let mut conn = c.get_connection_with_timeout(Duration::from_millis(500))?;
-        conn.set_read_timeout(Some(Duration::from_millis(500)))?;
-        redis::cmd("PING").query::<String>(&mut conn)
-    }) {
+    let conn = t
+        .client(0)?
+        .get_connection_with_timeout(Duration::from_millis(500))?;
+    conn.set_read_timeout(Some(Duration::from_millis(500)))?;
+    Ok(conn)
+}
+
+fn redis_answers(host: &str, port: u16) -> bool {
+    match quick_connection(host, port)
+        .and_then(|mut conn| redis::cmd("PING").query::<String>(&mut conn))
+    {
         Ok(_) => true,
         Err(e) => matches!(classify(&e), RedisProblem::NeedsPassword),
     }
@@ -674,17 +682,7 @@ fn redis_answers(host: &str, port: u16) -> bool {
 /// Whether the Redis on `host:port` has the dashboard's statistics in `db`; `None` when it
 /// cannot be read (a password).
 fn holds_dashboard_data(host: &str, port: u16, db: i64) -> Option<bool> {
-    let t = RedisTarget {
-        host: host.to_string(),
-        port,
-        password: None,
-    };
-    let c = t.client(0).ok()?;
-    let mut conn = c
-        .get_connection_with_timeout(Duration::from_millis(500))
-        .ok()?;
-    conn.set_read_timeout(Some(Duration::from_millis(500)))
-        .ok()?;
+    let mut conn = quick_connection(host, port).ok()?;
     find_dashboard_key(&mut conn, db).ok().map(|k| k.is_some())
 }
 
