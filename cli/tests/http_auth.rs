@@ -610,20 +610,32 @@ fn sessions_are_kept_server_side_and_revocable() {
     assert!(!log.contains("correct horse"), "a password in the log");
 
     // MISP's admin removes alice's dashboard access: the next re-check ends her session.
-    stand_in
-        .revoked
-        .lock()
-        .expect("lock")
-        .push("alice@example.org".into());
-    let ended = wait_until(Duration::from_secs(15), || {
-        status_with(&c, &api, &second) == 401
-    });
-    assert!(ended, "the session outlived the re-check");
+    assert!(
+        revoke_alice(&stand_in, &c, &api, &second, Duration::from_secs(15)),
+        "the session outlived the re-check"
+    );
     assert!(*stand_in.rechecks.lock().expect("lock") >= 1);
     assert!(server
         .process
         .log_text()
         .contains("no longer grants it dashboard access"));
+}
+
+/// MISP's admin removes alice's dashboard access; whether her session `cookie` then ends
+/// (`api` answers 401) within `limit`, at a re-check.
+fn revoke_alice(
+    stand_in: &Misp,
+    c: &reqwest::blocking::Client,
+    api: &str,
+    cookie: &str,
+    limit: Duration,
+) -> bool {
+    stand_in
+        .revoked
+        .lock()
+        .expect("lock")
+        .push("alice@example.org".into());
+    wait_until(limit, || status_with(c, api, cookie) == 401)
 }
 
 /// MISP taking 7 s to answer a re-check (longer than the 5 s a request has for Redis): the
@@ -654,16 +666,11 @@ fn a_slow_misp_recheck_holds_up_nothing() {
         1,
         "one re-check at a time"
     );
-    stand_in
-        .revoked
-        .lock()
-        .expect("lock")
-        .push("alice@example.org".into());
     *stand_in.recheck_delay.lock().expect("lock") = Duration::ZERO;
-    let ended = wait_until(Duration::from_secs(20), || {
-        status_with(&c, &api, &session) == 401
-    });
-    assert!(ended, "the session outlived the re-check");
+    assert!(
+        revoke_alice(&stand_in, &c, &api, &session, Duration::from_secs(20)),
+        "the session outlived the re-check"
+    );
 }
 
 /// `/metrics` is behind login when auth is on, unless `[mispdash] metrics_public`.
