@@ -326,7 +326,7 @@ impl Auth {
     }
 
     /// Whether the cookies of an answer are `Secure`, given whether the request came over
-    /// HTTPS ([`super::conn::Https`]).
+    /// HTTPS ([`super::conn::Https`]). Every cookie builder below takes `https` and asks this.
     pub fn cookie_secure(&self, https: bool) -> bool {
         https || self.secure_always
     }
@@ -356,7 +356,7 @@ impl Auth {
         &self,
         db: &Db,
         who: &Verified,
-        secure: bool,
+        https: bool,
     ) -> Result<String, WebError> {
         let mut raw = [0u8; 32];
         getrandom::fill(&mut raw).map_err(|e| WebError::Internal(format!("randomness: {e}")))?;
@@ -381,7 +381,7 @@ impl Auth {
             .arg(self.lifetime_secs.max(1))
             .query_async::<()>(&mut c)
             .await?;
-        Ok(self.signed_header(self.build(SESSION_COOKIE, token, secure)))
+        Ok(self.signed_header(self.build(SESSION_COOKIE, token, https)))
     }
 
     /// The session of a request: its cookie genuine, its record in Redis, not expired, and
@@ -525,11 +525,11 @@ impl Auth {
         jar
     }
 
-    fn build(&self, name: &'static str, value: String, secure: bool) -> Cookie<'static> {
+    fn build(&self, name: &'static str, value: String, https: bool) -> Cookie<'static> {
         Cookie::build((name, value))
             .path("/")
             .http_only(true)
-            .secure(secure)
+            .secure(self.cookie_secure(https))
             .same_site(self.same_site)
             .build()
     }
@@ -544,15 +544,15 @@ impl Auth {
     }
 
     /// `Set-Cookie` value that removes the session.
-    pub fn clear_session_cookie(&self, secure: bool) -> String {
-        let mut c = self.build(SESSION_COOKIE, String::new(), secure);
+    pub fn clear_session_cookie(&self, https: bool) -> String {
+        let mut c = self.build(SESSION_COOKIE, String::new(), https);
         c.make_removal();
         c.encoded().to_string()
     }
 
     /// `Set-Cookie` value binding a CSRF token to the browser.
-    pub fn csrf_cookie(&self, token: &str, secure: bool) -> String {
-        self.signed_header(self.build(CSRF_COOKIE, token.to_string(), secure))
+    pub fn csrf_cookie(&self, token: &str, https: bool) -> String {
+        self.signed_header(self.build(CSRF_COOKIE, token.to_string(), https))
     }
 
     /// Whether the browser holds a genuine CSRF cookie (checked before a form is read).

@@ -537,10 +537,7 @@ async fn login_form(
     let mut r = pages::login_page(&token, error.as_deref());
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(with_cookies(
-        r,
-        &[auth.csrf_cookie(&token, auth.cookie_secure(https))],
-    ))
+    Ok(with_cookies(r, &[auth.csrf_cookie(&token, https)]))
 }
 
 fn login_failed(e: &super::auth::LoginError) -> Response {
@@ -632,9 +629,7 @@ async fn login_submit(
     auth.attempt_result(ip, user, checked.as_ref().map(|_| ()));
     match checked {
         Ok(who) => {
-            let cookie = auth
-                .open_session(&st.data, &who, auth.cookie_secure(https))
-                .await?;
+            let cookie = auth.open_session(&st.data, &who, https).await?;
             tracing::info!("login of {:?} from {ip}", who.name);
             Ok(with_cookies(Redirect::to("/").into_response(), &[cookie]))
         }
@@ -661,10 +656,7 @@ async fn logout(
     };
     auth.end_session(&st.data, &cookie_headers(&headers))
         .await?;
-    Ok(with_cookies(
-        r,
-        &[auth.clear_session_cookie(auth.cookie_secure(https))],
-    ))
+    Ok(with_cookies(r, &[auth.clear_session_cookie(https)]))
 }
 
 /// Refuses requests without a valid session when auth is on: browsers navigating to a page are
