@@ -40,16 +40,16 @@ bad="$(printf '%s\n' "$out" | grep -v -e '^$' -e 'redis-server.service' -e 'netw
 [ -z "$bad" ] || fail "systemd-analyze verify: $bad"
 ok "systemd-analyze verify: both units"
 # The sandbox: every directive that does not cut the network (the units need it: Redis, MISP,
-# the web port) and the exposure systemd rates (1.1: what is left is the network itself and
-# the clock device ProtectClock= keeps readable).
+# the web port), an address allow list, and the exposure systemd rates (1.0: what is left is
+# the network itself, the root directory and the clock device ProtectClock= keeps readable).
 for u in mispdash.service mispdash-subscribe@.service; do
     unit="/lib/systemd/system/$u"
     for d in MemoryDenyWriteExecute=yes PrivateUsers=yes RemoveIPC=yes PrivateMounts=yes ProcSubset=pid \
-        'SystemCallFilter=~@privileged @resources' UMask=0077 StateDirectoryMode=0700; do
+        'SystemCallFilter=~@privileged @resources' UMask=0077 StateDirectoryMode=0700 IPAddressDeny=any; do
         grep -qxF "$d" "$unit" || fail "$u lacks $d"
     done
     score="$(systemd-analyze security --offline=yes "$unit" 2>/dev/null | sed -n 's/.*Overall exposure level for .*: \([0-9.]*\) .*/\1/p')"
-    awk -v s="$score" 'BEGIN { exit !(s != "" && s <= 1.1) }' || fail "$u: exposure level $score"
+    awk -v s="$score" 'BEGIN { exit !(s != "" && s <= 1.0) }' || fail "$u: exposure level $score"
     ok "$u: sandboxed, exposure level $score"
 done
 [ "$(stat -c '%U %a' /var/lib/mispdash)" = "mispdash 700" ] || fail "/var/lib/mispdash: $(stat -c '%U %a' /var/lib/mispdash)"

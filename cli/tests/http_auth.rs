@@ -673,6 +673,120 @@ fn a_slow_misp_recheck_holds_up_nothing() {
     );
 }
 
+/// One HTTP/1.1 request on a kept-alive raw connection; the answer's status, `None` when the
+/// connection was closed (its body read to the end, so the next request starts clean).
+fn roundtrip(s: &mut std::net::TcpStream, path: &str, cookie: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\nCookie: {cookie}\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).ok()?;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 8192];
+    let head_end = loop {
+        if let Some(i) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = s.read(&mut buf).ok()?;
+        if n == 0 {
+            return None;
+        }
+        got.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8_lossy(&got[..head_end]).to_lowercase();
+    let status = head.get(9..12)?.parse().ok()?;
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let chunked = head.contains("transfer-encoding: chunked");
+    loop {
+        let body = &got[head_end..];
+        let done = if chunked {
+            body.ends_with(b"0\r\n\r\n")
+        } else {
+            body.len() >= length
+        };
+        if done {
+            return Some(status);
+        }
+        let n = s.read(&mut buf).ok()?;
+        if n == 0 {
+            return None;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// Every place taken by anonymous connections that each send a request every second (no login
+/// needed for `/healthz`), and more of them arriving: each newcomer takes the place of the
+/// idlest anonymous connection, while a signed-in user's connection, idle the longest of
+/// all, stays open and answers her next request.
+#[test]
+fn signed_in_connections_keep_their_places() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let misp = start_misp();
+    let redis = Redis::start();
+    let mut setup = auth_setup(misp, SECRET);
+    setup.mispdash =
+        "connection_timeout = 30\nmax_connections = 20\nmax_connections_per_address = 100\n".into();
+    let server = start_server(redis.port, &setup, "auth-places");
+    let base = server.base("http");
+    let session = login_alice(&client(), &base);
+    let api = "/_getTopCoord";
+    let mut alice = std::net::TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+    alice
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    assert_eq!(roundtrip(&mut alice, api, &session), Some(200));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let closed = Arc::new(AtomicUsize::new(0));
+    let port = server.port;
+    let trickler = || {
+        let (stop, closed) = (stop.clone(), closed.clone());
+        std::thread::spawn(move || {
+            let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+                closed.fetch_add(1, Ordering::Relaxed);
+                return;
+            };
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            while !stop.load(Ordering::Relaxed) {
+                if roundtrip(&mut s, "/healthz", "none=1") != Some(200) {
+                    closed.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        })
+    };
+    // 19 fill the places beside alice's, 10 more arrive over 3 s.
+    let mut threads: Vec<_> = (0..19).map(|_| trickler()).collect();
+    std::thread::sleep(Duration::from_secs(1));
+    for _ in 0..10 {
+        threads.push(trickler());
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        closed.load(Ordering::Relaxed) >= 9,
+        "the newcomers found places by closing idle anonymous connections ({} closed)",
+        closed.load(Ordering::Relaxed)
+    );
+    // Alice's connection was idle for about 6 s, longer than any other.
+    assert_eq!(
+        roundtrip(&mut alice, api, &session),
+        Some(200),
+        "the signed-in user's connection was closed"
+    );
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        let _ = t.join();
+    }
+}
+
 /// `/metrics` is behind login when auth is on, unless `[mispdash] metrics_public`.
 #[test]
 fn metrics_need_a_session_unless_configured_open() {

@@ -184,6 +184,30 @@ fn stopped_redis_is_connection_refused_once() {
     expect(&r, "dispatcher", "SKIP", &[]);
 }
 
+/// A Redis without a password works, and is named as open to everyone on the host, with the
+/// way to close it (the Debian package's service uses the system Redis as it finds it).
+#[test]
+fn redis_without_password_is_a_warning() {
+    let redis = Redis::start();
+    let s = setup("st-redis-open", redis.port, no_instances(), &good_mmdb());
+    let (_, r) = selftest(&s.cfg, &[]);
+    expect(
+        &r,
+        "redis",
+        "WARN",
+        &[
+            "without a password",
+            "every user and program on this host",
+            "delete its sessions",
+            "requirepass",
+            "[RedisGlobal] password",
+            "MISP.redis_password",
+        ],
+    );
+    // A warning, not a failure: the checks that need Redis still run.
+    assert_ne!(line(&r, "dispatcher")["status"], "SKIP", "{r:#}");
+}
+
 /// A port held by something that is not Redis (the wrong port in the configuration).
 #[test]
 fn wrong_port_answered_by_another_program() {
@@ -1319,6 +1343,67 @@ fn two_subscribers_of_one_feed_are_named() {
     drop(a);
 }
 
+/// The running subscriber cannot reach a publisher that selftest reaches: the Debian units'
+/// IPAddressAllow= (or a firewall) drops its packets silently. The health hash is written as
+/// such a subscriber writes it (a stand-in: no systemd sandbox runs in the tests), and the
+/// publisher is real.
+#[test]
+fn a_subscriber_that_cannot_reach_a_reachable_publisher_names_its_sandbox() {
+    let redis = Redis::start();
+    let publisher = Publisher::start(None, Some(Duration::from_millis(300)));
+    let s = setup(
+        "st-sandboxed",
+        redis.port,
+        &instance(publisher.port, None),
+        &good_mmdb(),
+    );
+    let endpoint = format!("tcp://127.0.0.1:{}", publisher.port);
+    let mut c = redis.conn(3).expect("redis");
+    let now = now_secs().to_string();
+    redis::cmd("HSET")
+        .arg("MISPDASH_FEED:misp1")
+        .arg(&[
+            ("endpoint", endpoint.as_str()),
+            ("connected", "0"),
+            ("updated", now.as_str()),
+            ("credentials", "none"),
+            ("auth_failures", "0"),
+            ("handshake_failures", "0"),
+            ("messages", "0"),
+        ])
+        .query::<()>(&mut c)
+        .expect("hset");
+    let (code, r) = selftest(&s.cfg, &[]);
+    assert_eq!(code, 1, "{r:#}");
+    expect(&r, "feed:misp1", "PASS", &[]);
+    expect(
+        &r,
+        "subscriber:misp1",
+        "FAIL",
+        &[
+            "not connected",
+            "selftest itself reached this publisher",
+            "IPAddressAllow=",
+            "systemctl edit mispdash",
+        ],
+    );
+    // Without selftest reaching it, the fix points at the feed line instead.
+    drop(publisher);
+    redis::cmd("HSET")
+        .arg("MISPDASH_FEED:misp1")
+        .arg("updated")
+        .arg(now_secs())
+        .query::<()>(&mut c)
+        .expect("hset");
+    let (_, r) = selftest(&s.cfg, &[]);
+    expect(
+        &r,
+        "subscriber:misp1",
+        "FAIL",
+        &["not connected", "see the feed line above"],
+    );
+}
+
 /// The MISP publisher stand-in (`misp_publisher.py`: MISP itself cannot run here), stopped
 /// when dropped.
 struct MispPublisher(std::process::Child);
@@ -1399,13 +1484,20 @@ fn a_healthy_setup_passes_without_a_warning() {
 }
 
 fn a_healthy_setup_passes_without_a_warning_once() {
-    let redis = Redis::start();
+    // Healthy includes a Redis that asks for a password (one without is a warning).
+    let mut redis = Redis::start();
+    redis.require_password("healthy-secret");
     let zport = free_port();
     let s = setup(
         "st-healthy",
         redis.port,
         &instance(zport, None),
         &good_mmdb(),
+    );
+    edit_config(
+        &s.cfg,
+        "[RedisGlobal]\n",
+        "[RedisGlobal]\npassword = healthy-secret\n",
     );
     let corpus = fresh_corpus(&s.dir, 400);
     let sent = data_lines(&corpus);

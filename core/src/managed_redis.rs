@@ -420,7 +420,7 @@ pub fn adopt_password(target: &mut RedisTarget, dir: &Path) -> bool {
     true
 }
 
-fn is_loopback(host: &str) -> bool {
+pub(crate) fn is_loopback(host: &str) -> bool {
     matches!(host, "127.0.0.1" | "localhost" | "::1")
 }
 

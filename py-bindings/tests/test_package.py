@@ -270,5 +270,13 @@ def test_command_line(seed2: Redis, workdir: Path):
     # No MISP feed is configured here: selftest says so and what else it checked.
     out = r.stdout + r.stderr
     assert "Redis" in out, out
+    # The same checks as the binary's, from the wheel: the test Redis has no password (a
+    # warning that says how to set one) and no feed is configured (the demo feed is named).
+    r = subprocess.run([sys.executable, "-m", "mispdash", "-c", str(cfg), "selftest", "--json", "--timeout", "2"],
+                       capture_output=True, text=True, timeout=120)
+    report = {c["id"]: c for c in json.loads(r.stdout)["checks"]}
+    assert report["redis"]["status"] == "WARN" and "requirepass" in report["redis"]["fix"], report["redis"]
+    assert report["feeds"]["status"] == "WARN" and "demo feed" in report["feeds"]["seen"], report["feeds"]
+    assert report["databases"]["status"] == "PASS", report["databases"]
     r = subprocess.run([sys.executable, "-m", "mispdash", "no-such-command"], capture_output=True, text=True, timeout=30)
     assert r.returncode == 2 and "no-such-command" in r.stderr

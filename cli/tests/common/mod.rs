@@ -70,6 +70,7 @@ pub struct Redis {
     child: Child,
     dir: PathBuf,
     persist: bool,
+    password: Option<String>,
 }
 
 impl Redis {
@@ -101,6 +102,7 @@ impl Redis {
             child,
             dir: dir.to_path_buf(),
             persist,
+            password: None,
         };
         r.wait_ready();
         r
@@ -120,7 +122,25 @@ impl Redis {
     }
 
     pub fn conn(&self, db: i64) -> redis::RedisResult<redis::Connection> {
-        redis::Client::open(format!("redis://127.0.0.1:{}/{db}", self.port))?.get_connection()
+        let auth = self
+            .password
+            .as_ref()
+            .map(|p| format!(":{p}@"))
+            .unwrap_or_default();
+        redis::Client::open(format!("redis://{auth}127.0.0.1:{}/{db}", self.port))?.get_connection()
+    }
+
+    /// Makes the running server require `password` (as an admin's `requirepass` does); later
+    /// connections of this helper use it.
+    pub fn require_password(&mut self, password: &str) {
+        let mut c = self.conn(0).expect("redis");
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("requirepass")
+            .arg(password)
+            .query::<()>(&mut c)
+            .expect("CONFIG SET requirepass");
+        self.password = Some(password.to_string());
     }
 
     /// Kills the server (no save) and starts it again on the same port and directory.

@@ -82,6 +82,9 @@ pub struct Activity {
     closing: std::sync::atomic::AtomicBool,
     /// Whether it carried a request yet.
     served: std::sync::atomic::AtomicBool,
+    /// Whether it carried a request of a signed-in user: such connections are closed to make
+    /// room only when no other idle one is left.
+    signed_in: std::sync::atomic::AtomicBool,
 }
 
 impl Activity {
@@ -93,7 +96,13 @@ impl Activity {
             close: tokio::sync::Notify::new(),
             closing: std::sync::atomic::AtomicBool::new(false),
             served: std::sync::atomic::AtomicBool::new(false),
+            signed_in: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// The connection carried a request with a valid session.
+    pub fn mark_signed_in(&self) {
+        self.signed_in.store(true, Ordering::Relaxed);
     }
 
     fn now_ms(&self) -> u64 {
@@ -236,9 +245,10 @@ impl Admission {
 
     /// Counts a new connection from `ip`, or says which limit it is over. A trusted proxy's
     /// connections carry many clients, so they count only towards the total. When the total
-    /// is reached, the connection idle the longest (carrying no request) is closed to make
-    /// room: places cannot be hoarded by connections that only keep themselves alive, and a
-    /// signed-in user's next page load finds one.
+    /// is reached, an idle connection (carrying no request) is closed to make room, the one
+    /// idle the longest among those no signed-in user used first: places cannot be hoarded by
+    /// connections that only keep themselves alive, and the connections of users who are
+    /// signed in are the last to go.
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Ticket, Refusal> {
         let ip = canonical(ip);
         let counted = address_group(ip);
@@ -274,17 +284,19 @@ impl Admission {
         Ok(ticket)
     }
 
-    /// Asks the connection idle the longest to close; false when every connection carries a
-    /// request (live streams, say).
+    /// Asks an idle connection to close: the anonymous one idle the longest, else the
+    /// signed-in one idle the longest; false when none is idle (every connection carries a
+    /// request: live streams, say).
     fn evict_idle(&self) -> bool {
         let c = super::lock(&self.conns);
         let victim = c
             .values()
             .filter(|a| !a.closing.load(Ordering::Relaxed))
-            .map(|a| (a.idle_for(), a))
-            .filter(|(idle, _)| !idle.is_zero())
-            .max_by_key(|(idle, _)| *idle)
-            .map(|(_, a)| a.clone());
+            .map(|a| (a.signed_in.load(Ordering::Relaxed), a.idle_for(), a))
+            .filter(|(_, idle, _)| !idle.is_zero())
+            // Anonymous before signed-in, then the longest idle.
+            .max_by_key(|(signed_in, idle, _)| (!*signed_in, *idle))
+            .map(|(_, _, a)| a.clone());
         drop(c);
         let Some(victim) = victim else {
             return false;
@@ -517,6 +529,39 @@ mod tests {
         assert!(p3.activity.closing.load(Ordering::Relaxed));
         assert_eq!(a.evicted.load(Ordering::Relaxed), 1);
         drop((busy, busy2));
+    }
+
+    #[test]
+    fn signed_in_connections_are_closed_last() {
+        let a = Arc::new(Admission::new(3, 10, vec![]));
+        let ip: IpAddr = "192.0.2.1".parse().expect("ip");
+        let user = a.admit(ip).expect("user");
+        drop(user.activity.begin());
+        user.activity.mark_signed_in();
+        std::thread::sleep(Duration::from_millis(20));
+        // Two anonymous connections, idle for less time than the signed-in one.
+        let anon: Vec<_> = (0..2).map(|_| a.admit(ip).expect("anonymous")).collect();
+        for t in &anon {
+            drop(t.activity.begin());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+        let _new = a.admit(ip).expect("room made");
+        assert!(!user.activity.closing.load(Ordering::Relaxed));
+        assert_eq!(
+            anon.iter()
+                .filter(|t| t.activity.closing.load(Ordering::Relaxed))
+                .count(),
+            1
+        );
+        // With no anonymous idle connection left, the signed-in one goes.
+        let _busy: Vec<_> = anon
+            .iter()
+            .filter(|t| !t.activity.closing.load(Ordering::Relaxed))
+            .map(|t| t.activity.begin())
+            .chain(std::iter::once(_new.activity.begin()))
+            .collect();
+        let _next = a.admit(ip).expect("room made again");
+        assert!(user.activity.closing.load(Ordering::Relaxed));
     }
 
     #[test]

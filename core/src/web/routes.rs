@@ -691,6 +691,10 @@ async fn require_session(State(st): State<Shared>, mut req: Request, next: Next)
         }
     };
     if let Some(current) = found {
+        // The connection's place is kept for it before anonymous ones (see conn::Admission).
+        if let Some(activity) = req.extensions().get::<Arc<super::conn::Activity>>() {
+            activity.mark_signed_in();
+        }
         req.extensions_mut().insert(current);
         let mut r = next.run(req).await;
         r.headers_mut().insert(

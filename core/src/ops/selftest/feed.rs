@@ -476,8 +476,23 @@ fn zmq_probe(spec: &FeedSpec, silence: Duration) -> zmq::Result<Check> {
     })
 }
 
+/// A publisher that selftest reaches and the running subscriber does not: the subscriber's
+/// host, sandbox or firewall stops it. The Debian units admit only this host and the private
+/// and link-local ranges, and a firewall drops the packets silently (the subscriber retries
+/// without an error to report), so this is named from here.
+const UNREACHED_FROM_SUBSCRIBER_FIX: &str = "what stops it is where the subscriber runs: \
+     under the Debian package's units, IPAddressAllow= admits only this host and the private \
+     and link-local ranges; add the publisher's address with `systemctl edit mispdash` (or \
+     mispdash-subscribe@<name>): [Service] IPAddressAllow=<address>, then restart it. \
+     Otherwise compare the subscriber's host and firewall (or container network) with this one";
+
 /// What the running subscribers wrote in their health hashes.
-pub(super) fn check_subscribers(cfg: &Config, target: &RedisTarget) -> Vec<Check> {
+/// `reached` names the feeds whose publisher selftest itself connected to.
+pub(super) fn check_subscribers(
+    cfg: &Config,
+    target: &RedisTarget,
+    reached: &[String],
+) -> Vec<Check> {
     let mut conn = match target.connect(cfg.redis.list_db) {
         Ok(c) => c,
         Err(e) => {
@@ -491,11 +506,11 @@ pub(super) fn check_subscribers(cfg: &Config, target: &RedisTarget) -> Vec<Check
     cfg.redis
         .misp_instances
         .iter()
-        .map(|inst| subscriber(&mut conn, inst))
+        .map(|inst| subscriber(&mut conn, inst, reached.contains(&inst.name)))
         .collect()
 }
 
-fn subscriber(conn: &mut redis::Connection, inst: &MispInstance) -> Check {
+fn subscriber(conn: &mut redis::Connection, inst: &MispInstance, reached: bool) -> Check {
     let id = format!("subscriber:{}", inst.name);
     let key = keys::feed_status(&inst.name);
     let h: HashMap<String, String> = match redis::cmd("HGETALL").arg(&key).query(conn) {
@@ -588,9 +603,14 @@ fn subscriber(conn: &mut redis::Connection, inst: &MispInstance) -> Check {
         return Check::fail(
             id,
             format!(
-                "the running subscriber is not connected to {endpoint} ({auth} refused logins, {hs} failed handshakes)"
+                "the running subscriber is not connected to {endpoint} ({auth} refused logins, {hs} failed handshakes){}",
+                if reached { ", while selftest itself reached this publisher" } else { "" }
             ),
-            "see the feed line above for the cause",
+            if reached {
+                UNREACHED_FROM_SUBSCRIBER_FIX
+            } else {
+                "see the feed line above for the cause"
+            },
         );
     }
     let seen = format!(

@@ -229,11 +229,19 @@ pub fn run(source: &ConfigSource, opts: &Options, progress: &ProgressBar) -> Rep
         cfg.redis.misp_instances.len(),
         opts.silence.as_secs_f64()
     ));
-    checks.extend(feed::finish_probes(probes, &cfg));
+    let feed_checks = feed::finish_probes(probes, &cfg);
+    // The feeds selftest itself completed a handshake with: when the running subscriber of one
+    // is not connected, the cause is where that subscriber runs, not the publisher.
+    let reached: Vec<String> = feed_checks
+        .iter()
+        .filter(|c| matches!(c.status, Status::Pass | Status::Warn))
+        .filter_map(|c| c.id.strip_prefix("feed:").map(str::to_string))
+        .collect();
+    checks.extend(feed_checks);
 
     if redis_ok {
         progress.set_message("reading the subscribers' status");
-        checks.extend(feed::check_subscribers(&cfg, &target));
+        checks.extend(feed::check_subscribers(&cfg, &target, &reached));
         checks.extend(check_topics(&cfg, &target));
         checks.extend(check_clock(&cfg, &target));
         progress.set_message("watching the buffer");
@@ -642,17 +650,41 @@ fn check_redis(cfg: &Config, target: &RedisTarget) -> Result<Check, Check> {
             );
         }
     }
+    if target.password.is_none() {
+        return Ok(open_redis_warning(
+            &version,
+            &target.host,
+            &where_,
+            &env_note,
+        ));
+    }
     Ok(Check::pass(
         "redis",
-        format!(
-            "Redis {version} at {where_} answers ({pong}){}{env_note}",
-            if target.password.is_some() {
-                ", password accepted"
-            } else {
-                ""
-            }
-        ),
+        format!("Redis {version} at {where_} answers ({pong}), password accepted{env_note}"),
     ))
+}
+
+/// A Redis that answers without a password is usable but open: whoever reaches it reads and
+/// changes the statistics, pushes messages into the buffer and deletes sessions. The Debian
+/// package leaves the system Redis as it is (MISP may share it), so the choice is checked here.
+fn open_redis_warning(version: &str, host: &str, where_: &str, env_note: &str) -> Check {
+    let who = if crate::managed_redis::is_loopback(host) {
+        "every user and program on this host"
+    } else {
+        "everyone who reaches it over the network"
+    };
+    Check::warn(
+        "redis",
+        format!(
+            "Redis {version} at {where_} answers without a password{env_note}: {who} can read \
+             and change the dashboard's statistics, push messages into its buffer and delete \
+             its sessions"
+        ),
+        "give Redis a password: `requirepass <secret>` in its redis.conf (Debian: \
+         /etc/redis/redis.conf, then `systemctl restart redis-server`), the same secret in \
+         [RedisGlobal] password (or MISPDASH_REDIS_PASSWORD), and in MISP's own Redis settings \
+         when MISP shares this Redis (MISP.redis_password)",
+    )
 }
 
 /// A connection without password to another Redis on `host:port`, quick to give up (these
