@@ -95,9 +95,10 @@ DEBS=(redis-server redis-tools libzmq3-dev pkg-config build-essential)
 # the Python package's end-to-end tests; systemd-analyze checks the Debian package's units;
 # HAProxy is the reverse proxy the live page's reconnection tests restart the dashboard behind;
 # the Noto fonts are those a user's machine has, so that the page tests' screenshots show
-# organisation names in Chinese or Japanese as text, not boxes.
+# organisation names in Chinese or Japanese as text, not boxes; debootstrap makes the fresh
+# Debian in which apache/README.md's steps are run as written.
 if [ "$MODE" = test ]; then
-    DEBS+=(wrk apache2 libapache2-mod-wsgi-py3 python3-venv systemd curl haproxy fonts-noto-core fonts-noto-cjk)
+    DEBS+=(wrk apache2 libapache2-mod-wsgi-py3 python3-venv systemd curl haproxy fonts-noto-core fonts-noto-cjk debootstrap)
 fi
 if ! command -v dpkg-query >/dev/null 2>&1; then
     for b in redis-server redis-cli pkg-config cc; do

@@ -2,7 +2,8 @@
 # Sets up everything the test suite needs (Debian packages, Python tools, test databases) and
 # runs it: formatting, lints, unit tests and the integration tests against real Redis, ZeroMQ
 # and the recorded behaviour of the original dashboard in ../shared; then the Python package
-# (wheel, venvs, Apache + mod_wsgi) and the Debian package (built, installed, removed).
+# (wheel, venvs, Apache + mod_wsgi), apache/README.md's steps on a fresh Debian, and the Debian
+# package (built, installed, removed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh test
@@ -23,5 +24,7 @@ cargo test --workspace -- --test-threads="${MISPDASH_TEST_THREADS:-2}" 2>&1 | te
 awk '/^test result:/ { p += $4; f += $6 } END { printf "total: %d passed, %d failed\n", p, f }' "$LOG"
 echo "== python package: wheel, venvs, pytest (Apache + mod_wsgi end to end)"
 bash scripts/python-tests.sh
+echo "== apache/README.md's steps on a fresh Debian (debootstrap), the dashboard through that Apache"
+bash scripts/apache-readme-tests.sh
 echo "== debian package: build, install, service, remove, purge"
 bash scripts/deb-tests.sh
