@@ -98,6 +98,18 @@ st="$(as_root runuser -u mispdash -- env MISPDASH_CONFIG="$WORK/config.cfg" /usr
 printf '%s\n' "$st" | grep -q "Redis" || { printf '%s\n' "$st"; fail "selftest as mispdash said nothing of Redis"; }
 printf '%s\n' "$st" | grep -qi "permission denied" && { printf '%s\n' "$st"; fail "selftest as mispdash: permission denied"; }
 ok "mispdash selftest runs as the mispdash user"
+# The package's choice (the system Redis as found, here without a password) is named, with
+# the way to set one, and the GeoIP fix points at downloads, not at a checkout's script.
+js="$(as_root runuser -u mispdash -- env MISPDASH_CONFIG="$WORK/config.cfg" /usr/bin/mispdash selftest --json --timeout 2 --silence 2 2>/dev/null || true)"
+printf '%s' "$js" | python3 -c '
+import json, sys
+c = {x["id"]: x for x in json.load(sys.stdin)["checks"]}
+r, g = c["redis"], c["geoip"]
+assert r["status"] == "WARN" and "without a password" in r["seen"] and "requirepass" in r["fix"], r
+assert g["status"] == "PASS" or ("scripts/setup.sh" not in g.get("fix", "") and "db-ip.com" in g.get("fix", "")), g
+' || { printf '%s
+' "$js"; fail "selftest --json from the package: the Redis password or GeoIP lines are wrong"; }
+ok "selftest from the package: a Redis without password is named with the fix; the GeoIP fix fits a package install"
 
 as_root apt-get remove -y -q mispdash >/dev/null || fail "apt-get remove"
 [ -f /etc/mispdash/config.cfg ] || fail "remove took the configuration"

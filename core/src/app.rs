@@ -149,10 +149,8 @@ pub fn run(
     let managed_dir = opts.data_dir.join("redis");
     let mut target = RedisTarget::from_config(&cfg.redis);
     // A managed Redis already running (another `mispdash run` of this data directory).
-    if managed_redis::adopt_password(&mut target, &managed_dir) {
+    if managed_redis::adopt_or_check(&mut target, &managed_dir, opts.manage_redis)? {
         cfg.redis.password = target.password.clone();
-    } else if opts.manage_redis {
-        managed_redis::check_port(&target, &managed_dir)?;
     }
     let _managed: Option<ManagedRedis> = if opts.manage_redis
         && is_local(&target.host)

@@ -407,17 +407,45 @@ pub fn read_password(dir: &Path) -> Option<String> {
 /// `dead-letters` and the others reach the Redis that `mispdash run` manages. Anything else on
 /// the port never gets the password.
 pub fn adopt_password(target: &mut RedisTarget, dir: &Path) -> bool {
-    if target.password.is_some() || !is_loopback(&target.host) {
+    if target.password.is_some() || !is_loopback(&target.host) || read_password(dir).is_none() {
+        return false;
+    }
+    adopt_if_ours(target, dir, managed_port(dir))
+}
+
+/// [`adopt_password`] with the managed server's port already asked ([`managed_port`]).
+fn adopt_if_ours(target: &mut RedisTarget, dir: &Path, managed: Option<u16>) -> bool {
+    if target.password.is_some() || !is_loopback(&target.host) || managed != Some(target.port) {
         return false;
     }
     let Some(p) = read_password(dir) else {
         return false;
     };
-    if managed_port(dir) != Some(target.port) {
-        return false;
-    }
     target.password = Some(p);
     true
+}
+
+/// What `mispdash run` does with the Redis at `target` before using or starting one: adopts
+/// the managed server's password when that server is what answers there (true), else, when
+/// it manages Redis, refuses a stranger on the managed port ([`check_port`]). The managed
+/// server is asked once for both.
+pub fn adopt_or_check(
+    target: &mut RedisTarget,
+    dir: &Path,
+    manage: bool,
+) -> Result<bool, ManagedRedisError> {
+    let managed = if target.password.is_none() && is_loopback(&target.host) {
+        managed_port(dir)
+    } else {
+        None
+    };
+    if adopt_if_ours(target, dir, managed) {
+        return Ok(true);
+    }
+    if manage {
+        check_port_with(target, dir, managed)?;
+    }
+    Ok(false)
 }
 
 pub(crate) fn is_loopback(host: &str) -> bool {
@@ -455,6 +483,15 @@ pub fn managed_port(dir: &Path) -> Option<u16> {
 /// answers there now is not the managed server: a program asking for a password (it would
 /// learn the password), or a Redis without one (anyone local could read and change it).
 pub fn check_port(target: &RedisTarget, dir: &Path) -> Result<(), ManagedRedisError> {
+    check_port_with(target, dir, managed_port(dir))
+}
+
+/// [`check_port`] with the managed server's port already asked.
+fn check_port_with(
+    target: &RedisTarget,
+    dir: &Path,
+    managed: Option<u16>,
+) -> Result<(), ManagedRedisError> {
     let last_port = fs::read_to_string(dir.join(PORT_FILE))
         .ok()
         .and_then(|p| p.trim().parse::<u16>().ok());
@@ -465,7 +502,7 @@ pub fn check_port(target: &RedisTarget, dir: &Path) -> Result<(), ManagedRedisEr
     {
         return Ok(());
     }
-    if managed_port(dir) == Some(target.port) {
+    if managed == Some(target.port) {
         return Ok(());
     }
     let port = target.port;

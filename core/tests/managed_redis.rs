@@ -203,6 +203,16 @@ fn nobody_can_stand_in_for_the_managed_redis() {
         "{e}"
     );
     assert!(e.to_string().contains(&format!("127.0.0.1:{port}")), "{e}");
+    // What `mispdash run` calls: the same refusal when it manages Redis, none without.
+    let e = mispdash_core::managed_redis::adopt_or_check(&mut t, &dir, true).expect_err("refused");
+    assert!(
+        matches!(e, ManagedRedisError::UnknownServerAsksPassword { .. }),
+        "{e}"
+    );
+    assert!(
+        !mispdash_core::managed_redis::adopt_or_check(&mut t, &dir, false).expect("not managing")
+    );
+    assert!(t.password.is_none());
     let heard = String::from_utf8_lossy(&heard.lock().expect("lock")).to_string();
     assert!(
         !heard.contains(&pw) && !heard.to_uppercase().contains("AUTH"),
@@ -252,6 +262,9 @@ fn nobody_can_stand_in_for_the_managed_redis() {
     let mut t = target(running.port());
     assert!(mispdash_core::managed_redis::check_port(&t, &moved).is_ok());
     assert!(mispdash_core::managed_redis::adopt_password(&mut t, &moved));
+    assert!(is_reachable(&t));
+    let mut t = target(running.port());
+    assert!(mispdash_core::managed_redis::adopt_or_check(&mut t, &moved, true).expect("ours"));
     assert!(is_reachable(&t));
 }
 
