@@ -5,6 +5,7 @@
 //! the reliable [`buffer`], parses each into a typed [`message`], lets the pure [`rules`] decide
 //! what to write, and the [`store`] applies a whole batch and its acknowledgement atomically.
 
+pub mod acl;
 pub mod app;
 pub mod buffer;
 pub mod clock;
