@@ -34,8 +34,9 @@ pub struct Viewer {
     pub sharing_groups: BTreeSet<u64>,
 }
 
-/// MISP's settings that change who sees what (`[ACL]` in config.cfg mirrors them).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// MISP's settings that change who sees what (`[ACL]` in config.cfg mirrors them); the
+/// defaults are MISP's.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Policy {
     /// `MISP.unpublishedprivate`: unpublished events only for their owner organisation.
     pub unpublished_private: bool,
@@ -43,16 +44,6 @@ pub struct Policy {
     pub sightings_policy: u8,
     /// `MISP.host_org_id`, for sightings policy 3.
     pub host_org_id: Option<u64>,
-}
-
-impl Default for Policy {
-    fn default() -> Self {
-        Policy {
-            unpublished_private: false,
-            sightings_policy: 0,
-            host_org_id: None,
-        }
-    }
 }
 
 /// What a message says of its event (each field `None` when it does not say).
