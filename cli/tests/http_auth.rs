@@ -621,6 +621,93 @@ fn sessions_are_kept_server_side_and_revocable() {
         .contains("no longer grants it dashboard access"));
 }
 
+/// The viewer (`viewer` of its Redis record) of `user`'s only session.
+fn viewer_of(redis: &Redis, user: &str) -> serde_json::Value {
+    let mut data = redis.conn(2).expect("redis");
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("MISPDASH_SESSION:*")
+        .query(&mut data)
+        .expect("keys");
+    let records: Vec<serde_json::Value> = keys
+        .iter()
+        .filter_map(|k| redis::cmd("GET").arg(k).query::<String>(&mut data).ok())
+        .filter_map(|v| serde_json::from_str(&v).ok())
+        .filter(|v: &serde_json::Value| v["user"] == user)
+        .collect();
+    assert_eq!(records.len(), 1, "{records:?}");
+    records[0]["viewer"].clone()
+}
+
+/// Who a user is in MISP's terms is read at login, by password (with MISP's session, before
+/// it is logged out) and by API key: the organisation, the site admin flag, the sharing groups
+/// MISP lists for the user. At each re-check (with the site admin's key) it follows MISP: a
+/// user removed from a sharing group, then moved to another organisation, is described so.
+#[test]
+fn who_the_user_is_in_misp_is_read_at_login_and_followed_at_rechecks() {
+    let (misp, stand_in) = start_misp_with();
+    let redis = Redis::start();
+    let mut setup = auth_setup(misp, SECRET);
+    setup.mispdash = format!("misp_api_key = {ADMIN_KEY}\nsession_recheck_seconds = 2\n");
+    setup.args = vec![];
+    let server = start_server(redis.port, &setup, "auth-viewer");
+    let base = server.base("http");
+    let c = client();
+    let alice = login_alice(&c, &base);
+    assert_eq!(
+        viewer_of(&redis, "alice@example.org"),
+        serde_json::json!({"org_id": 1, "site_admin": false, "sharing_groups": [7, 8]})
+    );
+    assert_eq!(stand_in.logged_out.lock().expect("lock").len(), 1);
+    let (csrf, token, _) = login_page(&c, &base);
+    let r = post_login(
+        &c,
+        &base,
+        &csrf,
+        &[
+            ("csrf_token", &token),
+            ("username", ""),
+            ("password", API_KEY),
+        ],
+    );
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        viewer_of(&redis, "carol@example.org"),
+        serde_json::json!({"org_id": 3, "site_admin": false, "sharing_groups": []})
+    );
+
+    // Organisation 1 leaves sharing group 8.
+    stand_in.sharing_groups.lock().expect("lock")[1].1.clear();
+    let api = format!("{base}/_getTopCoord");
+    let follows = |want: serde_json::Value| {
+        wait_until(Duration::from_secs(15), || {
+            // A request makes the due re-check start.
+            status_with(&c, &api, &alice);
+            viewer_of(&redis, "alice@example.org") == want
+        })
+    };
+    assert!(
+        follows(serde_json::json!({"org_id": 1, "site_admin": false, "sharing_groups": [7]})),
+        "{}",
+        viewer_of(&redis, "alice@example.org")
+    );
+    // Alice moves to organisation 2 (a member of 7 only).
+    stand_in
+        .moved
+        .lock()
+        .expect("lock")
+        .insert("alice@example.org".into(), 2);
+    stand_in.sharing_groups.lock().expect("lock")[0].1 = vec![2];
+    assert!(
+        follows(serde_json::json!({"org_id": 2, "site_admin": false, "sharing_groups": [7]})),
+        "{}",
+        viewer_of(&redis, "alice@example.org")
+    );
+    assert!(server
+        .process
+        .log_text()
+        .contains("MISP describes \"alice@example.org\" differently now"));
+}
+
 /// MISP's admin removes alice's dashboard access; whether her session `cookie` then ends
 /// (`api` answers 401) within `limit`, at a re-check.
 fn revoke_alice(

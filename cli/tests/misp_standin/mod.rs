@@ -1,7 +1,9 @@
 //! A **stand-in for MISP** (which cannot run here), shared by the tests that log in: a small
 //! local HTTP server answering like MISP's endpoints: its login form with CakePHP
 //! anti-forgery tokens, the redirect after a good login, `/users/logout`, `/users/view/me.json`
-//! by session or API key, and `/users/view/<id>.json` with a site admin's key.
+//! by session or API key, `/users/view/<id>.json` with a site admin's key, and
+//! `/sharing_groups.json` (all groups for the site admin's key, else those of the caller's
+//! organisation, as MISP's `authorizedIds` decides).
 #![allow(dead_code)]
 
 use axum::extract::State;
@@ -30,7 +32,26 @@ pub struct Misp {
     pub rechecks: Mutex<u32>,
     /// How long a re-check's answer takes (a slow MISP).
     pub recheck_delay: Mutex<std::time::Duration>,
+    /// Users moved to another organisation than [`org_of`]'s.
+    pub moved: Mutex<HashMap<String, u64>>,
+    /// Sharing groups: id -> member organisations (set by [`start_misp_with`]).
+    pub sharing_groups: Mutex<Vec<(u64, Vec<u64>)>>,
 }
+
+/// Each test user's organisation: alice in 1, bob in 2, carol (the API key's user) in 3.
+pub fn org_of(m: &Misp, user: &str) -> u64 {
+    if let Some(o) = m.moved.lock().expect("lock").get(user) {
+        return *o;
+    }
+    match user {
+        "alice@example.org" => 1,
+        "bob@example.org" => 2,
+        _ => 3,
+    }
+}
+
+/// The sharing groups the stand-in starts with: 7 with organisations 1 and 2, 8 with 1 only.
+pub const SHARING_GROUPS: [(u64, &[u64]); 2] = [(7, &[1, 2]), (8, &[1])];
 
 pub const USERS: [(&str, &str); 3] = [
     ("alice@example.org", "11"),
@@ -49,8 +70,48 @@ pub fn me(m: &Misp, user: &str) -> Value {
         .iter()
         .find(|(u, _)| *u == user)
         .map_or("99", |(_, id)| id);
-    json!({"User": {"id": id, "email": user, "disabled": false}, "Role": {"name": "User"},
+    let org = org_of(m, user);
+    json!({"User": {"id": id, "email": user, "disabled": false, "org_id": org.to_string()},
+           "Role": {"name": "User", "perm_site_admin": false},
+           "Organisation": {"id": org.to_string(), "name": format!("Org {org}")},
            "UserSetting": {"dashboard_access": access}})
+}
+
+/// `/sharing_groups.json` in MISP's shape, as `org` sees it (`None`: a site admin, all).
+fn sharing_groups_answer(m: &Misp, org: Option<u64>) -> Value {
+    let list: Vec<Value> = m
+        .sharing_groups
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter(|(_, orgs)| org.is_none_or(|o| orgs.contains(&o)))
+        .map(|(id, orgs)| {
+            json!({"SharingGroup": {"id": id.to_string(), "name": format!("SG {id}"), "active": true},
+                   "SharingGroupOrg": orgs.iter().map(|o| json!({"org_id": o.to_string()})).collect::<Vec<_>>(),
+                   "SharingGroupServer": [{"all_orgs": false, "server_id": "0"}]})
+        })
+        .collect();
+    json!({"response": list})
+}
+
+pub async fn sharing_groups_json(State(m): State<Arc<Misp>>, h: HeaderMap) -> Response {
+    let key = h.get("authorization").and_then(|v| v.to_str().ok());
+    if key == Some(ADMIN_KEY) {
+        return axum::Json(sharing_groups_answer(&m, None)).into_response();
+    }
+    let user = if key == Some(API_KEY) {
+        Some("carol@example.org".to_string())
+    } else {
+        cake_cookie(&h).and_then(|c| m.sessions.lock().expect("lock").get(&c).cloned())
+    };
+    match user {
+        Some(u) => axum::Json(sharing_groups_answer(&m, Some(org_of(&m, &u)))).into_response(),
+        None => (
+            StatusCode::FORBIDDEN,
+            "{\"message\": \"Authentication failed\"}",
+        )
+            .into_response(),
+    }
 }
 
 pub fn cake_cookie(h: &HeaderMap) -> Option<String> {
@@ -189,6 +250,10 @@ pub fn start_misp() -> u16 {
 /// [`start_misp`], with a handle on the stand-in's state.
 pub fn start_misp_with() -> (u16, Arc<Misp>) {
     let state = Arc::new(Misp::default());
+    *state.sharing_groups.lock().expect("lock") = SHARING_GROUPS
+        .iter()
+        .map(|(id, orgs)| (*id, orgs.to_vec()))
+        .collect();
     let shared = state.clone();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
@@ -201,6 +266,7 @@ pub fn start_misp_with() -> (u16, Arc<Misp>) {
                 .route("/users/logout", get(logout_misp))
                 .route("/users/view/me.json", get(me_json))
                 .route("/users/view/{file}", get(view_user))
+                .route("/sharing_groups.json", get(sharing_groups_json))
                 .with_state(shared);
             let l = tokio::net::TcpListener::from_std(listener).expect("listener");
             let _ = axum::serve(l, app).await;

@@ -128,6 +128,11 @@ pub struct Session {
     /// When MISP last confirmed the user's access.
     pub checked: i64,
     pub expires: i64,
+    /// Who the user is in MISP's terms (organisation, site admin, sharing groups), read at
+    /// login and at each re-check; `None` for sessions opened before mispdash read it, or
+    /// when MISP did not say.
+    #[serde(default)]
+    pub viewer: Option<crate::acl::Viewer>,
 }
 
 /// A session found for a request: what it says, and the digest that names it (the key of
@@ -204,6 +209,16 @@ fn spawn_recheck(st: &Shared, digest: String) {
 pub struct Verified {
     pub name: String,
     pub misp_id: Option<String>,
+    pub viewer: Option<crate::acl::Viewer>,
+}
+
+/// What a re-check learnt of a session's user.
+#[derive(Debug, Clone, PartialEq)]
+enum Recheck {
+    /// MISP no longer grants the user dashboard access (or no longer knows them).
+    NoAccess,
+    /// Access kept; who the user is now.
+    Access(Option<crate::acl::Viewer>),
 }
 
 /// A refused login attempt: over which limit, and for how long.
@@ -368,6 +383,7 @@ impl Auth {
             created: now,
             checked: now,
             expires: now + self.lifetime_secs,
+            viewer: who.viewer.clone(),
         };
         let value = serde_json::to_string(&s)
             .map_err(|e| WebError::Internal(format!("session record: {e}")))?;
@@ -440,8 +456,18 @@ impl Auth {
         }
         let key = Self::session_key(&digest);
         match self.recheck(admin_key, s.misp_id.as_deref()).await {
-            Ok(true) => s.checked = now_secs(),
-            Ok(false) => {
+            Ok(Recheck::Access(viewer)) => {
+                if viewer != s.viewer {
+                    tracing::info!(
+                        "MISP describes {:?} differently now (organisation, role or sharing \
+                         groups): the live views follow",
+                        s.user
+                    );
+                }
+                s.viewer = viewer;
+                s.checked = now_secs();
+            }
+            Ok(Recheck::NoAccess) => {
                 tracing::info!(
                     "session of {:?} ended: MISP no longer grants it dashboard access",
                     s.user
@@ -489,8 +515,10 @@ impl Auth {
     }
 
     /// Asks MISP, with the configured admin key, whether user `misp_id` still has dashboard
-    /// access. A user MISP no longer knows has none.
-    async fn recheck(&self, admin_key: &str, misp_id: Option<&str>) -> Result<bool, LoginError> {
+    /// access, and who they are now: their organisation and role, and the sharing groups of
+    /// that organisation (the admin sees them all, with their members). A user MISP no longer
+    /// knows has no access.
+    async fn recheck(&self, admin_key: &str, misp_id: Option<&str>) -> Result<Recheck, LoginError> {
         let Some(id) = misp_id.filter(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()))
         else {
             return Err(LoginError::Protocol("MISP gave no user id at login".into()));
@@ -504,7 +532,7 @@ impl Auth {
             .await
             .map_err(unreachable)?;
         match r.status().as_u16() {
-            404 => return Ok(false),
+            404 => return Ok(Recheck::NoAccess),
             401 | 403 => {
                 return Err(LoginError::Protocol(
                     "MISP refused [mispdash] misp_api_key (it must be a site admin's key)".into(),
@@ -512,7 +540,42 @@ impl Auth {
             }
             _ => {}
         }
-        Ok(dashboard_access(&read_json(r).await?))
+        let me = read_json(r).await?;
+        if !dashboard_access(&me) {
+            return Ok(Recheck::NoAccess);
+        }
+        let Some(org) = crate::acl::Viewer::from_misp(&me, &Default::default()) else {
+            return Ok(Recheck::Access(None));
+        };
+        let all = self
+            .sharing_groups(&client, Some(admin_key))
+            .await?
+            .ok_or_else(|| LoginError::Protocol("MISP did not list its sharing groups".into()))?;
+        Ok(Recheck::Access(Some(crate::acl::Viewer {
+            sharing_groups: crate::acl::sharing_groups_of_org(&all, org.org_id),
+            ..org
+        })))
+    }
+
+    /// MISP's `/sharing_groups.json` as the caller sees it (with `key`, or the client's MISP
+    /// session): `None` when MISP refused or answered no list.
+    async fn sharing_groups(
+        &self,
+        client: &reqwest::Client,
+        key: Option<&str>,
+    ) -> Result<Option<Value>, LoginError> {
+        let mut req = client
+            .get(self.url("/sharing_groups.json"))
+            .header("Accept", "application/json");
+        if let Some(k) = key {
+            req = req.header("Authorization", k);
+        }
+        let r = req.send().await.map_err(unreachable)?;
+        if !r.status().is_success() {
+            return Ok(None);
+        }
+        let b = r.bytes().await.map_err(unreachable)?;
+        Ok(serde_json::from_slice(&b).ok())
     }
 
     fn jar(cookie_headers: &[&str]) -> CookieJar {
@@ -667,7 +730,7 @@ impl Auth {
             return Err(LoginError::BadCredentials);
         }
         let client = self.client()?;
-        let me = if username.is_empty() {
+        let (me, sharing_groups) = if username.is_empty() {
             let r = client
                 .get(self.url("/users/view/me.json"))
                 .header("Authorization", password)
@@ -678,7 +741,12 @@ impl Auth {
             if matches!(r.status().as_u16(), 401 | 403 | 404) {
                 return Err(LoginError::BadCredentials);
             }
-            read_json(r).await?
+            let me = read_json(r).await?;
+            let sgs = match dashboard_access(&me) {
+                true => self.sharing_groups(&client, Some(password)).await?,
+                false => None,
+            };
+            (me, sgs)
         } else {
             self.form_login(&client, username, password).await?
         };
@@ -700,17 +768,39 @@ impl Auth {
             Value::Number(n) => Some(n.to_string()),
             _ => None,
         });
-        Ok(Verified { name, misp_id })
+        let listed = match &sharing_groups {
+            Some(list) => crate::acl::listed_sharing_groups(list),
+            None => {
+                tracing::warn!(
+                    "MISP did not list the sharing groups of {name:?}: until a re-check does, \
+                     the live views show them none of the sharing groups' data"
+                );
+                Default::default()
+            }
+        };
+        let viewer = crate::acl::Viewer::from_misp(&me, &listed);
+        if viewer.is_none() {
+            tracing::warn!(
+                "MISP did not say which organisation {name:?} belongs to: the live views show \
+                 them only what every organisation may see"
+            );
+        }
+        Ok(Verified {
+            name,
+            misp_id,
+            viewer,
+        })
     }
 
     /// MISP's own login form: fetch it for its anti-forgery tokens, post the credentials, and on
-    /// the redirect MISP gives after a good login, read `/users/view/me.json` with that session.
+    /// the redirect MISP gives after a good login, read `/users/view/me.json` and the sharing
+    /// groups MISP shows the user with that session.
     async fn form_login(
         &self,
         client: &reqwest::Client,
         username: &str,
         password: &str,
-    ) -> Result<Value, LoginError> {
+    ) -> Result<(Value, Option<Value>), LoginError> {
         let mut url = self.url("/users/login");
         let mut page = None;
         for _ in 0..5 {
@@ -768,12 +858,16 @@ impl Auth {
             .await
             .map_err(unreachable)?;
         let me = read_json(r).await;
-        // The MISP session was only needed for that answer: end it, so that no session of the
-        // user's stays open in MISP on the dashboard's behalf.
+        let sgs = match &me {
+            Ok(m) if dashboard_access(m) => self.sharing_groups(client, None).await,
+            _ => Ok(None),
+        };
+        // The MISP session was only needed for those answers: end it, so that no session of
+        // the user's stays open in MISP on the dashboard's behalf.
         if let Err(e) = client.get(self.url("/users/logout")).send().await {
             tracing::debug!("logging out of MISP after the credentials check failed: {e}");
         }
-        me
+        Ok((me?, sgs?))
     }
 }
 
