@@ -177,6 +177,8 @@ pub struct Config {
     pub limits: Limits,
     /// `[mispdash]` protections of the HTTP server (mispdash additions).
     pub http: HttpGuard,
+    /// `[ACL]`: the live views follow MISP's access rules (a mispdash addition).
+    pub acl: AclConfig,
     /// Options that were not recognised, as `(section, option)`, for a warning at start.
     pub unknown: Vec<(String, String)>,
 }
@@ -257,6 +259,18 @@ impl Default for HttpGuard {
             metrics_public: false,
         }
     }
+}
+
+/// `[ACL]` (a mispdash addition, `docs/acl.md`): with login on, the live log shows each user
+/// only what MISP would show them. Off unless set while the work is in progress (the live map
+/// is not filtered yet).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AclConfig {
+    /// `enabled`: apply MISP's rules to the live log (needs `[Auth] auth_enabled`).
+    pub enabled: bool,
+    /// `unpublished_private`, `sightings_policy`, `host_org_id`: MISP's settings of the same
+    /// meaning (`MISP.unpublishedprivate`, `Plugin.Sightings_policy`, `MISP.host_org_id`).
+    pub policy: crate::acl::Policy,
 }
 
 /// A list of addresses or networks, comma or space separated.
@@ -368,6 +382,15 @@ const KNOWN: &[(&str, &[&str])] = &[
         ],
     ),
     ("RedisDB", &["db", "dbversion"]),
+    (
+        "ACL",
+        &[
+            "enabled",
+            "unpublished_private",
+            "sightings_policy",
+            "host_org_id",
+        ],
+    ),
     (
         "mispdash",
         &[
@@ -681,6 +704,27 @@ impl Config {
                 .filter(|k| !k.is_empty()),
             metrics_public: r.boolean("mispdash", "metrics_public", g.metrics_public)?,
         };
+        let acl = AclConfig {
+            enabled: r.boolean("ACL", "enabled", false)?,
+            policy: crate::acl::Policy {
+                unpublished_private: r.boolean("ACL", "unpublished_private", false)?,
+                sightings_policy: r.parse_with("ACL", "sightings_policy", "0", |v| {
+                    v.parse::<u8>()
+                        .ok()
+                        .filter(|n| *n <= 3)
+                        .ok_or_else(|| "must be MISP's Sightings_policy, 0 to 3".to_string())
+                })?,
+                host_org_id: r.parse_with("ACL", "host_org_id", "", |v| {
+                    if v.trim().is_empty() {
+                        return Ok(None);
+                    }
+                    v.trim()
+                        .parse::<u64>()
+                        .map(Some)
+                        .map_err(|_| "must be MISP's host organisation id (a number)".to_string())
+                })?,
+            },
+        };
         let unknown = r.unknown();
         Ok(Config {
             source: None,
@@ -694,6 +738,7 @@ impl Config {
             ranking_path,
             limits,
             http,
+            acl,
             unknown,
         })
     }

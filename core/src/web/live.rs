@@ -389,8 +389,13 @@ pub fn is_row_name(name: &str) -> bool {
     name == "Attribute" || name == "ObjectAttribute"
 }
 
-/// `/_logs` (JSON): the cached live log, newest first, formatted and filtered.
-pub async fn logs_json(st: &AppState, filters: &Filters) -> Result<Value, WebError> {
+/// `/_logs` (JSON): the cached live log, newest first, formatted and filtered (by the
+/// `filters` cookie, and with access control on by what `viewer` may see).
+pub async fn logs_json(
+    st: &AppState,
+    filters: &Filters,
+    viewer: Option<&crate::acl::Viewer>,
+) -> Result<Value, WebError> {
     let mut c = st.data.conn().await?;
     let items: Vec<String> = redis::cmd("LRANGE")
         .arg(keys::LIVE_CACHE_LOG)
@@ -423,6 +428,11 @@ pub async fn logs_json(st: &AppState, filters: &Filters) -> Result<Value, WebErr
             };
             if !filters.is_empty() && !filters.pass(&log) {
                 continue;
+            }
+            if let (Some(v), Some(policy)) = (viewer, st.acl.as_ref()) {
+                if !super::stream::audience_of(&text, policy).admits(v) {
+                    continue;
+                }
             }
             let mut e = Map::new();
             e.insert("log".into(), st.cfg.log_format.row(&log));

@@ -226,6 +226,21 @@ fn build_state(
         .weigher(|k: &String, v: &bytes::Bytes| (k.len() + v.len()).min(u32::MAX as usize) as u32)
         .time_to_live(opts.cache_ttl.max(Duration::from_millis(1)))
         .build();
+    let acl = (cfg.acl.enabled && auth.is_some()).then(|| cfg.acl.policy.clone());
+    if cfg.acl.enabled && auth.is_none() {
+        tracing::warn!(
+            "[ACL] enabled is set but login is off ([Auth] auth_enabled): without signed-in \
+             users there is no one to apply MISP's rules for; everyone sees everything"
+        );
+    }
+    let hub = stream::Hub::new(keepalive, shutdown_rx);
+    if let Some(p) = &acl {
+        hub.set_acl(p.clone());
+        tracing::info!(
+            "access control on: the live log shows each user what MISP would show them \
+             (the live map is not filtered yet)"
+        );
+    }
     Ok(Arc::new(AppState {
         clock,
         data: Db::new(&target, cfg.redis.data_db).map_err(db_err)?,
@@ -235,7 +250,7 @@ fn build_state(
             ..WebConfig::from_config(cfg)
         },
         ranking,
-        hub: stream::Hub::new(keepalive, shutdown_rx),
+        hub,
         cache,
         metrics: metrics::Metrics::new(),
         auth,
@@ -251,6 +266,7 @@ fn build_state(
         )),
         streams: stream::StreamCounts::new(stream_slots),
         ui: ui_router(),
+        acl,
     }))
 }
 

@@ -241,6 +241,36 @@ fn client_address(st: &Shared, peer: SocketAddr, headers: &HeaderMap) -> std::ne
 
 type Session = Option<axum::Extension<super::auth::Current>>;
 
+/// Whom the live views are filtered for: `None` when access control is off, or for the host
+/// program's own questions (the Python package's read helpers, which carry no session). A
+/// session without a MISP description (opened before mispdash read it, or MISP did not say)
+/// sees what every organisation may see.
+fn viewer_of(
+    st: &super::AppState,
+    session: Option<&super::auth::Current>,
+) -> Option<crate::acl::Viewer> {
+    st.acl.as_ref()?;
+    let s = session?;
+    Some(s.session.viewer.clone().unwrap_or(crate::acl::Viewer {
+        org_id: 0,
+        site_admin: false,
+        sharing_groups: Default::default(),
+    }))
+}
+
+/// The response cache's key for what `viewer` may see (one entry per distinct viewer).
+fn viewer_key(base: &str, viewer: Option<&crate::acl::Viewer>) -> String {
+    use std::hash::{Hash, Hasher};
+    match viewer {
+        None => base.to_string(),
+        Some(v) => {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            v.hash(&mut h);
+            format!("{base}@{:016x}", h.finish())
+        }
+    }
+}
+
 async fn logs(
     State(st): State<Shared>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -248,18 +278,20 @@ async fn logs(
     headers: HeaderMap,
 ) -> Result<Response, WebError> {
     let filters = Filters::from_cookie_headers(cookie_headers(&headers).into_iter());
+    let viewer = viewer_of(&st, session.as_deref());
     if wants_json(&headers) {
         if filters.is_empty() {
             let st2 = st.clone();
             let f = Filters::default();
-            return cached(&st, "logs".into(), async move {
-                super::live::logs_json(&st2, &f).await
+            let key = viewer_key("logs", viewer.as_ref());
+            return cached(&st, key, async move {
+                super::live::logs_json(&st2, &f, viewer.as_ref()).await
             })
             .await;
         }
         let st2 = st.clone();
         return cached(&st, String::new(), async move {
-            super::live::logs_json(&st2, &filters).await
+            super::live::logs_json(&st2, &filters, viewer.as_ref()).await
         })
         .await;
     }
@@ -323,6 +355,7 @@ fn open_stream(
         kind,
         last_event_id(headers),
         filters,
+        viewer_of(st, session),
         ticket,
     )))
 }
@@ -375,8 +408,9 @@ async fn combined_stream(
     }
     let filters = Filters::from_cookie_headers(cookie_headers(&headers).into_iter());
     let ticket = stream_ticket(&st, peer, &headers, session.as_deref())?;
+    let viewer = viewer_of(&st, session.as_deref());
     Ok(sse_headers(
-        stream::mux_response(&st, topics, filters, ticket).await,
+        stream::mux_response(&st, topics, filters, viewer, ticket).await,
     ))
 }
 

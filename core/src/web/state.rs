@@ -187,6 +187,8 @@ pub struct AppState {
     pub streams: super::stream::StreamCounts,
     /// The embedded pages (core/web/dist), served by memory-serve.
     pub ui: axum::Router,
+    /// MISP's rules, when the live views follow them (`[ACL] enabled` with login on).
+    pub acl: Option<crate::acl::Policy>,
 }
 
 pub type Shared = Arc<AppState>;

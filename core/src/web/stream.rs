@@ -53,6 +53,8 @@ pub struct StreamEvent {
     /// Read from a live cache rather than received: only the combined stream carries these
     /// (the original's routes never replay a cache; their pages read it as JSON).
     pub seeded: bool,
+    /// With access control on, who may see this live-log row (decided once, here).
+    pub audience: Option<crate::acl::Audience>,
 }
 
 impl StreamEvent {
@@ -74,6 +76,27 @@ impl StreamEvent {
     fn is_row(&self) -> bool {
         self.log_json.is_some()
     }
+
+    /// Whether `viewer` (`None`: access control off) may see this event.
+    fn visible(&self, viewer: Option<&crate::acl::Viewer>) -> bool {
+        match (viewer, &self.audience) {
+            (Some(v), Some(a)) => a.admits(v),
+            _ => true,
+        }
+    }
+
+    /// What a client with these filters and this viewer gets.
+    fn shown(&self, filters: &Filters, viewer: Option<&crate::acl::Viewer>) -> bool {
+        self.visible(viewer) && self.passes(filters)
+    }
+}
+
+/// Who may see a live-log row: MISP's rules on what its content says.
+pub fn audience_of(log_json: &str, policy: &crate::acl::Policy) -> crate::acl::Audience {
+    match serde_json::from_str::<Value>(log_json) {
+        Ok(v) => crate::acl::Audience::decide(&crate::acl::Facts::of_content(&v), policy),
+        Err(_) => crate::acl::Audience::admins_only(),
+    }
 }
 
 struct History {
@@ -91,6 +114,8 @@ pub struct Topic {
     tx: broadcast::Sender<Arc<StreamEvent>>,
     history: Mutex<History>,
     pub published: AtomicU64,
+    /// MISP's rules for this topic's rows, once access control is on (see [`Hub::set_acl`]).
+    acl: std::sync::OnceLock<crate::acl::Policy>,
 }
 
 /// What a client of the combined stream gets of one topic when it (re)connects.
@@ -118,6 +143,7 @@ impl Topic {
                 next_id: first_id,
             }),
             published: AtomicU64::new(0),
+            acl: std::sync::OnceLock::new(),
         }
     }
 
@@ -138,6 +164,11 @@ impl Topic {
         seeded: bool,
     ) {
         let id = h.next_id;
+        let audience = self
+            .acl
+            .get()
+            .zip(log_json.as_deref())
+            .map(|(p, log)| audience_of(log, p));
         let mux = mux_frame(self.name, id, &data);
         let start = mux.len() - sse_frame_len(id, &data);
         let data_start = mux.len() - data.len() - 2;
@@ -148,6 +179,7 @@ impl Topic {
             mux,
             log_json,
             seeded,
+            audience,
         });
         h.next_id += 1;
         h.bytes += ev.size();
@@ -420,6 +452,12 @@ impl Hub {
         }
     }
 
+    /// Turns access control on for the live log: each row's audience is decided as it is
+    /// published. Set once, before the subscription starts.
+    pub fn set_acl(&self, policy: crate::acl::Policy) {
+        let _ = self.live.acl.set(policy);
+    }
+
     pub fn topic(&self, k: Kind) -> &Topic {
         match k {
             Kind::Live => &self.live,
@@ -619,6 +657,7 @@ pub fn sse_response(
     kind: Kind,
     last_event_id: Option<u64>,
     filters: Filters,
+    viewer: Option<crate::acl::Viewer>,
     ticket: StreamTicket,
 ) -> Response {
     let (backlog, rx) = st.hub.topic(kind).subscribe(last_event_id);
@@ -628,7 +667,12 @@ pub fn sse_response(
     let live = received(st, rx).filter(|e| std::future::ready(!e.seeded));
     let events = futures_util::stream::iter(backlog)
         .chain(live)
-        .filter_map(move |ev| std::future::ready(ev.passes(&filters).then(|| ev.frame.clone())));
+        .filter_map(move |ev| {
+            std::future::ready(
+                ev.shown(&filters, viewer.as_ref())
+                    .then(|| ev.frame.clone()),
+            )
+        });
     let period = st.hub.keepalive;
     let keepalive = tokio_stream::wrappers::IntervalStream::new(tokio::time::interval_at(
         tokio::time::Instant::now() + period,
@@ -667,6 +711,7 @@ pub async fn mux_response(
     st: &Arc<AppState>,
     topics: Vec<(Kind, Option<u64>)>,
     filters: Filters,
+    viewer: Option<crate::acl::Viewer>,
     ticket: StreamTicket,
 ) -> Response {
     // Just after a start, the caches may not be read yet: an empty snapshot would say that
@@ -674,6 +719,7 @@ pub async fn mux_response(
     let mut seeded = st.hub.seeded.subscribe();
     let _ = tokio::time::timeout(SEED_WAIT, seeded.wait_for(|s| *s)).await;
     let filters = Arc::new(filters);
+    let viewer = Arc::new(viewer);
     let mut hello_topics = serde_json::Map::new();
     let mut first: Vec<Bytes> = vec![];
     let mut lives = vec![];
@@ -687,7 +733,10 @@ pub async fn mux_response(
             Kind::Contributor | Kind::Awards => (0, false),
         };
         let f = filters.clone();
-        let sub = topic.subscribe_mux(since, max, |e| (!rows || e.is_row()) && e.passes(&f));
+        let v = viewer.clone();
+        let sub = topic.subscribe_mux(since, max, |e| {
+            (!rows || e.is_row()) && e.shown(&f, v.as_ref().as_ref())
+        });
         hello_topics.insert(
             topic.name.into(),
             serde_json::json!({"resumed": sub.snapshot.is_none(), "last": sub.last}),
@@ -697,14 +746,17 @@ pub async fn mux_response(
             None => first.extend(
                 sub.replay
                     .iter()
-                    .filter(|e| e.passes(&filters))
+                    .filter(|e| e.shown(&filters, viewer.as_ref().as_ref()))
                     .map(|e| e.mux.clone()),
             ),
         }
         let f = filters.clone();
+        let v = viewer.clone();
         lives.push(
             received(st, sub.rx)
-                .filter_map(move |e| std::future::ready(e.passes(&f).then(|| e.mux.clone())))
+                .filter_map(move |e| {
+                    std::future::ready(e.shown(&f, v.as_ref().as_ref()).then(|| e.mux.clone()))
+                })
                 .boxed(),
         );
     }
