@@ -1,8 +1,9 @@
 //! Access control that follows MISP's (`[ACL] enabled`, `docs/acl.md`): users of different
 //! organisations, signed in through the **stand-in for MISP** of `misp_standin` (MISP cannot
-//! run here), see on the live log exactly the rows MISP would show them: in its JSON history,
-//! on the original's stream route and on the pages' combined stream. The messages go through
-//! the real dispatcher from the Redis buffer, as a subscriber would push them.
+//! run here), see on the live log and the live map exactly what MISP would show them: in their
+//! JSON histories, on the original's stream routes and on the pages' combined stream. The
+//! messages go through the real dispatcher from the Redis buffer, as a subscriber would push
+//! them; each attribute is a phone number, so it makes a map point too.
 
 mod common;
 mod http_support;
@@ -29,7 +30,7 @@ struct Row {
 const ROWS: [Row; 5] = [
     // Organisation 1's own, organisation only: alice.
     Row {
-        value: "acl-value-1",
+        value: "+32 2 555 01 01",
         owner: 1,
         event_distribution: 0,
         event_group: 0,
@@ -37,7 +38,7 @@ const ROWS: [Row; 5] = [
     },
     // Organisation 3's own, organisation only: carol.
     Row {
-        value: "acl-value-2",
+        value: "+32 2 555 01 02",
         owner: 3,
         event_distribution: 0,
         event_group: 0,
@@ -45,7 +46,7 @@ const ROWS: [Row; 5] = [
     },
     // Everyone's.
     Row {
-        value: "acl-value-3",
+        value: "+32 2 555 01 03",
         owner: 2,
         event_distribution: 3,
         event_group: 0,
@@ -53,7 +54,7 @@ const ROWS: [Row; 5] = [
     },
     // Sharing group 8 (organisation 1 only): alice.
     Row {
-        value: "acl-value-4",
+        value: "+32 2 555 01 04",
         owner: 2,
         event_distribution: 4,
         event_group: 8,
@@ -61,7 +62,7 @@ const ROWS: [Row; 5] = [
     },
     // An event for all, its attribute for its organisation only: neither.
     Row {
-        value: "acl-value-5",
+        value: "+32 2 555 01 05",
         owner: 2,
         event_distribution: 3,
         event_group: 0,
@@ -71,7 +72,7 @@ const ROWS: [Row; 5] = [
 
 /// An object's attribute from `misp_json_object`, which carries no event: its owner unknown,
 /// only site admins see it.
-const OBJECT_VALUE: &str = "acl-value-6";
+const OBJECT_VALUE: &str = "+32 2 555 01 06";
 
 fn envelope(topic: &str, payload: &Value) -> String {
     json!({"zmq_name": "misp1", "content": format!("{topic} {payload}")}).to_string()
@@ -87,7 +88,7 @@ fn frames() -> Vec<String> {
                 "misp_json_attribute",
                 &json!({"action": "add",
                     "Attribute": {"id": (1000 + i).to_string(), "event_id": id.to_string(),
-                        "object_id": "0", "category": "Other", "type": "text", "value": r.value,
+                        "object_id": "0", "category": "Other", "type": "phone-number", "value": r.value,
                         "comment": "", "timestamp": "1795175000", "to_ids": false,
                         "distribution": r.attribute_distribution.to_string(),
                         "sharing_group_id": "0", "Tag": []},
@@ -104,7 +105,7 @@ fn frames() -> Vec<String> {
         &json!({"action": "add", "Object": {"id": "9", "event_id": "109", "name": "text",
             "meta-category": "misc", "distribution": "1", "sharing_group_id": "0",
             "Attribute": [{"id": "1900", "event_id": "109", "object_id": "9", "category": "Other",
-                "type": "text", "value": OBJECT_VALUE, "comment": "", "timestamp": "1795175000",
+                "type": "phone-number", "value": OBJECT_VALUE, "comment": "", "timestamp": "1795175000",
                 "distribution": "5", "sharing_group_id": "0"}]}}),
     ));
     out
@@ -113,7 +114,7 @@ fn frames() -> Vec<String> {
 /// The distinctive values in a text (an answer, a stream's bytes).
 fn values_in(text: &str) -> BTreeSet<String> {
     (1..=6)
-        .map(|i| format!("acl-value-{i}"))
+        .map(|i| format!("+32 2 555 01 0{i}"))
         .filter(|v| text.contains(v.as_str()))
         .collect()
 }
@@ -195,7 +196,7 @@ fn collect(
 }
 
 #[test]
-fn each_user_sees_on_the_live_log_what_misp_would_show_them() {
+fn each_user_sees_on_the_live_log_and_map_what_misp_would_show_them() {
     let misp = start_misp();
     let redis = Redis::start();
     let setup = ServerSetup {
@@ -225,13 +226,14 @@ fn each_user_sees_on_the_live_log_what_misp_would_show_them() {
     let c = client();
     let alice = login(&c, &base, "alice@example.org", "correct horse");
     let carol = login(&c, &base, "", API_KEY);
-    let alice_sees = set(&["acl-value-1", "acl-value-3", "acl-value-4"]);
-    let carol_sees = set(&["acl-value-2", "acl-value-3"]);
+    let alice_sees = set(&["+32 2 555 01 01", "+32 2 555 01 03", "+32 2 555 01 04"]);
+    let carol_sees = set(&["+32 2 555 01 02", "+32 2 555 01 03"]);
 
-    // The original's stream route, open before the messages come.
-    let streams: Vec<_> = [&alice, &carol]
+    // The original's stream routes, open before the messages come.
+    let streams: Vec<_> = ["/_logs", "/_maps"]
         .iter()
-        .map(|who| collect(&base, "/_logs", who, Duration::from_secs(12)))
+        .flat_map(|route| [&alice, &carol].map(|who| (route, who)))
+        .map(|(route, who)| collect(&base, route, who, Duration::from_secs(12)))
         .collect();
     std::thread::sleep(Duration::from_secs(2));
     let mut list = redis.conn(3).expect("redis");
@@ -250,41 +252,51 @@ fn each_user_sees_on_the_live_log_what_misp_would_show_them() {
                 .query::<i64>(&mut data)
                 .unwrap_or(0)
                 >= 6
+                && redis::cmd("LLEN")
+                    .arg("TEMP_CACHE_LIVE:Map")
+                    .query::<i64>(&mut data)
+                    .unwrap_or(0)
+                    >= 6
         }),
         "{}",
         dispatcher.log_text()
     );
 
-    // The JSON history.
-    for (who, want) in [(&alice, &alice_sees), (&carol, &carol_sees)] {
-        let text = c
-            .get(format!("{base}/_logs"))
-            .header("Cookie", who)
-            .header("Accept", "application/json")
-            .send()
-            .expect("logs")
-            .text()
-            .expect("text");
-        assert_eq!(&values_in(&text), want, "{text}");
+    // The JSON histories.
+    for route in ["/_logs", "/_maps"] {
+        for (who, want) in [(&alice, &alice_sees), (&carol, &carol_sees)] {
+            let text = c
+                .get(format!("{base}{route}"))
+                .header("Cookie", who)
+                .header("Accept", "application/json")
+                .send()
+                .expect("history")
+                .text()
+                .expect("text");
+            assert_eq!(&values_in(&text), want, "{route}: {text}");
+        }
     }
-    // The pages' combined stream, opened now: its snapshot.
-    for (who, want) in [(&alice, &alice_sees), (&carol, &carol_sees)] {
-        let (h, got) = collect(
-            &base,
-            "/_mispdash/stream?topics=live",
-            who,
-            Duration::from_secs(3),
-        );
+    // The pages' combined stream, opened now: its snapshots, of each topic alone.
+    for topic in ["live", "map"] {
+        for (who, want) in [(&alice, &alice_sees), (&carol, &carol_sees)] {
+            let (h, got) = collect(
+                &base,
+                &format!("/_mispdash/stream?topics={topic}"),
+                who,
+                Duration::from_secs(3),
+            );
+            let _ = h.join();
+            let text = got.lock().expect("lock").clone();
+            assert!(text.contains("event: snapshot"), "{text}");
+            assert_eq!(&values_in(&text), want, "{topic}: {text}");
+        }
+    }
+    // The rows and points as they came.
+    let wants = [&alice_sees, &carol_sees, &alice_sees, &carol_sees];
+    for (i, ((h, got), want)) in streams.into_iter().zip(wants).enumerate() {
         let _ = h.join();
         let text = got.lock().expect("lock").clone();
-        assert!(text.contains("event: snapshot"), "{text}");
-        assert_eq!(&values_in(&text), want, "{text}");
-    }
-    // The live rows as they came.
-    for ((h, got), want) in streams.into_iter().zip([&alice_sees, &carol_sees]) {
-        let _ = h.join();
-        let text = got.lock().expect("lock").clone();
-        assert_eq!(&values_in(&text), want, "{text}");
+        assert_eq!(&values_in(&text), want, "stream {i}: {text}");
     }
     drop(dispatcher);
 }

@@ -64,7 +64,7 @@ pub struct ItemFacts {
 }
 
 /// Everything the rules read of one live message.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Facts {
     pub event: EventFacts,
     pub attribute: Option<ItemFacts>,
@@ -255,33 +255,100 @@ impl Facts {
             Some(a @ Value::Object(_)) => a,
             _ => c,
         };
-        let is_sighting = c.get("attribute_id").is_some() && c.get("date_sighting").is_some();
-        let mut event = c.get("Event").map(EventFacts::of).unwrap_or_default();
+        Facts::of_lookup(|k| c.get(k), |k| attribute.get(k))
+    }
+
+    /// [`Facts::of_content`] through lookups of the content's top-level fields (`top`) and of
+    /// its attribute's (`attr`): how the dispatcher reads them without building the content.
+    pub fn of_lookup<'v>(
+        top: impl Fn(&str) -> Option<&'v Value>,
+        attr: impl Fn(&str) -> Option<&'v Value>,
+    ) -> Facts {
+        let is_sighting = top("attribute_id").is_some() && top("date_sighting").is_some();
+        let mut event = top("Event").map(EventFacts::of).unwrap_or_default();
         if event.id.is_none() {
-            event.id = number(attribute.get("event_id")).or(number(c.get("event_id")));
+            event.id = number(attr("event_id")).or(number(top("event_id")));
         }
-        let in_object = !is_sighting && number(attribute.get("object_id")).is_some_and(|o| o != 0);
+        let in_object = !is_sighting && number(attr("object_id")).is_some_and(|o| o != 0);
         // An object's attribute carries the object's fields around it; an attribute message
         // carries its object as `Object`.
-        let object =
-            if !is_sighting && c.get("Attribute").is_some() && c.get("meta-category").is_some() {
-                Some(item(c))
-            } else {
-                c.get("Object").filter(|o| o.is_object()).map(item)
-            };
+        let object = if !is_sighting && top("Attribute").is_some() && top("meta-category").is_some()
+        {
+            Some(ItemFacts {
+                distribution: distribution(top("distribution")),
+                sharing_group_id: sharing_group(top("sharing_group_id")),
+            })
+        } else {
+            top("Object").filter(|o| o.is_object()).map(item)
+        };
         Facts {
             event,
             // A sighting's attribute summary has no distribution: only the attribute's own
             // message said it (see `Audience::decide`).
-            attribute: (!is_sighting).then(|| item(attribute)),
+            attribute: (!is_sighting).then(|| ItemFacts {
+                distribution: distribution(attr("distribution")),
+                sharing_group_id: sharing_group(attr("sharing_group_id")),
+            }),
             in_object,
             object,
             sighting_org: if is_sighting {
-                number(c.get("org_id"))
+                number(top("org_id"))
             } else {
                 None
             },
         }
+    }
+}
+
+/// What names a live map point (its payload as published): the facts the dispatcher records
+/// for a point carry it, so that the server pairs them with the point whatever the order of
+/// other points between.
+pub fn map_point_id(payload: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(&Sha256::digest(payload.as_bytes())[..8])
+}
+
+/// One map point's facts as the dispatcher records them in mispdash's namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PointFacts {
+    pub id: String,
+    pub facts: Facts,
+}
+
+/// Pairs map points with their recorded facts: per point id, the facts in the order they were
+/// recorded (identical points of several events each get their own).
+#[derive(Debug, Default)]
+pub struct PointFactsQueue {
+    by_id: std::collections::HashMap<String, std::collections::VecDeque<Facts>>,
+    len: usize,
+}
+
+/// Recorded facts waiting for their point, at most: beyond, all are forgotten (points that
+/// come later without facts are for site admins only).
+const POINT_FACTS_MAX: usize = 4096;
+
+impl PointFactsQueue {
+    pub fn push(&mut self, p: PointFacts) {
+        if self.len >= POINT_FACTS_MAX {
+            self.by_id.clear();
+            self.len = 0;
+        }
+        self.by_id.entry(p.id).or_default().push_back(p.facts);
+        self.len += 1;
+    }
+
+    /// The facts recorded for the point whose payload is `payload`, oldest first.
+    pub fn take(&mut self, payload: &str) -> Option<Facts> {
+        let id = map_point_id(payload);
+        let q = self.by_id.get_mut(&id)?;
+        let f = q.pop_front();
+        if q.is_empty() {
+            self.by_id.remove(&id);
+        }
+        if f.is_some() {
+            self.len -= 1;
+        }
+        f
     }
 }
 
@@ -596,6 +663,24 @@ mod tests {
         };
         other.complete_from(&event(3, None, true));
         assert_eq!(other.distribution, None);
+    }
+
+    #[test]
+    fn point_facts_pair_with_their_points_in_order() {
+        let mut q = PointFactsQueue::default();
+        let point = r#"{"coord": {"lat": 1.0, "lon": 2.0}, "value": "x"}"#;
+        let first = facts(event(0, None, true), it(5, None));
+        let second = facts(event(3, None, true), it(5, None));
+        for f in [&first, &second] {
+            q.push(PointFacts {
+                id: map_point_id(point),
+                facts: f.clone(),
+            });
+        }
+        assert_eq!(q.take("another point"), None);
+        assert_eq!(q.take(point), Some(first));
+        assert_eq!(q.take(point), Some(second));
+        assert_eq!(q.take(point), None);
     }
 
     #[test]

@@ -607,6 +607,14 @@ impl Dispatcher {
                     max_bytes: self.env.live_cache_max_bytes,
                 });
             }
+            if self.env.record_acl {
+                batch.push(Op::LTrim {
+                    db: Db::Data,
+                    key: keys::ACL_MAP.into(),
+                    start: 0,
+                    stop: keys::LIVE_CACHE_KEEP - 1,
+                });
+            }
         }
         let n = n_handled as u64;
         for (field, by) in [

@@ -61,6 +61,12 @@ pub const LIVE_CACHE_MAP: &str = "TEMP_CACHE_LIVE:Map";
 /// the 101 newest after every batch.
 pub const LIVE_CACHE_KEEP: isize = 101;
 
+/// With `[ACL] enabled` (mispdash): the facts of each live map point (its event's owner and
+/// distributions, `acl::PointFacts`), published on this channel just before the point and kept
+/// in this list (db `[RedisDB]`) beside `TEMP_CACHE_LIVE:Map`, trimmed alike. Map points carry
+/// no event, so the server learns from these who may see each.
+pub const ACL_MAP: &str = "MISPDASH_ACL:map";
+
 pub fn contrib_day(day: &str) -> String {
     ["CONTRIB_DAY:", day].concat()
 }

@@ -261,12 +261,12 @@ impl Default for HttpGuard {
     }
 }
 
-/// `[ACL]` (a mispdash addition, `docs/acl.md`): with login on, the live log shows each user
-/// only what MISP would show them. Off unless set while the work is in progress (the live map
-/// is not filtered yet).
+/// `[ACL]` (a mispdash addition, `docs/acl.md`): with login on, the live log and map show each
+/// user only what MISP would show them. Off unless set while the work is in progress.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct AclConfig {
-    /// `enabled`: apply MISP's rules to the live log (needs `[Auth] auth_enabled`).
+    /// `enabled`: apply MISP's rules to the live views (needs `[Auth] auth_enabled`); the
+    /// dispatcher then records each map point's facts (`keys::ACL_MAP`).
     pub enabled: bool,
     /// `unpublished_private`, `sightings_policy`, `host_org_id`: MISP's settings of the same
     /// meaning (`MISP.unpublishedprivate`, `Plugin.Sightings_policy`, `MISP.host_org_id`).

@@ -353,6 +353,10 @@ fn attribute(ctx: &mut Ctx, j: Wrapper, already_contributed: bool) {
             return;
         }
     };
+    if ctx.env.record_acl {
+        let facts = crate::acl::Facts::of_lookup(|k| j.get(k), |k| a_obj.get(k));
+        ctx.acl_facts = serde_json::to_string(&facts).ok();
+    }
     let ts_value = a_obj.get("timestamp");
     let ts = match ts_value {
         None => Some(ctx.now),
@@ -403,6 +407,7 @@ fn attribute(ctx: &mut Ctx, j: Wrapper, already_contributed: bool) {
             (_, None) => {}
         }
     }
+    ctx.acl_facts = None;
     live::publish_log(ctx, kind.as_str(), |out| {
         pyjson::write_object_overlay_nested(out, j.base, j.over)
     });

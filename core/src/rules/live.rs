@@ -42,9 +42,25 @@ pub fn publish_log(ctx: &mut Ctx, name: &str, write_content: impl FnOnce(&mut St
     }
 }
 
-/// Publishes a map point on the map channel and caches the same text.
+/// Publishes a map point on the map channel and caches the same text. With `[ACL] enabled`,
+/// the point's facts go first, on mispdash's own channel and list (see [`keys::ACL_MAP`]).
 pub fn publish_map(ctx: &mut Ctx, payload: &Value) {
     let text = pyjson::to_string(payload);
+    if let Some(facts) = ctx.acl_facts.clone() {
+        let record = format!(
+            "{{\"id\": \"{}\", \"facts\": {facts}}}",
+            crate::acl::map_point_id(&text)
+        );
+        ctx.op(Op::Publish {
+            channel: keys::ACL_MAP.into(),
+            payload: record.clone().into(),
+        });
+        ctx.op(Op::LPush {
+            db: Db::Data,
+            key: keys::ACL_MAP.into(),
+            value: record,
+        });
+    }
     ctx.op(Op::Publish {
         channel: ctx.env.channel_map.clone(),
         payload: text.clone().into(),

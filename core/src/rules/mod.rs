@@ -41,6 +41,8 @@ pub struct Env {
     pub live_cache_max_bytes: usize,
     /// `[mispdash] max_attempts`: see the dispatcher's careful commit.
     pub max_attempts: u32,
+    /// `[ACL] enabled`: record each map point's facts (see [`crate::keys::ACL_MAP`]).
+    pub record_acl: bool,
 }
 
 impl Env {
@@ -56,6 +58,7 @@ impl Env {
             large_message_bytes: cfg.limits.large_message_bytes,
             live_cache_max_bytes: cfg.limits.live_cache_max_bytes,
             max_attempts: cfg.limits.max_attempts,
+            record_acl: cfg.acl.enabled,
             channel_live: cfg.redis.channel_live.clone(),
             channel_map: cfg.redis.channel_map.clone(),
             channel_last_contributor: cfg.redis.channel_last_contributor.clone(),
@@ -156,6 +159,9 @@ pub struct Ctx<'a> {
     /// While spilling: where each trending's increment sits in `steps`, so a large event adds
     /// to it rather than holding one increment per attribute (see [`Ctx::op`]).
     increments: std::collections::HashMap<(Db, String, String), usize>,
+    /// With `[ACL] enabled`, while an attribute is handled: its facts as JSON, recorded with
+    /// each map point it makes.
+    pub acl_facts: Option<String>,
 }
 
 /// Takes a large message's publications while it is handled, about every
@@ -195,6 +201,7 @@ impl<'a> Ctx<'a> {
             spill: None,
             unspilled: 0,
             increments: std::collections::HashMap::new(),
+            acl_facts: None,
         }
     }
 

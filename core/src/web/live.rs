@@ -451,8 +451,13 @@ pub async fn logs_json(
     Ok(Value::Array(out))
 }
 
-/// `/_maps` (JSON): the cached map points, newest first.
-pub async fn maps_json(st: &AppState) -> Result<Value, WebError> {
+/// `/_maps` (JSON): the cached map points, newest first; with access control on, those
+/// `viewer` may see (by the facts the dispatcher recorded beside them, `keys::ACL_MAP`; a
+/// point without is for site admins only).
+pub async fn maps_json(
+    st: &AppState,
+    viewer: Option<&crate::acl::Viewer>,
+) -> Result<Value, WebError> {
     let mut c = st.data.conn().await?;
     let items: Vec<String> = redis::cmd("LRANGE")
         .arg(keys::LIVE_CACHE_MAP)
@@ -460,12 +465,39 @@ pub async fn maps_json(st: &AppState) -> Result<Value, WebError> {
         .arg(-1)
         .query_async(&mut c)
         .await?;
-    Ok(Value::Array(
-        items
-            .iter()
-            .filter_map(|s| serde_json::from_str(s).ok())
-            .collect(),
-    ))
+    let (Some(v), Some(policy)) = (viewer, st.acl.as_ref()) else {
+        return Ok(Value::Array(
+            items
+                .iter()
+                .filter_map(|s| serde_json::from_str(s).ok())
+                .collect(),
+        ));
+    };
+    let facts: Vec<String> = redis::cmd("LRANGE")
+        .arg(keys::ACL_MAP)
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut c)
+        .await?;
+    let mut q = crate::acl::PointFactsQueue::default();
+    for f in facts.iter().rev() {
+        if let Ok(p) = serde_json::from_str::<crate::acl::PointFacts>(f) {
+            q.push(p);
+        }
+    }
+    // Oldest first, as the facts were recorded, then back to newest first.
+    let mut shown: Vec<Value> = items
+        .iter()
+        .rev()
+        .filter(|s| {
+            q.take(s)
+                .is_some_and(|f| crate::acl::Audience::decide(&f, policy).admits(v))
+                || v.site_admin
+        })
+        .filter_map(|s| serde_json::from_str(s).ok())
+        .collect();
+    shown.reverse();
+    Ok(Value::Array(shown))
 }
 
 /// The SSE payload of one live-log message (`{"name", "log": "<json>", "zmqName"}` published

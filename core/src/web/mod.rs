@@ -237,8 +237,9 @@ fn build_state(
     if let Some(p) = &acl {
         hub.set_acl(p.clone());
         tracing::info!(
-            "access control on: the live log shows each user what MISP would show them \
-             (the live map is not filtered yet)"
+            "access control on: the live log and map show each user what MISP would show \
+             them (the dispatcher must run with the same [ACL] setting to record map points' \
+             facts)"
         );
     }
     Ok(Arc::new(AppState {

@@ -306,8 +306,10 @@ async fn maps(
 ) -> Result<Response, WebError> {
     if wants_json(&headers) {
         let st2 = st.clone();
-        return cached(&st, "maps".into(), async move {
-            super::live::maps_json(&st2).await
+        let viewer = viewer_of(&st, session.as_deref());
+        let key = viewer_key("maps", viewer.as_ref());
+        return cached(&st, key, async move {
+            super::live::maps_json(&st2, viewer.as_ref()).await
         })
         .await;
     }

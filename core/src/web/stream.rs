@@ -116,6 +116,8 @@ pub struct Topic {
     pub published: AtomicU64,
     /// MISP's rules for this topic's rows, once access control is on (see [`Hub::set_acl`]).
     acl: std::sync::OnceLock<crate::acl::Policy>,
+    /// For the map: the facts the dispatcher recorded for points to come (`keys::ACL_MAP`).
+    pub point_facts: Mutex<crate::acl::PointFactsQueue>,
 }
 
 /// What a client of the combined stream gets of one topic when it (re)connects.
@@ -144,6 +146,7 @@ impl Topic {
             }),
             published: AtomicU64::new(0),
             acl: std::sync::OnceLock::new(),
+            point_facts: Mutex::new(Default::default()),
         }
     }
 
@@ -164,11 +167,18 @@ impl Topic {
         seeded: bool,
     ) {
         let id = h.next_id;
-        let audience = self
-            .acl
-            .get()
-            .zip(log_json.as_deref())
-            .map(|(p, log)| audience_of(log, p));
+        // A live-log row's audience comes from its content; a map point's from the facts the
+        // dispatcher recorded for it (none: site admins only); keep-alives are everyone's.
+        let audience = self.acl.get().and_then(|p| match log_json.as_deref() {
+            Some(log) => Some(audience_of(log, p)),
+            None if self.name == "map" => Some(
+                super::lock(&self.point_facts)
+                    .take(&data)
+                    .map(|f| crate::acl::Audience::decide(&f, p))
+                    .unwrap_or_else(crate::acl::Audience::admins_only),
+            ),
+            None => None,
+        });
         let mux = mux_frame(self.name, id, &data);
         let start = mux.len() - sse_frame_len(id, &data);
         let data_start = mux.len() - data.len() - 2;
@@ -455,7 +465,8 @@ impl Hub {
     /// Turns access control on for the live log: each row's audience is decided as it is
     /// published. Set once, before the subscription starts.
     pub fn set_acl(&self, policy: crate::acl::Policy) {
-        let _ = self.live.acl.set(policy);
+        let _ = self.live.acl.set(policy.clone());
+        let _ = self.map.acl.set(policy);
     }
 
     pub fn topic(&self, k: Kind) -> &Topic {
@@ -869,6 +880,9 @@ async fn subscribe_once(
     ps.psubscribe(&cfg.channel_map).await?;
     ps.psubscribe(&cfg.channel_contrib).await?;
     ps.psubscribe(&cfg.channel_awards).await?;
+    if st.acl.is_some() {
+        ps.subscribe(keys::ACL_MAP).await?;
+    }
     st.hub.subscribed.store(true, Ordering::Relaxed);
     tracing::info!("live streams subscribed to Redis pub/sub");
     // What the caches hold beyond the history (all of them after a start): a page that
@@ -916,6 +930,12 @@ async fn subscribe_once(
             None
         };
         match pattern.as_deref() {
+            None if msg.get_channel_name() == keys::ACL_MAP => {
+                match serde_json::from_str::<crate::acl::PointFacts>(&payload) {
+                    Ok(p) => super::lock(&st.hub.map.point_facts).push(p),
+                    Err(e) => tracing::debug!("map point facts skipped: {e}"),
+                }
+            }
             None => {
                 if msg.get_channel_name() == cfg.channel_live {
                     match live::live_payload(&cfg.log_format, &payload) {
@@ -965,6 +985,20 @@ async fn seed_from_caches(st: &AppState) -> Result<(SeedOverlap, SeedOverlap), W
         .rev()
         .filter_map(|entry| live::live_payload(&st.cfg.log_format, entry))
         .collect();
+    if st.acl.is_some() {
+        let facts: Vec<String> = redis::cmd("LRANGE")
+            .arg(keys::ACL_MAP)
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut c)
+            .await?;
+        let mut q = super::lock(&st.hub.map.point_facts);
+        for f in facts.iter().rev() {
+            if let Ok(p) = serde_json::from_str::<crate::acl::PointFacts>(f) {
+                q.push(p);
+            }
+        }
+    }
     let points: Vec<(String, Option<String>)> = map.into_iter().rev().map(|p| (p, None)).collect();
     let live_added = st.hub.live.seed(rows, StreamEvent::is_row);
     let map_added = st.hub.map.seed(points, |_| true);
