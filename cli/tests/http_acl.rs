@@ -73,6 +73,23 @@ const ROWS: [Row; 5] = [
 /// An object's attribute from `misp_json_object`, which carries no event: its owner unknown,
 /// only site admins see it.
 const OBJECT_VALUE: &str = "+32 2 555 01 06";
+/// An object's attribute of event 110, which an earlier `misp_json_event` described (owner
+/// organisation 1, organisation only): alice.
+const DESCRIBED_OBJECT_VALUE: &str = "+32 2 555 01 07";
+/// The same after the dispatcher and the server restarted (what was said is in Redis).
+const AFTER_RESTART_VALUE: &str = "+32 2 555 01 08";
+
+fn object_frame(event: u64, object: u64, value: &str) -> String {
+    envelope(
+        "misp_json_object",
+        &json!({"action": "add", "Object": {"id": object.to_string(), "event_id": event.to_string(),
+            "name": "phone", "meta-category": "misc", "distribution": "5", "sharing_group_id": "0",
+            "Attribute": [{"id": (object * 10).to_string(), "event_id": event.to_string(),
+                "object_id": object.to_string(), "category": "Other", "type": "phone-number",
+                "value": value, "comment": "", "timestamp": "1795175000", "distribution": "5",
+                "sharing_group_id": "0"}]}}),
+    )
+}
 
 fn envelope(topic: &str, payload: &Value) -> String {
     json!({"zmq_name": "misp1", "content": format!("{topic} {payload}")}).to_string()
@@ -100,20 +117,21 @@ fn frames() -> Vec<String> {
             )
         })
         .collect();
+    out.push(object_frame(109, 9, OBJECT_VALUE));
     out.push(envelope(
-        "misp_json_object",
-        &json!({"action": "add", "Object": {"id": "9", "event_id": "109", "name": "text",
-            "meta-category": "misc", "distribution": "1", "sharing_group_id": "0",
-            "Attribute": [{"id": "1900", "event_id": "109", "object_id": "9", "category": "Other",
-                "type": "phone-number", "value": OBJECT_VALUE, "comment": "", "timestamp": "1795175000",
-                "distribution": "5", "sharing_group_id": "0"}]}}),
+        "misp_json_event",
+        &json!({"action": "add", "Event": {"id": "110", "org_id": "1", "orgc_id": "1",
+            "info": "event 110", "timestamp": "1795175000", "distribution": "0",
+            "sharing_group_id": "0", "published": false},
+            "Orgc": {"id": "1", "name": "Org 1"}}),
     ));
+    out.push(object_frame(110, 10, DESCRIBED_OBJECT_VALUE));
     out
 }
 
 /// The distinctive values in a text (an answer, a stream's bytes).
 fn values_in(text: &str) -> BTreeSet<String> {
-    (1..=6)
+    (1..=8)
         .map(|i| format!("+32 2 555 01 0{i}"))
         .filter(|v| text.contains(v.as_str()))
         .collect()
@@ -226,7 +244,12 @@ fn each_user_sees_on_the_live_log_and_map_what_misp_would_show_them() {
     let c = client();
     let alice = login(&c, &base, "alice@example.org", "correct horse");
     let carol = login(&c, &base, "", API_KEY);
-    let alice_sees = set(&["+32 2 555 01 01", "+32 2 555 01 03", "+32 2 555 01 04"]);
+    let alice_sees = set(&[
+        "+32 2 555 01 01",
+        "+32 2 555 01 03",
+        "+32 2 555 01 04",
+        DESCRIBED_OBJECT_VALUE,
+    ]);
     let carol_sees = set(&["+32 2 555 01 02", "+32 2 555 01 03"]);
 
     // The original's stream routes, open before the messages come.
@@ -256,7 +279,7 @@ fn each_user_sees_on_the_live_log_and_map_what_misp_would_show_them() {
                     .arg("TEMP_CACHE_LIVE:Map")
                     .query::<i64>(&mut data)
                     .unwrap_or(0)
-                    >= 6
+                    >= 7
         }),
         "{}",
         dispatcher.log_text()
@@ -297,6 +320,56 @@ fn each_user_sees_on_the_live_log_and_map_what_misp_would_show_them() {
         let _ = h.join();
         let text = got.lock().expect("lock").clone();
         assert_eq!(&values_in(&text), want, "stream {i}: {text}");
+    }
+    drop(dispatcher);
+
+    // Both restarted: what the messages said of event 110 is read back from Redis, by the
+    // dispatcher for a new object of it, by the server for the rows in the caches.
+    let mut server = server;
+    server.restart(&setup, 2);
+    let dispatcher = Mispdash::start_logging(
+        &cfg,
+        &[
+            "run",
+            "--no-subscribers",
+            "--no-server",
+            "--no-managed-redis",
+            "--no-demo",
+        ],
+        &server.dir.join("dispatcher-2.log"),
+        true,
+        "info",
+    );
+    assert!(wait_until(Duration::from_secs(20), || dispatcher
+        .log_text()
+        .contains("event(s) described by earlier messages")));
+    redis::cmd("LPUSH")
+        .arg("bufferList")
+        .arg(object_frame(110, 11, AFTER_RESTART_VALUE))
+        .query::<()>(&mut list)
+        .expect("lpush");
+    assert!(wait_until(Duration::from_secs(20), || {
+        redis::cmd("LLEN")
+            .arg("TEMP_CACHE_LIVE:Map")
+            .query::<i64>(&mut data)
+            .unwrap_or(0)
+            >= 8
+    }));
+    let base = server.base("http");
+    let mut alice_now = alice_sees.clone();
+    alice_now.insert(AFTER_RESTART_VALUE.into());
+    for route in ["/_logs", "/_maps"] {
+        for (who, want) in [(&alice, &alice_now), (&carol, &carol_sees)] {
+            let text = c
+                .get(format!("{base}{route}"))
+                .header("Cookie", who)
+                .header("Accept", "application/json")
+                .send()
+                .expect("history")
+                .text()
+                .expect("text");
+            assert_eq!(&values_in(&text), want, "after restarts, {route}: {text}");
+        }
     }
     drop(dispatcher);
 }

@@ -205,6 +205,18 @@ impl Dispatcher {
                             self.lease.identity()
                         );
                         let _ = self.lease.mark_standby(conn, false);
+                        if self.env.record_acl {
+                            match load_event_facts(conn, self.dbs, &self.env) {
+                                Ok(n) => tracing::info!(
+                                    "access control: {n} event(s) described by earlier messages"
+                                ),
+                                Err(e) => tracing::warn!(
+                                    "access control: cannot read what earlier messages said of \
+                                     events ({e}); objects of events not seen again are for \
+                                     site admins only"
+                                ),
+                            }
+                        }
                         self.holding = true;
                         standby_said = false;
                         // What the previous holder left in the processing list is ours now.
@@ -1125,6 +1137,44 @@ fn step_bytes(s: &Step) -> usize {
 
 /// The original's database versioning (`updates.py`): version 1 clears the live-log cache,
 /// whose entry format changed, and records `db_version = 1`.
+/// Reads what earlier messages said of events (`keys::ACL_EVENTS`) into `env`, the newest
+/// [`rules::EVENT_FACTS_KEPT`] at most; returns how many.
+fn load_event_facts(
+    conn: &mut redis::Connection,
+    dbs: DbNumbers,
+    env: &Env,
+) -> redis::RedisResult<usize> {
+    redis::cmd("SELECT").arg(dbs.data).query::<()>(conn)?;
+    let mut cursor: u64 = 0;
+    let mut n = 0usize;
+    let scanned = loop {
+        let page: redis::RedisResult<(u64, Vec<String>)> = redis::cmd("HSCAN")
+            .arg(keys::ACL_EVENTS)
+            .arg(cursor)
+            .arg("COUNT")
+            .arg(1000)
+            .query(conn);
+        let (next, items) = match page {
+            Ok(p) => p,
+            Err(e) => break Err(e),
+        };
+        for pair in items.chunks(2) {
+            if let [id, v] = pair {
+                if let (Ok(id), Ok(f)) = (id.parse::<u64>(), serde_json::from_str(v)) {
+                    env.event_facts.insert(id, Arc::new(f));
+                    n += 1;
+                }
+            }
+        }
+        if next == 0 || n as u64 >= rules::EVENT_FACTS_KEPT {
+            break Ok(n);
+        }
+        cursor = next;
+    };
+    redis::cmd("SELECT").arg(dbs.list).query::<()>(conn)?;
+    scanned
+}
+
 fn upgrade_db(conn: &mut redis::Connection, dbs: DbNumbers, key: &str) -> redis::RedisResult<()> {
     let mut pipe = redis::pipe();
     pipe.cmd("SELECT")

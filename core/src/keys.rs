@@ -67,6 +67,11 @@ pub const LIVE_CACHE_KEEP: isize = 101;
 /// no event, so the server learns from these who may see each.
 pub const ACL_MAP: &str = "MISPDASH_ACL:map";
 
+/// With `[ACL] enabled` (mispdash): what messages said of each event (`acl::EventFacts` as
+/// JSON, by event id; hash in `[RedisDB] db`), for the messages that do not say it themselves
+/// (`misp_json_object` carries no event). Read by the dispatcher when it takes the lease.
+pub const ACL_EVENTS: &str = "MISPDASH_ACL:events";
+
 pub fn contrib_day(day: &str) -> String {
     ["CONTRIB_DAY:", day].concat()
 }

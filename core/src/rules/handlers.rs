@@ -259,6 +259,9 @@ fn event(ctx: &mut Ctx, b: &Map<String, Value>, lists: RawLists) {
         ctx.problem("\"Event\" is not an object: message skipped");
         return;
     };
+    if ctx.env.record_acl {
+        live::event_facts(ctx, crate::acl::EventFacts::of(e));
+    }
     let ts = e_obj.get("timestamp");
     let ts_epoch = ts.and_then(message::epoch);
     match (e_obj.get("info").and_then(text), ts_epoch) {
@@ -354,7 +357,8 @@ fn attribute(ctx: &mut Ctx, j: Wrapper, already_contributed: bool) {
         }
     };
     if ctx.env.record_acl {
-        let facts = crate::acl::Facts::of_lookup(|k| j.get(k), |k| a_obj.get(k));
+        let mut facts = crate::acl::Facts::of_lookup(|k| j.get(k), |k| a_obj.get(k));
+        facts.event = live::event_facts(ctx, facts.event);
         ctx.acl_facts = serde_json::to_string(&facts).ok();
     }
     let ts_value = a_obj.get("timestamp");

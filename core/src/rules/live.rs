@@ -42,6 +42,33 @@ pub fn publish_log(ctx: &mut Ctx, name: &str, write_content: impl FnOnce(&mut St
     }
 }
 
+/// With `[ACL] enabled`: remembers what `e` says of its event when it says who owns it and
+/// how it is distributed (in memory, and in Redis when it changed), else completes it from
+/// what earlier messages said.
+pub fn event_facts(ctx: &mut Ctx, mut e: crate::acl::EventFacts) -> crate::acl::EventFacts {
+    let Some(id) = e.id.filter(|_| ctx.env.record_acl) else {
+        return e;
+    };
+    if e.org_id.is_some() && e.distribution.is_some() {
+        let known = ctx.env.event_facts.get(&id);
+        if known.as_deref() != Some(&e) {
+            ctx.env
+                .event_facts
+                .insert(id, std::sync::Arc::new(e.clone()));
+            if let Ok(json) = serde_json::to_string(&e) {
+                ctx.op(Op::HSet {
+                    db: Db::Data,
+                    key: keys::ACL_EVENTS.into(),
+                    fields: vec![(id.to_string(), json)],
+                });
+            }
+        }
+    } else if let Some(known) = ctx.env.event_facts.get(&id) {
+        e.complete_from(&known);
+    }
+    e
+}
+
 /// Publishes a map point on the map channel and caches the same text. With `[ACL] enabled`,
 /// the point's facts go first, on mispdash's own channel and list (see [`keys::ACL_MAP`]).
 pub fn publish_map(ctx: &mut Ctx, payload: &Value) {

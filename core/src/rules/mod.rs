@@ -24,6 +24,9 @@ use std::sync::{Arc, RwLock};
 
 pub use handlers::{handle_frame, handle_frame_spilling};
 
+/// Events whose facts the dispatcher keeps in memory (about 200 bytes each).
+pub const EVENT_FACTS_KEPT: u64 = 100_000;
+
 /// What does not change from one message to the next.
 pub struct Env {
     pub channel_live: String,
@@ -43,6 +46,9 @@ pub struct Env {
     pub max_attempts: u32,
     /// `[ACL] enabled`: record each map point's facts (see [`crate::keys::ACL_MAP`]).
     pub record_acl: bool,
+    /// What messages said of each event, for those that do not say it (see
+    /// [`crate::keys::ACL_EVENTS`]): kept here in message order, and in Redis for restarts.
+    pub event_facts: moka::sync::Cache<u64, Arc<crate::acl::EventFacts>>,
 }
 
 impl Env {
@@ -59,6 +65,7 @@ impl Env {
             live_cache_max_bytes: cfg.limits.live_cache_max_bytes,
             max_attempts: cfg.limits.max_attempts,
             record_acl: cfg.acl.enabled,
+            event_facts: moka::sync::Cache::new(EVENT_FACTS_KEPT),
             channel_live: cfg.redis.channel_live.clone(),
             channel_map: cfg.redis.channel_map.clone(),
             channel_last_contributor: cfg.redis.channel_last_contributor.clone(),

@@ -91,11 +91,77 @@ impl StreamEvent {
     }
 }
 
-/// Who may see a live-log row: MISP's rules on what its content says.
-pub fn audience_of(log_json: &str, policy: &crate::acl::Policy) -> crate::acl::Audience {
-    match serde_json::from_str::<Value>(log_json) {
-        Ok(v) => crate::acl::Audience::decide(&crate::acl::Facts::of_content(&v), policy),
-        Err(_) => crate::acl::Audience::admins_only(),
+/// What a live-log row's content says to the rules (`None`: not JSON).
+pub fn facts_of(log_json: &str) -> Option<crate::acl::Facts> {
+    serde_json::from_str::<Value>(log_json)
+        .ok()
+        .map(|v| crate::acl::Facts::of_content(&v))
+}
+
+/// What earlier messages said of events, for rows whose content does not say it (an object's
+/// attributes from `misp_json_object`): learnt from the rows that do, and read from what the
+/// dispatcher recorded (`keys::ACL_EVENTS`) when a row names an event not seen here.
+#[derive(Clone)]
+pub struct KnownEvents(moka::sync::Cache<u64, Arc<crate::acl::EventFacts>>);
+
+impl Default for KnownEvents {
+    fn default() -> Self {
+        KnownEvents(moka::sync::Cache::new(crate::rules::EVENT_FACTS_KEPT))
+    }
+}
+
+impl KnownEvents {
+    /// Learns from `f` when it says who owns its event and how it is distributed, else
+    /// completes it from what is known.
+    pub fn complete(&self, f: &mut crate::acl::Facts) {
+        let Some(id) = f.event.id else {
+            return;
+        };
+        if f.event.org_id.is_some() && f.event.distribution.is_some() {
+            if self.0.get(&id).as_deref() != Some(&f.event) {
+                self.0.insert(id, Arc::new(f.event.clone()));
+            }
+        } else if let Some(known) = self.0.get(&id) {
+            f.event.complete_from(&known);
+        }
+    }
+
+    /// The id of `f`'s event when neither `f` nor this process knows what it is.
+    pub fn missing(&self, f: &crate::acl::Facts) -> Option<u64> {
+        let id = f.event.id?;
+        (f.event.distribution.is_none() && !self.0.contains_key(&id)).then_some(id)
+    }
+
+    /// Reads the dispatcher's record of events `ids`.
+    pub async fn fetch(&self, st: &AppState, ids: &[u64]) {
+        if ids.is_empty() {
+            return;
+        }
+        let Ok(mut c) = st.data.conn().await else {
+            return;
+        };
+        let got: Vec<Option<String>> = redis::cmd("HMGET")
+            .arg(keys::ACL_EVENTS)
+            .arg(ids)
+            .query_async(&mut c)
+            .await
+            .unwrap_or_default();
+        for (id, v) in ids.iter().zip(got) {
+            if let Some(e) = v.and_then(|v| serde_json::from_str(&v).ok()) {
+                self.0.insert(*id, Arc::new(e));
+            }
+        }
+    }
+
+    /// Who may see a live-log row: MISP's rules on what its content says, completed.
+    pub fn audience(&self, log_json: &str, policy: &crate::acl::Policy) -> crate::acl::Audience {
+        match facts_of(log_json) {
+            Some(mut f) => {
+                self.complete(&mut f);
+                crate::acl::Audience::decide(&f, policy)
+            }
+            None => crate::acl::Audience::admins_only(),
+        }
     }
 }
 
@@ -118,6 +184,8 @@ pub struct Topic {
     acl: std::sync::OnceLock<crate::acl::Policy>,
     /// For the map: the facts the dispatcher recorded for points to come (`keys::ACL_MAP`).
     pub point_facts: Mutex<crate::acl::PointFactsQueue>,
+    /// For the live log: what is known of events (see [`KnownEvents`]).
+    pub known_events: KnownEvents,
 }
 
 /// What a client of the combined stream gets of one topic when it (re)connects.
@@ -147,6 +215,7 @@ impl Topic {
             published: AtomicU64::new(0),
             acl: std::sync::OnceLock::new(),
             point_facts: Mutex::new(Default::default()),
+            known_events: KnownEvents::default(),
         }
     }
 
@@ -170,7 +239,7 @@ impl Topic {
         // A live-log row's audience comes from its content; a map point's from the facts the
         // dispatcher recorded for it (none: site admins only); keep-alives are everyone's.
         let audience = self.acl.get().and_then(|p| match log_json.as_deref() {
-            Some(log) => Some(audience_of(log, p)),
+            Some(log) => Some(self.known_events.audience(log, p)),
             None if self.name == "map" => Some(
                 super::lock(&self.point_facts)
                     .take(&data)
@@ -940,6 +1009,18 @@ async fn subscribe_once(
                 if msg.get_channel_name() == cfg.channel_live {
                     match live::live_payload(&cfg.log_format, &payload) {
                         Some((data, log)) => {
+                            // A row whose event neither it nor this process describes: what
+                            // the dispatcher recorded of it, read before the row is published.
+                            if st.acl.is_some() {
+                                let known = &st.hub.live.known_events;
+                                if let Some(id) = log
+                                    .as_deref()
+                                    .and_then(facts_of)
+                                    .and_then(|f| known.missing(&f))
+                                {
+                                    known.fetch(st, &[id]).await;
+                                }
+                            }
                             let row = log.is_some();
                             for (data, log) in live_overlap.take(data, log, row) {
                                 st.hub.live.publish(data, log);
