@@ -244,6 +244,26 @@ fn each_user_sees_on_the_live_log_and_map_what_misp_would_show_them() {
     let c = client();
     let alice = login(&c, &base, "alice@example.org", "correct horse");
     let carol = login(&c, &base, "", API_KEY);
+    let status: Value = serde_json::from_str(
+        &c.get(format!("{base}/status"))
+            .header("Cookie", &alice)
+            .header("Accept", "application/json")
+            .send()
+            .expect("status")
+            .text()
+            .expect("text"),
+    )
+    .expect("json");
+    let ac = &status["access_control"];
+    assert_eq!(ac["enabled"], true, "{status}");
+    assert!(
+        ac["follows"].as_str().is_some_and(|f| f.contains("MISP")),
+        "{ac}"
+    );
+    assert_eq!(
+        ac["you"],
+        json!({"org_id": 1, "site_admin": false, "sharing_groups": 2})
+    );
     let alice_sees = set(&[
         "+32 2 555 01 01",
         "+32 2 555 01 03",

@@ -4,6 +4,7 @@
 //! files, a port held by another program) and the report's line for it is asserted.
 
 mod common;
+mod misp_standin;
 
 use common::*;
 use serde_json::Value;
@@ -1567,4 +1568,62 @@ fn a_busy_publisher_without_keepalives_is_not_stalled_once() {
     assert_eq!(keepalive, 0.0, "the busy publisher sent no keep-alive");
     expect(&r, "subscriber:misp1", "PASS", &["connected"]);
     expect(&r, "feed:misp1", "PASS", &["first message"]);
+}
+
+/// The access-control line: off (said, with login on), asked for without login, without a
+/// re-check key, and with keys of a site admin, of an ordinary user and a wrong one, against
+/// the **stand-in for MISP** (MISP cannot run here).
+#[test]
+fn access_control_and_the_recheck_account() {
+    let misp = misp_standin::start_misp();
+    let redis = Redis::start();
+    let s = setup("st-acl", redis.port, no_instances(), &good_mmdb());
+    let base = std::fs::read_to_string(&s.cfg).expect("config");
+    let with = |extra: &str| {
+        std::fs::write(&s.cfg, format!("{base}\n{extra}")).expect("config");
+        let (_, r) = selftest(&s.cfg, &[]);
+        r
+    };
+    let login = format!(
+        "[Auth]\nauth_enabled = True\nmisp_fqdn = http://127.0.0.1:{misp}\nsession_secret = {}\n",
+        misp_standin::SECRET
+    );
+    let r = with(&login);
+    expect(
+        &r,
+        "access-control",
+        "PASS",
+        &["off", "[ACL] enabled = True"],
+    );
+    let r = with("[ACL]\nenabled = True\n");
+    expect(&r, "access-control", "WARN", &["login is off"]);
+    let acl = format!("{login}\n[ACL]\nenabled = True\n");
+    let r = with(&acl);
+    expect(
+        &r,
+        "access-control",
+        "WARN",
+        &["without a site admin's key", "misp_api_key"],
+    );
+    let keyed = |key: &str| format!("{acl}\n[mispdash]\nmisp_api_key = {key}\n");
+    let r = with(&keyed(misp_standin::ADMIN_KEY));
+    expect(
+        &r,
+        "access-control",
+        "PASS",
+        &[
+            "MISP 2.5",
+            "admin@example.org is a site admin",
+            "reads 2 sharing group(s)",
+        ],
+    );
+    let r = with(&keyed(misp_standin::API_KEY));
+    expect(
+        &r,
+        "access-control",
+        "FAIL",
+        &["carol@example.org is not a site admin"],
+    );
+    let r = with(&keyed("0000000000000000000000000000000000000000"));
+    expect(&r, "access-control", "FAIL", &["refused"]);
 }

@@ -20,6 +20,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeSet;
 
+/// What `/status` and `selftest` name as the rules followed (`docs/acl.md` gives the files).
+pub const RULES_FOLLOWED: &str = "MISP 2.5's access rules (Event::createEventConditions, \
+     MispAttribute::buildConditions, SharingGroup::authorizedIds, the sightings policy)";
+
 /// MISP's distribution levels.
 pub const ORG_ONLY: u8 = 0;
 pub const SHARING_GROUP: u8 = 4;

@@ -453,6 +453,22 @@ async fn status(State(st): State<Shared>, session: Session, headers: HeaderMap) 
                 "user": session.as_ref().map(|c| c.session.user.clone()),
             }),
         );
+        let viewer = viewer_of(&st, session.as_deref());
+        m.insert(
+            "access_control".into(),
+            serde_json::json!({
+                "enabled": st.acl.is_some(),
+                "follows": st.acl.as_ref().map(|_| crate::acl::RULES_FOLLOWED),
+                "unpublished_private": st.acl.as_ref().map(|p| p.unpublished_private),
+                "sightings_policy": st.acl.as_ref().map(|p| p.sightings_policy),
+                "recheck_key": st.cfg.guard.misp_api_key.is_some(),
+                "you": viewer.as_ref().map(|v| serde_json::json!({
+                    "org_id": v.org_id,
+                    "site_admin": v.site_admin,
+                    "sharing_groups": v.sharing_groups.len(),
+                })),
+            }),
+        );
     }
     json_bytes(Bytes::from(v.to_string()))
 }

@@ -13,6 +13,7 @@
 //! The checks only read, except the dispatcher probe (one buffer entry, removed again when no
 //! dispatcher takes it) and `diagnostic_tool_response`, which the probe exists to set.
 
+mod access;
 mod feed;
 mod server;
 
@@ -258,6 +259,8 @@ pub fn run(source: &ConfigSource, opts: &Options, progress: &ProgressBar) -> Rep
 
     progress.set_message("checking the web server's port");
     checks.push(server::check(&cfg));
+    progress.set_message("checking access control and MISP's re-check account");
+    checks.extend(access::check(&cfg));
     Report::from_checks(checks)
 }
 
