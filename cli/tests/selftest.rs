@@ -1588,16 +1588,17 @@ fn access_control_and_the_recheck_account() {
         "[Auth]\nauth_enabled = True\nmisp_fqdn = http://127.0.0.1:{misp}\nsession_secret = {}\n",
         misp_standin::SECRET
     );
-    let r = with(&login);
+    let r = with(&format!("{login}\n[ACL]\nenabled = False\n"));
     expect(
         &r,
         "access-control",
         "PASS",
-        &["off", "[ACL] enabled = True"],
+        &["off ([ACL] enabled = False)"],
     );
     let r = with("[ACL]\nenabled = True\n");
     expect(&r, "access-control", "WARN", &["login is off"]);
-    let acl = format!("{login}\n[ACL]\nenabled = True\n");
+    // On by default with login.
+    let acl = login.clone();
     let r = with(&acl);
     expect(
         &r,

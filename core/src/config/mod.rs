@@ -262,7 +262,8 @@ impl Default for HttpGuard {
 }
 
 /// `[ACL]` (a mispdash addition, `docs/acl.md`): with login on, the live log and map show each
-/// user only what MISP would show them. Off unless set while the work is in progress.
+/// user only what MISP would show them. On by default with login; `enabled = False` turns it
+/// off.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct AclConfig {
     /// `enabled`: apply MISP's rules to the live views (needs `[Auth] auth_enabled`); the
@@ -705,7 +706,9 @@ impl Config {
             metrics_public: r.boolean("mispdash", "metrics_public", g.metrics_public)?,
         };
         let acl = AclConfig {
-            enabled: r.boolean("ACL", "enabled", false)?,
+            // On with login unless said otherwise: a dashboard that shows every organisation's
+            // confidential events to every signed-in user cannot be deployed on a shared MISP.
+            enabled: r.boolean("ACL", "enabled", auth.auth_enabled)?,
             policy: crate::acl::Policy {
                 unpublished_private: r.boolean("ACL", "unpublished_private", false)?,
                 sightings_policy: r.parse_with("ACL", "sightings_policy", "0", |v| {
@@ -949,6 +952,22 @@ listName=bufferList
         assert_eq!(c.redis.data_db, 2);
         assert_eq!(c.dashboard.char_separator, "||");
         assert!(c.unknown.is_empty(), "{:?}", c.unknown);
+    }
+
+    #[test]
+    fn access_control_is_on_with_login_unless_turned_off() {
+        let p = Path::new("c.cfg");
+        let c = Config::parse(ORIGINAL_DEFAULT, p).expect("parses");
+        assert!(!c.acl.enabled, "login off: nothing to apply");
+        let login = ORIGINAL_DEFAULT.replace("auth_enabled = False", "auth_enabled = True");
+        assert!(Config::parse(&login, p).expect("parses").acl.enabled);
+        let off = format!("{login}\n[ACL]\nenabled = False\n");
+        assert!(!Config::parse(&off, p).expect("parses").acl.enabled);
+        let bad = format!("{login}\n[ACL]\nsightings_policy = 7\n");
+        assert!(Config::parse(&bad, p)
+            .expect_err("bad policy")
+            .to_string()
+            .contains("[ACL] sightings_policy"));
     }
 
     #[test]

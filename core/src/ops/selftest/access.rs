@@ -16,8 +16,8 @@ pub(super) fn check(cfg: &Config) -> Option<Check> {
         return login.then(|| {
             Check::pass(
                 ID,
-                "off: every signed-in user sees every live row and map point, whatever MISP \
-                 would show them ([ACL] enabled = True makes the live views follow MISP's rules)",
+                "off ([ACL] enabled = False): every signed-in user sees every live row and map \
+                 point, whatever MISP would show them (remove the setting to follow MISP's rules)",
             )
         });
     }
