@@ -5,141 +5,19 @@
 //! messages go through the real dispatcher from the Redis buffer, as a subscriber would push
 //! them; each attribute is a phone number, so it makes a map point too.
 
+mod acl_messages;
 mod common;
 mod http_support;
 mod misp_standin;
 
+use acl_messages::*;
 use common::*;
 use http_support::*;
 use misp_standin::*;
 use serde_json::{json, Value};
-use std::collections::BTreeSet;
 use std::io::Read;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-/// One live row's distinctive value, and the facts MISP's message carries.
-struct Row {
-    value: &'static str,
-    owner: u64,
-    event_distribution: u8,
-    event_group: u64,
-    attribute_distribution: u8,
-}
-
-const ROWS: [Row; 5] = [
-    // Organisation 1's own, organisation only: alice.
-    Row {
-        value: "+32 2 555 01 01",
-        owner: 1,
-        event_distribution: 0,
-        event_group: 0,
-        attribute_distribution: 5,
-    },
-    // Organisation 3's own, organisation only: carol.
-    Row {
-        value: "+32 2 555 01 02",
-        owner: 3,
-        event_distribution: 0,
-        event_group: 0,
-        attribute_distribution: 5,
-    },
-    // Everyone's.
-    Row {
-        value: "+32 2 555 01 03",
-        owner: 2,
-        event_distribution: 3,
-        event_group: 0,
-        attribute_distribution: 5,
-    },
-    // Sharing group 8 (organisation 1 only): alice.
-    Row {
-        value: "+32 2 555 01 04",
-        owner: 2,
-        event_distribution: 4,
-        event_group: 8,
-        attribute_distribution: 5,
-    },
-    // An event for all, its attribute for its organisation only: neither.
-    Row {
-        value: "+32 2 555 01 05",
-        owner: 2,
-        event_distribution: 3,
-        event_group: 0,
-        attribute_distribution: 0,
-    },
-];
-
-/// An object's attribute from `misp_json_object`, which carries no event: its owner unknown,
-/// only site admins see it.
-const OBJECT_VALUE: &str = "+32 2 555 01 06";
-/// An object's attribute of event 110, which an earlier `misp_json_event` described (owner
-/// organisation 1, organisation only): alice.
-const DESCRIBED_OBJECT_VALUE: &str = "+32 2 555 01 07";
-/// The same after the dispatcher and the server restarted (what was said is in Redis).
-const AFTER_RESTART_VALUE: &str = "+32 2 555 01 08";
-
-fn object_frame(event: u64, object: u64, value: &str) -> String {
-    envelope(
-        "misp_json_object",
-        &json!({"action": "add", "Object": {"id": object.to_string(), "event_id": event.to_string(),
-            "name": "phone", "meta-category": "misc", "distribution": "5", "sharing_group_id": "0",
-            "Attribute": [{"id": (object * 10).to_string(), "event_id": event.to_string(),
-                "object_id": object.to_string(), "category": "Other", "type": "phone-number",
-                "value": value, "comment": "", "timestamp": "1795175000", "distribution": "5",
-                "sharing_group_id": "0"}]}}),
-    )
-}
-
-fn envelope(topic: &str, payload: &Value) -> String {
-    json!({"zmq_name": "misp1", "content": format!("{topic} {payload}")}).to_string()
-}
-
-fn frames() -> Vec<String> {
-    let mut out: Vec<String> = ROWS
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let id = 100 + i;
-            envelope(
-                "misp_json_attribute",
-                &json!({"action": "add",
-                    "Attribute": {"id": (1000 + i).to_string(), "event_id": id.to_string(),
-                        "object_id": "0", "category": "Other", "type": "phone-number", "value": r.value,
-                        "comment": "", "timestamp": "1795175000", "to_ids": false,
-                        "distribution": r.attribute_distribution.to_string(),
-                        "sharing_group_id": "0", "Tag": []},
-                    "Event": {"id": id.to_string(), "org_id": r.owner.to_string(),
-                        "orgc_id": r.owner.to_string(), "info": format!("event {id}"),
-                        "distribution": r.event_distribution.to_string(),
-                        "sharing_group_id": r.event_group.to_string(), "published": true,
-                        "Orgc": {"name": format!("Org {}", r.owner)}}}),
-            )
-        })
-        .collect();
-    out.push(object_frame(109, 9, OBJECT_VALUE));
-    out.push(envelope(
-        "misp_json_event",
-        &json!({"action": "add", "Event": {"id": "110", "org_id": "1", "orgc_id": "1",
-            "info": "event 110", "timestamp": "1795175000", "distribution": "0",
-            "sharing_group_id": "0", "published": false},
-            "Orgc": {"id": "1", "name": "Org 1"}}),
-    ));
-    out.push(object_frame(110, 10, DESCRIBED_OBJECT_VALUE));
-    out
-}
-
-/// The distinctive values in a text (an answer, a stream's bytes).
-fn values_in(text: &str) -> BTreeSet<String> {
-    (1..=8)
-        .map(|i| format!("+32 2 555 01 0{i}"))
-        .filter(|v| text.contains(v.as_str()))
-        .collect()
-}
-
-fn set(values: &[&str]) -> BTreeSet<String> {
-    values.iter().map(|v| v.to_string()).collect()
-}
 
 fn login(c: &reqwest::blocking::Client, base: &str, user: &str, password: &str) -> String {
     let r = c.get(format!("{base}/login")).send().expect("login page");
@@ -264,13 +142,8 @@ fn each_user_sees_on_the_live_log_and_map_what_misp_would_show_them() {
         ac["you"],
         json!({"org_id": 1, "site_admin": false, "sharing_groups": 2})
     );
-    let alice_sees = set(&[
-        "+32 2 555 01 01",
-        "+32 2 555 01 03",
-        "+32 2 555 01 04",
-        DESCRIBED_OBJECT_VALUE,
-    ]);
-    let carol_sees = set(&["+32 2 555 01 02", "+32 2 555 01 03"]);
+    let alice_sees = alice_sees();
+    let carol_sees = carol_sees();
 
     // The original's stream routes, open before the messages come.
     let streams: Vec<_> = ["/_logs", "/_maps"]

@@ -4,6 +4,7 @@
 //! the data it was given, render hostile text as text, and leave a screenshot per theme in a
 //! folder the test prints.
 
+mod acl_messages;
 mod browser_support;
 mod common;
 mod http_support;
@@ -399,6 +400,86 @@ fn pages_ask_for_a_login_when_auth_is_on() {
             ],
         );
     }
+}
+
+/// With login on, the live views follow MISP's rules: the live page of alice (organisation 1)
+/// and of carol (organisation 3, signed in with her API key) each show their own rows and
+/// those shared with them, never the others', and the header says which data the page shows.
+/// The messages go through the real dispatcher; MISP is the stand-in (`misp_standin`).
+#[test]
+fn the_live_page_shows_each_user_what_misp_would_show_them() {
+    let (misp, _) = misp_standin::start_misp_with();
+    let redis = Redis::start();
+    let setup = ServerSetup {
+        auth: format!(
+            "auth_enabled = True\nmisp_fqdn = http://127.0.0.1:{misp}\nsession_secret = {}\nsession_cookie_secure = False\n",
+            misp_standin::SECRET
+        ),
+        mispdash: format!("misp_api_key = {}\n", misp_standin::ADMIN_KEY),
+        ..Default::default()
+    };
+    let server = start_server(redis.port, &setup, "ui-acl");
+    let dispatcher = Mispdash::start_logging(
+        &server.dir.join("config.cfg"),
+        &[
+            "run",
+            "--no-subscribers",
+            "--no-server",
+            "--no-managed-redis",
+            "--no-demo",
+        ],
+        &server.dir.join("dispatcher.log"),
+        true,
+        "info",
+    );
+    let mut list = redis.conn(3).expect("redis");
+    for f in acl_messages::frames() {
+        redis::cmd("LPUSH")
+            .arg("bufferList")
+            .arg(f)
+            .query::<()>(&mut list)
+            .expect("lpush");
+    }
+    let mut data = redis.conn(2).expect("redis");
+    assert!(
+        wait_until(std::time::Duration::from_secs(20), || {
+            redis::cmd("LLEN")
+                .arg("TEMP_CACHE_LIVE:Attribute")
+                .query::<i64>(&mut data)
+                .unwrap_or(0)
+                >= 7
+        }),
+        "{}",
+        dispatcher.log_text()
+    );
+    let out = server.dir.join("screenshots");
+    let all: Vec<String> = (1..=7).map(|i| format!("+32 2 555 01 0{i}")).collect();
+    let api_login = format!(":{}", misp_standin::API_KEY);
+    for (login, sees) in [
+        (
+            "alice@example.org:correct horse",
+            acl_messages::alice_sees(),
+        ),
+        (api_login.as_str(), acl_messages::carol_sees()),
+    ] {
+        let mut args: Vec<String> = vec![
+            "--page".into(),
+            "/".into(),
+            "--login".into(),
+            login.into(),
+            "--expect".into(),
+            "live views follow your MISP permissions; statistics count every event".into(),
+        ];
+        for v in &sees {
+            args.extend(["--wait-text".into(), v.clone()]);
+        }
+        for v in all.iter().filter(|v| !sees.contains(*v)) {
+            args.extend(["--absent-text".into(), format!("#log=>{v}")]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        browse(&server.base("http"), &out, &args);
+    }
+    drop(dispatcher);
 }
 
 /// Filters of the live log, kept in the URL: "equals" goes to the `filters` cookie the server

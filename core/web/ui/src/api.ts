@@ -57,6 +57,12 @@ export interface Status {
   /** The server's IANA time zone (`Europe/Brussels`), when it has a name. */
   time_zone?: string | null;
   auth: { enabled: boolean; user: string | null };
+  /** Whether the live views follow MISP's rules for the signed-in user (`docs/acl.md`). */
+  access_control?: {
+    enabled: boolean;
+    follows: string | null;
+    you: { org_id: number; site_admin: boolean; sharing_groups: number } | null;
+  };
   redis: { reachable: boolean; error?: string };
   feeds?: Feed[];
   feeds_error?: string;

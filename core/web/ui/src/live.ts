@@ -61,7 +61,7 @@ function required(id: string): HTMLElement {
   return e;
 }
 
-async function start({ clock, shell }: PageStart): Promise<void> {
+async function start({ clock, shell, status }: PageStart): Promise<void> {
   const table = required("log");
   const main = required("live");
   const pause = required("pause");
@@ -84,7 +84,10 @@ async function start({ clock, shell }: PageStart): Promise<void> {
     mispWebUrl: u.misp_web_url,
     passes: containsTest(filters, header),
     counted: (n) => {
-      count.textContent = `${n} row(s)`;
+      // An empty log under access control says why it may stay empty.
+      const acl = status.auth.enabled && status.access_control?.enabled === true;
+      count.textContent =
+        n === 0 && acl ? "0 rows: nothing MISP shows you has arrived yet (the live log follows your MISP permissions)" : `${n} row(s)`;
     },
   });
   filterBar(header, filters);

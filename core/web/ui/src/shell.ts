@@ -81,6 +81,12 @@ function light(state: LightState, text: string, title = text): HTMLElement {
   return el("span", { class: "light", "data-state": state, title }, text);
 }
 
+/** What every page says when the live views follow the user's MISP permissions. */
+export const ACL_SCOPE = "live views follow your MISP permissions; statistics count every event";
+const ACL_SCOPE_LONG =
+  "The live log and map show what MISP shows you (your organisation's events, others' by distribution and sharing group). " +
+  "The geolocation, contributor and trending statistics count every event MISP published.";
+
 /** Builds the header into `document.body` and starts the status polling. */
 export function mountShell(current: string): Shell {
   applyStoredTheme();
@@ -89,6 +95,9 @@ export function mountShell(current: string): Shell {
   stream.hidden = true;
   const said = el("span", { class: "sr-only", "aria-live": "polite" });
   const who = el("span", { class: "who" });
+  // Which data the page shows: the live views filtered for this user, the statistics not.
+  const scope = el("span", { class: "acl-scope" });
+  scope.hidden = true;
   const theme = el("button", { type: "button", "aria-label": "Theme: switch between dark and light" }, "Theme");
   theme.addEventListener("click", () => {
     const next = document.documentElement.dataset.theme === "light" ? "dark" : "light";
@@ -111,6 +120,7 @@ export function mountShell(current: string): Shell {
     el("span", { class: "spacer" }),
     stream,
     feeds,
+    scope,
     who,
     theme,
     said,
@@ -137,6 +147,12 @@ export function mountShell(current: string): Shell {
       if (user !== lastWho || (s.auth.enabled && who.childElementCount === 0)) {
         fill(who, ...(s.auth.enabled ? [user, " ", el("a", { href: "/logout" }, "Log out")] : []));
         lastWho = user;
+      }
+      const acl = s.auth.enabled && s.access_control?.enabled === true;
+      if (acl !== !scope.hidden) {
+        scope.hidden = !acl;
+        scope.textContent = acl ? ACL_SCOPE : "";
+        scope.title = acl ? ACL_SCOPE_LONG : "";
       }
       for (const l of listeners) l(s);
     } catch (e) {
