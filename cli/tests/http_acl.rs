@@ -142,6 +142,7 @@ fn each_user_sees_on_the_live_log_and_map_what_misp_would_show_them() {
         ac["you"],
         json!({"org_id": 1, "site_admin": false, "sharing_groups": 2})
     );
+    assert_eq!(ac["statistics_count"], "every event");
     let alice_sees = alice_sees();
     let carol_sees = carol_sees();
 

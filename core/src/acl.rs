@@ -194,6 +194,45 @@ fn item_open(i: &ItemFacts, needs: &mut Vec<u64>) -> bool {
     }
 }
 
+/// How widely a distribution level shares, from organisation only (0) to all communities (4),
+/// a sharing group ranking just above organisation only; `None` for inherit (no constraint of
+/// its own).
+pub fn sharing_rank(distribution: u8) -> Option<u8> {
+    match distribution {
+        ORG_ONLY => Some(0),
+        SHARING_GROUP => Some(1),
+        d @ 1..=3 => Some(d + 1),
+        _ => None,
+    }
+}
+
+/// What the statistics count, in words, with `[ACL] aggregate_min_distribution` as a rank.
+pub fn statistics_scope(min_rank: Option<u8>) -> &'static str {
+    match min_rank {
+        None | Some(0) => "every event",
+        Some(1) => "events shared beyond their organisation (sharing groups and wider)",
+        Some(2) => "events shared with this community or wider",
+        Some(3) => "events shared with connected communities or wider",
+        Some(_) => "events shared with all communities",
+    }
+}
+
+impl Facts {
+    /// How widely the message is shared: the narrowest of its event's, its object's and its
+    /// own distributions (a level not said counts as organisation only).
+    pub fn sharing(&self) -> u8 {
+        let event = self.event.distribution.and_then(sharing_rank).unwrap_or(0);
+        [&self.object, &self.attribute]
+            .into_iter()
+            .flatten()
+            .filter_map(|i| match i.distribution {
+                Some(d) => sharing_rank(d),
+                None => Some(0),
+            })
+            .fold(event, u8::min)
+    }
+}
+
 /// MISP writes ids and flags as numbers or as strings of digits; a sharing group id of 0 (or
 /// none) means none.
 fn number(v: Option<&Value>) -> Option<u64> {
@@ -667,6 +706,20 @@ mod tests {
         };
         other.complete_from(&event(3, None, true));
         assert_eq!(other.distribution, None);
+    }
+
+    #[test]
+    fn how_widely_a_message_is_shared() {
+        assert_eq!(facts(event(3, None, true), it(5, None)).sharing(), 4);
+        assert_eq!(facts(event(3, None, true), it(1, None)).sharing(), 2);
+        assert_eq!(facts(event(4, Some(SG), true), it(5, None)).sharing(), 1);
+        assert_eq!(facts(event(2, None, true), it(0, None)).sharing(), 0);
+        let mut f = facts(event(3, None, true), it(5, None));
+        f.in_object = true;
+        f.object = it(4, Some(SG));
+        assert_eq!(f.sharing(), 1);
+        // Unknown: the narrowest.
+        assert_eq!(Facts::default().sharing(), 0);
     }
 
     #[test]

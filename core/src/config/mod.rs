@@ -272,6 +272,10 @@ pub struct AclConfig {
     /// `unpublished_private`, `sightings_policy`, `host_org_id`: MISP's settings of the same
     /// meaning (`MISP.unpublishedprivate`, `Plugin.Sightings_policy`, `MISP.host_org_id`).
     pub policy: crate::acl::Policy,
+    /// `aggregate_min_distribution` (0-4, MISP's distribution levels; unset: every message
+    /// counts): messages shared less widely (see `acl::sharing_rank`) are not counted into the
+    /// statistics (trendings, geolocation, contributions) from then on. As a rank.
+    pub aggregate_min_rank: Option<u8>,
 }
 
 /// A list of addresses or networks, comma or space separated.
@@ -390,6 +394,7 @@ const KNOWN: &[(&str, &[&str])] = &[
             "unpublished_private",
             "sightings_policy",
             "host_org_id",
+            "aggregate_min_distribution",
         ],
     ),
     (
@@ -705,7 +710,24 @@ impl Config {
                 .filter(|k| !k.is_empty()),
             metrics_public: r.boolean("mispdash", "metrics_public", g.metrics_public)?,
         };
+        let aggregate_min_rank = r.parse_with("ACL", "aggregate_min_distribution", "", |v| {
+            let v = v.trim();
+            if v.is_empty() {
+                return Ok(None);
+            }
+            v.parse::<u8>()
+                .ok()
+                .filter(|d| *d <= 4)
+                .and_then(crate::acl::sharing_rank)
+                .map(Some)
+                .ok_or_else(|| {
+                    "must be a MISP distribution level: 0 (organisation only), 4 (sharing \
+                     group), 1 (community), 2 (connected communities) or 3 (all)"
+                        .to_string()
+                })
+        })?;
         let acl = AclConfig {
+            aggregate_min_rank,
             // On with login unless said otherwise: a dashboard that shows every organisation's
             // confidential events to every signed-in user cannot be deployed on a shared MISP.
             enabled: r.boolean("ACL", "enabled", auth.auth_enabled)?,

@@ -259,9 +259,17 @@ fn event(ctx: &mut Ctx, b: &Map<String, Value>, lists: RawLists) {
         ctx.problem("\"Event\" is not an object: message skipped");
         return;
     };
-    if ctx.env.record_acl {
-        live::event_facts(ctx, crate::acl::EventFacts::of(e));
+    // The event's own statistics (its trending, its tags, its contribution) count when it is
+    // shared widely enough; its attributes decide for themselves.
+    let mut below = false;
+    if ctx.env.record_acl || ctx.env.aggregate_min_rank.is_some() {
+        let event = live::event_facts(ctx, crate::acl::EventFacts::of(e));
+        below = ctx.below_threshold(&crate::acl::Facts {
+            event,
+            ..Default::default()
+        });
     }
+    ctx.uncounted = below;
     let ts = e_obj.get("timestamp");
     let ts_epoch = ts.and_then(message::epoch);
     match (e_obj.get("info").and_then(text), ts_epoch) {
@@ -278,6 +286,7 @@ fn event(ctx: &mut Ctx, b: &Map<String, Value>, lists: RawLists) {
         }
     }
 
+    ctx.uncounted = false;
     // What each live-log entry carries as the event: the whole event, or for a large message
     // the event without the records it lists (docs/compat.md F10).
     let header = ctx.large.then(|| event_header(e_obj));
@@ -314,6 +323,7 @@ fn event(ctx: &mut Ctx, b: &Map<String, Value>, lists: RawLists) {
 
     // The event's own contribution uses the top-level Orgc (misp_json_event's shape); a
     // published event (misp_json) nests it and so gives none, as in the original.
+    ctx.uncounted = below;
     if let Some(orgc) = b.get("Orgc") {
         match get(orgc, "name").and_then(text) {
             Some(org) => ctx.contribute(
@@ -329,6 +339,7 @@ fn event(ctx: &mut Ctx, b: &Map<String, Value>, lists: RawLists) {
             None => {}
         }
     }
+    ctx.uncounted = false;
 }
 
 /// `misp_json_attribute`, and each attribute of an event, an object or a sighting.
@@ -356,10 +367,14 @@ fn attribute(ctx: &mut Ctx, j: Wrapper, already_contributed: bool) {
             return;
         }
     };
-    if ctx.env.record_acl {
+    if ctx.env.record_acl || ctx.env.aggregate_min_rank.is_some() {
         let mut facts = crate::acl::Facts::of_lookup(|k| j.get(k), |k| a_obj.get(k));
         facts.event = live::event_facts(ctx, facts.event);
-        ctx.acl_facts = serde_json::to_string(&facts).ok();
+        if ctx.env.record_acl {
+            ctx.acl_facts = serde_json::to_string(&facts).ok();
+        }
+        // Shared too narrowly for the statistics: only its live views are written.
+        ctx.uncounted = ctx.below_threshold(&facts);
     }
     let ts_value = a_obj.get("timestamp");
     let ts = match ts_value {
@@ -415,6 +430,7 @@ fn attribute(ctx: &mut Ctx, j: Wrapper, already_contributed: bool) {
     live::publish_log(ctx, kind.as_str(), |out| {
         pyjson::write_object_overlay_nested(out, j.base, j.over)
     });
+    ctx.uncounted = false;
 }
 
 /// `misp_json_object`, and each object of an event: every attribute of the object is handled
@@ -497,6 +513,14 @@ fn sighting(ctx: &mut Ctx, b: &Map<String, Value>) {
         ctx.problem("\"Sighting\" is not an object: skipped");
         return;
     }
+    // A sighting says nothing of distributions: its event's, as earlier messages said it.
+    let mut below = false;
+    if ctx.env.aggregate_min_rank.is_some() {
+        let mut facts = crate::acl::Facts::of_content(s);
+        facts.event = live::event_facts(ctx, facts.event);
+        below = ctx.below_threshold(&facts);
+    }
+    ctx.uncounted = below;
     let creator = path(s, &["Event", "Orgc", "name"]).and_then(text);
     // Corrected: the points go to the organisation that made the sighting.
     let org = if ctx.corrected() {
@@ -521,6 +545,7 @@ fn sighting(ctx: &mut Ctx, b: &Map<String, Value>) {
     if let Some(s_obj) = s.as_object() {
         attribute(ctx, Wrapper::plain(s_obj), true);
     }
+    ctx.uncounted = below;
 
     // The original compares with the strings "0"/"1": numeric types count as neither
     // (corrected mode counts them).
@@ -546,6 +571,7 @@ fn sighting(ctx: &mut Ctx, b: &Map<String, Value>) {
             )),
         }
     }
+    ctx.uncounted = false;
 }
 
 /// `misp_json_conversation`: a discussion post earns its org a contribution and counts in the

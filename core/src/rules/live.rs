@@ -46,7 +46,8 @@ pub fn publish_log(ctx: &mut Ctx, name: &str, write_content: impl FnOnce(&mut St
 /// how it is distributed (in memory, and in Redis when it changed), else completes it from
 /// what earlier messages said.
 pub fn event_facts(ctx: &mut Ctx, mut e: crate::acl::EventFacts) -> crate::acl::EventFacts {
-    let Some(id) = e.id.filter(|_| ctx.env.record_acl) else {
+    let keep = ctx.env.record_acl || ctx.env.aggregate_min_rank.is_some();
+    let Some(id) = e.id.filter(|_| keep) else {
         return e;
     };
     if e.org_id.is_some() && e.distribution.is_some() {

@@ -27,6 +27,19 @@ pub use handlers::{handle_frame, handle_frame_spilling};
 /// Events whose facts the dispatcher keeps in memory (about 200 bytes each).
 pub const EVENT_FACTS_KEPT: u64 = 100_000;
 
+/// The writes that are not statistics (what `[ACL] aggregate_min_distribution` never holds
+/// back): publications, the live caches, and mispdash's own bookkeeping (the facts recorded
+/// for access control, the feeds' clock).
+fn is_live_view(op: &Op) -> bool {
+    use crate::keys;
+    match op {
+        Op::Publish { .. } | Op::LPushLive { .. } => true,
+        Op::LPush { key, .. } => key == keys::LIVE_CACHE_MAP || key == keys::ACL_MAP,
+        Op::HSet { key, .. } => key.starts_with("MISPDASH_"),
+        _ => false,
+    }
+}
+
 /// What does not change from one message to the next.
 pub struct Env {
     pub channel_live: String,
@@ -46,6 +59,8 @@ pub struct Env {
     pub max_attempts: u32,
     /// `[ACL] enabled`: record each map point's facts (see [`crate::keys::ACL_MAP`]).
     pub record_acl: bool,
+    /// `[ACL] aggregate_min_distribution`, as a rank (see [`crate::acl::sharing_rank`]).
+    pub aggregate_min_rank: Option<u8>,
     /// What messages said of each event, for those that do not say it (see
     /// [`crate::keys::ACL_EVENTS`]): kept here in message order, and in Redis for restarts.
     pub event_facts: moka::sync::Cache<u64, Arc<crate::acl::EventFacts>>,
@@ -65,6 +80,7 @@ impl Env {
             live_cache_max_bytes: cfg.limits.live_cache_max_bytes,
             max_attempts: cfg.limits.max_attempts,
             record_acl: cfg.acl.enabled,
+            aggregate_min_rank: cfg.acl.aggregate_min_rank,
             event_facts: moka::sync::Cache::new(EVENT_FACTS_KEPT),
             channel_live: cfg.redis.channel_live.clone(),
             channel_map: cfg.redis.channel_map.clone(),
@@ -169,6 +185,10 @@ pub struct Ctx<'a> {
     /// With `[ACL] enabled`, while an attribute is handled: its facts as JSON, recorded with
     /// each map point it makes.
     pub acl_facts: Option<String>,
+    /// While set, what is handled is shared less widely than `[ACL]
+    /// aggregate_min_distribution`: only the live views (publications, the live caches and
+    /// their facts) are written, nothing is counted.
+    pub uncounted: bool,
 }
 
 /// Takes a large message's publications while it is handled, about every
@@ -209,10 +229,21 @@ impl<'a> Ctx<'a> {
             unspilled: 0,
             increments: std::collections::HashMap::new(),
             acl_facts: None,
+            uncounted: false,
         }
     }
 
+    /// Whether `facts` are shared less widely than `[ACL] aggregate_min_distribution`.
+    pub fn below_threshold(&self, facts: &crate::acl::Facts) -> bool {
+        self.env
+            .aggregate_min_rank
+            .is_some_and(|min| facts.sharing() < min)
+    }
+
     pub fn op(&mut self, op: Op) {
+        if self.uncounted && !is_live_view(&op) {
+            return;
+        }
         if let (Op::Publish { payload, .. }, Some(_)) = (&op, &self.spill) {
             self.unspilled += payload.len();
         }
@@ -329,6 +360,9 @@ impl<'a> Ctx<'a> {
         action: Value,
         is_labeled: bool,
     ) {
+        if self.uncounted {
+            return;
+        }
         let multiplier = if kind == ContribKind::Sighting { 2 } else { 1 };
         self.steps.push(Step::Contribution(Box::new(Contribution {
             zmq_name: self.zmq_name.clone(),
@@ -449,6 +483,65 @@ mod tests {
         assert_eq!(
             incs.iter().filter(|i| i.0.starts_with("GEO_")).count(),
             3000
+        );
+    }
+
+    /// With `[ACL] aggregate_min_distribution`, a message shared less widely is not counted
+    /// (no trending, no geolocation count, no contribution) yet still goes to the live views;
+    /// one shared widely enough is counted as before; a later message of the same event that
+    /// does not say its distribution (an object) is judged by what the event's message said.
+    #[test]
+    fn statistics_count_only_messages_shared_widely_enough() {
+        let mut cfg = crate::config::Config::defaults();
+        cfg.acl.aggregate_min_rank = crate::acl::sharing_rank(1);
+        let env = Env::from_config(&cfg, None, Centroids::builtin(), Default::default());
+        let clock = Clock::frozen(1_795_176_000.0);
+        let frame = |event: u32, dist: u8| {
+            format!(
+                r#"misp_json_attribute {{"action": "add", "Attribute": {{"id": "1", "event_id": "{event}", "object_id": "0", "category": "Other", "type": "phone-number", "value": "+32 2 555 01 01", "timestamp": "1795175000", "distribution": "5", "Tag": [{{"name": "tlp:amber"}}]}}, "Event": {{"id": "{event}", "org_id": "1", "distribution": "{dist}", "sharing_group_id": "0", "published": true, "Orgc": {{"name": "Org 1"}}}}}}"#
+            )
+        };
+        let outcome = |content: &str| match handle_frame(&env, &clock, "misp1", content) {
+            Outcome::Applied { steps, .. } => steps,
+            Outcome::Rejected(r) => panic!("rejected: {r}"),
+        };
+        let counted = |steps: &[Step]| {
+            let writes = steps
+                .iter()
+                .filter(|s| match s {
+                    Step::Op(op) => !is_live_view(op),
+                    Step::Contribution(_) => true,
+                })
+                .count();
+            let live = steps
+                .iter()
+                .filter(|s| matches!(s, Step::Op(Op::Publish { .. })))
+                .count();
+            (writes, live)
+        };
+        let (writes, live) = counted(&outcome(&frame(10, 0)));
+        assert_eq!(writes, 0, "an organisation-only event is not counted");
+        assert!(live >= 2, "its live row and map point still go out");
+        let (writes, _) = counted(&outcome(&frame(11, 1)));
+        assert!(writes >= 4, "a community event is counted: {writes} writes");
+        let object = |event: u32| {
+            format!(
+                r#"misp_json_object {{"action": "add", "Object": {{"id": "3", "event_id": "{event}", "meta-category": "misc", "distribution": "5", "Attribute": [{{"id": "30", "event_id": "{event}", "object_id": "3", "category": "Other", "type": "text", "value": "x", "timestamp": "1795175000", "distribution": "5"}}]}}}}"#
+            )
+        };
+        assert_eq!(
+            counted(&outcome(&object(10))).0,
+            0,
+            "the event said: organisation only"
+        );
+        assert!(
+            counted(&outcome(&object(11))).0 >= 1,
+            "the event said: community"
+        );
+        assert_eq!(
+            counted(&outcome(&object(12))).0,
+            0,
+            "an event nobody described"
         );
     }
 

@@ -462,6 +462,8 @@ async fn status(State(st): State<Shared>, session: Session, headers: HeaderMap) 
                 "unpublished_private": st.acl.as_ref().map(|p| p.unpublished_private),
                 "sightings_policy": st.acl.as_ref().map(|p| p.sightings_policy),
                 "recheck_key": st.cfg.guard.misp_api_key.is_some(),
+                "statistics_count": crate::acl::statistics_scope(st.cfg.aggregate_min_rank),
+                "statistics_threshold": st.cfg.aggregate_min_rank.is_some(),
                 "you": viewer.as_ref().map(|v| serde_json::json!({
                     "org_id": v.org_id,
                     "site_admin": v.site_admin,

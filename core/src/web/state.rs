@@ -99,6 +99,8 @@ pub struct WebConfig {
     pub trending_max_display: usize,
     /// `[mispdash]` protections of the server.
     pub guard: crate::config::HttpGuard,
+    /// `[ACL] aggregate_min_distribution`, as a rank: what the statistics count.
+    pub aggregate_min_rank: Option<u8>,
     /// What the pages need of the configuration (`/_mispdash/ui`), without the ranking.
     pub ui: serde_json::Value,
 }
@@ -131,6 +133,7 @@ impl WebConfig {
             geoip_path: cfg.redis.path_maxmind_db.clone(),
             trending_max_display: 15,
             guard: cfg.http.clone(),
+            aggregate_min_rank: cfg.acl.aggregate_min_rank,
             ui: serde_json::json!({
                 "dashboard": {
                     "rotation_wait_time": cfg.dashboard.rotation_wait_time,

@@ -61,6 +61,9 @@ export interface Status {
   access_control?: {
     enabled: boolean;
     follows: string | null;
+    /** What the statistics count: "every event", or those shared widely enough. */
+    statistics_count?: string;
+    statistics_threshold?: boolean;
     you: { org_id: number; site_admin: boolean; sharing_groups: number } | null;
   };
   redis: { reachable: boolean; error?: string };

@@ -81,11 +81,19 @@ function light(state: LightState, text: string, title = text): HTMLElement {
   return el("span", { class: "light", "data-state": state, title }, text);
 }
 
-/** What every page says when the live views follow the user's MISP permissions. */
-export const ACL_SCOPE = "live views follow your MISP permissions; statistics count every event";
+/** What every page says of the data it shows: the live views filtered for the user (with
+ * access control on), and what the statistics count (every event, unless a threshold is set).
+ * Empty when neither applies. */
+export function scopeText(s: Status): string {
+  const acl = s.auth.enabled && s.access_control?.enabled === true;
+  const counted = s.access_control?.statistics_count ?? "every event";
+  if (acl) return `live views follow your MISP permissions; statistics count ${counted}`;
+  if (s.access_control?.statistics_threshold === true) return `statistics count ${counted}`;
+  return "";
+}
 const ACL_SCOPE_LONG =
   "The live log and map show what MISP shows you (your organisation's events, others' by distribution and sharing group). " +
-  "The geolocation, contributor and trending statistics count every event MISP published.";
+  "The geolocation, contributor and trending statistics are the same for every user: they count what this note says.";
 
 /** Builds the header into `document.body` and starts the status polling. */
 export function mountShell(current: string): Shell {
@@ -148,11 +156,11 @@ export function mountShell(current: string): Shell {
         fill(who, ...(s.auth.enabled ? [user, " ", el("a", { href: "/logout" }, "Log out")] : []));
         lastWho = user;
       }
-      const acl = s.auth.enabled && s.access_control?.enabled === true;
-      if (acl !== !scope.hidden) {
-        scope.hidden = !acl;
-        scope.textContent = acl ? ACL_SCOPE : "";
-        scope.title = acl ? ACL_SCOPE_LONG : "";
+      const said = scopeText(s);
+      if (said !== scope.textContent) {
+        scope.hidden = said === "";
+        scope.textContent = said;
+        scope.title = said === "" ? "" : ACL_SCOPE_LONG;
       }
       for (const l of listeners) l(s);
     } catch (e) {
