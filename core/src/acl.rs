@@ -380,6 +380,16 @@ impl PointFactsQueue {
         self.len += 1;
     }
 
+    /// Adds the records of the dispatcher's list (`keys::ACL_MAP`, newest first), in the order
+    /// they were recorded; records that do not parse are skipped.
+    pub fn extend_from_list(&mut self, newest_first: &[String]) {
+        for f in newest_first.iter().rev() {
+            if let Ok(p) = serde_json::from_str::<PointFacts>(f) {
+                self.push(p);
+            }
+        }
+    }
+
     /// The facts recorded for the point whose payload is `payload`, oldest first.
     pub fn take(&mut self, payload: &str) -> Option<Facts> {
         let id = map_point_id(payload);

@@ -498,11 +498,7 @@ pub async fn maps_json(
         .query_async(&mut c)
         .await?;
     let mut q = crate::acl::PointFactsQueue::default();
-    for f in facts.iter().rev() {
-        if let Ok(p) = serde_json::from_str::<crate::acl::PointFacts>(f) {
-            q.push(p);
-        }
-    }
+    q.extend_from_list(&facts);
     // Oldest first, as the facts were recorded, then back to newest first.
     let mut shown: Vec<Value> = items
         .iter()

@@ -1073,12 +1073,7 @@ async fn seed_from_caches(st: &AppState) -> Result<(SeedOverlap, SeedOverlap), W
             .arg(-1)
             .query_async(&mut c)
             .await?;
-        let mut q = super::lock(&st.hub.map.point_facts);
-        for f in facts.iter().rev() {
-            if let Ok(p) = serde_json::from_str::<crate::acl::PointFacts>(f) {
-                q.push(p);
-            }
-        }
+        super::lock(&st.hub.map.point_facts).extend_from_list(&facts);
     }
     let points: Vec<(String, Option<String>)> = map.into_iter().rev().map(|p| (p, None)).collect();
     let live_added = st.hub.live.seed(rows, StreamEvent::is_row);
