@@ -105,19 +105,7 @@ fn each_user_sees_on_the_live_log_and_map_what_misp_would_show_them() {
     let server = start_server(redis.port, &setup, "acl-live");
     assert!(server.process.log_text().contains("access control on"));
     let cfg = server.dir.join("config.cfg");
-    let dispatcher = Mispdash::start_logging(
-        &cfg,
-        &[
-            "run",
-            "--no-subscribers",
-            "--no-server",
-            "--no-managed-redis",
-            "--no-demo",
-        ],
-        &server.dir.join("dispatcher.log"),
-        true,
-        "info",
-    );
+    let dispatcher = start_dispatcher(&cfg, &server.dir.join("dispatcher.log"));
     let base = server.base("http");
     let c = client();
     let alice = login(&c, &base, "alice@example.org", "correct horse");
@@ -153,14 +141,7 @@ fn each_user_sees_on_the_live_log_and_map_what_misp_would_show_them() {
         .map(|(route, who)| collect(&base, route, who, Duration::from_secs(12)))
         .collect();
     std::thread::sleep(Duration::from_secs(2));
-    let mut list = redis.conn(3).expect("redis");
-    for f in frames() {
-        redis::cmd("LPUSH")
-            .arg("bufferList")
-            .arg(f)
-            .query::<()>(&mut list)
-            .expect("lpush");
-    }
+    push(&redis, &frames());
     let mut data = redis.conn(2).expect("redis");
     assert!(
         wait_until(Duration::from_secs(20), || {
@@ -221,27 +202,11 @@ fn each_user_sees_on_the_live_log_and_map_what_misp_would_show_them() {
     // dispatcher for a new object of it, by the server for the rows in the caches.
     let mut server = server;
     server.restart(&setup, 2);
-    let dispatcher = Mispdash::start_logging(
-        &cfg,
-        &[
-            "run",
-            "--no-subscribers",
-            "--no-server",
-            "--no-managed-redis",
-            "--no-demo",
-        ],
-        &server.dir.join("dispatcher-2.log"),
-        true,
-        "info",
-    );
+    let dispatcher = start_dispatcher(&cfg, &server.dir.join("dispatcher-2.log"));
     assert!(wait_until(Duration::from_secs(20), || dispatcher
         .log_text()
         .contains("event(s) described by earlier messages")));
-    redis::cmd("LPUSH")
-        .arg("bufferList")
-        .arg(object_frame(110, 11, AFTER_RESTART_VALUE))
-        .query::<()>(&mut list)
-        .expect("lpush");
+    push(&redis, &[object_frame(110, 11, AFTER_RESTART_VALUE)]);
     assert!(wait_until(Duration::from_secs(20), || {
         redis::cmd("LLEN")
             .arg("TEMP_CACHE_LIVE:Map")

@@ -419,27 +419,11 @@ fn the_live_page_shows_each_user_what_misp_would_show_them() {
         ..Default::default()
     };
     let server = start_server(redis.port, &setup, "ui-acl");
-    let dispatcher = Mispdash::start_logging(
+    let dispatcher = acl_messages::start_dispatcher(
         &server.dir.join("config.cfg"),
-        &[
-            "run",
-            "--no-subscribers",
-            "--no-server",
-            "--no-managed-redis",
-            "--no-demo",
-        ],
         &server.dir.join("dispatcher.log"),
-        true,
-        "info",
     );
-    let mut list = redis.conn(3).expect("redis");
-    for f in acl_messages::frames() {
-        redis::cmd("LPUSH")
-            .arg("bufferList")
-            .arg(f)
-            .query::<()>(&mut list)
-            .expect("lpush");
-    }
+    acl_messages::push(&redis, &acl_messages::frames());
     let mut data = redis.conn(2).expect("redis");
     assert!(
         wait_until(std::time::Duration::from_secs(20), || {

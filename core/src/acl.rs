@@ -421,15 +421,20 @@ impl Viewer {
     }
 }
 
+/// The entries of MISP's `/sharing_groups.json` answer (`{"response": [...]}` or a bare list).
+fn sharing_group_entries(answer: &Value) -> impl Iterator<Item = &Value> {
+    answer
+        .get("response")
+        .or(Some(answer))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+}
+
 /// The ids of the sharing groups in MISP's `/sharing_groups.json` answer (`{"response": [...]}`
 /// or a bare list), as MISP lists them for the user who asked: its `authorizedIds`.
 pub fn listed_sharing_groups(answer: &Value) -> BTreeSet<u64> {
-    let list = answer
-        .get("response")
-        .or(Some(answer))
-        .and_then(Value::as_array);
-    list.into_iter()
-        .flatten()
+    sharing_group_entries(answer)
         .filter_map(|sg| number(sg.pointer("/SharingGroup/id")))
         .collect()
 }
@@ -438,12 +443,7 @@ pub fn listed_sharing_groups(answer: &Value) -> BTreeSet<u64> {
 /// organisation `org_id` is authorised for, as MISP's `authorizedIds` decides: a member
 /// organisation, or the local server's "all organisations" entry.
 pub fn sharing_groups_of_org(answer: &Value, org_id: u64) -> BTreeSet<u64> {
-    let list = answer
-        .get("response")
-        .or(Some(answer))
-        .and_then(Value::as_array);
-    list.into_iter()
-        .flatten()
+    sharing_group_entries(answer)
         .filter(|sg| {
             let member = sg
                 .get("SharingGroupOrg")

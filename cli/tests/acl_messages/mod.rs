@@ -5,8 +5,40 @@
 //! organisation 1 (sharing groups 7 and 8), carol in organisation 3 (none).
 #![allow(dead_code)]
 
+use crate::common::{Mispdash, Redis};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
+use std::path::Path;
+
+/// The dispatcher alone (`mispdash run` without subscribers, server, managed Redis or demo
+/// feed) on configuration `cfg`, logging to `log`.
+pub fn start_dispatcher(cfg: &Path, log: &Path) -> Mispdash {
+    Mispdash::start_logging(
+        cfg,
+        &[
+            "run",
+            "--no-subscribers",
+            "--no-server",
+            "--no-managed-redis",
+            "--no-demo",
+        ],
+        log,
+        true,
+        "info",
+    )
+}
+
+/// Pushes buffer entries as a subscriber does (onto `bufferList`, db 3).
+pub fn push(redis: &Redis, entries: &[String]) {
+    let mut list = redis.conn(3).expect("redis");
+    for e in entries {
+        redis::cmd("LPUSH")
+            .arg("bufferList")
+            .arg(e)
+            .query::<()>(&mut list)
+            .expect("lpush");
+    }
+}
 
 /// One live row's distinctive value, and the facts MISP's message carries.
 pub struct Row {

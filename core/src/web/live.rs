@@ -491,14 +491,8 @@ pub async fn maps_json(
                 .collect(),
         ));
     };
-    let facts: Vec<String> = redis::cmd("LRANGE")
-        .arg(keys::ACL_MAP)
-        .arg(0)
-        .arg(-1)
-        .query_async(&mut c)
-        .await?;
     let mut q = crate::acl::PointFactsQueue::default();
-    q.extend_from_list(&facts);
+    q.extend_from_list(&super::stream::recorded_point_facts(&mut c).await?);
     // Oldest first, as the facts were recorded, then back to newest first.
     let mut shown: Vec<Value> = items
         .iter()

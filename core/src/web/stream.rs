@@ -1067,12 +1067,7 @@ async fn seed_from_caches(st: &AppState) -> Result<(SeedOverlap, SeedOverlap), W
         .filter_map(|entry| live::live_payload(&st.cfg.log_format, entry))
         .collect();
     if st.acl.is_some() {
-        let facts: Vec<String> = redis::cmd("LRANGE")
-            .arg(keys::ACL_MAP)
-            .arg(0)
-            .arg(-1)
-            .query_async(&mut c)
-            .await?;
+        let facts = recorded_point_facts(&mut c).await?;
         super::lock(&st.hub.map.point_facts).extend_from_list(&facts);
     }
     let points: Vec<(String, Option<String>)> = map.into_iter().rev().map(|p| (p, None)).collect();
@@ -1089,6 +1084,18 @@ async fn seed_from_caches(st: &AppState) -> Result<(SeedOverlap, SeedOverlap), W
         SeedOverlap::new(live_added, OVERLAP_KEEP),
         SeedOverlap::new(map_added, OVERLAP_KEEP),
     ))
+}
+
+/// The map points' facts the dispatcher recorded (`keys::ACL_MAP`), newest first.
+pub async fn recorded_point_facts(
+    c: &mut redis::aio::ConnectionManager,
+) -> Result<Vec<String>, WebError> {
+    Ok(redis::cmd("LRANGE")
+        .arg(keys::ACL_MAP)
+        .arg(0)
+        .arg(-1)
+        .query_async(c)
+        .await?)
 }
 
 /// How many of the newest seeded entries pub/sub may repeat: those published in the moment
