@@ -37,13 +37,15 @@ class Client:
         self.latencies = []
         self.connected = False
         self.closed = False
+        self.seen = set()
 
 
-async def run_client(c, host, port, path, source=None):
+async def run_client(c, host, port, path, source=None, cookie=None, mark=None):
     local = (source, 0) if source else None
     reader, writer = await asyncio.open_connection(host, port, local_addr=local)
+    extra = "Cookie: %s\r\n" % cookie if cookie else ""
     writer.write(
-        ("GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n\r\n" % (path, host)).encode()
+        ("GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n%s\r\n" % (path, host, extra)).encode()
     )
     await writer.drain()
     head = await reader.readuntil(b"\r\n\r\n")
@@ -58,6 +60,26 @@ async def run_client(c, host, port, path, source=None):
                 break
             now = time.time_ns()
             buf = tail + chunk
+            if mark:
+                # Rows whose value is MARK<sequence>-<send ns> (bench/acl_feed.py): counted and
+                # timed once each, wherever the chunk boundaries fall.
+                i = 0
+                while True:
+                    j = buf.find(mark, i)
+                    if j < 0:
+                        break
+                    end = buf.find(b'"', j)
+                    if end < 0:
+                        break
+                    seq, _, sent = buf[j + len(mark):end].partition(b"-")
+                    sent = sent[:len(sent) - len(sent.lstrip(b"0123456789"))]
+                    if seq not in c.seen and sent:
+                        c.seen.add(seq)
+                        c.events += 1
+                        c.latencies.append((now - int(sent)) / 1e6)
+                    i = end
+                tail = buf[-256:]
+                continue
             c.events += buf.count(b"\ndata: ") - tail.count(b"\ndata: ")
             # Probes whose marker ends in the new bytes (one in the carried tail was counted).
             i = max(0, len(tail) - len(MARK) + 1)
@@ -105,11 +127,16 @@ def pct(xs, p):
 async def worker(a):
     """Connects --share clients, then reads until the stop file exists; prints its counts."""
     clients = [Client() for _ in range(a.share)]
+    cookies = json.load(open(a.cookies)) if a.cookies else []
+    mark = a.mark.encode() if a.mark else None
     tasks = []
     for i, c in enumerate(clients):
         # --sources K: from 127.0.0.1 to 127.0.0.K in turn, as K machines (per-client caps).
         source = "127.0.0.%d" % (1 + i % a.sources) if a.sources > 1 else None
-        tasks.append(asyncio.ensure_future(run_client(c, "127.0.0.1", a.port, "/_logs", source)))
+        # --cookies: client number (first + i) signs in as session (first + i) % len.
+        cookie = cookies[(a.first + i) % len(cookies)] if cookies else None
+        tasks.append(asyncio.ensure_future(
+            run_client(c, "127.0.0.1", a.port, "/_logs", source, cookie, mark)))
         if i % 100 == 99:
             await asyncio.sleep(0.05)
     t0 = time.time()
@@ -124,6 +151,7 @@ async def worker(a):
         "connected": sum(c.connected for c in clients),
         "closed": sum(c.closed for c in clients),
         "events": [c.events for c in clients],
+        "sessions": [(a.first + i) % len(cookies) if cookies else 0 for i in range(a.share)],
         "latencies": [x for c in clients for x in c.latencies],
     }, sys.stdout)
 
@@ -140,7 +168,11 @@ async def main():
     ap.add_argument("--channel", default="1")
     ap.add_argument("--ready-file", help="touched once every client is connected")
     ap.add_argument("--sources", type=int, default=1, help="client addresses, 127.0.0.1 to 127.0.0.K")
+    ap.add_argument("--cookies", help="JSON list of session cookies, used in turn by the clients")
+    ap.add_argument("--mark", help="time rows whose value holds MARK<seq>-<ns> instead of probes")
+    ap.add_argument("--events-file", help="write each session's per-client row counts (JSON) here")
     ap.add_argument("--share", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--first", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--worker-ready", help=argparse.SUPPRESS)
     ap.add_argument("--stop-file", help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -150,6 +182,7 @@ async def main():
     tmp = tempfile.mkdtemp()
     stop_file = os.path.join(tmp, "stop")
     procs, readies = [], []
+    first = 0
     for i in range(a.procs):
         share = a.n // a.procs + (1 if i < a.n % a.procs else 0)
         ready = os.path.join(tmp, "ready%d" % i)
@@ -157,22 +190,30 @@ async def main():
         procs.append(subprocess.Popen(
             [sys.executable, __file__, "--port", str(a.port), "--redis-port", str(a.redis_port),
              "--share", str(share), "--worker-ready", ready, "--stop-file", stop_file,
-             "--sources", str(a.sources)],
+             "--sources", str(a.sources), "--first", str(first)]
+            + (["--cookies", a.cookies] if a.cookies else []) + (["--mark", a.mark] if a.mark else []),
             stdout=subprocess.PIPE))
+        first += share
     while not all(os.path.exists(r) for r in readies):
         await asyncio.sleep(0.05)
     if a.ready_file:
         open(a.ready_file, "w").close()
     stop = asyncio.Event()
-    probe = asyncio.ensure_future(prober(a.redis_port, a.channel, a.probe_ms, stop))
+    probe = None if a.mark else asyncio.ensure_future(prober(a.redis_port, a.channel, a.probe_ms, stop))
     await asyncio.sleep(a.duration)
     stop.set()
-    probes = await probe
+    probes = await probe if probe else 0
     await asyncio.sleep(a.drain)
     open(stop_file, "w").close()
     results = [json.loads(p.communicate()[0]) for p in procs]
     lat = [x for r in results for x in r["latencies"]]
     ev = [e for r in results for e in r["events"]]
+    if a.events_file:
+        per_session = {}
+        for r in results:
+            for s, e in zip(r["sessions"], r["events"]):
+                per_session.setdefault(s, []).append(e)
+        json.dump(per_session, open(a.events_file, "w"))
     print(json.dumps({
         "clients": a.n,
         "client_processes": a.procs,
@@ -183,6 +224,7 @@ async def main():
         "probes_sent": probes,
         "probe_deliveries": len(lat),
         "probe_deliveries_expected": probes * a.n,
+        "deliveries": len(lat),
         "latency_ms_p50": pct(lat, 50),
         "latency_ms_p99": pct(lat, 99),
         "latency_ms_max": pct(lat, 100),

@@ -19,41 +19,6 @@ use std::io::Read;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-fn login(c: &reqwest::blocking::Client, base: &str, user: &str, password: &str) -> String {
-    let r = c.get(format!("{base}/login")).send().expect("login page");
-    let csrf = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("csrf="))
-        .map(|v| v.split(';').next().unwrap_or("").to_string())
-        .expect("csrf cookie");
-    let body = r.text().expect("body");
-    let at = body.find("name=\"csrf_token\" value=\"").expect("token") + 25;
-    let token = &body[at..at + body[at..].find('"').expect("end")];
-    let form = format!(
-        "csrf_token={token}&username={}&password={}",
-        user.replace('@', "%40"),
-        password.replace(' ', "+")
-    );
-    let r = c
-        .post(format!("{base}/login"))
-        .header("Cookie", &csrf)
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .body(form)
-        .send()
-        .expect("post login");
-    assert_eq!(r.status(), 303, "login of {user:?}");
-    r.headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("session="))
-        .map(|v| v.split(';').next().unwrap_or("").to_string())
-        .expect("session cookie")
-}
-
 /// Reads a stream's bytes in the background for `for_`.
 fn collect(
     base: &str,
@@ -108,8 +73,8 @@ fn each_user_sees_on_the_live_log_and_map_what_misp_would_show_them() {
     let dispatcher = start_dispatcher(&cfg, &server.dir.join("dispatcher.log"));
     let base = server.base("http");
     let c = client();
-    let alice = login(&c, &base, "alice@example.org", "correct horse");
-    let carol = login(&c, &base, "", API_KEY);
+    let alice = login_session(&c, &base, "alice@example.org", "correct horse");
+    let carol = login_session(&c, &base, "", API_KEY);
     let status: Value = serde_json::from_str(
         &c.get(format!("{base}/status"))
             .header("Cookie", &alice)

@@ -301,6 +301,14 @@ impl Facts {
         Facts::of_lookup(|k| c.get(k), |k| attribute.get(k))
     }
 
+    /// [`Facts::of_content`] of a content's JSON text, decoding only the fields the rules read:
+    /// a live message carries its whole event (every attribute of it), and the hub reads the
+    /// facts of every row it publishes. `None` unless the text is a JSON object.
+    pub fn of_text(text: &str) -> Option<Facts> {
+        let top = pick(text, TOP_FIELDS)?;
+        Some(Facts::of_content(&Value::Object(top)))
+    }
+
     /// [`Facts::of_content`] through lookups of the content's top-level fields (`top`) and of
     /// its attribute's (`attr`): how the dispatcher reads them without building the content.
     pub fn of_lookup<'v>(
@@ -341,6 +349,55 @@ impl Facts {
             },
         }
     }
+}
+
+/// The fields [`Facts::of_lookup`] reads at the top of a content, and inside its `Event`,
+/// `Attribute` and `Object` (the same names serve: each reads a few of them).
+const TOP_FIELDS: &[&str] = &[
+    "attribute_id",
+    "date_sighting",
+    "event_id",
+    "object_id",
+    "org_id",
+    "distribution",
+    "sharing_group_id",
+    "meta-category",
+];
+const NESTED_FIELDS: &[&str] = &[
+    "id",
+    "org_id",
+    "event_id",
+    "object_id",
+    "distribution",
+    "sharing_group_id",
+    "published",
+];
+
+/// The object in `text` with only `fields` decoded, and `Event`, `Attribute` and `Object`
+/// with only [`NESTED_FIELDS`] (an `Attribute` that is not an object, as around an object's
+/// attributes, is kept as an empty list: the rules only ask whether it is there).
+fn pick(text: &str, fields: &[&str]) -> Option<serde_json::Map<String, Value>> {
+    type Raw<'a> = std::collections::HashMap<String, &'a serde_json::value::RawValue>;
+    let raw: Raw<'_> = serde_json::from_str(text).ok()?;
+    let mut out = serde_json::Map::new();
+    for (k, v) in raw {
+        let value = if matches!(k.as_str(), "Event" | "Attribute" | "Object") {
+            match pick(v.get(), NESTED_FIELDS) {
+                Some(m) => Value::Object(m),
+                None if k == "Attribute" => Value::Array(Vec::new()),
+                None => continue,
+            }
+        } else if fields.contains(&k.as_str()) {
+            match serde_json::from_str(v.get()) {
+                Ok(v) => v,
+                Err(_) => continue,
+            }
+        } else {
+            continue;
+        };
+        out.insert(k, value);
+    }
+    Some(out)
 }
 
 /// What names a live map point (its payload as published): the facts the dispatcher records
@@ -699,6 +756,37 @@ mod tests {
         assert_eq!(f.event.org_id, Some(1));
         assert_eq!(f.event.distribution, None);
         assert_eq!(f.attribute, None);
+    }
+
+    #[test]
+    fn facts_of_text_are_those_of_the_whole_content() {
+        let shapes = [
+            json!({"Attribute": {"id": "5", "event_id": "10", "object_id": "3", "value": "x",
+                "distribution": "4", "sharing_group_id": "7", "Tag": [{"name": "tlp:red"}]},
+                "Event": {"id": "10", "org_id": 1, "orgc_id": 2, "distribution": 3,
+                "sharing_group_id": "0", "published": false, "Attribute": [{"id": "9"}]},
+                "Object": {"id": "3", "distribution": "5", "sharing_group_id": "0"}}),
+            json!({"id": "3", "name": "file", "meta-category": "file", "distribution": "0",
+                "sharing_group_id": "0", "Attribute": {"object_id": "3", "distribution": "5"},
+                "Event": {"id": "10", "org_id": "1", "distribution": "3", "published": true}}),
+            json!({"id": "3", "event_id": "10", "meta-category": "file", "distribution": "1",
+                "Attribute": [{"object_id": "3", "event_id": "10", "distribution": "5"}]}),
+            json!({"id": "1", "attribute_id": "5", "event_id": "10", "org_id": "2",
+                "date_sighting": "1795176000", "type": "0",
+                "Event": {"id": "10", "org_id": "1", "orgc_id": "1"},
+                "Attribute": {"id": "5", "value": "x", "category": "Network activity"}}),
+            json!({"Event": "not an object", "Attribute": 5}),
+            json!({}),
+        ];
+        for c in shapes {
+            assert_eq!(
+                Facts::of_text(&c.to_string()),
+                Some(Facts::of_content(&c)),
+                "{c}"
+            );
+        }
+        assert_eq!(Facts::of_text("[1, 2]"), None);
+        assert_eq!(Facts::of_text("not json"), None);
     }
 
     #[test]

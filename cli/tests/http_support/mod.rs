@@ -214,3 +214,74 @@ pub fn client() -> reqwest::blocking::Client {
         .build()
         .expect("client")
 }
+
+/// The `Set-Cookie` headers of an answer.
+pub fn set_cookies(r: &reqwest::blocking::Response) -> Vec<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(str::to_string))
+        .collect()
+}
+
+pub fn cookie_pair(set: &[String], name: &str) -> Option<String> {
+    set.iter()
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .map(|c| c.split(';').next().unwrap_or("").to_string())
+}
+
+/// GET /login: the CSRF cookie and the token of the form.
+pub fn login_page(c: &reqwest::blocking::Client, base: &str) -> (String, String, Vec<String>) {
+    let r = c.get(format!("{base}/login")).send().expect("login page");
+    assert_eq!(r.status(), 200);
+    let set = set_cookies(&r);
+    let csrf = cookie_pair(&set, "csrf").expect("csrf cookie");
+    let body = r.text().expect("body");
+    let at = body
+        .find("name=\"csrf_token\" value=\"")
+        .expect("token field")
+        + 25;
+    let token = body[at..at + body[at..].find('"').expect("end")].to_string();
+    (csrf, token, set)
+}
+
+pub fn post_login(
+    c: &reqwest::blocking::Client,
+    base: &str,
+    cookie: &str,
+    fields: &[(&str, &str)],
+) -> reqwest::blocking::Response {
+    let body: Vec<String> = fields
+        .iter()
+        .map(|(k, v)| format!("{k}={}", v.replace(' ', "+")))
+        .collect();
+    c.post(format!("{base}/login"))
+        .header("Cookie", cookie)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(body.join("&"))
+        .send()
+        .expect("post login")
+}
+
+/// Signs in through the login form (`user` empty: `password` is an API key) and returns the
+/// session cookie (`session=...`).
+pub fn login_session(
+    c: &reqwest::blocking::Client,
+    base: &str,
+    user: &str,
+    password: &str,
+) -> String {
+    let (csrf, token, _) = login_page(c, base);
+    let r = post_login(
+        c,
+        base,
+        &csrf,
+        &[
+            ("csrf_token", token.as_str()),
+            ("username", user),
+            ("password", password),
+        ],
+    );
+    assert_eq!(r.status(), 303, "login of {user:?}");
+    cookie_pair(&set_cookies(&r), "session").expect("session cookie")
+}

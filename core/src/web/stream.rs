@@ -93,9 +93,7 @@ impl StreamEvent {
 
 /// What a live-log row's content says to the rules (`None`: not JSON).
 pub fn facts_of(log_json: &str) -> Option<crate::acl::Facts> {
-    serde_json::from_str::<Value>(log_json)
-        .ok()
-        .map(|v| crate::acl::Facts::of_content(&v))
+    crate::acl::Facts::of_text(log_json)
 }
 
 /// What earlier messages said of events, for rows whose content does not say it (an object's
@@ -155,7 +153,16 @@ impl KnownEvents {
 
     /// Who may see a live-log row: MISP's rules on what its content says, completed.
     pub fn audience(&self, log_json: &str, policy: &crate::acl::Policy) -> crate::acl::Audience {
-        match facts_of(log_json) {
+        self.audience_of(facts_of(log_json), policy)
+    }
+
+    /// [`KnownEvents::audience`] of facts already read (`None`: the row was not JSON).
+    pub fn audience_of(
+        &self,
+        facts: Option<crate::acl::Facts>,
+        policy: &crate::acl::Policy,
+    ) -> crate::acl::Audience {
+        match facts {
             Some(mut f) => {
                 self.complete(&mut f);
                 crate::acl::Audience::decide(&f, policy)
@@ -222,10 +229,21 @@ impl Topic {
     /// Records and broadcasts an event. The history lock is held while sending so that a
     /// client subscribing concurrently sees each event exactly once (in its replay or live).
     pub fn publish(&self, data: String, log_json: Option<String>) {
+        self.publish_decided(data, log_json, None);
+    }
+
+    /// [`Topic::publish`] of a row whose audience the caller already decided (`None`: decide
+    /// it here), so that a row's content is read for the rules once.
+    pub fn publish_decided(
+        &self,
+        data: String,
+        log_json: Option<String>,
+        audience: Option<crate::acl::Audience>,
+    ) {
         let Ok(mut h) = self.history.lock() else {
             return;
         };
-        self.publish_locked(&mut h, data, log_json, false);
+        self.publish_locked(&mut h, data, log_json, false, audience);
     }
 
     fn publish_locked(
@@ -234,11 +252,13 @@ impl Topic {
         data: String,
         log_json: Option<String>,
         seeded: bool,
+        decided: Option<crate::acl::Audience>,
     ) {
         let id = h.next_id;
         // A live-log row's audience comes from its content; a map point's from the facts the
         // dispatcher recorded for it (none: site admins only); keep-alives are everyone's.
         let audience = self.acl.get().and_then(|p| match log_json.as_deref() {
+            Some(_) if decided.is_some() => decided,
             Some(log) => Some(self.known_events.audience(log, p)),
             None if self.name == "map" => Some(
                 super::lock(&self.point_facts)
@@ -358,7 +378,7 @@ impl Topic {
         let mut added = vec![];
         for (data, log_json) in cache.into_iter().skip(from) {
             added.push(data.clone());
-            self.publish_locked(&mut h, data, log_json, true);
+            self.publish_locked(&mut h, data, log_json, true, None);
         }
         added
     }
@@ -394,8 +414,12 @@ pub struct SeedOverlap {
     tail: Vec<String>,
     /// Positions in `tail` the messages held so far match up to.
     candidates: Vec<usize>,
-    held: Vec<(String, Option<String>)>,
+    held: Vec<Pending>,
 }
+
+/// A message waiting to be published: its payload, its live-log content, and its audience
+/// when already decided.
+pub type Pending = (String, Option<String>, Option<crate::acl::Audience>);
 
 impl SeedOverlap {
     pub fn new(mut seeded: Vec<String>, keep: usize) -> SeedOverlap {
@@ -414,31 +438,27 @@ impl SeedOverlap {
 
     /// Takes a message; returns those to publish (none while it may still be a repeat).
     /// Messages a cache never holds (`cached` false: MISP's keep-alives) pass.
-    pub fn take(
-        &mut self,
-        data: String,
-        log_json: Option<String>,
-        cached: bool,
-    ) -> Vec<(String, Option<String>)> {
+    pub fn take(&mut self, msg: Pending, cached: bool) -> Vec<Pending> {
         if self.tail.is_empty() || !cached {
-            return vec![(data, log_json)];
+            return vec![msg];
         }
+        let data = &msg.0;
         let next: Vec<usize> = if self.held.is_empty() {
             (0..self.tail.len())
-                .filter(|&i| self.tail[i] == data)
+                .filter(|&i| &self.tail[i] == data)
                 .collect()
         } else {
             self.candidates
                 .iter()
                 .map(|i| i + 1)
-                .filter(|&i| i < self.tail.len() && self.tail[i] == data)
+                .filter(|&i| i < self.tail.len() && &self.tail[i] == data)
                 .collect()
         };
         if next.is_empty() {
             // Not a repeat: what was held was not one either.
             self.tail.clear();
             let mut out = std::mem::take(&mut self.held);
-            out.push((data, log_json));
+            out.push(msg);
             return out;
         }
         if next.contains(&(self.tail.len() - 1)) {
@@ -448,12 +468,12 @@ impl SeedOverlap {
             return vec![];
         }
         self.candidates = next;
-        self.held.push((data, log_json));
+        self.held.push(msg);
         vec![]
     }
 
     /// Gives up waiting (the held messages were not a repeat after all).
-    pub fn flush(&mut self) -> Vec<(String, Option<String>)> {
+    pub fn flush(&mut self) -> Vec<Pending> {
         self.tail.clear();
         std::mem::take(&mut self.held)
     }
@@ -975,11 +995,11 @@ async fn subscribe_once(
             m = msgs.next() => m,
             _ = shutdown.wait_for(|s| *s) => return Ok(()),
             _ = tokio::time::sleep_until(overlap_deadline), if waiting => {
-                for (data, log) in live_overlap.flush() {
-                    st.hub.live.publish(data, log);
+                for (data, log, audience) in live_overlap.flush() {
+                    st.hub.live.publish_decided(data, log, audience);
                 }
-                for (data, log) in map_overlap.flush() {
-                    st.hub.map.publish(data, log);
+                for (data, log, audience) in map_overlap.flush() {
+                    st.hub.map.publish_decided(data, log, audience);
                 }
                 continue;
             }
@@ -1009,21 +1029,26 @@ async fn subscribe_once(
                 if msg.get_channel_name() == cfg.channel_live {
                     match live::live_payload(&cfg.log_format, &payload) {
                         Some((data, log)) => {
-                            // A row whose event neither it nor this process describes: what
-                            // the dispatcher recorded of it, read before the row is published.
-                            if st.acl.is_some() {
-                                let known = &st.hub.live.known_events;
-                                if let Some(id) = log
-                                    .as_deref()
-                                    .and_then(facts_of)
-                                    .and_then(|f| known.missing(&f))
-                                {
-                                    known.fetch(st, &[id]).await;
+                            // The row's audience, decided once from its content; a row whose
+                            // event neither it nor this process describes first gets what the
+                            // dispatcher recorded of that event.
+                            let audience = match (&st.acl, log.as_deref()) {
+                                (Some(policy), Some(text)) => {
+                                    let known = &st.hub.live.known_events;
+                                    let facts = facts_of(text);
+                                    if let Some(id) = facts.as_ref().and_then(|f| known.missing(f))
+                                    {
+                                        known.fetch(st, &[id]).await;
+                                    }
+                                    Some(known.audience_of(facts, policy))
                                 }
-                            }
+                                _ => None,
+                            };
                             let row = log.is_some();
-                            for (data, log) in live_overlap.take(data, log, row) {
-                                st.hub.live.publish(data, log);
+                            for (data, log, audience) in
+                                live_overlap.take((data, log, audience), row)
+                            {
+                                st.hub.live.publish_decided(data, log, audience);
                             }
                         }
                         None => tracing::debug!("live stream: malformed message skipped"),
@@ -1031,8 +1056,8 @@ async fn subscribe_once(
                 }
             }
             Some(p) if p == cfg.channel_map => {
-                for (data, log) in map_overlap.take(payload, None, true) {
-                    st.hub.map.publish(data, log);
+                for (data, log, audience) in map_overlap.take((payload, None, None), true) {
+                    st.hub.map.publish_decided(data, log, audience);
                 }
             }
             Some(p) if p == cfg.channel_contrib => {
@@ -1148,6 +1173,14 @@ mod tests {
         items.iter().map(|s| (s.to_string(), None)).collect()
     }
 
+    fn msg(s: &str) -> Pending {
+        (s.to_string(), None, None)
+    }
+
+    fn pending(items: &[&str]) -> Vec<Pending> {
+        items.iter().map(|s| msg(s)).collect()
+    }
+
     #[test]
     fn the_cache_beyond_the_history() {
         let cache = owned(&["a", "b", "c", "d"]);
@@ -1170,28 +1203,28 @@ mod tests {
         let seeded = vec!["a".to_string(), "b".into(), "c".into()];
         // The last two cached entries come again, then a new message.
         let mut o = SeedOverlap::new(seeded.clone(), 64);
-        assert!(o.take("b".into(), None, true).is_empty());
-        assert!(o.take("c".into(), None, true).is_empty());
+        assert!(o.take(msg("b"), true).is_empty());
+        assert!(o.take(msg("c"), true).is_empty());
         assert!(o.is_done());
-        assert_eq!(o.take("d".into(), None, true), owned(&["d"]));
+        assert_eq!(o.take(msg("d"), true), pending(&["d"]));
         // A message that is not the tail: everything passes.
         let mut o = SeedOverlap::new(seeded.clone(), 64);
-        assert_eq!(o.take("x".into(), None, true), owned(&["x"]));
-        assert_eq!(o.take("c".into(), None, true), owned(&["c"]));
+        assert_eq!(o.take(msg("x"), true), pending(&["x"]));
+        assert_eq!(o.take(msg("c"), true), pending(&["c"]));
         // A run that looked like the tail but stops before its end was not a repeat.
         let mut o = SeedOverlap::new(seeded.clone(), 64);
-        assert!(o.take("a".into(), None, true).is_empty());
-        assert_eq!(o.take("x".into(), None, true), owned(&["a", "x"]));
+        assert!(o.take(msg("a"), true).is_empty());
+        assert_eq!(o.take(msg("x"), true), pending(&["a", "x"]));
         // Keep-alives (never cached) pass through while the run goes on.
         let mut o = SeedOverlap::new(seeded.clone(), 64);
-        assert!(o.take("b".into(), None, true).is_empty());
-        assert_eq!(o.take("k".into(), None, false), owned(&["k"]));
-        assert!(o.take("c".into(), None, true).is_empty());
+        assert!(o.take(msg("b"), true).is_empty());
+        assert_eq!(o.take(msg("k"), false), pending(&["k"]));
+        assert!(o.take(msg("c"), true).is_empty());
         assert!(o.is_done());
         // Given up after a while: what was held is published.
         let mut o = SeedOverlap::new(seeded, 64);
-        assert!(o.take("a".into(), None, true).is_empty());
-        assert_eq!(o.flush(), owned(&["a"]));
+        assert!(o.take(msg("a"), true).is_empty());
+        assert_eq!(o.flush(), pending(&["a"]));
         assert!(o.is_done());
     }
 
