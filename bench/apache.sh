@@ -18,12 +18,9 @@ echo "apache bench: building the release wheel and binary (several minutes the f
 MISPDASH_WHEEL_PROFILE=release bash scripts/package.sh wheel >/dev/null
 cargo build --release --quiet -p mispdash
 WORK="$(mktemp -d)"
-chmod 755 "$WORK"
-/usr/bin/python3 -m venv "$WORK/venv"
-"$WORK/venv/bin/pip" install --quiet --disable-pip-version-check target/wheels/mispdash-*.whl "pytest>=8,<10"
-chmod -R a+rX "$WORK/venv"
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
+wheel_venv "$WORK" "$(ls target/wheels/mispdash-*.whl | head -1)"
 RPORT=$(free_port)
 HPORT=$(free_port)
 APORT=$(free_port)
@@ -47,20 +44,8 @@ printf '[Server]\nhost = 127.0.0.1\nport = %s\n[RedisGlobal]\nhost = 127.0.0.1\n
 chmod 644 "$WORK/config.cfg"
 
 # The vhost and the entry file of the repository, paths substituted as the tests do.
-mkdir -p "$WORK/apache/share"
-cp wsgi-shim/misp-dashboard.wsgi "$WORK/apache/share/"
-chmod -R a+rX "$WORK/apache"
 # 150 threads: 112 may hold streams (the 100 clients below), 38 stay for the requests.
-TPORT=$(free_port)
-(cd py-bindings/tests && "$WORK/venv/bin/python" - "$WORK/apache" "$APORT" "$TPORT" "$WORK/venv" <<'PY'
-import sys
-from pathlib import Path
-from test_apache import main_conf, site_conf
-d, port, tls_port, venv = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4])
-main_conf(d, site_conf(d, port, tls_port, venv, d / "share", threads=150))
-PY
-)
-chmod a+r "$WORK/apache/dashboard.key"
+apache_site "$WORK" "$APORT" 150
 MISPDASH_CONFIG="$WORK/config.cfg" apache2 -f "$WORK/apache/httpd.conf" -DFOREGROUND 2>"$WORK/apache.log" &
 APID=$!
 "target/release/mispdash" --config "$WORK/config.cfg" run --no-subscribers --no-dispatcher --no-managed-redis 2>"$WORK/server.log" &

@@ -25,13 +25,10 @@ if [ -z "${MISPDASH_BIN:-}" ]; then
     cargo build --release --quiet -p mispdash
 fi
 WORK="$(mktemp -d)"
-chmod 755 "$WORK"
-echo "apache big events: a venv with $WHEEL"
-/usr/bin/python3 -m venv "$WORK/venv"
-"$WORK/venv/bin/pip" install --quiet --disable-pip-version-check "$WHEEL" "pytest>=8,<10"
-chmod -R a+rX "$WORK/venv"
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
+echo "apache big events: a venv with $WHEEL"
+wheel_venv "$WORK" "$WHEEL"
 RPORT=$(free_port)
 APORT=$(free_port)
 HPORT=$(free_port)
@@ -75,19 +72,7 @@ feed_events() { # pid label
 }
 
 echo "# after $EVENTS events of $N attributes ($(date -u +%F), $(nproc) cores)"
-mkdir -p "$WORK/apache/share"
-cp wsgi-shim/misp-dashboard.wsgi "$WORK/apache/share/"
-chmod -R a+rX "$WORK/apache"
-TPORT=$(free_port)
-(cd py-bindings/tests && "$WORK/venv/bin/python" - "$WORK/apache" "$APORT" "$TPORT" "$WORK/venv" <<'PY'
-import sys
-from pathlib import Path
-from test_apache import main_conf, site_conf
-d, port, tls_port, venv = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4])
-main_conf(d, site_conf(d, port, tls_port, venv, d / "share"))
-PY
-)
-chmod a+r "$WORK/apache/dashboard.key"
+apache_site "$WORK" "$APORT"
 MISPDASH_INGEST=1 MISPDASH_CONFIG="$WORK/config.cfg" apache2 -f "$WORK/apache/httpd.conf" -DFOREGROUND 2>"$WORK/apache.log" &
 APID=$!
 until curl -sf "http://127.0.0.1:$APORT/healthz" >/dev/null; do sleep 0.1; done

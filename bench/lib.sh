@@ -33,3 +33,33 @@ start_seed2_dashboard() {
         sleep 0.2
     done
 }
+
+# wheel_venv DIR WHEEL: a venv of Debian's python3 in DIR/venv with WHEEL (and pytest, whose
+# test_apache module writes the Apache configuration), readable by Apache's user.
+wheel_venv() {
+    chmod 755 "$1"
+    /usr/bin/python3 -m venv "$1/venv"
+    "$1/venv/bin/pip" install --quiet --disable-pip-version-check "$2" "pytest>=8,<10"
+    chmod -R a+rX "$1/venv"
+}
+
+# apache_site DIR PORT THREADS: the repository's vhost and .wsgi entry under DIR/apache,
+# paths substituted as the Apache tests do (py-bindings/tests/test_apache.py), serving plain
+# HTTP on 127.0.0.1:PORT with THREADS threads in the WSGI daemon (empty: the vhost's own).
+apache_site() {
+    mkdir -p "$1/apache/share"
+    cp wsgi-shim/misp-dashboard.wsgi "$1/apache/share/"
+    chmod -R a+rX "$1/apache"
+    local tport
+    tport=$(free_port)
+    (cd py-bindings/tests && "$1/venv/bin/python" - "$1/apache" "$2" "$tport" "$1/venv" "${3:-}" <<'PY'
+import sys
+from pathlib import Path
+from test_apache import main_conf, site_conf
+d, port, tls_port, venv = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4])
+extra = {"threads": int(sys.argv[5])} if sys.argv[5] else {}
+main_conf(d, site_conf(d, port, tls_port, venv, d / "share", **extra))
+PY
+    )
+    chmod a+r "$1/apache/dashboard.key"
+}
