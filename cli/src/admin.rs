@@ -356,6 +356,141 @@ pub fn replay(config: Option<&Path>, a: &ReplayArgs) -> anyhow::Result<()> {
 }
 
 #[derive(Args)]
+pub struct BackfillArgs {
+    /// Only this MISP instance of the configuration (default: every one).
+    #[arg(long, value_name = "NAME")]
+    feed: Option<String>,
+    /// From when: a duration back from now (30d, 12h, 2w) or a date (2026-11-01).
+    #[arg(long, value_name = "WHEN", default_value = "30d")]
+    since: String,
+    /// Until when (same forms; default: now).
+    #[arg(long, value_name = "WHEN")]
+    until: Option<String>,
+    /// Say what would be added; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Events only, no sightings.
+    #[arg(long)]
+    no_sightings: bool,
+    /// Events per page asked of MISP.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    page_size: u32,
+    /// Seconds one answer of MISP may take.
+    #[arg(long, value_name = "SECONDS", default_value_t = 120.0)]
+    timeout: f64,
+}
+
+/// `30d`, `12h`, `90m`, `2w` back from `now`, a date (local midnight) or an epoch.
+fn instant(what: &str, text: &str, now: i64) -> anyhow::Result<i64> {
+    let t = text.trim();
+    let unit = |c: char| match c {
+        'm' => Some(60),
+        'h' => Some(3_600),
+        'd' => Some(86_400),
+        'w' => Some(604_800),
+        _ => None,
+    };
+    if let Some(last) = t.chars().last() {
+        if let (Some(u), Ok(n)) = (unit(last), t[..t.len() - 1].parse::<i64>()) {
+            if n >= 0 {
+                return Ok(now - n * u);
+            }
+        }
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d") {
+        use chrono::TimeZone;
+        if let Some(dt) = d
+            .and_hms_opt(0, 0, 0)
+            .and_then(|n| chrono::Local.from_local_datetime(&n).earliest())
+        {
+            return Ok(dt.timestamp());
+        }
+    }
+    if let Ok(e) = t.parse::<i64>() {
+        if e > 0 {
+            return Ok(e);
+        }
+    }
+    anyhow::bail!("{what} {text:?}: give a duration back from now (30d, 12h, 2w), a date (2026-11-01) or an epoch")
+}
+
+pub fn backfill(
+    config: Option<&Path>,
+    a: &BackfillArgs,
+    clock: mispdash_core::clock::Clock,
+) -> anyhow::Result<()> {
+    use ops::backfill;
+    let cfg = load_config(config)?;
+    let now = clock.now_epoch();
+    let since = instant("--since", &a.since, now)?;
+    let until = a
+        .until
+        .as_deref()
+        .map(|u| instant("--until", u, now))
+        .transpose()?;
+    if until.is_some_and(|u| u < since) {
+        anyhow::bail!("--until is before --since");
+    }
+    if a.page_size == 0 || a.page_size > 10_000 {
+        anyhow::bail!("--page-size must be from 1 to 10000");
+    }
+    let opts = backfill::Options {
+        since,
+        until,
+        page_size: a.page_size,
+        timeout: seconds("--timeout", a.timeout)?,
+        dry_run: a.dry_run,
+        sightings: !a.no_sightings,
+    };
+    let key = std::env::var("MISPDASH_MISP_API_KEY").ok();
+    let sources = backfill::sources(&cfg, a.feed.as_deref(), key.as_deref())?;
+    for source in &sources {
+        eprintln!(
+            "{}: reading events published since {} from {}{}",
+            source.name,
+            mispdash_core::clock::day_of_epoch(since as f64).unwrap_or_default(),
+            source.url,
+            if a.dry_run {
+                " (dry run: nothing is changed)"
+            } else {
+                ""
+            }
+        );
+        let pb = bar(0, "events");
+        let r = backfill::run(&cfg, source, &opts, &pb)?;
+        pb.finish_and_clear();
+        let verb = if a.dry_run { "would add" } else { "added" };
+        println!(
+            "{}: {} event(s) read: {verb} {} ({} attribute(s)), {} already applied{}",
+            source.name,
+            r.events_read,
+            r.events_added,
+            r.attributes_added,
+            r.events_known,
+            if r.events_unusable > 0 {
+                format!(", {} without uuid or time (skipped)", r.events_unusable)
+            } else {
+                String::new()
+            }
+        );
+        if opts.sightings {
+            println!(
+                "{}: {} sighting(s) read: {verb} {}, {} already applied",
+                source.name, r.sightings_read, r.sightings_added, r.sightings_known
+            );
+        }
+    }
+    if !a.dry_run {
+        println!(
+            "The dispatcher (mispdash run) counts them from the buffer {:?} (db {}), each on the \
+             day it happened in MISP.",
+            cfg.redis.list_name, cfg.redis.list_db
+        );
+    }
+    Ok(())
+}
+
+#[derive(Args)]
 pub struct RecordArgs {
     /// Write to this file instead of standard output.
     #[arg(short = 'o', long, value_name = "FILE")]

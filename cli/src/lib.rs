@@ -56,6 +56,10 @@ enum Command {
     /// Push a recorded or generated feed (JSON Lines) onto the Redis buffer, as if MISP had
     /// sent it: for demos, exercises and reproducing bug reports.
     Replay(admin::ReplayArgs),
+    /// Fill the dashboard with what MISP published before it listened: events (and their
+    /// sightings) read through MISP's REST API with the feed's API key, counted on the day
+    /// they happened. Safe to run again or after an interruption: nothing is counted twice.
+    Backfill(admin::BackfillArgs),
     /// Write the live MISP feed(s) of the configuration to a JSON Lines file that `replay`
     /// plays back byte for byte. Stops on Ctrl-C, --count or --duration.
     Record(admin::RecordArgs),
@@ -271,6 +275,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
         Command::DeadLetters(a) => admin::dead_letters(cli.config.as_deref(), &a)?,
         Command::RebuildGeo(a) => admin::rebuild_geo(cli.config.as_deref(), &a)?,
         Command::Replay(a) => admin::replay(cli.config.as_deref(), &a)?,
+        Command::Backfill(a) => admin::backfill(cli.config.as_deref(), &a, clock)?,
         Command::Record(a) => admin::record(cli.config.as_deref(), &a)?,
         Command::Completions(a) => admin::completions(&a)?,
         Command::Man(a) => admin::man(&a)?,

@@ -583,7 +583,11 @@ impl Dispatcher {
                     }
                     Step::Contribution(c) => {
                         if let Some(snap) = snapshot.as_mut() {
-                            batch.extend(engine.score(snap, &c));
+                            let ops = engine.score(snap, &c);
+                            batch.extend(
+                                ops.into_iter()
+                                    .filter(|op| !(c.quiet && matches!(op, Op::Publish { .. }))),
+                            );
                         }
                     }
                 }
@@ -993,7 +997,16 @@ fn handle_message(
             return Handled::dead_only(raw, d);
         }
     };
-    match rules::handle_frame_spilling(env_rules, clock, &env.zmq_name, &env.content, spill) {
+    // A backfilled message counts at the instant it happened in MISP.
+    let at = env.backfilled_at.map(crate::clock::Clock::frozen);
+    match rules::handle_frame_spilling(
+        env_rules,
+        at.as_ref().unwrap_or(clock),
+        &env.zmq_name,
+        &env.content,
+        spill,
+        at.is_some(),
+    ) {
         Outcome::Rejected(r) => {
             tracing::warn!(
                 "dead-lettered message from {:?}: {}",

@@ -132,6 +132,13 @@ pub fn topics_day(day: &str) -> String {
     ["MISPDASH_TOPICS:", day].concat()
 }
 
+/// Per feed, what `mispdash backfill` pushed (mispdash's own, `[RedisDB] db`): a sorted set of
+/// `event:<uuid>@<publish_timestamp>` and `sighting:<uuid>@<date_sighting>` by that time, so
+/// that nothing is counted twice. `clean` deletes it with the statistics.
+pub fn backfill_record(feed: &str) -> String {
+    format!("MISPDASH_BACKFILL:{feed}")
+}
+
 /// Per feed, how far the newest MISP timestamp was from this machine's clock when its message
 /// was handled: `"<seconds behind> <epoch handled>"` (mispdash's own, list database).
 pub const CLOCK_SKEW: &str = "MISPDASH_CLOCK";
@@ -172,6 +179,7 @@ pub const CLEAN_DATA_PATTERNS: &[&str] = &[
     "TRENDINGS_SIGHT_sightings:*",
     "TRENDINGS_SIGHT_false_positive:*",
     "TEMP_CACHE_LIVE:*",
+    "MISPDASH_BACKFILL:*",
 ];
 
 /// Patterns of the per-day geolocation keys `mispdash rebuild-geo` rewrites.

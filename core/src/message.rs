@@ -29,7 +29,14 @@ pub enum Reject {
 pub struct Envelope {
     pub zmq_name: String,
     pub content: String,
+    /// Set by `mispdash backfill` (`"mispdash_backfilled_at"`, epoch seconds): the message
+    /// was read from MISP's API afterwards, and this is when it happened in MISP. Its counts
+    /// go to that instant, and it is not live: nothing of it is published or cached as such.
+    pub backfilled_at: Option<f64>,
 }
+
+/// The envelope field `mispdash backfill` adds (see [`Envelope::backfilled_at`]).
+pub const BACKFILLED_AT: &str = "mispdash_backfilled_at";
 
 /// Parses `{"zmq_name": ..., "content": ...}`, as written by our subscriber, the original's
 /// `zmq_subscriber.py`, or the original's `diagnostic.py` probe.
@@ -44,7 +51,11 @@ pub fn parse_envelope(raw: &str) -> Result<Envelope, Reject> {
         content: String,
     }
     if let Ok(Plain { zmq_name, content }) = serde_json::from_str::<Plain>(raw) {
-        return Ok(Envelope { zmq_name, content });
+        return Ok(Envelope {
+            zmq_name,
+            content,
+            backfilled_at: None,
+        });
     }
     let v: Value = serde_json::from_str(raw).map_err(|e| Reject::Envelope(e.to_string()))?;
     let obj = v
@@ -60,6 +71,10 @@ pub fn parse_envelope(raw: &str) -> Result<Envelope, Reject> {
     Ok(Envelope {
         zmq_name: text("zmq_name")?,
         content: text("content")?,
+        backfilled_at: obj
+            .get(BACKFILLED_AT)
+            .and_then(Value::as_f64)
+            .filter(|t| t.is_finite() && *t > 0.0),
     })
 }
 

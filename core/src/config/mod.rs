@@ -47,6 +47,14 @@ pub struct MispInstance {
     /// MISP's `Plugin.ZeroMQ_password`.
     #[serde(default)]
     pub zmq_password: Option<String>,
+    /// mispdash: an API key of this MISP, for `mispdash backfill` (else
+    /// `MISPDASH_MISP_API_KEY`). The original ignores the field.
+    #[serde(default)]
+    pub api_key: Option<String>,
+    /// mispdash: whether `backfill` checks this MISP's certificate (default `[Auth]
+    /// ssl_verify`).
+    #[serde(default)]
+    pub ssl_verify: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -179,6 +187,11 @@ pub struct Config {
     pub http: HttpGuard,
     /// `[ACL]`: the live views follow MISP's access rules (a mispdash addition).
     pub acl: AclConfig,
+    /// `[mispdash] wider_geolocation` (a mispdash addition, off by default): also place the IP
+    /// of composite values, MISP geolocation objects and every phone-number type on the map.
+    /// Off, the GEO_* keys and the map are exactly the original's (`docs/compat.md` Q4), which
+    /// an installation comparing its maps with the original's history needs.
+    pub wider_geolocation: bool,
     /// Options that were not recognised, as `(section, option)`, for a warning at start.
     pub unknown: Vec<(String, String)>,
 }
@@ -414,6 +427,7 @@ const KNOWN: &[(&str, &[&str])] = &[
             "misp_api_key",
             "metrics_public",
             "session_secret_file",
+            "wider_geolocation",
         ],
     ),
 ];
@@ -750,6 +764,7 @@ impl Config {
                 })?,
             },
         };
+        let wider_geolocation = r.boolean("mispdash", "wider_geolocation", false)?;
         let unknown = r.unknown();
         Ok(Config {
             source: None,
@@ -764,6 +779,7 @@ impl Config {
             limits,
             http,
             acl,
+            wider_geolocation,
             unknown,
         })
     }
@@ -1009,6 +1025,22 @@ listName=bufferList
         )
         .expect_err("json");
         assert!(e.to_string().contains("misp_instances"));
+    }
+
+    #[test]
+    fn wider_geolocation_is_off_unless_asked_for() {
+        let p = Path::new("c.cfg");
+        let c = Config::parse(ORIGINAL_DEFAULT, p).expect("parses");
+        assert!(!c.wider_geolocation, "the original's map by default");
+        let on = format!("{ORIGINAL_DEFAULT}\n[mispdash]\nwider_geolocation = True\n");
+        let c = Config::parse(&on, p).expect("parses");
+        assert!(c.wider_geolocation);
+        assert!(c.unknown.is_empty(), "{:?}", c.unknown);
+        let bad = format!("{ORIGINAL_DEFAULT}\n[mispdash]\nwider_geolocation = wide\n");
+        assert!(Config::parse(&bad, p)
+            .expect_err("not a boolean")
+            .to_string()
+            .contains("[mispdash] wider_geolocation"));
     }
 
     #[test]

@@ -495,6 +495,7 @@ mod tests {
             is_labeled: false,
             epoch: 1_700_000_000,
             day: "20231114".into(),
+            quiet: false,
         }
     }
 

@@ -598,6 +598,8 @@ mod tests {
             zmq: "tcp://127.0.0.1:50000".into(),
             zmq_username: Some("".into()),
             zmq_password: Some("secret".into()),
+            api_key: None,
+            ssl_verify: None,
         };
         let spec = FeedSpec::from(&inst);
         assert_eq!(spec.endpoint, "tcp://127.0.0.1:50000");

@@ -431,7 +431,7 @@ fn coordinate<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<f64>,
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::process::Command;
 
@@ -554,6 +554,44 @@ mod tests {
         let db = GeoDb::open(&path);
         let _ = std::fs::remove_file(&path);
         db
+    }
+
+    /// A City database that places every address below 128.0.0.0 in Esch-sur-Alzette
+    /// (Luxembourg) and knows nothing of the rest: the rules' tests need a database, and one
+    /// built here runs everywhere, unlike the installed GeoLite2.
+    pub(crate) fn esch_city_db() -> GeoDb {
+        static OPENED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = OPENED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let lu = || {
+            map(vec![
+                ("iso_code", s("LU")),
+                ("names", map(vec![("en", s("Luxembourg"))])),
+            ])
+        };
+        let record = map(vec![
+            (
+                "location",
+                map(vec![
+                    ("latitude", V::F64(49.49611)),
+                    ("longitude", V::F64(5.98056)),
+                ]),
+            ),
+            ("country", lu()),
+            ("registered_country", lu()),
+            (
+                "subdivisions",
+                V::Arr(vec![map(vec![(
+                    "names",
+                    map(vec![("en", s("Canton d'Esch-sur-Alzette"))]),
+                )])]),
+            ),
+            (
+                "city",
+                map(vec![("names", map(vec![("en", s("Esch-sur-Alzette"))]))]),
+            ),
+        ]);
+        // One file per call: tests run in parallel threads of one process.
+        open_tiny(&format!("esch-{n}"), "GeoLite2-City", record).expect("test database opens")
     }
 
     fn found(lookup: IpLookup) -> IpRecord {

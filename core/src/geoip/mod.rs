@@ -28,7 +28,9 @@ mod names;
 mod phone;
 
 pub use centroids::{Centroid, Centroids};
+#[cfg(test)]
+pub(crate) use db::tests::esch_city_db;
 pub use db::{GeoDb, IpLookup, IpRecord, Layout};
 pub use error::GeoError;
-pub use names::country_name;
+pub use names::{country_code, country_name};
 pub use phone::{phone_country, warm_up as warm_up_phone, PhoneLookup};

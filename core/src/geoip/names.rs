@@ -33,6 +33,23 @@ pub fn country_name(iso: &str) -> Option<&'static str> {
     table().get(&iso.to_ascii_uppercase()).map(String::as_str)
 }
 
+static COUNTRY_CODES: OnceLock<HashMap<String, &'static str>> = OnceLock::new();
+
+/// The alpha-2 code of an English country name as the table spells it (any case), e.g.
+/// `"belgium"` → `"BE"`. A MISP geolocation object names its country in free text, and
+/// `GEO_COUNTRY` counts codes: a name spelt otherwise ("Russian Federation") has no code.
+pub fn country_code(name: &str) -> Option<&'static str> {
+    COUNTRY_CODES
+        .get_or_init(|| {
+            table()
+                .iter()
+                .map(|(iso, name)| (name.to_lowercase(), iso.as_str()))
+                .collect()
+        })
+        .get(&name.trim().to_lowercase())
+        .copied()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,6 +95,15 @@ mod tests {
         assert_eq!(country_name("ZZ"), None);
         assert_eq!(country_name(""), None);
         assert_eq!(country_name("LUX"), None);
+    }
+
+    #[test]
+    fn names_lead_back_to_their_code() {
+        assert_eq!(country_code("Belgium"), Some("BE"));
+        assert_eq!(country_code(" united kingdom "), Some("GB"));
+        assert_eq!(country_code("Côte d'Ivoire"), Some("CI"));
+        assert_eq!(country_code("Russian Federation"), None);
+        assert_eq!(country_code(""), None);
     }
 
     #[test]

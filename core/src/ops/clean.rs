@@ -3,7 +3,9 @@
 //! Soft mode deletes exactly the original's key patterns ([`crate::keys::CLEAN_DATA_PATTERNS`])
 //! and the buffer list, but in the *configured* databases: the original hard-codes dbs 2 and 3
 //! and so cleans the wrong place on a non-default setup. Keys of other programs sharing the
-//! database, the database version and mispdash's own bookkeeping stay.
+//! database, the database version and mispdash's own bookkeeping stay, except the record of
+//! what `backfill` counted, which goes with the statistics it describes (else a backfill after
+//! a clean would count nothing).
 //!
 //! Brutal mode empties the dashboard's configured databases (`FLUSHDB` of each), where the
 //! original's `FLUSHALL` also wipes every unrelated database of the server.

@@ -15,7 +15,7 @@ pub fn handle_frame(
     zmq_name: &str,
     content: &str,
 ) -> Outcome {
-    handle_frame_spilling(env, clock, zmq_name, content, None)
+    handle_frame_spilling(env, clock, zmq_name, content, None, false)
 }
 
 /// [`handle_frame`], handing a large message's publications to `spill` as they are made.
@@ -25,6 +25,7 @@ pub fn handle_frame_spilling(
     zmq_name: &str,
     content: &str,
     spill: Option<&mut dyn super::Spill>,
+    backfilled: bool,
 ) -> Outcome {
     let (topic, body) = match message::split_frame(content) {
         Ok(x) => x,
@@ -73,6 +74,7 @@ pub fn handle_frame_spilling(
     };
     let mut ctx = Ctx::new(env, clock, zmq_name);
     ctx.large = large;
+    ctx.backfilled = backfilled;
     if let Some(spill) = spill.filter(|_| large) {
         ctx.spilling_to(spill);
     }
@@ -86,7 +88,9 @@ pub fn handle_frame_spilling(
         }
         "misp_json_event" => event(&mut ctx, obj, lists),
         "misp_json_self" => keepalive(&mut ctx, obj),
-        "misp_json_attribute" => attribute(&mut ctx, Wrapper::plain(obj), false),
+        "misp_json_attribute" => {
+            attribute(&mut ctx, Wrapper::plain(obj), false, ObjectGeo::Message)
+        }
         "misp_json_object" => object(&mut ctx, obj),
         "misp_json_sighting" => sighting(&mut ctx, obj),
         "misp_json_conversation" => conversation(&mut ctx, obj),
@@ -123,6 +127,9 @@ fn path_obj<'a>(b: &'a Map<String, Value>, keys: &[&str]) -> Option<&'a Value> {
 /// Records how far MISP's clock seems from ours (`keys::CLOCK_SKEW`), for `selftest`'s clock
 /// check: day keys and trendings go wrong when the two disagree.
 fn record_clock_skew(ctx: &mut Ctx, topic: &str, b: &Map<String, Value>) {
+    if ctx.backfilled {
+        return;
+    }
     let Some(ts) = fresh_timestamp(topic, b).and_then(message::epoch) else {
         return;
     };
@@ -300,12 +307,13 @@ fn event(ctx: &mut Ctx, b: &Map<String, Value>, lists: RawLists) {
                 ctx,
                 Wrapper::with(b, &[("Event", event_for_rows), ("Attribute", a)]),
                 false,
+                ObjectGeo::None,
             )
         },
         |ctx, other| match other {
             // The original hands the bare value on; it has no "Event" around it, so no
             // contribution can come of it.
-            Value::Object(bare) => attribute(ctx, Wrapper::plain(bare), false),
+            Value::Object(bare) => attribute(ctx, Wrapper::plain(bare), false, ObjectGeo::None),
             _ => ctx.problem("Event.Attribute is neither a list nor an object: attributes skipped"),
         },
     );
@@ -342,9 +350,22 @@ fn event(ctx: &mut Ctx, b: &Map<String, Value>, lists: RawLists) {
     ctx.uncounted = false;
 }
 
+/// Where a geolocation object's point may come from while one of its attributes is handled
+/// (`[mispdash] wider_geolocation`).
+#[derive(Clone, Copy)]
+enum ObjectGeo<'a> {
+    /// Not an object's attribute, or one handled with no object around it.
+    None,
+    /// A `misp_json_attribute`: the attribute may be one half of a geolocation object.
+    Message,
+    /// The attribute with which the object handled around it became a complete geolocation:
+    /// its point goes here.
+    Complete(&'a geo::ObjectPlace),
+}
+
 /// `misp_json_attribute`, and each attribute of an event, an object or a sighting.
 /// `j` is the wrapper (`{"Attribute": {...}, "Event": {...}, ...}`) or a bare attribute.
-fn attribute(ctx: &mut Ctx, j: Wrapper, already_contributed: bool) {
+fn attribute(ctx: &mut Ctx, j: Wrapper, already_contributed: bool, object_geo: ObjectGeo) {
     // The attribute is the wrapper's "Attribute", or the wrapper itself when it has none.
     let a_obj: &Map<String, Value> = match j.get("Attribute") {
         Some(Value::Object(a)) => a,
@@ -407,6 +428,12 @@ fn attribute(ctx: &mut Ctx, j: Wrapper, already_contributed: bool) {
             None => ctx.problem("phone-number without \"value\": no geolocation"),
         }
     }
+    if ctx.env.wider_geo {
+        // Without a usable category the attribute is not geolocated (its problem says so).
+        if let (Some(categ), Some(_)) = (categ, &categ_text) {
+            wider_geolocation(ctx, &j, a_obj, categ, object_geo);
+        }
+    }
 
     if !already_contributed && !ctx.republished {
         match (
@@ -431,6 +458,38 @@ fn attribute(ctx: &mut Ctx, j: Wrapper, already_contributed: bool) {
         pyjson::write_object_overlay_nested(out, j.base, j.over)
     });
     ctx.uncounted = false;
+}
+
+/// What `[mispdash] wider_geolocation` adds to an attribute's geolocation (`docs/compat.md`,
+/// "Wider geolocation"): the IP of a composite value, the other phone-number types, and the
+/// point of a geolocation object. The original's own placements happened just before, and are
+/// never repeated here: a composite value is not an IP to the original's lookup, and
+/// `phone-number` is not among the other types.
+fn wider_geolocation(
+    ctx: &mut Ctx,
+    j: &Wrapper,
+    a: &Map<String, Value>,
+    categ: &Value,
+    object_geo: ObjectGeo,
+) {
+    let atype = a.get("type").and_then(Value::as_str).unwrap_or_default();
+    if let Some(Value::String(value)) = a.get("value") {
+        if let Some(ip) = geo::composite_ip(atype, value) {
+            // The member records the IP alone, as the original's records the value it located.
+            geo::from_ip(ctx, &Value::String(ip.to_string()), categ);
+        }
+    }
+    if geo::holds_other_phone_number(atype) {
+        match a.get("value") {
+            Some(v) => geo::from_phone(ctx, v, categ),
+            None => ctx.problem(format!("{atype} without \"value\": no geolocation")),
+        }
+    }
+    match object_geo {
+        ObjectGeo::None => {}
+        ObjectGeo::Message => geo::from_object_attribute(ctx, j.get("Object"), a),
+        ObjectGeo::Complete(place) => geo::from_object(ctx, place),
+    }
 }
 
 /// `misp_json_object`, and each object of an event: every attribute of the object is handled
@@ -490,14 +549,29 @@ fn object_parts(ctx: &mut Ctx, o: &Value, event: Option<&Value>) {
     if event.is_none() {
         ctx.problem("object without \"Event\": its attributes earn no contribution");
     }
-    for a in attrs {
+    let point = if ctx.env.wider_geo {
+        geo::object_point(ctx, o_obj, attrs)
+    } else {
+        None
+    };
+    for (i, a) in attrs.iter().enumerate() {
+        let object_geo = match &point {
+            Some((at, place)) if *at == i => ObjectGeo::Complete(place),
+            _ => ObjectGeo::None,
+        };
         match event {
             Some(e) => attribute(
                 ctx,
                 Wrapper::with(o_obj, &[("Event", e), ("Attribute", a)]),
                 false,
+                object_geo,
             ),
-            None => attribute(ctx, Wrapper::with(o_obj, &[("Attribute", a)]), false),
+            None => attribute(
+                ctx,
+                Wrapper::with(o_obj, &[("Attribute", a)]),
+                false,
+                object_geo,
+            ),
         }
     }
 }
@@ -543,7 +617,7 @@ fn sighting(ctx: &mut Ctx, b: &Map<String, Value>) {
         (_, None) => ctx.problem("Sighting without Attribute.category: no contribution"),
     }
     if let Some(s_obj) = s.as_object() {
-        attribute(ctx, Wrapper::plain(s_obj), true);
+        attribute(ctx, Wrapper::plain(s_obj), true, ObjectGeo::None);
     }
     ctx.uncounted = below;
 
@@ -668,5 +742,436 @@ impl<'a> Wrapper<'a> {
             .find(|(k, _)| *k == key)
             .map(|(_, v)| *v)
             .or_else(|| self.base.get(key))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Wider geolocation (`[mispdash] wider_geolocation`) through whole messages, against a
+    //! GeoIP database built for the tests (every address below 128.0.0.0 is in
+    //! Esch-sur-Alzette).
+
+    use super::*;
+    use crate::clock::Clock;
+    use crate::geoip::{esch_city_db, Centroids};
+    use crate::rules::Env;
+    use serde_json::json;
+
+    fn geo_env(wider: bool) -> Env {
+        let mut cfg = crate::config::Config::defaults();
+        cfg.wider_geolocation = wider;
+        Env::from_config(
+            &cfg,
+            Some(esch_city_db()),
+            Centroids::builtin(),
+            Default::default(),
+        )
+    }
+
+    fn handle_on(env: &Env, feed: &str, topic: &str, body: &Value) -> (Vec<Op>, Vec<String>) {
+        let clock = Clock::frozen(1_795_176_000.0);
+        match handle_frame(env, &clock, feed, &format!("{topic} {body}")) {
+            Outcome::Applied {
+                steps, problems, ..
+            } => (
+                steps
+                    .into_iter()
+                    .filter_map(|s| match s {
+                        super::super::Step::Op(op) => Some(op),
+                        super::super::Step::Contribution(_) => None,
+                    })
+                    .collect(),
+                problems,
+            ),
+            Outcome::Rejected(r) => panic!("rejected: {r}"),
+        }
+    }
+
+    fn handle(env: &Env, topic: &str, body: &Value) -> (Vec<Op>, Vec<String>) {
+        handle_on(env, "misp1", topic, body)
+    }
+
+    /// The map's writes of `ops`, keys without their day, in order.
+    fn geo(ops: &[Op]) -> Vec<String> {
+        let undated = |key: &str| key.split(':').next().unwrap_or(key).to_string();
+        ops.iter()
+            .filter_map(|op| match op {
+                Op::ZIncrBy {
+                    key, member, by, ..
+                } if key.starts_with("GEO_") => {
+                    Some(format!("ZINCRBY {} {by} {member}", undated(key)))
+                }
+                Op::GeoAdd {
+                    key,
+                    lon,
+                    lat,
+                    member,
+                    ..
+                } => Some(format!("GEOADD {} {lon} {lat} {member}", undated(key))),
+                Op::Publish { channel, payload } if channel == "PicToDisplay" => Some(format!(
+                    "PUBLISH {channel} {}",
+                    String::from_utf8_lossy(payload)
+                )),
+                Op::LPush { key, value, .. } if key == keys::LIVE_CACHE_MAP => {
+                    Some(format!("LPUSH {key} {value}"))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn attribute_msg(atype: &str, category: &str, value: &str) -> Value {
+        json!({"action": "add",
+            "Attribute": {"id": "1", "event_id": "7", "object_id": "0", "object_relation": null,
+                "category": category, "type": atype, "value": value,
+                "timestamp": "1795175000", "distribution": "5"},
+            "Event": {"id": "7", "info": "e", "Orgc": {"name": "Org 1"}}})
+    }
+
+    fn geo_of(env: &Env, atype: &str, category: &str, value: &str) -> Vec<String> {
+        let (ops, problems) = handle(
+            env,
+            "misp_json_attribute",
+            &attribute_msg(atype, category, value),
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        geo(&ops)
+    }
+
+    /// What the original writes for a located IP, pinned so that sharing its writes with the
+    /// additions cannot change them.
+    #[test]
+    fn a_plain_ip_and_phone_number_are_written_exactly_as_before() {
+        for wider in [false, true] {
+            let env = geo_env(wider);
+            assert_eq!(
+                geo_of(&env, "ip-dst", "Network activity", "8.8.8.8"),
+                vec![
+                    r#"ZINCRBY GEO_COORD 1 {"lat": 49.4961, "lon": 5.9806, "categ": "Network activity", "value": "8.8.8.8"}"#,
+                    "ZINCRBY GEO_COUNTRY 1 LU",
+                    r#"GEOADD GEO_RAD 5.9806 49.4961 {"categ": "Network activity", "value": "8.8.8.8"}"#,
+                    r#"PUBLISH PicToDisplay {"coord": {"lat": 49.4961, "lon": 5.9806}, "categ": "Network activity", "value": "8.8.8.8", "country": "Luxembourg", "specifName": "Canton d'Esch-sur-Alzette", "cityName": "Esch-sur-Alzette", "regionCode": "LU"}"#,
+                    r#"LPUSH TEMP_CACHE_LIVE:Map {"coord": {"lat": 49.4961, "lon": 5.9806}, "categ": "Network activity", "value": "8.8.8.8", "country": "Luxembourg", "specifName": "Canton d'Esch-sur-Alzette", "cityName": "Esch-sur-Alzette", "regionCode": "LU"}"#,
+                ],
+                "wider: {wider}"
+            );
+            let phone = geo_of(&env, "phone-number", "Person", "+32 2 555 01 01");
+            let centroid = env.centroids.get("BE").expect("Belgium's centroid");
+            assert_eq!(
+                phone[0],
+                format!(
+                    r#"ZINCRBY GEO_COORD 1 {{"lat": "{}", "lon": "{}"}}"#,
+                    centroid.lat, centroid.long
+                )
+            );
+            assert_eq!(phone.len(), 5, "{phone:?}");
+        }
+        // The whole message, not only its map: nothing else differs either.
+        for (atype, categ, value) in [
+            ("ip-dst", "Network activity", "8.8.8.8"),
+            ("phone-number", "Person", "+32 2 555 01 01"),
+            ("domain", "Network activity", "example.org"),
+        ] {
+            let msg = attribute_msg(atype, categ, value);
+            assert_eq!(
+                handle(&geo_env(false), "misp_json_attribute", &msg),
+                handle(&geo_env(true), "misp_json_attribute", &msg),
+                "{atype}"
+            );
+        }
+    }
+
+    #[test]
+    fn composite_values_are_located_at_their_ip_as_the_ip_alone() {
+        let env = geo_env(true);
+        let plain = geo_of(&env, "ip-dst", "Network activity", "8.8.8.8");
+        assert_eq!(plain.len(), 5);
+        for (atype, value) in [
+            ("ip-dst|port", "8.8.8.8|53"),
+            ("ip-src|port", "8.8.8.8|4444"),
+            ("domain|ip", "example.org|8.8.8.8"),
+        ] {
+            assert_eq!(
+                geo_of(&env, atype, "Network activity", value),
+                plain,
+                "{atype} {value}"
+            );
+            assert!(
+                geo_of(&geo_env(false), atype, "Network activity", value).is_empty(),
+                "off by default: {atype}"
+            );
+        }
+        // Whatever the category, which the point carries.
+        let delivery = geo_of(&env, "ip-src|port", "Payload delivery", "1.2.3.4|80");
+        assert_eq!(
+            delivery[0],
+            r#"ZINCRBY GEO_COORD 1 {"lat": 49.4961, "lon": 5.9806, "categ": "Payload delivery", "value": "1.2.3.4"}"#
+        );
+        // An address the database does not know, no IP, no `|` (outside `Network activity`,
+        // where the original's own lookup takes a bare IP), a type that holds no IP: nothing.
+        assert!(geo_of(&env, "ip-dst|port", "Network activity", "200.1.1.1|80").is_empty());
+        assert!(geo_of(&env, "domain|ip", "Network activity", "example.org|").is_empty());
+        assert!(geo_of(&env, "ip-dst|port", "Payload delivery", "8.8.8.8").is_empty());
+        assert!(geo_of(&env, "hostname|port", "Payload delivery", "8.8.8.8|80").is_empty());
+    }
+
+    #[test]
+    fn composite_parts() {
+        assert_eq!(
+            geo::composite_ip("ip-dst|port", "1.2.3.4|80"),
+            Some("1.2.3.4")
+        );
+        assert_eq!(
+            geo::composite_ip("ip-src|port", "2001:db8::1|443"),
+            Some("2001:db8::1")
+        );
+        assert_eq!(
+            geo::composite_ip("domain|ip", "a.example| 5.6.7.8"),
+            Some("5.6.7.8")
+        );
+        assert_eq!(geo::composite_ip("domain|ip", "a.example"), None);
+        assert_eq!(geo::composite_ip("filename|md5", "a|b"), None);
+    }
+
+    #[test]
+    fn phone_numbers_of_every_type_that_holds_one_are_located_as_phone_numbers() {
+        let env = geo_env(true);
+        let reference = geo_of(&env, "phone-number", "Attribution", "+32 2 555 01 01");
+        assert_eq!(reference.len(), 5);
+        for atype in ["whois-registrant-phone", "prtn"] {
+            assert_eq!(
+                geo_of(&env, atype, "Attribution", "+32 2 555 01 01"),
+                reference,
+                "{atype}"
+            );
+            assert!(
+                geo_of(&geo_env(false), atype, "Attribution", "+32 2 555 01 01").is_empty(),
+                "off by default: {atype}"
+            );
+        }
+        assert!(geo_of(
+            &env,
+            "whois-registrant-email",
+            "Attribution",
+            "+32 2 555 01 01"
+        )
+        .is_empty());
+    }
+
+    fn geo_attr(id: u32, object: u32, relation: &str, atype: &str, value: Value) -> Value {
+        json!({"id": id.to_string(), "event_id": "7", "object_id": object.to_string(),
+            "object_relation": relation, "category": "Other", "type": atype, "value": value,
+            "timestamp": "1795175000", "distribution": "5"})
+    }
+
+    fn brussels(object: u32) -> Vec<Value> {
+        vec![
+            geo_attr(1, object, "text", "text", json!("HQ")),
+            geo_attr(2, object, "latitude", "float", json!("50.85034")),
+            geo_attr(3, object, "country", "text", json!("Belgium")),
+            geo_attr(4, object, "longitude", "float", json!("4.35171")),
+            geo_attr(5, object, "city", "text", json!("Brussels")),
+            geo_attr(6, object, "region", "text", json!("Brussels-Capital")),
+        ]
+    }
+
+    const BRUSSELS: [&str; 5] = [
+        r#"ZINCRBY GEO_COORD 1 {"lat": 50.8503, "lon": 4.3517, "categ": "Other", "value": "50.8503, 4.3517"}"#,
+        "ZINCRBY GEO_COUNTRY 1 BE",
+        r#"GEOADD GEO_RAD 4.3517 50.8503 {"categ": "Other", "value": "50.8503, 4.3517"}"#,
+        r#"PUBLISH PicToDisplay {"coord": {"lat": 50.8503, "lon": 4.3517}, "categ": "Other", "value": "50.8503, 4.3517", "country": "Belgium", "specifName": "Brussels-Capital", "cityName": "Brussels", "regionCode": "BE"}"#,
+        r#"LPUSH TEMP_CACHE_LIVE:Map {"coord": {"lat": 50.8503, "lon": 4.3517}, "categ": "Other", "value": "50.8503, 4.3517", "country": "Belgium", "specifName": "Brussels-Capital", "cityName": "Brussels", "regionCode": "BE"}"#,
+    ];
+
+    fn object_msg(object: u32, attributes: Vec<Value>) -> Value {
+        json!({"Object": {"id": object.to_string(), "name": "geolocation",
+            "meta-category": "misc", "event_id": "7", "distribution": "5",
+            "Attribute": attributes},
+            "Event": {"id": "7", "info": "e", "Orgc": {"name": "Org 1"}}})
+    }
+
+    #[test]
+    fn a_geolocation_object_in_one_message_places_one_point() {
+        let env = geo_env(true);
+        let (ops, problems) = handle(&env, "misp_json_object", &object_msg(3, brussels(3)));
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(geo(&ops), BRUSSELS);
+        // With the attribute that completed it (the longitude, 4th): after the live rows of
+        // the three before it, before its own.
+        let rows_before = ops
+            .iter()
+            .take_while(
+                |op| !matches!(op, Op::Publish { channel, .. } if channel == "PicToDisplay"),
+            )
+            .filter(|op| matches!(op, Op::Publish { channel, .. } if channel == "1"))
+            .count();
+        assert_eq!(rows_before, 3);
+        assert!(geo(&handle(
+            &geo_env(false),
+            "misp_json_object",
+            &object_msg(3, brussels(3))
+        )
+        .0)
+        .is_empty());
+
+        // Inside a published event, and an object of another template: only the first.
+        let mut other = object_msg(4, brussels(4));
+        other["Object"]["name"] = json!("gps");
+        let event = json!({"Event": {"id": "7", "info": "e", "timestamp": "1795175000",
+            "Orgc": {"name": "Org 1"}, "Attribute": [],
+            "Object": [object_msg(3, brussels(3))["Object"], other["Object"]]}});
+        let (ops, problems) = handle(&env, "misp_json", &event);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(geo(&ops), BRUSSELS);
+
+        // Without country, city or region: nothing is counted by country, the rest is null.
+        let bare = vec![
+            geo_attr(2, 5, "latitude", "float", json!(-33.8688)),
+            geo_attr(4, 5, "longitude", "float", json!(151.2093)),
+            geo_attr(3, 5, "country", "text", json!("Commonwealth of Australia")),
+        ];
+        let (ops, _) = handle(&env, "misp_json_object", &object_msg(5, bare));
+        assert_eq!(
+            geo(&ops),
+            vec![
+                r#"ZINCRBY GEO_COORD 1 {"lat": -33.8688, "lon": 151.2093, "categ": "Other", "value": "-33.8688, 151.2093"}"#,
+                r#"GEOADD GEO_RAD 151.2093 -33.8688 {"categ": "Other", "value": "-33.8688, 151.2093"}"#,
+                r#"PUBLISH PicToDisplay {"coord": {"lat": -33.8688, "lon": 151.2093}, "categ": "Other", "value": "-33.8688, 151.2093", "country": "Commonwealth of Australia", "specifName": null, "cityName": null, "regionCode": null}"#,
+                r#"LPUSH TEMP_CACHE_LIVE:Map {"coord": {"lat": -33.8688, "lon": 151.2093}, "categ": "Other", "value": "-33.8688, 151.2093", "country": "Commonwealth of Australia", "specifName": null, "cityName": null, "regionCode": null}"#,
+            ]
+        );
+        // A country given as its code.
+        let coded = vec![
+            geo_attr(2, 6, "latitude", "float", json!("50.85034")),
+            geo_attr(4, 6, "longitude", "float", json!("4.35171")),
+            geo_attr(3, 6, "country", "text", json!("be")),
+        ];
+        let ops = geo(&handle(&env, "misp_json_object", &object_msg(6, coded)).0);
+        assert_eq!(ops[1], "ZINCRBY GEO_COUNTRY 1 BE");
+        assert!(ops[3].contains(r#""country": "Belgium""#), "{}", ops[3]);
+    }
+
+    /// A `misp_json_attribute` of attribute `a` of a geolocation object.
+    fn half(a: Value) -> Value {
+        let object = a["object_id"].clone();
+        json!({"action": "add", "Attribute": a,
+            "Event": {"id": "7", "info": "e", "Orgc": {"name": "Org 1"}},
+            "Object": {"id": object, "name": "geolocation", "meta-category": "misc",
+                "event_id": "7", "distribution": "5"}})
+    }
+
+    #[test]
+    fn a_geolocation_object_over_several_attribute_messages_is_placed_when_both_came() {
+        let attrs = brussels(3);
+        let (lat, country, lon, city, region) = (
+            half(attrs[1].clone()),
+            half(attrs[2].clone()),
+            half(attrs[3].clone()),
+            half(attrs[4].clone()),
+            half(attrs[5].clone()),
+        );
+        // Latitude first, or longitude first: the point comes with the second.
+        for order in [
+            [&country, &city, &region, &lat, &lon],
+            [&region, &city, &country, &lon, &lat],
+        ] {
+            let env = geo_env(true);
+            let mut placed = Vec::new();
+            for msg in order {
+                let (ops, problems) = handle(&env, "misp_json_attribute", msg);
+                assert!(problems.is_empty(), "{problems:?}");
+                placed.push(geo(&ops));
+            }
+            assert!(placed[..4].iter().all(Vec::is_empty), "{placed:?}");
+            assert_eq!(placed[4], BRUSSELS);
+        }
+
+        // Halves of another object, or of the same object id from another MISP: no pair.
+        let env = geo_env(true);
+        assert!(geo(&handle(&env, "misp_json_attribute", &lat).0).is_empty());
+        let other_object = half(geo_attr(9, 4, "longitude", "float", json!("4.35171")));
+        assert!(geo(&handle(&env, "misp_json_attribute", &other_object).0).is_empty());
+        assert!(geo(&handle_on(&env, "misp2", "misp_json_attribute", &lon).0).is_empty());
+        // The pair is complete now; an edited coordinate places the object anew.
+        let (ops, _) = handle(&env, "misp_json_attribute", &lon);
+        assert_eq!(geo(&ops).len(), 4, "no country came: {:?}", geo(&ops));
+        let edited = half(geo_attr(2, 3, "latitude", "float", json!("51.2194")));
+        let ops = geo(&handle(&env, "misp_json_attribute", &edited).0);
+        assert!(ops[0].contains(r#""value": "51.2194, 4.3517""#), "{ops:?}");
+
+        // An object of another template, and the feature off: nothing kept, nothing placed.
+        let mut gps = lat.clone();
+        gps["Object"]["name"] = json!("gps");
+        let mut gps_lon = lon.clone();
+        gps_lon["Object"]["name"] = json!("gps");
+        for env in [geo_env(true), geo_env(false)] {
+            let first = if env.wider_geo { &gps } else { &lat };
+            let second = if env.wider_geo { &gps_lon } else { &lon };
+            assert!(geo(&handle(&env, "misp_json_attribute", first).0).is_empty());
+            assert!(geo(&handle(&env, "misp_json_attribute", second).0).is_empty());
+        }
+
+        // A MISP that leaves the object out of the message: its float coordinates pair up.
+        let env = geo_env(true);
+        let bare = |mut m: Value| {
+            if let Some(o) = m.as_object_mut() {
+                o.remove("Object");
+            }
+            m
+        };
+        assert!(geo(&handle(&env, "misp_json_attribute", &bare(lon.clone())).0).is_empty());
+        let ops = geo(&handle(&env, "misp_json_attribute", &bare(lat.clone())).0);
+        assert_eq!(ops.len(), 4, "{ops:?}");
+    }
+
+    #[test]
+    fn unusable_coordinates_are_noted_and_place_nothing() {
+        let env = geo_env(true);
+        for (relation, value) in [
+            ("latitude", json!("91")),
+            ("latitude", json!("85.06")),
+            ("latitude", json!("-85.0512")),
+            ("latitude", json!("north")),
+            ("latitude", json!("NaN")),
+            ("latitude", json!("inf")),
+            ("latitude", json!(null)),
+            ("longitude", json!("180.5")),
+            ("longitude", json!(-200)),
+            ("longitude", json!("")),
+        ] {
+            let (good_relation, good_value) = if relation == "latitude" {
+                ("longitude", json!("4.35171"))
+            } else {
+                ("latitude", json!("50.85034"))
+            };
+            let attrs = vec![
+                geo_attr(2, 8, relation, "float", value.clone()),
+                geo_attr(4, 8, good_relation, "float", good_value),
+            ];
+            // In one object.
+            let (ops, problems) = handle(&env, "misp_json_object", &object_msg(8, attrs.clone()));
+            assert!(geo(&ops).is_empty(), "{relation} {value}: {:?}", geo(&ops));
+            assert_eq!(problems.len(), 1, "{relation} {value}: {problems:?}");
+            assert!(
+                problems[0].contains(relation) && problems[0].contains("no map point"),
+                "{problems:?}"
+            );
+            // Over two messages.
+            let env = geo_env(true);
+            let (ops, problems) = handle(&env, "misp_json_attribute", &half(attrs[0].clone()));
+            assert!(geo(&ops).is_empty());
+            assert_eq!(problems.len(), 1, "{relation} {value}: {problems:?}");
+            let (ops, problems) = handle(&env, "misp_json_attribute", &half(attrs[1].clone()));
+            assert!(geo(&ops).is_empty(), "{relation} {value}: {:?}", geo(&ops));
+            assert!(problems.is_empty(), "{problems:?}");
+        }
+        // At the limits, once rounded as IP coordinates are: placed.
+        let attrs = vec![
+            geo_attr(2, 8, "latitude", "float", json!("-85.05112")),
+            geo_attr(4, 8, "longitude", "float", json!(180)),
+        ];
+        let (ops, problems) = handle(&env, "misp_json_object", &object_msg(8, attrs));
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(geo(&ops).len(), 4);
     }
 }

@@ -27,6 +27,12 @@ pub use handlers::{handle_frame, handle_frame_spilling};
 /// Events whose facts the dispatcher keeps in memory (about 200 bytes each).
 pub const EVENT_FACTS_KEPT: u64 = 100_000;
 
+/// Geolocation objects whose parts the dispatcher keeps in memory (about 300 bytes each): MISP
+/// sends an object's latitude and longitude as two attribute messages, and the point can only
+/// be placed once both came. Past this many objects the least used are forgotten, so a stream
+/// of halves that never pair up cannot grow the dispatcher.
+pub const GEO_OBJECTS_KEPT: u64 = 10_000;
+
 /// The writes that are not statistics (what `[ACL] aggregate_min_distribution` never holds
 /// back): publications, the live caches, and mispdash's own bookkeeping (the facts recorded
 /// for access control, the feeds' clock).
@@ -64,6 +70,14 @@ pub struct Env {
     /// What messages said of each event, for those that do not say it (see
     /// [`crate::keys::ACL_EVENTS`]): kept here in message order, and in Redis for restarts.
     pub event_facts: moka::sync::Cache<u64, Arc<crate::acl::EventFacts>>,
+    /// `[mispdash] wider_geolocation`: see [`crate::config::Config::wider_geolocation`].
+    pub wider_geo: bool,
+    /// What the attribute messages of each geolocation object said of where it is, by feed and
+    /// object id, until the message that completes its point (see [`GEO_OBJECTS_KEPT`]). Kept
+    /// after the point is placed: a message handled again after a failed commit must find
+    /// the other half again, and an edited coordinate is placed again with the other one,
+    /// as an edited attribute is counted again.
+    pub geo_objects: moka::sync::Cache<(String, String), Arc<geo::ObjectPlace>>,
 }
 
 impl Env {
@@ -82,6 +96,8 @@ impl Env {
             record_acl: cfg.acl.enabled,
             aggregate_min_rank: cfg.acl.aggregate_min_rank,
             event_facts: moka::sync::Cache::new(EVENT_FACTS_KEPT),
+            wider_geo: cfg.wider_geolocation,
+            geo_objects: moka::sync::Cache::new(GEO_OBJECTS_KEPT),
             channel_live: cfg.redis.channel_live.clone(),
             channel_map: cfg.redis.channel_map.clone(),
             channel_last_contributor: cfg.redis.channel_last_contributor.clone(),
@@ -125,6 +141,8 @@ pub struct Contribution {
     pub epoch: i64,
     /// The local day of `epoch`, for the per-day keys.
     pub day: String,
+    /// Not announced on the contributor channels (a backfilled message: not live).
+    pub quiet: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,6 +207,10 @@ pub struct Ctx<'a> {
     /// aggregate_min_distribution`: only the live views (publications, the live caches and
     /// their facts) are written, nothing is counted.
     pub uncounted: bool,
+    /// A message `mispdash backfill` read from MISP's API (see
+    /// [`crate::message::Envelope::backfilled_at`]): counted, but not live, so nothing is
+    /// published or pushed onto the live caches.
+    pub backfilled: bool,
 }
 
 /// Takes a large message's publications while it is handled, about every
@@ -230,6 +252,7 @@ impl<'a> Ctx<'a> {
             increments: std::collections::HashMap::new(),
             acl_facts: None,
             uncounted: false,
+            backfilled: false,
         }
     }
 
@@ -242,6 +265,9 @@ impl<'a> Ctx<'a> {
 
     pub fn op(&mut self, op: Op) {
         if self.uncounted && !is_live_view(&op) {
+            return;
+        }
+        if self.backfilled && is_live_view(&op) && !matches!(op, Op::HSet { .. }) {
             return;
         }
         if let (Op::Publish { payload, .. }, Some(_)) = (&op, &self.spill) {
@@ -374,6 +400,7 @@ impl<'a> Ctx<'a> {
             is_labeled,
             epoch: self.now_epoch,
             day: self.today.clone(),
+            quiet: self.backfilled,
         })));
     }
 
