@@ -419,7 +419,7 @@ pub fn backfill(
     a: &BackfillArgs,
     clock: mispdash_core::clock::Clock,
 ) -> anyhow::Result<()> {
-    use ops::backfill;
+    use mispdash_core::backfill;
     let cfg = load_config(config)?;
     let now = clock.now_epoch();
     let since = instant("--since", &a.since, now)?;
@@ -441,6 +441,7 @@ pub fn backfill(
         timeout: seconds("--timeout", a.timeout)?,
         dry_run: a.dry_run,
         sightings: !a.no_sightings,
+        gap_fill: false,
     };
     let key = std::env::var("MISPDASH_MISP_API_KEY").ok();
     let sources = backfill::sources(&cfg, a.feed.as_deref(), key.as_deref())?;
@@ -457,7 +458,7 @@ pub fn backfill(
             }
         );
         let pb = bar(0, "events");
-        let r = backfill::run(&cfg, source, &opts, &pb)?;
+        let r = backfill::run(&cfg.redis, source, &opts, &pb)?;
         pb.finish_and_clear();
         let verb = if a.dry_run { "would add" } else { "added" };
         println!(

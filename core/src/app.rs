@@ -222,7 +222,7 @@ pub fn run(
                 cfg.redis.list_name.clone(),
                 clock,
                 stop.clone(),
-                feed_options(&opts.data_dir),
+                feed_options(cfg, &name, &opts.data_dir),
             )
             .map_err(|e| AppError::Thread {
                 what: format!("subscriber {name}"),
@@ -303,7 +303,7 @@ pub fn subscribe(
         cfg.redis.list_name.clone(),
         clock,
         stop.clone(),
-        feed_options(data_dir),
+        feed_options(cfg, &name, data_dir),
     )
     .map_err(|e| AppError::Thread {
         what: format!("subscriber {name}"),
@@ -317,10 +317,13 @@ pub fn subscribe(
     Ok(())
 }
 
-/// Subscribers keep what Redis could not take before a stop in `<data_dir>/spool`.
-fn feed_options(data_dir: &std::path::Path) -> feed::FeedOptions {
+/// Subscribers keep what Redis could not take before a stop in `<data_dir>/spool`, and fill
+/// the gaps of feeds that have an API key (see `feed::gaps`).
+fn feed_options(cfg: &Config, feed: &str, data_dir: &std::path::Path) -> feed::FeedOptions {
+    let key = std::env::var("MISPDASH_MISP_API_KEY").ok();
     feed::FeedOptions {
         spool_dir: Some(data_dir.join("spool")),
+        gap_fill: feed::gaps::GapFill::for_feed(cfg, feed, key.as_deref()).map(Arc::new),
         ..Default::default()
     }
 }

@@ -1005,7 +1005,7 @@ fn handle_message(
         &env.zmq_name,
         &env.content,
         spill,
-        at.is_some(),
+        at.is_some() && !env.gap_fill,
     ) {
         Outcome::Rejected(r) => {
             tracing::warn!(

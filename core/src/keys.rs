@@ -143,6 +143,12 @@ pub fn backfill_record(feed: &str) -> String {
 /// was handled: `"<seconds behind> <epoch handled>"` (mispdash's own, list database).
 pub const CLOCK_SKEW: &str = "MISPDASH_CLOCK";
 
+/// Per feed, the gaps in its live feed (disconnections) and whether they were filled through
+/// MISP's REST API (mispdash's own, list database): a hash of JSON by the gap's start epoch.
+pub fn feed_gaps(feed: &str) -> String {
+    format!("MISPDASH_GAPS:{feed}")
+}
+
 /// How long a day's topic counts are kept.
 pub const TOPICS_DAY_TTL: i64 = 8 * 86_400;
 /// Field of [`DISPATCH_STATUS`] counting the messages of one topic the dispatcher handled, so

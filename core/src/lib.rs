@@ -7,6 +7,7 @@
 
 pub mod acl;
 pub mod app;
+pub mod backfill;
 pub mod buffer;
 pub mod clock;
 pub mod config;

@@ -33,10 +33,15 @@ pub struct Envelope {
     /// was read from MISP's API afterwards, and this is when it happened in MISP. Its counts
     /// go to that instant, and it is not live: nothing of it is published or cached as such.
     pub backfilled_at: Option<f64>,
+    /// With `backfilled_at`: the message fills a gap of the live feed (`"mispdash_gap_fill"`),
+    /// so it is shown live as it would have been.
+    pub gap_fill: bool,
 }
 
 /// The envelope field `mispdash backfill` adds (see [`Envelope::backfilled_at`]).
 pub const BACKFILLED_AT: &str = "mispdash_backfilled_at";
+/// The envelope field of a gap fill (see [`Envelope::gap_fill`]).
+pub const GAP_FILL: &str = "mispdash_gap_fill";
 
 /// Parses `{"zmq_name": ..., "content": ...}`, as written by our subscriber, the original's
 /// `zmq_subscriber.py`, or the original's `diagnostic.py` probe.
@@ -55,6 +60,7 @@ pub fn parse_envelope(raw: &str) -> Result<Envelope, Reject> {
             zmq_name,
             content,
             backfilled_at: None,
+            gap_fill: false,
         });
     }
     let v: Value = serde_json::from_str(raw).map_err(|e| Reject::Envelope(e.to_string()))?;
@@ -75,6 +81,7 @@ pub fn parse_envelope(raw: &str) -> Result<Envelope, Reject> {
             .get(BACKFILLED_AT)
             .and_then(Value::as_f64)
             .filter(|t| t.is_finite() && *t > 0.0),
+        gap_fill: obj.get(GAP_FILL).and_then(Value::as_bool) == Some(true),
     })
 }
 

@@ -46,6 +46,7 @@
 //! `updated`.
 
 mod backlog;
+pub mod gaps;
 mod pusher;
 mod receiver;
 
@@ -88,7 +89,7 @@ impl From<&crate::config::MispInstance> for FeedSpec {
 
 /// Tuning knobs; [`spawn`] uses [`FeedOptions::default`]. Exposed so tests (and a future config
 /// option) can shrink the backlog bound.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct FeedOptions {
     /// Most frames kept in memory while Redis is unreachable; beyond it the oldest are dropped.
     pub max_backlog_frames: usize,
@@ -115,6 +116,9 @@ pub struct FeedOptions {
     /// Where frames that Redis could not take before a stop are written, to be pushed at the
     /// next start (`<dir>/<feed>.spool.jsonl`); `None`: such frames are lost, and said so.
     pub spool_dir: Option<std::path::PathBuf>,
+    /// Filling what the feed missed while disconnected, through MISP's REST API (the feed has
+    /// an API key); `None`: gaps are only logged.
+    pub gap_fill: Option<Arc<gaps::GapFill>>,
 }
 
 impl Default for FeedOptions {
@@ -130,6 +134,7 @@ impl Default for FeedOptions {
             heartbeat_timeout: Duration::from_secs(15),
             handshake_retry: Duration::from_secs(5),
             spool_dir: None,
+            gap_fill: None,
         }
     }
 }

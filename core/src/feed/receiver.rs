@@ -11,8 +11,10 @@ use std::time::{Duration, Instant};
 
 /// First reconnect delay (libzmq's default is 100 ms)…
 const RECONNECT_IVL_MS: i32 = 250;
-/// …doubling up to this, so an absent or refusing publisher is not hammered.
-const RECONNECT_IVL_MAX_MS: i32 = 5_000;
+/// …doubling up to this. MISP sends what it queued while its publisher was down within a
+/// second or two of the publisher's return: a subscriber that comes back later misses it (it
+/// is then read back through the REST API, see `gaps`, when the feed has an API key).
+const RECONNECT_IVL_MAX_MS: i32 = 1_000;
 /// libzmq's receive queue: larger than its default 1000 so a burst while this thread is busy
 /// logging or taking the backlog lock is not dropped by libzmq.
 const RCVHWM: i32 = 10_000;
@@ -141,6 +143,9 @@ pub(crate) struct Receiver {
     /// Since when no session has been up (`None` while connected).
     down_since: Option<Instant>,
     down_warned: Option<Instant>,
+    /// Since when (epoch) the feed has been away after having been connected: the start of
+    /// a gap in what it received.
+    away_since: Option<f64>,
 }
 
 impl Receiver {
@@ -169,6 +174,7 @@ impl Receiver {
             rebuild_delay: retry,
             down_since: Some(Instant::now()),
             down_warned: None,
+            away_since: None,
         }
     }
 
@@ -331,6 +337,22 @@ impl Receiver {
             self.rebuild_at = None;
             self.rebuild_delay = self.opts.handshake_retry;
             tracing::info!("feed {:?}: connected to {}", name, addr);
+            if let Some(since) = self.away_since.take() {
+                // Traffic may have stopped up to a heartbeat timeout before the disconnection
+                // was noticed.
+                let from = since - self.opts.heartbeat_timeout.as_secs_f64();
+                let to = self.clock.now_f64();
+                match &self.opts.gap_fill {
+                    Some(g) => g.spawn(from, to),
+                    None => tracing::warn!(
+                        "feed {:?}: was away for {:.0} s; what MISP published meanwhile is \
+                         missing (give the feed an \"api_key\" to have such gaps filled, or run \
+                         `mispdash backfill`)",
+                        name,
+                        to - from
+                    ),
+                }
+            }
         } else if is(E::DISCONNECTED) {
             if stats.connected.swap(false, Ordering::Relaxed) {
                 stats.disconnects.fetch_add(1, Ordering::Relaxed);
@@ -338,6 +360,7 @@ impl Receiver {
                     .down_since_epoch
                     .store(self.clock.now_f64().to_bits(), Ordering::Relaxed);
                 self.down_since = Some(Instant::now());
+                self.away_since.get_or_insert(self.clock.now_f64());
                 if self.shared.stopped() {
                     // Stopping: the demo publisher (or MISP) may go first; nothing is wrong.
                     tracing::debug!("feed {:?}: disconnected from {} while stopping", name, addr);

@@ -15,7 +15,6 @@
 //! Long operations report through an [`indicatif::ProgressBar`] handed in by the caller; a
 //! hidden bar ([`indicatif::ProgressBar::hidden`]) makes them silent for tests and scripts.
 
-pub mod backfill;
 pub mod clean;
 pub mod corpus;
 pub mod dead_letters;

@@ -84,7 +84,8 @@ pub fn handle_frame_spilling(
         "misp_json" if obj.contains_key("Event") => {
             // Corrected: publishing an event does not count its attributes again.
             ctx.republished = ctx.corrected();
-            event(&mut ctx, obj, lists)
+            event(&mut ctx, obj, lists);
+            record_applied(&mut ctx, "event", obj.get("Event"), "publish_timestamp");
         }
         "misp_json_event" => event(&mut ctx, obj, lists),
         "misp_json_self" => keepalive(&mut ctx, obj),
@@ -92,7 +93,10 @@ pub fn handle_frame_spilling(
             attribute(&mut ctx, Wrapper::plain(obj), false, ObjectGeo::Message)
         }
         "misp_json_object" => object(&mut ctx, obj),
-        "misp_json_sighting" => sighting(&mut ctx, obj),
+        "misp_json_sighting" => {
+            sighting(&mut ctx, obj);
+            record_applied(&mut ctx, "sighting", obj.get("Sighting"), "date_sighting");
+        }
         "misp_json_conversation" => conversation(&mut ctx, obj),
         "misp_json_audit" => audit(&mut ctx, obj),
         "misp_json_user" => user(&mut ctx, obj),
@@ -106,6 +110,29 @@ pub fn handle_frame_spilling(
         steps: ctx.steps,
         problems: ctx.problems,
     }
+}
+
+/// Records a publish or a sighting as applied, in the feed's backfill record, so that a
+/// backfill (or the filling of a gap in the live feed) does not count it again. Only when it
+/// says which one it is (`uuid`) and when (`at`).
+fn record_applied(ctx: &mut Ctx, kind: &str, item: Option<&Value>, at: &str) {
+    let Some(item) = item.and_then(Value::as_object) else {
+        return;
+    };
+    let (Some(uuid), Some(at)) = (
+        item.get("uuid").and_then(text),
+        item.get(at).and_then(message::epoch),
+    ) else {
+        return;
+    };
+    let at = at.floor() as i64;
+    ctx.uncounted = false;
+    ctx.op(Op::ZAdd {
+        db: Db::Data,
+        key: keys::backfill_record(&ctx.zmq_name),
+        member: crate::backfill::record_member(kind, &uuid, at),
+        score: at as f64,
+    });
 }
 
 /// The timestamp MISP sets to its own "now" when it sends these topics: an attribute or event

@@ -122,6 +122,31 @@ async fn feeds(st: &AppState) -> Result<Vec<(String, HashMap<String, String>)>, 
         .collect())
 }
 
+/// Each feed's gaps (disconnections) and whether they were filled (see `feed::gaps`), oldest
+/// first.
+async fn gaps(st: &AppState, names: &[&str]) -> Result<Vec<Vec<Value>>, WebError> {
+    if names.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut c = st.list.conn().await?;
+    let mut pipe = redis::pipe();
+    for n in names {
+        pipe.cmd("HVALS").arg(keys::feed_gaps(n));
+    }
+    let all: Vec<Vec<String>> = pipe.query_async(&mut c).await?;
+    Ok(all
+        .into_iter()
+        .map(|vals| {
+            let mut g: Vec<Value> = vals
+                .iter()
+                .filter_map(|v| serde_json::from_str(v).ok())
+                .collect();
+            g.sort_by_key(|v| v.get("from").and_then(Value::as_i64).unwrap_or(0));
+            g
+        })
+        .collect())
+}
+
 /// A feed's status as shown by `/status`.
 fn feed_json(st: &AppState, name: &str, h: &HashMap<String, String>) -> Value {
     let epoch = |k: &str| num(h.get(k)).filter(|f| *f > 0.0).map(|f| json!(f));
@@ -194,10 +219,24 @@ pub async fn status(st: &AppState) -> Value {
     if redis.is_ok() {
         match feeds(st).await {
             Ok(f) => {
-                out.insert(
-                    "feeds".into(),
-                    Value::Array(f.iter().map(|(n, h)| feed_json(st, n, h)).collect()),
-                );
+                let names: Vec<&str> = f.iter().map(|(n, _)| n.as_str()).collect();
+                let gaps = gaps(st, &names).await.unwrap_or_default();
+                let list = f
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (n, h))| {
+                        let mut v = feed_json(st, n, h);
+                        let g = gaps.get(i).cloned().unwrap_or_default();
+                        let open = g
+                            .iter()
+                            .filter(|g| g.get("state").and_then(Value::as_str) != Some("filled"))
+                            .count();
+                        v["gaps"] = Value::Array(g);
+                        v["gaps_open"] = json!(open);
+                        v
+                    })
+                    .collect();
+                out.insert("feeds".into(), Value::Array(list));
             }
             Err(e) => {
                 out.insert("feeds_error".into(), json!(e.to_string()));

@@ -46,6 +46,18 @@ export interface Feed {
   disconnects?: number;
   dead_lettered?: number;
   auth_failures?: number;
+  /** Disconnections and whether what was missed was read back from MISP's REST API. */
+  gaps?: Gap[];
+  gaps_open?: number;
+}
+
+export interface Gap {
+  from: number;
+  to: number;
+  state: "filling" | "filled" | "open";
+  events?: number;
+  sightings?: number;
+  error?: string;
 }
 
 export interface Status {

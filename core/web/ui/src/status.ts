@@ -1,5 +1,6 @@
 // /status in a browser: what the status JSON says, as panels an admin reads at a glance.
 
+import { gapsText } from "./gaps";
 import { el, fill } from "./dom";
 import type { Feed, Status } from "./api";
 import { tools } from "./export";
@@ -44,9 +45,18 @@ function feedsPanel(s: Status, clock: ServerClock): HTMLElement {
   const head = el(
     "tr",
     {},
-    ...["Feed", "State", "Endpoint", "Last message", "Last keepalive", "Messages", "Per minute", "Connects", "Disconnected since"].map(
-      (h) => el("th", { class: ["Messages", "Per minute", "Connects"].includes(h) ? "num" : "" }, h),
-    ),
+    ...[
+      "Feed",
+      "State",
+      "Endpoint",
+      "Last message",
+      "Last keepalive",
+      "Messages",
+      "Per minute",
+      "Connects",
+      "Disconnected since",
+      "Gaps",
+    ].map((h) => el("th", { class: ["Messages", "Per minute", "Connects"].includes(h) ? "num" : "" }, h)),
   );
   const rows = feeds.map((f) => {
     const { state, text } = feedState(f, s.now);
@@ -62,6 +72,7 @@ function feedsPanel(s: Status, clock: ServerClock): HTMLElement {
       el("td", { class: "num" }, f.messages_per_minute === null ? "–" : f.messages_per_minute),
       el("td", { class: "num" }, f.connects ?? "–"),
       el("td", {}, f.disconnected_since === null ? "–" : when(f.disconnected_since, s, clock)),
+      el("td", {}, gapsText(f)),
     );
   });
   return widePanel("MISP feeds", el("table", {}, el("thead", {}, head), el("tbody", {}, ...rows)));

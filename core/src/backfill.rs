@@ -15,9 +15,9 @@
 //! interruption, counts nothing twice, and what was pushed is the buffer's to keep (the
 //! dispatcher's no-loss guarantee takes over from there).
 
-use super::{connect, redis_err, OpsError};
-use crate::config::Config;
+use crate::config::{Config, RedisConfig};
 use crate::keys;
+use crate::ops::{connect, redis_err, OpsError};
 use crate::redis_util::RedisTarget;
 use indicatif::ProgressBar;
 use serde_json::{json, Map, Value};
@@ -168,6 +168,9 @@ pub struct Options {
     pub dry_run: bool,
     /// Read sightings too.
     pub sightings: bool,
+    /// Filling a gap of the live feed: the entries are shown live, as their messages would
+    /// have been.
+    pub gap_fill: bool,
 }
 
 /// What a backfill read and did.
@@ -197,7 +200,7 @@ struct Entry {
 /// Reads `source` as `opts` says and pushes what is new onto the buffer; `progress` counts
 /// events (its length set when MISP says how many there are).
 pub fn run(
-    cfg: &Config,
+    cfg: &RedisConfig,
     source: &Source,
     opts: &Options,
     progress: &ProgressBar,
@@ -211,9 +214,9 @@ pub fn run(
         .danger_accept_invalid_certs(!source.verify_tls)
         .build()
         .map_err(|e| BackfillError::Setup(format!("cannot build the HTTP client: {e}")))?;
-    let target = RedisTarget::from_config(&cfg.redis);
-    let mut conn = connect(&target, cfg.redis.list_db)?;
-    let err = redis_err(&target, cfg.redis.list_db);
+    let target = RedisTarget::from_config(cfg);
+    let mut conn = connect(&target, cfg.list_db)?;
+    let err = redis_err(&target, cfg.list_db);
     let record = keys::backfill_record(&source.name);
     let keep_from = opts.until.unwrap_or_else(now_epoch) - RECORD_DAYS * 86_400;
     let script = redis::Script::new(QUEUE_SCRIPT);
@@ -248,7 +251,7 @@ pub fn run(
             if let (Some(id), Some(orgc)) = (field_text(&event, "id"), event.get("Orgc")) {
                 creators.insert(id, orgc.clone());
             }
-            match event_entry(&source.name, event) {
+            match event_entry(&source.name, event, opts.gap_fill) {
                 Some((e, attributes)) => entries.push((e, attributes)),
                 None => report.events_unusable += 1,
             }
@@ -295,7 +298,7 @@ pub fn run(
             let mut entries = Vec::with_capacity(n);
             for item in items {
                 report.sightings_read += 1;
-                if let Some(e) = sighting_entry(&source.name, item, &creators) {
+                if let Some(e) = sighting_entry(&source.name, item, &creators, opts.gap_fill) {
                     entries.push((e, 0));
                 }
             }
@@ -340,7 +343,7 @@ fn queue(
     conn: &mut redis::Connection,
     script: &redis::Script,
     record: &str,
-    cfg: &Config,
+    cfg: &RedisConfig,
     keep_from: i64,
     entries: Vec<(Entry, u64)>,
     dry_run: bool,
@@ -350,13 +353,13 @@ fn queue(
     }
     if dry_run {
         let mut c = redis::cmd("SELECT");
-        c.arg(cfg.redis.data_db);
+        c.arg(cfg.data_db);
         let mut p = redis::pipe();
         p.add_command(c).ignore();
         for (e, _) in &entries {
             p.cmd("ZSCORE").arg(record).arg(&e.member);
         }
-        p.cmd("SELECT").arg(cfg.redis.list_db).ignore();
+        p.cmd("SELECT").arg(cfg.list_db).ignore();
         let scores: Vec<Option<f64>> = p.query(conn)?;
         let mut added = (0, 0);
         for ((_, attributes), s) in entries.iter().zip(scores) {
@@ -368,9 +371,9 @@ fn queue(
         return Ok(added);
     }
     let mut inv = script.key(record);
-    inv.key(&cfg.redis.list_name)
-        .arg(cfg.redis.data_db)
-        .arg(cfg.redis.list_db)
+    inv.key(&cfg.list_name)
+        .arg(cfg.data_db)
+        .arg(cfg.list_db)
         .arg(keep_from);
     for (e, _) in &entries {
         inv.arg(&e.member).arg(e.at).arg(&e.envelope);
@@ -511,7 +514,7 @@ fn field_epoch(m: &Map<String, Value>, k: &str) -> Option<i64> {
 
 /// An event as the publish MISP's ZeroMQ sends (`misp_json {"Event": ...}`), at its
 /// `publish_timestamp`; and its number of attributes (its own and its objects').
-fn event_entry(feed: &str, event: Map<String, Value>) -> Option<(Entry, u64)> {
+fn event_entry(feed: &str, event: Map<String, Value>, gap: bool) -> Option<(Entry, u64)> {
     let at = field_epoch(&event, "publish_timestamp").or(field_epoch(&event, "timestamp"))?;
     let id = field_text(&event, "uuid").or(field_text(&event, "id"))?;
     let attributes = event
@@ -533,9 +536,9 @@ fn event_entry(feed: &str, event: Map<String, Value>) -> Option<(Entry, u64)> {
     let content = format!("misp_json {}", Value::Object(body));
     Some((
         Entry {
-            member: format!("event:{id}@{at}"),
+            member: record_member("event", &id, at),
             at,
-            envelope: envelope(feed, &content, at),
+            envelope: envelope(feed, &content, at, gap),
         },
         attributes as u64,
     ))
@@ -548,6 +551,7 @@ fn sighting_entry(
     feed: &str,
     item: Value,
     creators: &std::collections::HashMap<String, Value>,
+    gap: bool,
 ) -> Option<Entry> {
     let Value::Object(mut outer) = item else {
         return None;
@@ -578,19 +582,29 @@ fn sighting_entry(
     }
     let body = json!({"Sighting": Value::Object(s), "action": "add"});
     Some(Entry {
-        member: format!("sighting:{id}@{at}"),
+        member: record_member("sighting", &id, at),
         at,
-        envelope: envelope(feed, &format!("misp_json_sighting {body}"), at),
+        envelope: envelope(feed, &format!("misp_json_sighting {body}"), at, gap),
     })
 }
 
-/// The buffer entry: the subscriber's envelope, with when the message happened in MISP.
-fn envelope(feed: &str, content: &str, at: i64) -> String {
+/// The buffer entry: the subscriber's envelope, with when the message happened in MISP, and
+/// whether it fills a gap in the live feed (then it is shown live too).
+fn envelope(feed: &str, content: &str, at: i64, gap: bool) -> String {
     let mut m = Map::new();
     m.insert("zmq_name".into(), Value::from(feed));
     m.insert("content".into(), Value::from(content));
     m.insert(crate::message::BACKFILLED_AT.into(), Value::from(at));
+    if gap {
+        m.insert(crate::message::GAP_FILL.into(), Value::Bool(true));
+    }
     Value::Object(m).to_string()
+}
+
+/// A record member (see [`crate::keys::backfill_record`]): what the dispatcher writes for the
+/// publishes and sightings it applies, live or not, and what a backfill checks.
+pub fn record_member(kind: &str, id: &str, at: i64) -> String {
+    format!("{kind}:{id}@{at}")
 }
 
 #[cfg(test)]
@@ -604,7 +618,7 @@ mod tests {
             "Attribute": [{"id": "1"}, {"id": "2"}],
             "Object": [{"Attribute": [{"id": "3"}]}, {"name": "empty"}]});
         let Value::Object(m) = e else { unreachable!() };
-        let (entry, attributes) = event_entry("misp1", m).expect("usable");
+        let (entry, attributes) = event_entry("misp1", m, false).expect("usable");
         assert_eq!(attributes, 3);
         assert_eq!(entry.member, "event:u-7@1700000100");
         assert_eq!(entry.at, 1_700_000_100);
@@ -620,7 +634,7 @@ mod tests {
         let Value::Object(m) = json!({"info": "x"}) else {
             unreachable!()
         };
-        assert!(event_entry("misp1", m).is_none());
+        assert!(event_entry("misp1", m, false).is_none());
     }
 
     #[test]
@@ -629,7 +643,7 @@ mod tests {
         let item = json!({"Sighting": {"id": "9", "uuid": "s-9", "event_id": "7",
             "date_sighting": "1700000200", "type": "0"},
             "Attribute": {"category": "Network activity"}});
-        let e = sighting_entry("misp1", item, &creators).expect("usable");
+        let e = sighting_entry("misp1", item, &creators, false).expect("usable");
         assert_eq!(e.member, "sighting:s-9@1700000200");
         let env = crate::message::parse_envelope(&e.envelope).expect("envelope");
         let (topic, body) = env.content.split_once(' ').expect("frame");
