@@ -1,6 +1,7 @@
 //! Geolocation routes (spec `http.md` §4): top coordinates, country hit map, radius query.
 
 use super::error::WebError;
+use super::narrow::{Accepts, Narrow};
 use super::params::{self, Params};
 use super::state::AppState;
 use crate::keys;
@@ -17,21 +18,46 @@ pub fn cluster_threshold(distance: f64) -> f64 {
 }
 
 /// `/_getTopCoord?date=`: the 6 most frequent coordinates of a day.
+/// With `categ` or `bbox` (see [`super::narrow`]): the 6 most frequent of those that pass.
 pub async fn top_coord(st: &AppState, p: &Params) -> Result<Value, WebError> {
+    let narrow = Narrow::parse(
+        p,
+        "/_getTopCoord",
+        Accepts {
+            categ: true,
+            bbox: true,
+            ..Accepts::default()
+        },
+    )?;
     let day = params::day_key(&params::date_or_now(p, "date", &st.clock));
     let mut c = st.data.conn().await?;
+    let stop: isize = if narrow.is_empty() { 5 } else { -1 };
     let v: Vec<(String, f64)> = redis::cmd("ZREVRANGE")
         .arg(keys::geo_coord(&day))
         .arg(0)
-        .arg(5)
+        .arg(stop)
         .arg("WITHSCORES")
         .query_async(&mut c)
         .await?;
-    Ok(pairs(v))
+    Ok(pairs(
+        v.into_iter()
+            .filter(|(m, _)| narrow.coord_member_ok(m))
+            .take(6)
+            .collect(),
+    ))
 }
 
 /// `/_getHitMap?date=`: every country of a day, most hits first.
+/// With `country`: those countries only.
 pub async fn hit_map(st: &AppState, p: &Params) -> Result<Value, WebError> {
+    let narrow = Narrow::parse(
+        p,
+        "/_getHitMap",
+        Accepts {
+            country: true,
+            ..Accepts::default()
+        },
+    )?;
     let day = params::day_key(&params::date_or_now(p, "date", &st.clock));
     let mut c = st.data.conn().await?;
     let v: Vec<(String, f64)> = redis::cmd("ZREVRANGE")
@@ -41,7 +67,11 @@ pub async fn hit_map(st: &AppState, p: &Params) -> Result<Value, WebError> {
         .arg("WITHSCORES")
         .query_async(&mut c)
         .await?;
-    Ok(pairs(v))
+    Ok(pairs(
+        v.into_iter()
+            .filter(|(code, _)| narrow.country_ok(code))
+            .collect(),
+    ))
 }
 
 pub fn pairs(v: Vec<(String, f64)>) -> Value {
@@ -71,7 +101,17 @@ pub const MAX_RADIUS_KM: f64 = 20_040.0;
 /// `/_getCoordsByRadius?dateStart&dateEnd&centerLat&centerLon&radius`: points within a radius,
 /// clustered. A missing or unreadable parameter gives `[]` as in the original; a coordinate or
 /// radius Redis would refuse, or a range beyond the bound, gives a 400.
+/// With `categ` or `bbox`: the points that pass, clustered.
 pub async fn coords_by_radius(st: &AppState, p: &Params) -> Result<Value, WebError> {
+    let narrow = Narrow::parse(
+        p,
+        "/_getCoordsByRadius",
+        Accepts {
+            categ: true,
+            bbox: true,
+            ..Accepts::default()
+        },
+    )?;
     let start = p
         .get("dateStart")
         .and_then(params::parse_float)
@@ -117,8 +157,19 @@ pub async fn coords_by_radius(st: &AppState, p: &Params) -> Result<Value, WebErr
     }
     let mut c = st.data.conn().await?;
     let per_day: Vec<Vec<(String, (f64, f64))>> = pipe.query_async(&mut c).await?;
+    let passes = |(member, (lon, lat)): &(String, (f64, f64))| {
+        narrow.place_ok(*lat, *lon)
+            && (narrow.categs.is_empty()
+                || narrow.categ_ok(
+                    serde_json::from_str::<Value>(member)
+                        .ok()
+                        .as_ref()
+                        .and_then(|v| v.get("categ"))
+                        .and_then(Value::as_str),
+                ))
+    };
     Ok(cluster(
-        per_day.into_iter().flatten(),
+        per_day.into_iter().flatten().filter(passes),
         st.cfg.clustering_threshold,
     ))
 }

@@ -15,6 +15,7 @@ pub mod error;
 pub mod geo;
 pub mod live;
 pub mod metrics;
+pub mod narrow;
 pub mod ops;
 pub mod pages;
 pub mod params;

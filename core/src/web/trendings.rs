@@ -2,6 +2,7 @@
 //! typeahead vocabularies and timelines, over a day range ending at `dateE`.
 
 use super::error::WebError;
+use super::narrow::{Accepts, Narrow};
 use super::params::{self, Params};
 use super::state::AppState;
 use crate::keys;
@@ -119,14 +120,26 @@ pub async fn events(st: &AppState, p: &Params) -> Result<Value, WebError> {
 }
 
 /// `/_getTrendingCategs?dateS&dateE&topNum` (`specificLabel` ignored, as in the original).
+/// With `categ`: those categories only.
 pub async fn categs(st: &AppState, p: &Params) -> Result<Value, WebError> {
+    let narrow = Narrow::parse(
+        p,
+        "/_getTrendingCategs",
+        Accepts {
+            categ: true,
+            ..Accepts::default()
+        },
+    )?;
     let days = range_days(st, p)?;
     let top = params::top_num(p)?;
     let keys: Vec<String> = days
         .iter()
         .map(|(_, d)| keys::trendings_categs(d))
         .collect();
-    let per_day = ranges(st, &keys, -1).await?;
+    let mut per_day = ranges(st, &keys, -1).await?;
+    for day in &mut per_day {
+        day.retain(|(label, _)| narrow.categ_ok(Some(label)));
+    }
     Ok(generic(&days, per_day, Some(top)))
 }
 
@@ -143,18 +156,38 @@ fn parse_member(m: &str) -> Value {
 }
 
 /// `/_getTrendingTags?dateS&dateE&topNum`: each day's top tags, parsed.
+/// With `tags`/`not_tags`: each day's top tags among those whose name passes.
 pub async fn tags(st: &AppState, p: &Params) -> Result<Value, WebError> {
+    let narrow = Narrow::parse(
+        p,
+        "/_getTrendingTags",
+        Accepts {
+            tags: true,
+            ..Accepts::default()
+        },
+    )?;
     let days = range_days(st, p)?;
     let top = params::top_num(p)?;
     let keys: Vec<String> = days.iter().map(|(_, d)| keys::trendings_tags(d)).collect();
-    let per_day = ranges(st, &keys, top as isize - 1).await?;
+    let stop = if narrow.is_empty() {
+        top as isize - 1
+    } else {
+        -1
+    };
+    let per_day = ranges(st, &keys, stop).await?;
     Ok(Value::Array(
         days.iter()
             .zip(per_day)
             .map(|((ts, _), list)| {
                 let items: Vec<Value> = list
                     .into_iter()
-                    .map(|(m, s)| json!([parse_member(&m), s]))
+                    .map(|(m, s)| (parse_member(&m), s))
+                    .filter(|(tag, _)| {
+                        narrow.is_empty()
+                            || narrow.tag_ok(tag.get("name").and_then(Value::as_str).unwrap_or(""))
+                    })
+                    .take(top)
+                    .map(|(tag, s)| json!([tag, s]))
                     .collect();
                 json!([ts, items])
             })
