@@ -63,6 +63,19 @@ export function tagMatcher(include: string, exclude: string): (name: string) => 
   return (name) => (inc.length === 0 || inc.some((r) => r.test(name))) && !exc.some((r) => r.test(name));
 }
 
+/** The page's tag patterns (space- or comma-separated) as the tags route's parameters. */
+export function tagPatterns(v: { include: string; exclude: string }): Record<string, string> {
+  const list = (text: string): string =>
+    text
+      .split(/[\s,]+/)
+      .filter((p) => p !== "")
+      .join(",");
+  const out: Record<string, string> = {};
+  if (list(v.include)) out["tags"] = list(v.include);
+  if (list(v.exclude)) out["not_tags"] = list(v.exclude);
+  return out;
+}
+
 /** What the URL asks for; without dates, the week to the server's today (read again at every
  * refresh, so that a wall screen moves on with the days). */
 function readView(clock: ServerClock): View {
@@ -287,7 +300,8 @@ async function render(scope: Scope, clock: ServerClock, u: UiSettings): Promise<
   const [events, categs, tags, sightings, disc, timeline] = await Promise.all([
     getJson<PerDay<Ranked>>("/_getTrendingEvents", q),
     getJson<PerDay<Ranked>>("/_getTrendingCategs", q),
-    getJson<PerDay<[Tag, number][]>>("/_getTrendingTags", { ...q, topNum: "1000" }),
+    // The server applies the tag patterns (`tags`, `not_tags`); it ranks the whole day.
+    getJson<PerDay<[Tag, number][]>>("/_getTrendingTags", { ...q, topNum: "1000", ...tagPatterns(v) }),
     getJson<PerDay<{ sightings: number; false_positive: number }>>("/_getTrendingSightings", range),
     getJson<PerDay<Ranked>>("/_getTrendingDisc", range),
     getJson<Segment[]>("/_getGenericTrendingOvertime", { ...range, choice: v.subject }),
@@ -295,11 +309,9 @@ async function render(scope: Scope, clock: ServerClock, u: UiSettings): Promise<
   const span = v.from === v.to ? v.from : `${v.from} to ${v.to}`;
   const nothing = `No data from ${span}.`;
   const days = [...new Set([...sightings, ...events].map(([d]) => d))].sort((a, b) => a - b);
+  // The timeline's tags are filtered here: its route takes no patterns.
   const keepTag = tagMatcher(v.include, v.exclude);
-  const tagDays: PerDay<[Tag, number][]> = tags.map(([d, list]) => [
-    d,
-    list.filter(([t]) => typeof t.name === "string" && keepTag(t.name)),
-  ]);
+  const tagDays: PerDay<[Tag, number][]> = tags.map(([d, list]) => [d, list.filter(([t]) => typeof t.name === "string")]);
   const tagRanking: Ranking = {
     title: `Most popular tags, ${span}`,
     rows: totals(tagDays, (t) => t.name).map((t) => ({ label: t.label, count: t.count, colour: readable(safeColour(t.item.colour)) })),
