@@ -1,8 +1,9 @@
 // /geo: where the attributes of a period come from. A world choropleth of hits per country
 // (click a country for its points), the top locations, and the radius query (drag a circle
 // on the map, or type a centre and a radius). Range, filters, the circle and the chosen
-// country live in the URL; "today" is the server's day. Category and region filters apply to
-// what the API returns.
+// country live in the URL; "today" is the server's day. The server applies the category (the
+// routes' `categ`) and the region's countries to the hit map (`country`); points are kept to
+// the region's outline here, which the routes (a `bbox` at most) cannot draw.
 
 import { geoCentroid, geoCircle, geoContains, geoDistance, geoBounds } from "d3-geo";
 import { el, fill } from "./dom";
@@ -108,8 +109,6 @@ function inRegion(v: View, lon: number, lat: number): boolean {
   return false;
 }
 
-const passesCateg = (v: View, categ: string | null): boolean => v.categ === "" || categ === v.categ;
-
 /** A circle on the map as a closed line of [lon, lat] points. */
 function ring(lat: number, lon: number, km: number): number[][] {
   const poly = geoCircle()
@@ -142,9 +141,15 @@ async function render(scope: Scope, clock: ServerClock): Promise<Node[]> {
   const v = readView(clock);
   const span = v.from === v.to ? v.from : `${v.from} to ${v.to}`;
   const list = days(v, clock);
-  const [hits, tops] = await Promise.all([
-    Promise.all(list.map((d) => getJson<[string, number][]>("/_getHitMap", { date: String(d) }))),
-    Promise.all(list.map((d) => getJson<[string, number][]>("/_getTopCoord", { date: String(d) }))),
+  // The server applies the category (top locations) and, for the hit map, the region's
+  // countries; a region's outline is the page's own, so points are kept to it here.
+  const countries = v.region.size > 0 && v.region.size <= 64 ? { country: [...v.region].join(",") } : {};
+  const categ = v.categ ? { categ: v.categ } : {};
+  const [hits, tops, unfiltered] = await Promise.all([
+    Promise.all(list.map((d) => getJson<[string, number][]>("/_getHitMap", { date: String(d), ...countries }))),
+    Promise.all(list.map((d) => getJson<[string, number][]>("/_getTopCoord", { date: String(d), ...categ }))),
+    // The category list offers every category of the days' top locations.
+    v.categ ? Promise.all(list.map((d) => getJson<[string, number][]>("/_getTopCoord", { date: String(d) }))) : null,
   ]);
 
   // Hits per country over the range, limited to the region.
@@ -159,7 +164,7 @@ async function render(scope: Scope, clock: ServerClock): Promise<Node[]> {
   for (const day of tops) {
     for (const [member, n] of day) {
       const p = parsePlace(member);
-      if (!p || !passesCateg(v, p.categ) || !inRegion(v, p.lon, p.lat)) continue;
+      if (!p || !inRegion(v, p.lon, p.lat)) continue;
       const e = perPlace.get(member) ?? { p, n: 0 };
       e.n += n;
       perPlace.set(member, e);
@@ -167,7 +172,7 @@ async function render(scope: Scope, clock: ServerClock): Promise<Node[]> {
   }
   const top = [...perPlace.values()].sort((a, b) => b.n - a.n).slice(0, 6);
   const categs = new Set<string>();
-  for (const day of tops)
+  for (const day of unfiltered ?? tops)
     for (const [m] of day) {
       const c = parsePlace(m)?.categ;
       if (c) categs.add(c);
@@ -304,12 +309,8 @@ async function countryPanel(v: View, list: number[]): Promise<HTMLElement> {
         ),
     ),
   );
-  const clusters = await radiusQuery(list, lat, lon, km);
-  const inside = clusters
-    .filter((c) => geoContains(f, [c.lon, c.lat]))
-    .map((c) => ({ ...c, items: c.items.filter((i) => passesCateg(v, i.categ)) }))
-    .filter((c) => c.items.length > 0)
-    .sort((a, b) => b.items.length - a.items.length);
+  const clusters = await radiusQuery(list, lat, lon, km, v.categ);
+  const inside = clusters.filter((c) => geoContains(f, [c.lon, c.lat])).sort((a, b) => b.items.length - a.items.length);
   const body = inside.length === 0 ? el("p", { class: "empty" }, `No located attribute in ${name} for this range.`) : clusterTable(inside);
   const p = panel(`${name} (${code}): top coordinates and values`, el("p", { class: "hint" }, close), body);
   tools(p, { table: () => clusterRows(inside) });
@@ -357,7 +358,7 @@ function clusterTable(cs: Cluster[]): HTMLElement {
   );
 }
 
-async function radiusQuery(list: number[], lat: number, lon: number, km: number): Promise<Cluster[]> {
+async function radiusQuery(list: number[], lat: number, lon: number, km: number, categ: string): Promise<Cluster[]> {
   const first = list[0];
   const last = list[list.length - 1];
   if (first === undefined || last === undefined) return [];
@@ -367,6 +368,7 @@ async function radiusQuery(list: number[], lat: number, lon: number, km: number)
     centerLat: lat.toFixed(6),
     centerLon: lon.toFixed(6),
     radius: String(km),
+    ...(categ ? { categ } : {}),
   });
   return raw.map(([members, [clon, clat]]) => ({ lon: clon, lat: clat, items: members.map(parseItem) }));
 }
@@ -466,12 +468,9 @@ function radiusPanel(scope: Scope, v: View, span: string, list: number[]): HTMLE
   tools(p, { png: () => chart.png(), table: () => clusterRows(clusters) });
   const c = v.circle;
   if (c) {
-    radiusQuery(list, c.lat, c.lon, c.km)
+    radiusQuery(list, c.lat, c.lon, c.km, v.categ)
       .then((cs) => {
-        clusters = cs
-          .filter((cl) => inRegion(v, cl.lon, cl.lat))
-          .map((cl) => ({ ...cl, items: cl.items.filter((i) => passesCateg(v, i.categ)) }))
-          .filter((cl) => cl.items.length > 0);
+        clusters = cs.filter((cl) => inRegion(v, cl.lon, cl.lat));
         const n = clusters.reduce((a, cl) => a + cl.items.length, 0);
         fill(
           result,
