@@ -563,6 +563,7 @@ impl Dispatcher {
 
         let mut batch = Batch::new();
         let mut live_pushed = false;
+        let mut rewind_added = false;
         let mut dead = 0u64;
         let mut partial = 0u64;
         let n_handled = handled.len();
@@ -575,6 +576,7 @@ impl Dispatcher {
             for step in h.steps {
                 match step {
                     Step::Op(op) => {
+                        rewind_added |= matches!(op, Op::RewindAdd { .. });
                         if let Op::LPush { key, .. } | Op::LPushLive { key, .. } = &op {
                             live_pushed |=
                                 key == keys::LIVE_CACHE_LOG || key == keys::LIVE_CACHE_MAP;
@@ -631,6 +633,17 @@ impl Dispatcher {
                     stop: keys::LIVE_CACHE_KEEP - 1,
                 });
             }
+        }
+        if rewind_added {
+            // By the dispatcher's clock, as the entries' ids (`MISPDASH_FAKE_NOW` pins both).
+            let keep_ms = u64::from(self.env.rewind.hours) * 3_600_000;
+            let now_ms = (self.clock.now_f64() * 1000.0).floor().max(0.0) as u64;
+            batch.push(Op::RewindTrim {
+                db: Db::Data,
+                key: keys::REWIND.into(),
+                min_ms: now_ms.saturating_sub(keep_ms),
+                max_bytes: self.env.rewind.max_bytes,
+            });
         }
         let n = n_handled as u64;
         for (field, by) in [

@@ -72,6 +72,17 @@ pub const ACL_MAP: &str = "MISPDASH_ACL:map";
 /// (`misp_json_object` carries no event). Read by the dispatcher when it takes the lease.
 pub const ACL_EVENTS: &str = "MISPDASH_ACL:events";
 
+/// The rewind stream (mispdash's own, `[RedisDB] db`): the live rows and map points of the
+/// last `[mispdash] rewind_hours`, so that the live page can show the view as it was at any
+/// moment of them. A Redis stream whose entry ids are the dispatcher's clock in milliseconds
+/// (`crate::rewind`); each entry is one field, `row` or `point`, holding what the live page
+/// shows of it and who may see it. Trimmed by time and by [`REWIND_BYTES`] after each batch.
+pub const REWIND: &str = "MISPDASH_REWIND";
+
+/// The size in bytes of the rewind stream's entries (mispdash's own), kept by the scripts that
+/// add and trim them so that no batch has to read the stream to know it.
+pub const REWIND_BYTES: &str = "MISPDASH_REWIND:bytes";
+
 pub fn contrib_day(day: &str) -> String {
     ["CONTRIB_DAY:", day].concat()
 }
@@ -186,6 +197,10 @@ pub const CLEAN_DATA_PATTERNS: &[&str] = &[
     "TRENDINGS_SIGHT_false_positive:*",
     "TEMP_CACHE_LIVE:*",
     "MISPDASH_BACKFILL:*",
+    "MISPDASH_GEO_POINTS:*",
+    "MISPDASH_TRENDINGS_EVENTS:*",
+    REWIND,
+    REWIND_BYTES,
 ];
 
 /// Patterns of the per-day geolocation keys `mispdash rebuild-geo` rewrites.

@@ -23,6 +23,7 @@ pub mod message;
 pub mod ops;
 pub mod pyjson;
 pub mod redis_util;
+pub mod rewind;
 pub mod rules;
 pub mod store;
 pub mod web;

@@ -192,6 +192,9 @@ pub struct Config {
     /// Off, the GEO_* keys and the map are exactly the original's (`docs/compat.md` Q4), which
     /// an installation comparing its maps with the original's history needs.
     pub wider_geolocation: bool,
+    /// `[mispdash] rewind_hours` and `rewind_max_bytes` (mispdash additions): how much of the
+    /// live view the rewind stream keeps (`keys::REWIND`).
+    pub rewind: RewindConfig,
     /// Options that were not recognised, as `(section, option)`, for a warning at start.
     pub unknown: Vec<(String, String)>,
 }
@@ -220,6 +223,35 @@ impl Default for Limits {
             live_cache_max_bytes: 16 << 20,
             max_attempts: 3,
         }
+    }
+}
+
+/// What the live page can rewind (`[mispdash]`, additions of mispdash): the live rows and map
+/// points of the last `hours`, kept in a Redis stream in mispdash's namespace
+/// (`keys::REWIND`). A day at a hundred rows a second would hold gigabytes, so the stream is
+/// also bounded in bytes: whichever bound is reached first drops the oldest entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RewindConfig {
+    /// `rewind_hours` (0 to 168): how far back the page can go; 0 keeps nothing (off).
+    pub hours: u32,
+    /// `rewind_max_bytes`: what the stream's entries may hold in all (their JSON text; Redis
+    /// adds its own bookkeeping, see `docs/performance.md`).
+    pub max_bytes: usize,
+}
+
+impl Default for RewindConfig {
+    fn default() -> Self {
+        RewindConfig {
+            hours: 24,
+            max_bytes: 256 << 20,
+        }
+    }
+}
+
+impl RewindConfig {
+    /// Whether anything is kept.
+    pub fn enabled(&self) -> bool {
+        self.hours > 0
     }
 }
 
@@ -428,6 +460,8 @@ const KNOWN: &[(&str, &[&str])] = &[
             "metrics_public",
             "session_secret_file",
             "wider_geolocation",
+            "rewind_hours",
+            "rewind_max_bytes",
         ],
     ),
 ];
@@ -765,6 +799,32 @@ impl Config {
             },
         };
         let wider_geolocation = r.boolean("mispdash", "wider_geolocation", false)?;
+        let rd = RewindConfig::default();
+        let rewind = RewindConfig {
+            hours: r.parse_with("mispdash", "rewind_hours", &rd.hours.to_string(), |v| {
+                v.trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|h| *h <= 168)
+                    .ok_or_else(|| {
+                        "must be a whole number of hours from 0 (off) to 168".to_string()
+                    })
+            })?,
+            max_bytes: r.parse_with(
+                "mispdash",
+                "rewind_max_bytes",
+                &rd.max_bytes.to_string(),
+                |v| {
+                    v.trim()
+                        .parse::<usize>()
+                        .ok()
+                        .filter(|n| *n >= 1 << 16)
+                        .ok_or_else(|| {
+                            "must be a whole number of bytes, at least 65536".to_string()
+                        })
+                },
+            )?,
+        };
         let unknown = r.unknown();
         Ok(Config {
             source: None,
@@ -780,6 +840,7 @@ impl Config {
             http,
             acl,
             wider_geolocation,
+            rewind,
             unknown,
         })
     }
@@ -1041,6 +1102,31 @@ listName=bufferList
             .expect_err("not a boolean")
             .to_string()
             .contains("[mispdash] wider_geolocation"));
+    }
+
+    #[test]
+    fn rewind_keeps_a_day_unless_told_otherwise() {
+        let p = Path::new("c.cfg");
+        let c = Config::parse(ORIGINAL_DEFAULT, p).expect("parses");
+        assert_eq!(c.rewind, RewindConfig::default());
+        assert!(c.rewind.enabled() && c.rewind.hours == 24);
+        let set = format!(
+            "{ORIGINAL_DEFAULT}\n[mispdash]\nrewind_hours = 0\nrewind_max_bytes = 1048576\n"
+        );
+        let c = Config::parse(&set, p).expect("parses");
+        assert!(!c.rewind.enabled(), "0 turns it off");
+        assert_eq!(c.rewind.max_bytes, 1 << 20);
+        assert!(c.unknown.is_empty(), "{:?}", c.unknown);
+        for (option, bad) in [
+            ("rewind_hours", "169"),
+            ("rewind_hours", "-1"),
+            ("rewind_hours", "a day"),
+            ("rewind_max_bytes", "1000"),
+        ] {
+            let text = format!("{ORIGINAL_DEFAULT}\n[mispdash]\n{option} = {bad}\n");
+            let e = Config::parse(&text, p).expect_err(bad).to_string();
+            assert!(e.contains(&format!("[mispdash] {option}")), "{e}");
+        }
     }
 
     #[test]

@@ -66,7 +66,7 @@ pub fn describe(cfg: &Config, mode: Mode) -> String {
     match mode {
         Mode::Soft => format!(
             "Soft mode: delete the dashboard's statistics (GEO_*, CONTRIB_*, LOGIN_*, TRENDINGS_*, \
-             TEMP_CACHE_LIVE:*) in db {} and the buffer list {:?} in db {} of Redis {target}; \
+             TEMP_CACHE_LIVE:*, the rewind stream) in db {} and the buffer list {:?} in db {} of Redis {target}; \
              other keys stay",
             cfg.redis.data_db, cfg.redis.list_name, cfg.redis.list_db
         ),

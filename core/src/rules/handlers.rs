@@ -480,6 +480,7 @@ fn attribute(ctx: &mut Ctx, j: Wrapper, already_contributed: bool, object_geo: O
             (_, None) => {}
         }
     }
+    live::rewind_row(ctx, kind.as_str(), |k| j.get(k));
     ctx.acl_facts = None;
     live::publish_log(ctx, kind.as_str(), |out| {
         pyjson::write_object_overlay_nested(out, j.base, j.over)

@@ -42,6 +42,33 @@ pub fn publish_log(ctx: &mut Ctx, name: &str, write_content: impl FnOnce(&mut St
     }
 }
 
+/// The rewind stream's entry of a live row (with `[mispdash] rewind_hours` on): the fields of
+/// its columns, read through `top` (the content's top-level fields), and with `[ACL] enabled`
+/// the facts the dispatcher decided for it (`ctx.acl_facts`, so call it before they are
+/// cleared). Nothing for a message that is not live (backfilled).
+pub fn rewind_row<'v>(ctx: &mut Ctx, name: &str, top: impl Fn(&str) -> Option<&'v Value>) {
+    if ctx.backfilled {
+        return;
+    }
+    let Some(paths) = ctx.env.rewind_paths.as_deref() else {
+        return;
+    };
+    let log = crate::rewind::trimmed_log(top, paths);
+    let value = crate::rewind::row_entry(name, &ctx.zmq_name, &log, ctx.acl_facts.as_deref());
+    rewind_add(ctx, crate::rewind::ROW, value);
+}
+
+fn rewind_add(ctx: &mut Ctx, field: &'static str, value: String) {
+    let at_ms = (ctx.now * 1000.0).floor().max(0.0) as u64;
+    ctx.op(Op::RewindAdd {
+        db: Db::Data,
+        key: keys::REWIND.into(),
+        at_ms,
+        field,
+        value,
+    });
+}
+
 /// With `[ACL] enabled`: remembers what `e` says of its event when it says who owns it and
 /// how it is distributed (in memory, and in Redis when it changed), else completes it from
 /// what earlier messages said.
@@ -88,6 +115,10 @@ pub fn publish_map(ctx: &mut Ctx, payload: &Value) {
             key: keys::ACL_MAP.into(),
             value: record,
         });
+    }
+    if ctx.env.rewind_paths.is_some() && !ctx.backfilled {
+        let entry = crate::rewind::point_entry(&text, ctx.acl_facts.as_deref());
+        rewind_add(ctx, crate::rewind::POINT, entry);
     }
     ctx.op(Op::Publish {
         channel: ctx.env.channel_map.clone(),

@@ -34,12 +34,12 @@ pub const EVENT_FACTS_KEPT: u64 = 100_000;
 pub const GEO_OBJECTS_KEPT: u64 = 10_000;
 
 /// The writes that are not statistics (what `[ACL] aggregate_min_distribution` never holds
-/// back): publications, the live caches, and mispdash's own bookkeeping (the facts recorded
+/// back): publications, the live caches and the rewind stream, and mispdash's own bookkeeping (the facts recorded
 /// for access control, the feeds' clock).
 fn is_live_view(op: &Op) -> bool {
     use crate::keys;
     match op {
-        Op::Publish { .. } | Op::LPushLive { .. } => true,
+        Op::Publish { .. } | Op::LPushLive { .. } | Op::RewindAdd { .. } => true,
         Op::LPush { key, .. } => key == keys::LIVE_CACHE_MAP || key == keys::ACL_MAP,
         Op::HSet { key, .. } => key.starts_with("MISPDASH_"),
         _ => false,
@@ -78,6 +78,12 @@ pub struct Env {
     /// the other half again, and an edited coordinate is placed again with the other one,
     /// as an edited attribute is counted again.
     pub geo_objects: moka::sync::Cache<(String, String), Arc<geo::ObjectPlace>>,
+    /// `[mispdash] rewind_hours` and `rewind_max_bytes`: how long the rewind stream keeps the
+    /// live view (see [`crate::rewind`]).
+    pub rewind: crate::config::RewindConfig,
+    /// With the rewind stream on: the paths of `[Dashboard] fieldname_order`, what a row's
+    /// entry keeps of its content (see [`crate::rewind::trimmed_log`]).
+    pub rewind_paths: Option<Vec<Vec<String>>>,
 }
 
 impl Env {
@@ -98,6 +104,11 @@ impl Env {
             event_facts: moka::sync::Cache::new(EVENT_FACTS_KEPT),
             wider_geo: cfg.wider_geolocation,
             geo_objects: moka::sync::Cache::new(GEO_OBJECTS_KEPT),
+            rewind: cfg.rewind,
+            rewind_paths: cfg
+                .rewind
+                .enabled()
+                .then(|| crate::rewind::column_paths(&cfg.dashboard.fieldname_order)),
             channel_live: cfg.redis.channel_live.clone(),
             channel_map: cfg.redis.channel_map.clone(),
             channel_last_contributor: cfg.redis.channel_last_contributor.clone(),

@@ -60,6 +60,8 @@ struct Pending {
     set: Option<String>,
     /// LPUSHed values in order; publications in between do not touch the list.
     lpush: Vec<Pushed>,
+    /// Entries of the rewind stream in order (one script for the batch's).
+    rewind: Vec<(u64, &'static str, String)>,
     expire: Option<i64>,
 }
 
@@ -118,6 +120,13 @@ impl Pending {
                 db,
                 key: key.clone(),
                 values: self.lpush.into_iter().map(Pushed::into_text).collect(),
+            });
+        }
+        if !self.rewind.is_empty() {
+            out.push(Op::RewindAddMany {
+                db,
+                key: key.clone(),
+                entries: self.rewind,
             });
         }
         if !self.hset.is_empty() {
@@ -234,6 +243,15 @@ impl Batch {
             }
             Op::LPushLive { db, key, entry } => {
                 self.pending_for(db, key).lpush.push(Pushed::Live(entry));
+            }
+            Op::RewindAdd {
+                db,
+                key,
+                at_ms,
+                field,
+                value,
+            } => {
+                self.pending_for(db, key).rewind.push((at_ms, field, value));
             }
             Op::Publish { .. } => self.out.push(op),
             Op::LTrim {
@@ -389,6 +407,42 @@ mod tests {
                     values: vec!["c".into(), "d".into()]
                 },
                 trim,
+            ]
+        );
+    }
+
+    /// A batch's rewind entries go in one script, in order, before the trim that follows them.
+    #[test]
+    fn rewind_entries_merge_in_order_before_their_trim() {
+        let add = |ms: u64, v: &str| Op::RewindAdd {
+            db: Db::Data,
+            key: "R".into(),
+            at_ms: ms,
+            field: "row",
+            value: v.into(),
+        };
+        let trim = Op::RewindTrim {
+            db: Db::Data,
+            key: "R".into(),
+            min_ms: 5,
+            max_bytes: 100,
+        };
+        let mut b = Batch::new();
+        b.extend([add(9, "a"), add(10, "b"), trim.clone(), add(11, "c")]);
+        assert_eq!(
+            b.finish(),
+            vec![
+                Op::RewindAddMany {
+                    db: Db::Data,
+                    key: "R".into(),
+                    entries: vec![(9, "row", "a".into()), (10, "row", "b".into())],
+                },
+                trim,
+                Op::RewindAddMany {
+                    db: Db::Data,
+                    key: "R".into(),
+                    entries: vec![(11, "row", "c".into())],
+                },
             ]
         );
     }

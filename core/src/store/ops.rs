@@ -163,6 +163,30 @@ pub enum Op {
         key: String,
         entry: LiveEntry,
     },
+    /// An entry of the rewind stream (`crate::rewind`): `field` is `rewind::ROW` or
+    /// `rewind::POINT`, `at_ms` the dispatcher's clock when the message was handled. Its size
+    /// is counted in `keys::REWIND_BYTES`.
+    RewindAdd {
+        db: Db,
+        key: String,
+        at_ms: u64,
+        field: &'static str,
+        value: String,
+    },
+    /// The coalesced form of [`Op::RewindAdd`], oldest first: one script for a batch.
+    RewindAddMany {
+        db: Db,
+        key: String,
+        entries: Vec<(u64, &'static str, String)>,
+    },
+    /// Drops the rewind stream's entries older than `min_ms` and the oldest beyond
+    /// `max_bytes` (`rewind::TRIM_LUA`).
+    RewindTrim {
+        db: Db,
+        key: String,
+        min_ms: u64,
+        max_bytes: usize,
+    },
     /// The payload is shared (not copied) with the live-cache entry that repeats it.
     Publish {
         channel: String,
@@ -248,7 +272,10 @@ impl Op {
             | LPushLive { db, key, .. }
             | LTrim { db, key, .. }
             | TrimBytes { db, key, .. }
-            | RTrimCount { db, key, .. } => Some((*db, key.as_str())),
+            | RTrimCount { db, key, .. }
+            | RewindAdd { db, key, .. }
+            | RewindAddMany { db, key, .. }
+            | RewindTrim { db, key, .. } => Some((*db, key.as_str())),
             Publish { .. } => None,
         }
     }
@@ -270,7 +297,11 @@ impl Op {
             Expire { .. } => "EXPIRE",
             LPush { .. } | LPushMany { .. } | LPushLive { .. } => "LPUSH",
             LTrim { .. } | RTrimCount { .. } => "LTRIM",
-            TrimBytes { .. } | DeadLetter { .. } => "EVAL",
+            TrimBytes { .. }
+            | DeadLetter { .. }
+            | RewindAdd { .. }
+            | RewindAddMany { .. }
+            | RewindTrim { .. } => "EVAL",
             Publish { .. } => "PUBLISH",
         }
     }
@@ -291,6 +322,12 @@ impl Op {
             HIncrBy { field, .. } | HDel { field, .. } => field.len(),
             HSet { fields, .. } => fields.iter().map(|(f, v)| f.len() + v.len()).sum(),
             DeadLetter { value, .. } => value.len() + crate::buffer::DEAD_PUSH_LUA.len(),
+            RewindAdd { value, .. } => value.len() + 24,
+            RewindAddMany { entries, .. } => {
+                entries.iter().map(|(_, _, v)| v.len() + 24).sum::<usize>()
+                    + crate::rewind::APPEND_LUA.len()
+            }
+            RewindTrim { .. } => crate::rewind::TRIM_LUA.len(),
             _ => 0,
         };
         body + self.key().map_or(16, |(_, k)| k.len()) + 16
@@ -446,10 +483,75 @@ impl Op {
             LPushLive { key, entry, .. } => {
                 out.command(&[b"LPUSH", key.as_bytes(), entry.cached().as_bytes()]);
             }
+            RewindAdd {
+                key,
+                at_ms,
+                field,
+                value,
+                ..
+            } => {
+                rewind_append(
+                    out,
+                    key,
+                    std::iter::once((*at_ms, *field, value.as_str())),
+                    1,
+                );
+            }
+            RewindAddMany { key, entries, .. } => {
+                rewind_append(
+                    out,
+                    key,
+                    entries.iter().map(|(ms, f, v)| (*ms, *f, v.as_str())),
+                    entries.len(),
+                );
+            }
+            RewindTrim {
+                key,
+                min_ms,
+                max_bytes,
+                ..
+            } => {
+                out.command_n(
+                    7,
+                    &[
+                        b"EVAL",
+                        crate::rewind::TRIM_LUA.as_bytes(),
+                        b"2",
+                        key.as_bytes(),
+                        crate::keys::REWIND_BYTES.as_bytes(),
+                    ],
+                )
+                .int(i64::try_from(*min_ms).unwrap_or(i64::MAX))
+                .int(i64::try_from(*max_bytes).unwrap_or(i64::MAX));
+            }
             Publish { channel, payload } => {
                 out.command(&[b"PUBLISH", channel.as_bytes(), payload]);
             }
         }
+    }
+}
+
+/// The script that appends `n` entries to the rewind stream `key` (`rewind::APPEND_LUA`).
+fn rewind_append<'a>(
+    out: &mut Resp,
+    key: &str,
+    entries: impl Iterator<Item = (u64, &'static str, &'a str)>,
+    n: usize,
+) {
+    out.command_n(
+        5 + 3 * n,
+        &[
+            b"EVAL",
+            crate::rewind::APPEND_LUA.as_bytes(),
+            b"2",
+            key.as_bytes(),
+            crate::keys::REWIND_BYTES.as_bytes(),
+        ],
+    );
+    for (ms, field, value) in entries {
+        out.int(i64::try_from(ms).unwrap_or(i64::MAX))
+            .arg(field.as_bytes())
+            .arg(value.as_bytes());
     }
 }
 
@@ -774,6 +876,46 @@ mod tests {
                     entry: LiveEntry::new(Bytes::from_static(br#"{"log": "{\"a\": 1}"}"#), 9..19),
                 },
                 vec!["LPUSH", "K", r#"{"log": {"a": 1}}"#],
+            ),
+            (
+                Op::RewindAddMany {
+                    db: Db::Data,
+                    key: k(),
+                    entries: vec![
+                        (1_795_176_000_000, "row", "{}".into()),
+                        (7, "point", "p".into()),
+                    ],
+                },
+                vec![
+                    "EVAL",
+                    crate::rewind::APPEND_LUA,
+                    "2",
+                    "K",
+                    "MISPDASH_REWIND:bytes",
+                    "1795176000000",
+                    "row",
+                    "{}",
+                    "7",
+                    "point",
+                    "p",
+                ],
+            ),
+            (
+                Op::RewindTrim {
+                    db: Db::Data,
+                    key: k(),
+                    min_ms: 1_795_089_600_000,
+                    max_bytes: 1024,
+                },
+                vec![
+                    "EVAL",
+                    crate::rewind::TRIM_LUA,
+                    "2",
+                    "K",
+                    "MISPDASH_REWIND:bytes",
+                    "1795089600000",
+                    "1024",
+                ],
             ),
             (
                 Op::LTrim {

@@ -19,6 +19,7 @@ pub mod narrow;
 pub mod ops;
 pub mod pages;
 pub mod params;
+pub mod rewind;
 mod routes;
 pub mod state;
 pub mod stream;

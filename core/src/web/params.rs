@@ -36,6 +36,14 @@ impl Params {
         Ok(Params(pairs))
     }
 
+    /// Every value of a parameter given several times, in order (the live page's `f`).
+    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()

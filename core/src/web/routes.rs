@@ -416,6 +416,60 @@ async fn combined_stream(
     ))
 }
 
+/// `/_mispdash/rewind`: the live rows and map points of a window of the rewind stream, for
+/// what the session may see and through the live log's filters (see [`super::rewind`]).
+async fn rewind_json(
+    State(st): State<Shared>,
+    session: Session,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    let p = Params::parse(q.as_deref())?;
+    let filters = Filters::from_cookie_headers(cookie_headers(&headers).into_iter());
+    let viewer = viewer_of(&st, session.as_deref());
+    let st2 = st.clone();
+    cached(&st, String::new(), async move {
+        Ok(super::rewind::window_json(&st2, &p, &filters, viewer.as_ref()).await?)
+    })
+    .await
+}
+
+/// `/_mispdash/rewind.csv`: a window's rows as CSV text (a download), oldest first;
+/// `X-Mispdash-Complete: false` when the window held more than one export gives.
+async fn rewind_csv(
+    State(st): State<Shared>,
+    session: Session,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    let p = Params::parse(q.as_deref())?;
+    let filters = Filters::from_cookie_headers(cookie_headers(&headers).into_iter());
+    let viewer = viewer_of(&st, session.as_deref());
+    let csv = tokio::time::timeout(
+        REDIS_DEADLINE * 6,
+        super::rewind::window_csv(&st, &p, &filters, viewer.as_ref()),
+    )
+    .await
+    .map_err(|_| WebError::Unavailable("Redis did not answer in time".into()))??;
+    let mut r = (StatusCode::OK, csv.text).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    h.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("attachment; filename=\"mispdash-rewind.csv\""),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(
+        "x-mispdash-complete",
+        HeaderValue::from_static(if csv.complete { "true" } else { "false" }),
+    );
+    h.insert("x-mispdash-rows", HeaderValue::from(csv.rows));
+    Ok(r)
+}
+
 /// `/_get_log_head`: served as JSON (the original says `text/html`; compat.md).
 async fn log_head(State(st): State<Shared>) -> Response {
     json_bytes(Bytes::from(st.cfg.header_json.clone()))
@@ -778,6 +832,8 @@ fn route_label(path: &str) -> &'static str {
         "/favicon.ico",
         "/_logs",
         "/_maps",
+        "/_mispdash/rewind",
+        "/_mispdash/rewind.csv",
         "/_get_log_head",
         "/_getTopCoord",
         "/_getHitMap",
@@ -922,6 +978,8 @@ pub fn router(st: Shared) -> Router {
         .route("/_logs", get(logs))
         .route("/_mispdash/stream", get(combined_stream))
         .route("/_maps", get(maps))
+        .route("/_mispdash/rewind", get(rewind_json))
+        .route("/_mispdash/rewind.csv", get(rewind_csv))
         .route("/_get_log_head", get(log_head))
         .route("/_getTopCoord", get(top_coord))
         .route("/_getHitMap", get(hit_map))

@@ -103,6 +103,8 @@ pub struct WebConfig {
     pub aggregate_min_rank: Option<u8>,
     /// What the pages need of the configuration (`/_mispdash/ui`), without the ranking.
     pub ui: serde_json::Value,
+    /// `[mispdash] rewind_hours` and `rewind_max_bytes`: what the rewind stream keeps.
+    pub rewind: crate::config::RewindConfig,
 }
 
 impl WebConfig {
@@ -134,6 +136,7 @@ impl WebConfig {
             trending_max_display: 15,
             guard: cfg.http.clone(),
             aggregate_min_rank: cfg.acl.aggregate_min_rank,
+            rewind: cfg.rewind,
             ui: serde_json::json!({
                 "dashboard": {
                     "rotation_wait_time": cfg.dashboard.rotation_wait_time,
@@ -152,6 +155,7 @@ impl WebConfig {
                     "min_between_reload": cfg.contrib.min_between_reload,
                     "additional_help_text": cfg.contrib.additional_help_text,
                 },
+                "rewind": {"hours": cfg.rewind.hours},
                 "misp_web_url": if cfg.redis.misp_web_url_set { Some(cfg.redis.misp_web_url.as_str()) } else { None },
             }),
         }

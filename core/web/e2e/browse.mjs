@@ -61,6 +61,16 @@ const { values } = parseArgs({
     // Counts the elements matching this that are wholly visible (inside the window and their
     // scrolling box): report.pages[].visible.
     "count-visible": { type: "string" },
+    // Steps run in order after the keyboard ones, each "VERB:ARGUMENT":
+    //   set:SELECTOR=>VALUE     sets an input's or a select's value as a user would (input
+    //                           and change events: a slider dragged there)
+    //   click:SELECTOR          clicks the first match
+    //   wait:SELECTOR=>TEXT     waits (20 s) until the first match shows TEXT
+    //   rows:SELECTOR=>A|B|C    waits (20 s) until exactly these elements match, in order, the
+    //                           first showing A, the second B...
+    //   hidden:SELECTOR         waits (20 s) until no match is visible
+    //   shot:NAME               saves a screenshot as NAME-<theme>.png
+    step: { type: "string", multiple: true, default: [] },
     // The fonts the browser drew this text with (DevTools' CSS.getPlatformFontsForNode):
     // report.pages[].fonts[TEXT] = [{ familyName, glyphCount }].
     "fonts-for": { type: "string", multiple: true, default: [] },
@@ -209,6 +219,59 @@ try {
         }
         if (!reached) problems.push(`${where}: Tab never reached ${values["tab-to"]}`);
         for (const key of values.press) await page.keyboard.press(key);
+      }
+      for (const step of values.step) {
+        const colon = step.indexOf(":");
+        const verb = step.slice(0, colon);
+        const arg = step.slice(colon + 1);
+        const split = arg.indexOf("=>");
+        const sel = split >= 0 ? arg.slice(0, split) : arg;
+        const rest = split >= 0 ? arg.slice(split + 2) : "";
+        try {
+          if (verb === "set") {
+            await page
+              .locator(sel)
+              .first()
+              .evaluate((e, v) => {
+                e.value = v;
+                e.dispatchEvent(new globalThis.Event("input", { bubbles: true }));
+                e.dispatchEvent(new globalThis.Event("change", { bubbles: true }));
+              }, rest);
+          } else if (verb === "click") {
+            await page.locator(sel).first().click();
+          } else if (verb === "wait") {
+            await page.waitForFunction(([s, t]) => document.querySelector(s)?.textContent?.includes(t) ?? false, [sel, rest], {
+              timeout: 20000,
+            });
+          } else if (verb === "rows") {
+            const want = rest.split("|");
+            await page.waitForFunction(
+              ([s, w]) => {
+                const got = [...document.querySelectorAll(s)].map((e) => e.textContent ?? "");
+                return got.length === w.length && got.every((t, i) => t.includes(w[i]));
+              },
+              [sel, want],
+              { timeout: 20000 },
+            );
+          } else if (verb === "hidden") {
+            await page.waitForFunction((s) => [...document.querySelectorAll(s)].every((e) => e.checkVisibility() === false), sel, {
+              timeout: 20000,
+            });
+          } else if (verb === "shot") {
+            await page.screenshot({ path: join(values.out, `${arg}-${theme}.png`) });
+          } else {
+            problems.push(`${where}: unknown step ${step}`);
+          }
+        } catch (e) {
+          const seen = sel
+            ? await page
+                .locator(sel)
+                .allInnerTexts()
+                .catch(() => [])
+            : [];
+          problems.push(`${where}: step ${step} failed (${String(e).split("\n")[0]}); ${sel} shows ${JSON.stringify(seen.slice(0, 8))}`);
+          break;
+        }
       }
       let visible = null;
       if (values["count-visible"]) {

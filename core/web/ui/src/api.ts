@@ -11,9 +11,12 @@ export class ApiError extends Error {
 }
 
 /** GET a JSON route; a 401 sends the browser to the login form. */
-export async function getJson<T>(path: string, params: Record<string, string> = {}): Promise<T> {
+export async function getJson<T>(path: string, params: Record<string, string | readonly string[]> = {}): Promise<T> {
   const url = new URL(path, window.location.origin);
-  for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v);
+  for (const [k, v] of Object.entries(params)) {
+    if (typeof v === "string") url.searchParams.set(k, v);
+    else for (const one of v) url.searchParams.append(k, one);
+  }
   const r = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
   if (r.status === 401) {
     window.location.assign("/login");
@@ -128,6 +131,8 @@ export interface UiSettings {
   contrib: { min_between_reload: number; additional_help_text: string[] };
   /** `[RedisGlobal] misp_web_url`, when it was set (links to MISP are offered only then). */
   misp_web_url: string | null;
+  /** `[mispdash] rewind_hours`: how far back the live page can go (0: not at all). */
+  rewind?: { hours: number };
   ranking: {
     rank_multiplier: number;
     level_max: number;
@@ -139,6 +144,72 @@ export interface UiSettings {
     trophy_mapping: number[];
     trophy_titles: string[];
   };
+}
+
+/** A live row of the rewind stream: the row `/_logs` gives, with its stream id and time. */
+export interface RewindRow {
+  id: string;
+  /** When the dispatcher handled it (the server's clock, epoch seconds). */
+  at: number;
+  log: Record<string, unknown> | unknown[];
+  name: string;
+  zmqName: string;
+}
+
+/** A map point of the rewind stream: the point `/_maps` gives, with its stream id and time. */
+export interface RewindPoint {
+  id: string;
+  at: number;
+  point: Record<string, unknown>;
+}
+
+/** `/_mispdash/rewind`: the rows and points of a window, newest first. */
+export interface RewindWindow {
+  from: number;
+  to: number;
+  now: number;
+  hours: number;
+  /** The oldest entry kept, or null when nothing is. */
+  oldest: number | null;
+  rows: RewindRow[];
+  points: RewindPoint[];
+  /** The window holds more than the answer. */
+  more: boolean;
+}
+
+/** What a rewind window asks for: epoch seconds, counts, and the live log's page filters
+ * (`f`, as in the page's URL). */
+export interface RewindQuery {
+  from?: number;
+  to: number;
+  limit?: number;
+  points?: number;
+  pointsFrom?: number;
+  filters?: readonly string[];
+}
+
+const seconds = (t: number): string => (Math.round(t * 1000) / 1000).toFixed(3);
+
+function rewindParams(q: RewindQuery): Record<string, string | readonly string[]> {
+  const p: Record<string, string | readonly string[]> = { to: seconds(q.to) };
+  if (q.from !== undefined) p.from = seconds(q.from);
+  if (q.limit !== undefined) p.limit = String(q.limit);
+  if (q.points !== undefined) p.points = String(q.points);
+  if (q.pointsFrom !== undefined) p.points_from = seconds(q.pointsFrom);
+  if (q.filters && q.filters.length > 0) p.f = q.filters;
+  return p;
+}
+
+export const rewindWindow = (q: RewindQuery): Promise<RewindWindow> => getJson<RewindWindow>("/_mispdash/rewind", rewindParams(q));
+
+/** The address of a window's CSV export (a download: the browser fetches it itself). */
+export function rewindCsvUrl(q: RewindQuery): string {
+  const u = new URLSearchParams();
+  for (const [k, v] of Object.entries(rewindParams(q))) {
+    if (typeof v === "string") u.set(k, v);
+    else for (const one of v) u.append(k, one);
+  }
+  return `/_mispdash/rewind.csv?${u.toString()}`;
 }
 
 let settings: Promise<UiSettings> | null = null;

@@ -3,7 +3,9 @@
 // newest log rows and map points, and after an interruption it resumes where the page was,
 // or, from a server process that replaced the one the page knew, brings its newest rows,
 // which the page aligns with its own (align.ts): rows applied while the stream was down
-// appear, none twice. The live lists are read again then.
+// appear, none twice. The live lists are read again then. The log and the map can be rewound
+// to any moment of the last `[mispdash] rewind_hours` (rewind.ts): a second log in the same
+// table and a second layer of the map show that moment, while the live ones go on arriving.
 
 import { el, fill } from "./dom";
 import { getJson, uiSettings, type UiSettings } from "./api";
@@ -17,6 +19,7 @@ import { LiveMap, type MapEvent } from "./livemap";
 import { fieldText, reason } from "./panels";
 import { LiveLists, type Award, type Contributor } from "./ranks";
 import { startPage, type PageStart } from "./shell";
+import { pointsOf, RewindBar, rowsOf } from "./rewind";
 import { LiveStream } from "./stream";
 import { go, params } from "./urlstate";
 
@@ -92,7 +95,26 @@ async function start({ clock, shell, status }: PageStart): Promise<void> {
   });
   filterBar(header, filters);
   const logPanel = table.closest("section");
-  if (logPanel) tools(logPanel, { table: () => log.table() });
+  // The rewound log: the same table, its own body, shown instead of the live one.
+  const rewoundBody = document.createElement("tbody");
+  rewoundBody.id = "log-rewound";
+  table.append(rewoundBody);
+  let rewoundAt = "";
+  const rewoundLog = new LiveLog({
+    table,
+    header,
+    separator: d.char_separator || "||",
+    clock,
+    mispWebUrl: u.misp_web_url,
+    passes: containsTest(filters, header),
+    counted: (n) => {
+      count.textContent = `${n} row(s) as at ${rewoundAt}`;
+    },
+    body: rewoundBody,
+    hidden: true,
+  });
+  let bar: RewindBar | null = null;
+  if (logPanel) tools(logPanel, { table: () => (bar?.rewound ? rewoundLog : log).table() });
 
   // The map and the item chart.
   const mapTitle = required("map-now");
@@ -127,6 +149,60 @@ async function start({ clock, shell, status }: PageStart): Promise<void> {
       },
     });
   }
+  // The rewind slider, when the server keeps the live view.
+  const hours = u.rewind?.hours ?? 0;
+  if (hours > 0) {
+    const logTitle = required("log-title");
+    const rewoundTitle = (on: boolean): void => {
+      const words = logTitle.firstChild;
+      if (words?.nodeType === Node.TEXT_NODE) words.textContent = on ? "Log as it was " : "Live log ";
+      logPanel?.classList.toggle("rewound", on);
+      // The live log's pause means nothing for a past moment.
+      pause.hidden = on;
+      mapPanel?.classList.toggle("rewound", on);
+    };
+    const b = new RewindBar(
+      {
+        clock,
+        hours,
+        filters: filterParams(filters),
+        pointLife: Math.max(30, d.rotation_wait_time * Math.max(1, d.max_img_rotation)),
+        rows: MAX_ROWS,
+        points: 100,
+      },
+      {
+        show: (w, at) => {
+          rewoundAt = clock.time(at);
+          if (!bar?.rewound) return;
+          log.setShown(false);
+          rewoundLog.replace(rowsOf(w));
+          rewoundLog.setShown(true);
+          rewoundTitle(true);
+          map.rewind(pointsOf(w), b.now);
+        },
+        more: (w, at) => {
+          rewoundAt = clock.time(at);
+          rewoundLog.add(rowsOf(w), true);
+          map.more(pointsOf(w));
+          count.textContent = `${rewoundLog.size} row(s) as at ${rewoundAt}`;
+        },
+        live: () => {
+          rewoundLog.setShown(false);
+          rewoundLog.replace([]);
+          log.setShown(true);
+          rewoundTitle(false);
+          map.toLive();
+        },
+        announce: (t) => shell.announce(t),
+        failed: (why) => {
+          count.textContent = `cannot rewind: ${why}`;
+        },
+      },
+    );
+    bar = b;
+    document.getElementById("filters")?.after(b.element);
+  }
+
   const plotCol = header.findIndex((h) => h.split(" | ").includes(d.item_to_plot));
   const timeCol = header.indexOf("Attribute.timestamp");
   const countRow = (ev: LogEvent): void => {

@@ -132,8 +132,13 @@ export interface LiveLogOptions {
   mispWebUrl: string | null;
   /** The page-side filters, on a row's cell texts. */
   passes: (cells: readonly string[]) => boolean;
-  /** Called with the row count after each change. */
+  /** Called with the row count after each change (while the log is shown). */
   counted: (n: number) => void;
+  /** The table body the rows go in (the table's first by default): a table can hold two
+   * logs, the live one and a rewound one (rewind.ts), one shown at a time. */
+  body?: HTMLTableSectionElement;
+  /** Starts hidden (see [`LiveLog.setShown`]). */
+  hidden?: boolean;
 }
 
 export class LiveLog {
@@ -145,12 +150,16 @@ export class LiveLog {
   private readonly kinds = new Map<string, number>();
   private readonly dialog: HTMLDialogElement;
   private readonly eventCol: number;
+  /** Whether this log's rows are the ones shown (it keeps them up to date either way). */
+  private shown: boolean;
 
   constructor(private readonly o: LiveLogOptions) {
     this.columns = columnsOf(o.header);
     this.eventCol = o.header.indexOf("Event.id");
+    this.shown = o.hidden !== true;
     const t = o.table;
-    this.body = t.tBodies[0] ?? t.createTBody();
+    this.body = o.body ?? t.tBodies[0] ?? t.createTBody();
+    this.body.hidden = !this.shown;
     fill(
       t.tHead ?? t.createTHead(),
       el(
@@ -176,6 +185,16 @@ export class LiveLog {
       if (tr) this.makeCurrent(tr);
     });
     this.columnsShown();
+  }
+
+  /** Shows this log's rows, or hides them (they keep arriving). */
+  setShown(shown: boolean): void {
+    this.shown = shown;
+    this.body.hidden = !shown;
+    if (shown) {
+      this.columnsShown();
+      this.o.counted(this.rows.length);
+    }
   }
 
   /** The rows' keys, newest first (what the stream's snapshot is aligned with). */
@@ -231,7 +250,7 @@ export class LiveLog {
     this.body.replaceChildren();
     this.add(batch, false);
     this.columnsShown();
-    this.o.counted(this.rows.length);
+    if (this.shown) this.o.counted(this.rows.length);
   }
 
   private trim(): void {
@@ -245,7 +264,7 @@ export class LiveLog {
     if (focused instanceof HTMLTableRowElement && !focused.isConnected) this.rows[0]?.tr.focus();
     if (!this.body.querySelector("tr[tabindex='0']") && this.rows[0]) this.rows[0].tr.tabIndex = 0;
     this.columnsShown();
-    this.o.counted(this.rows.length);
+    if (this.shown) this.o.counted(this.rows.length);
   }
 
   private count(ev: LogEvent, by: number): void {
@@ -261,6 +280,7 @@ export class LiveLog {
 
   /** The kind and feed columns only when they vary. */
   private columnsShown(): void {
+    if (!this.shown) return;
     this.o.table.classList.toggle("one-kind", this.kinds.size <= 1);
     this.o.table.classList.toggle("one-feed", this.feeds.size <= 1);
   }

@@ -1,0 +1,90 @@
+//! Rewinding the live page in a real browser (headless Debian Chromium through
+//! `core/web/e2e/browse.mjs`): messages go through the real dispatcher at two pinned instants;
+//! the page, its server's clock pinned after both, is moved back with the time slider and must
+//! show in its log exactly the rows of that moment (newest first) and on its map that moment's
+//! point; played forward at 60x, the second moment's rows arrive; "Back to live" shows the live
+//! log again. Screenshots of the rewound page are left in the folder the test prints.
+
+mod acl_messages;
+mod browser_support;
+mod common;
+mod http_support;
+mod rewind_support;
+
+use browser_support::*;
+use common::*;
+use http_support::*;
+use rewind_support::*;
+
+#[test]
+fn the_slider_shows_the_log_and_the_map_as_they_were() {
+    let redis = Redis::start();
+    let server = start_server(redis.port, &ServerSetup::default(), "ui-rewind");
+    // The server's clock (the page's "now") is pinned at the oracle's instant: the first moment
+    // two hours before it, the second one hour before.
+    let now: u64 = ORACLE_NOW.parse().expect("epoch");
+    let (t1, t2) = (now - 7200, now - 3600);
+    let first = ["+32 2 555 04 01", "+32 2 555 04 02", "+32 2 555 04 03"];
+    let second = ["+32 2 555 04 04", "+32 2 555 04 05"];
+    let frames = |values: &[&str], from: u32| -> Vec<String> {
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| frame(from + i as u32, v))
+            .collect()
+    };
+    dispatch_at(&redis, &server.dir, t1, &frames(&first, 1), 6);
+    dispatch_at(&redis, &server.dir, t2, &frames(&second, 10), 10);
+    let newest_first = |values: &[&str]| -> String {
+        let mut v: Vec<&str> = values.to_vec();
+        v.reverse();
+        v.join("|")
+    };
+    let at_t1 = newest_first(&first);
+    let at_t2 = newest_first(&[first.as_slice(), second.as_slice()].concat());
+    let out = server.dir.join("screenshots");
+    let steps = [
+        // Live: every row, from the live cache.
+        format!("rows:#log > tbody:first-of-type > tr=>{at_t2}"),
+        "wait:#rewind-when=>Live".to_string(),
+        // Dragged back to ten seconds after the first moment.
+        format!("set:#rewind-at=>{}", t1 + 10),
+        format!("rows:#log-rewound > tr=>{at_t1}"),
+        "hidden:#log > tbody:first-of-type".into(),
+        // The moment in the server's zone (today's: without its day), and how long ago.
+        "wait:#rewind-when=>10:00:10 UTC · 1 h 59 min ago".into(),
+        "wait:#log-title=>Log as it was".into(),
+        "wait:#count=>3 row(s) as at 2026-11-20 10:00:10".into(),
+        format!("wait:#map-now=>Other: {} (Belgium)", first[2]),
+        "shot:rewound".into(),
+        // Just before the second moment, then played forward at 60x: its rows arrive.
+        "set:#rewind-speed=>60".into(),
+        format!("set:#rewind-at=>{}", t2 - 60),
+        format!("rows:#log-rewound > tr=>{at_t1}"),
+        "click:#rewind-play".into(),
+        "wait:#rewind-when=>· 60×".into(),
+        format!("rows:#log-rewound > tr=>{at_t2}"),
+        format!("wait:#map-now=>Other: {} (Belgium)", second[1]),
+        "shot:played".into(),
+        // Back to live.
+        "click:#rewind-live".into(),
+        "wait:#rewind-when=>Live".into(),
+        "hidden:#log-rewound".into(),
+        format!("rows:#log > tbody:first-of-type > tr=>{at_t2}"),
+        "wait:#log-title=>Live log".into(),
+    ];
+    let mut args: Vec<String> = vec![
+        "--page".into(),
+        "/".into(),
+        "--axe".into(),
+        "--themes".into(),
+        "dark,light".into(),
+    ];
+    for s in &steps {
+        args.extend(["--step".into(), s.clone()]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let report = browse(&server.base("http"), &out, &args);
+    assert_eq!(report["pages"].as_array().map(Vec::len), Some(2));
+    eprintln!("screenshots in {}", out.display());
+}

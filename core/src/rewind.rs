@@ -1,0 +1,387 @@
+//! The rewind stream (`keys::REWIND`): the live rows and map points of the last
+//! `[mispdash] rewind_hours`, so that the live page can show the view as it was at any moment
+//! of them and export a window of it.
+//!
+//! The dispatcher writes it in the transaction of each batch, as it writes the live caches
+//! (`store::Op::RewindAdd`, then one `Op::RewindTrim`), and only for live messages: what
+//! `mispdash backfill` reads from MISP's API was never on the live view. The web server reads it
+//! (`web::rewind`). Entry ids are the dispatcher's clock in milliseconds (`MISPDASH_FAKE_NOW`
+//! pins it), so a window of epoch seconds is a range of ids; an entry is kept at least as new
+//! as the one before it, so a clock set back cannot make Redis refuse the batch.
+//!
+//! What an entry holds is what the page shows and what decides who may see it, not the whole
+//! message: a live row's message carries its whole event (every attribute of it), which a day
+//! of rows cannot afford. A row keeps the fields of `[Dashboard] fieldname_order` (so rows,
+//! the page's filters and the CSV read as from the live cache) and the facts access control
+//! decides with (`acl::Facts`, as the dispatcher completed them); a map point keeps its
+//! published text and its facts.
+
+use crate::acl::Facts;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+/// The stream's entry field of a live row.
+pub const ROW: &str = "row";
+/// The stream's entry field of a map point.
+pub const POINT: &str = "point";
+
+/// [`crate::store::Op::RewindAddMany`]: KEYS stream, byte counter; ARGV triples of
+/// (milliseconds, field, value), oldest first. Each entry gets the id `<ms>-<seq>` with `ms`
+/// never below the newest entry's (Redis refuses an id that does not grow, and a clock may be
+/// set back); an empty stream is deleted first, because it keeps its last id. Returns the
+/// counter.
+pub const APPEND_LUA: &str = r"
+local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+local ms, seq = -1, 0
+if top[1] then
+  local a, b = string.match(top[1][1], '^(%d+)%-(%d+)$')
+  ms, seq = tonumber(a), tonumber(b) + 1
+else
+  redis.call('DEL', KEYS[1])
+  redis.call('SET', KEYS[2], 0)
+end
+local bytes = 0
+for i = 1, #ARGV, 3 do
+  local at = tonumber(ARGV[i])
+  if at > ms then ms, seq = at, 0 end
+  redis.call('XADD', KEYS[1], string.format('%d-%d', ms, seq), ARGV[i + 1], ARGV[i + 2])
+  seq = seq + 1
+  bytes = bytes + #ARGV[i + 2]
+end
+return redis.call('INCRBY', KEYS[2], bytes)
+";
+
+/// [`crate::store::Op::RewindTrim`]: KEYS stream, byte counter; ARGV the oldest millisecond to
+/// keep, the most bytes to keep. Drops the oldest entries while they are older than that or the
+/// entries hold more than that, a page at a time (the oldest entry alone is read when nothing
+/// is to go, which is the common case); deletes both keys when nothing is left. A counter that
+/// is missing while the stream is not (deleted by hand) is counted again once. Returns how many
+/// entries went.
+pub const TRIM_LUA: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('DEL', KEYS[2])
+  return 0
+end
+local min, max = tonumber(ARGV[1]), tonumber(ARGV[2])
+local total = tonumber(redis.call('GET', KEYS[2]))
+if not total then
+  total = 0
+  local from = '-'
+  while true do
+    local page = redis.call('XRANGE', KEYS[1], from, '+', 'COUNT', 1000)
+    for _, e in ipairs(page) do total = total + #e[2][2] end
+    if #page < 1000 then break end
+    from = '(' .. page[#page][1]
+  end
+end
+local dropped, count = 0, 1
+while true do
+  local page = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', count)
+  if not page[1] then break end
+  local last = nil
+  for _, e in ipairs(page) do
+    local ms = tonumber(string.match(e[1], '^(%d+)'))
+    if ms >= min and total <= max then break end
+    total = total - #e[2][2]
+    dropped = dropped + 1
+    last = e[1]
+  end
+  if not last then break end
+  local a, b = string.match(last, '^(%d+)%-(%d+)$')
+  redis.call('XTRIM', KEYS[1], 'MINID', string.format('%d-%d', tonumber(a), tonumber(b) + 1))
+  if last ~= page[#page][1] then break end
+  count = 200
+end
+if redis.call('XLEN', KEYS[1]) == 0 then
+  redis.call('DEL', KEYS[1], KEYS[2])
+else
+  redis.call('SET', KEYS[2], total)
+end
+return dropped
+";
+
+/// The dotted paths of `[Dashboard] fieldname_order` (a composite column's several), as the
+/// live log's columns read them (`web::live::LogFormat`).
+pub fn column_paths(fieldname_order: &Value) -> Vec<Vec<String>> {
+    let split = |v: &Value| -> Vec<String> {
+        let text = match v {
+            Value::String(s) => s.clone(),
+            other => crate::web::live::py_str(other),
+        };
+        text.split('.').map(str::to_string).collect()
+    };
+    let mut out: Vec<Vec<String>> = Vec::new();
+    if let Value::Array(items) = fieldname_order {
+        for item in items {
+            match item {
+                Value::Array(parts) => out.extend(parts.iter().map(split)),
+                other => out.push(split(other)),
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The part of a live row's content that its columns read: each of `paths`, where the content
+/// has it (looked up through `top`, the content's top-level fields), nested as in the content.
+/// A row built from it is the row built from the whole content.
+pub fn trimmed_log<'v>(top: impl Fn(&str) -> Option<&'v Value>, paths: &[Vec<String>]) -> Value {
+    let mut out = Map::new();
+    for path in paths {
+        let Some((first, rest)) = path.split_first() else {
+            continue;
+        };
+        let Some(mut v) = top(first) else {
+            continue;
+        };
+        let mut found = true;
+        for k in rest {
+            match v.as_object().and_then(|o| o.get(k)) {
+                Some(next) => v = next,
+                None => {
+                    found = false;
+                    break;
+                }
+            }
+        }
+        if found {
+            insert_at(&mut out, path, v.clone());
+        }
+    }
+    Value::Object(out)
+}
+
+/// Sets `value` at `path` in `m`, making the objects on the way (a path that runs into a value
+/// that is not an object, because a shorter path kept it whole, is already in it).
+fn insert_at(m: &mut Map<String, Value>, path: &[String], value: Value) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut cur = m;
+    for k in parents {
+        let slot = cur
+            .entry(k.clone())
+            .or_insert_with(|| Value::Object(Map::new()));
+        match slot {
+            Value::Object(o) => cur = o,
+            _ => return,
+        }
+    }
+    cur.entry(last.clone()).or_insert(value);
+}
+
+/// A live row's entry: `{"name", "zmqName", "log": <trimmed content>, "facts"?}`.
+pub fn row_entry(name: &str, zmq_name: &str, log: &Value, facts: Option<&str>) -> String {
+    let mut s = String::with_capacity(512);
+    s.push_str("{\"name\":");
+    s.push_str(&Value::from(name).to_string());
+    s.push_str(",\"zmqName\":");
+    s.push_str(&Value::from(zmq_name).to_string());
+    s.push_str(",\"log\":");
+    s.push_str(&log.to_string());
+    if let Some(f) = facts {
+        s.push_str(",\"facts\":");
+        s.push_str(f);
+    }
+    s.push('}');
+    s
+}
+
+/// A map point's entry: `{"point": <the point as published>, "facts"?}`. `point` is JSON text
+/// (what the dispatcher publishes), `facts` that of [`Facts`].
+pub fn point_entry(point: &str, facts: Option<&str>) -> String {
+    let mut s = String::with_capacity(point.len() + 16);
+    s.push_str("{\"point\":");
+    s.push_str(point);
+    if let Some(f) = facts {
+        s.push_str(",\"facts\":");
+        s.push_str(f);
+    }
+    s.push('}');
+    s
+}
+
+/// A stream entry's id: the dispatcher's clock in milliseconds, and a sequence within it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct EntryId {
+    pub ms: u64,
+    pub seq: u64,
+}
+
+impl EntryId {
+    /// `"<ms>-<seq>"`, as Redis spells it.
+    pub fn parse(s: &str) -> Option<EntryId> {
+        let (ms, seq) = s.split_once('-')?;
+        Some(EntryId {
+            ms: ms.parse().ok()?,
+            seq: seq.parse().ok()?,
+        })
+    }
+
+    /// When the entry was written, in epoch seconds.
+    pub fn epoch(&self) -> f64 {
+        self.ms as f64 / 1000.0
+    }
+}
+
+impl std::fmt::Display for EntryId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.ms, self.seq)
+    }
+}
+
+/// A row's entry as read back.
+#[derive(Debug, Deserialize)]
+pub struct StoredRow {
+    pub name: String,
+    #[serde(rename = "zmqName")]
+    pub zmq_name: Value,
+    /// The trimmed content, as text (the row and the filters read it lazily).
+    pub log: Box<serde_json::value::RawValue>,
+    #[serde(default)]
+    pub facts: Option<Facts>,
+}
+
+/// A map point's entry as read back.
+#[derive(Debug, Deserialize)]
+pub struct StoredPoint {
+    pub point: Value,
+    #[serde(default)]
+    pub facts: Option<Facts>,
+}
+
+/// One entry of the stream, read back.
+#[derive(Debug)]
+pub enum Stored {
+    Row(StoredRow),
+    Point(StoredPoint),
+}
+
+impl Stored {
+    /// The entry of field `field` holding `value`; `None` for anything else (a field another
+    /// version wrote, a value that is not ours).
+    pub fn parse(field: &str, value: &str) -> Option<Stored> {
+        match field {
+            ROW => serde_json::from_str(value).ok().map(Stored::Row),
+            POINT => serde_json::from_str(value).ok().map(Stored::Point),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn order() -> Value {
+        serde_json::from_str(crate::config::DEFAULT_FIELDNAME_ORDER).expect("default order")
+    }
+
+    #[test]
+    fn paths_are_every_column_part_once() {
+        let order = json!([
+            "Attribute.timestamp",
+            ["Attribute.value", "Event.id"],
+            "Event.id"
+        ]);
+        assert_eq!(
+            column_paths(&order),
+            vec![
+                vec!["Attribute".to_string(), "timestamp".into()],
+                vec!["Attribute".into(), "value".into()],
+                vec!["Event".into(), "id".into()],
+            ]
+        );
+        assert!(column_paths(&json!("not a list")).is_empty());
+    }
+
+    /// The row the live page shows is the same from the trimmed content as from the whole
+    /// message, for the default columns and for composite, missing and nested ones; and the
+    /// trimmed content holds nothing else (no other attribute of the event).
+    #[test]
+    fn a_row_from_the_trimmed_content_is_the_row_of_the_whole_content() {
+        let content = json!({
+            "Event": {"id": "42", "info": "big", "Orgc": {"name": "CIRCL", "id": "1"},
+                "Attribute": [{"id": "1", "value": "other"}, {"id": "2", "value": "more"}]},
+            "Attribute": {"timestamp": "1795175000", "category": "Network activity",
+                "type": "ip-dst", "value": "203.0.113.7", "comment": null,
+                "Tag": [{"name": "tlp:green", "colour": "#33ff00"}]},
+            "action": "add"
+        });
+        let orders = [
+            order(),
+            json!([
+                "Event.Orgc.name",
+                ["Attribute.value", "Event.info", "Nope.x"],
+                "Event",
+                "Event.id"
+            ]),
+        ];
+        for o in orders {
+            let paths = column_paths(&o);
+            let m = content.as_object().expect("object");
+            let trimmed = trimmed_log(|k| m.get(k), &paths);
+            let fmt = crate::web::live::LogFormat::new(&o, "||");
+            assert_eq!(fmt.row(&trimmed), fmt.row(&content), "{o}");
+        }
+        let m = content.as_object().expect("object");
+        let trimmed = trimmed_log(|k| m.get(k), &column_paths(&order()));
+        assert_eq!(
+            trimmed,
+            json!({"Event": {"id": "42"}, "Attribute": {"timestamp": "1795175000",
+                "category": "Network activity", "type": "ip-dst", "value": "203.0.113.7",
+                "comment": null, "Tag": [{"name": "tlp:green", "colour": "#33ff00"}]}})
+        );
+    }
+
+    #[test]
+    fn entries_read_back_as_written() {
+        let facts = Facts {
+            event: crate::acl::EventFacts {
+                id: Some(42),
+                org_id: Some(1),
+                distribution: Some(0),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let facts_text = serde_json::to_string(&facts).expect("facts");
+        let log = json!({"Event": {"id": "42"}});
+        let row = row_entry("Attribute", "misp \"1\"", &log, Some(&facts_text));
+        match Stored::parse(ROW, &row) {
+            Some(Stored::Row(r)) => {
+                assert_eq!(r.name, "Attribute");
+                assert_eq!(r.zmq_name, json!("misp \"1\""));
+                assert_eq!(r.log.get(), log.to_string());
+                assert_eq!(r.facts, Some(facts.clone()));
+            }
+            other => panic!("not a row: {other:?}"),
+        }
+        let point = point_entry(r#"{"coord": {"lat": 1, "lon": 2}}"#, None);
+        match Stored::parse(POINT, &point) {
+            Some(Stored::Point(p)) => {
+                assert_eq!(p.point, json!({"coord": {"lat": 1, "lon": 2}}));
+                assert!(p.facts.is_none());
+            }
+            other => panic!("not a point: {other:?}"),
+        }
+        assert!(Stored::parse("other", &point).is_none());
+        assert!(Stored::parse(ROW, "not json").is_none());
+    }
+
+    #[test]
+    fn ids_parse_and_order_by_time_then_sequence() {
+        let a = EntryId::parse("1795176000000-0").expect("id");
+        let b = EntryId::parse("1795176000000-12").expect("id");
+        let c = EntryId::parse("1795176000001-0").expect("id");
+        assert!(a < b && b < c);
+        assert_eq!(b.to_string(), "1795176000000-12");
+        assert_eq!(c.epoch(), 1_795_176_000.001);
+        for bad in ["", "12", "a-1", "1-b", "-1"] {
+            assert!(EntryId::parse(bad).is_none(), "{bad}");
+        }
+    }
+}
