@@ -10,7 +10,7 @@ mod http_support;
 mod misp_rest;
 
 use common::*;
-use misp_rest::{config, now, Misp, KEY};
+use misp_rest::{now, Misp, KEY};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::sync::Mutex;
