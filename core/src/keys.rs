@@ -32,6 +32,18 @@ pub const SESSION_PREFIX: &str = "MISPDASH_SESSION:";
 /// What every trendings key begins with; only increments write them.
 pub const TRENDINGS_PREFIX: &str = "TRENDINGS_";
 
+/// mispdash's own (`[RedisDB] db`): each geolocated point of a day with what the original's
+/// members leave out, for the routes' `type` and `tags` filters: a zset of JSON `{"coord":
+/// <its GEO_COORD member>, "rad": <its GEO_RAD member>, "lat", "lon", "country", "type",
+/// "tags": [names]}` by hits. Written from the version that added it on.
+pub fn geo_points(day: &str) -> String {
+    ["MISPDASH_GEO_POINTS:", day].concat()
+}
+/// mispdash's own: each event of the event trending with its tags (`{"info", "tags":
+/// [names]}` by count), for the event trending's `tags` filters.
+pub fn trendings_events_tagged(day: &str) -> String {
+    ["MISPDASH_TRENDINGS_EVENTS:", day].concat()
+}
 pub fn trendings_events(day: &str) -> String {
     ["TRENDINGS_EVENTS:", day].concat()
 }
@@ -143,6 +155,12 @@ pub fn topics_day(day: &str) -> String {
     ["MISPDASH_TOPICS:", day].concat()
 }
 
+/// Per feed, the gaps in its live feed (disconnections) and whether they were filled through
+/// MISP's REST API (mispdash's own, list database): a hash of JSON by the gap's start epoch.
+pub fn feed_gaps(feed: &str) -> String {
+    format!("MISPDASH_GAPS:{feed}")
+}
+
 /// Per feed, what `mispdash backfill` pushed (mispdash's own, `[RedisDB] db`): a sorted set of
 /// `event:<uuid>@<publish_timestamp>` and `sighting:<uuid>@<date_sighting>` by that time, so
 /// that nothing is counted twice. `clean` deletes it with the statistics.
@@ -153,12 +171,6 @@ pub fn backfill_record(feed: &str) -> String {
 /// Per feed, how far the newest MISP timestamp was from this machine's clock when its message
 /// was handled: `"<seconds behind> <epoch handled>"` (mispdash's own, list database).
 pub const CLOCK_SKEW: &str = "MISPDASH_CLOCK";
-
-/// Per feed, the gaps in its live feed (disconnections) and whether they were filled through
-/// MISP's REST API (mispdash's own, list database): a hash of JSON by the gap's start epoch.
-pub fn feed_gaps(feed: &str) -> String {
-    format!("MISPDASH_GAPS:{feed}")
-}
 
 /// How long a day's topic counts are kept.
 pub const TOPICS_DAY_TTL: i64 = 8 * 86_400;

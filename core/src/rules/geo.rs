@@ -148,6 +148,13 @@ fn place_point(ctx: &mut Ctx, p: Point) {
         lat: pyjson::float_repr(p.lat),
         member: pyjson::to_string(&rad_member),
     });
+    record_point(
+        ctx,
+        &coord_member,
+        &rad_member,
+        (p.lat, p.lon),
+        p.iso.as_deref(),
+    );
     let opt = |s: Option<String>| s.map(Value::String).unwrap_or(Value::Null);
     let payload = pyjson::object([
         (
@@ -162,6 +169,41 @@ fn place_point(ctx: &mut Ctx, p: Point) {
         ("regionCode", opt(p.iso)),
     ]);
     live::publish_map(ctx, &payload);
+}
+
+/// The point in mispdash's own key with what the original's members leave out (the
+/// attribute's type and tags, the country), for the routes' `type` and `tags` filters (see
+/// [`keys::geo_points`]).
+fn record_point(
+    ctx: &mut Ctx,
+    coord_member: &Value,
+    rad_member: &Value,
+    (lat, lon): (f64, f64),
+    iso: Option<&str>,
+) {
+    let (atype, tags) = ctx.point_meta.clone().unwrap_or((Value::Null, Vec::new()));
+    let member = pyjson::object([
+        ("coord", Value::String(pyjson::to_string(coord_member))),
+        ("rad", Value::String(pyjson::to_string(rad_member))),
+        ("lat", pyjson::float(lat)),
+        ("lon", pyjson::float(lon)),
+        (
+            "country",
+            iso.map_or(Value::Null, |c| Value::String(c.to_string())),
+        ),
+        ("type", atype),
+        (
+            "tags",
+            Value::Array(tags.into_iter().map(Value::String).collect()),
+        ),
+    ]);
+    let today = ctx.today.clone();
+    ctx.op(Op::ZIncrBy {
+        db: Db::Data,
+        key: keys::geo_points(&today),
+        member: pyjson::to_string(&member),
+        by: 1.0,
+    });
 }
 
 pub fn from_phone(ctx: &mut Ctx, value: &Value, categ: &Value) {
@@ -226,6 +268,7 @@ pub fn from_phone(ctx: &mut Ctx, value: &Value, categ: &Value) {
         lat: lat_s,
         member: pyjson::to_string(&rad_member),
     });
+    record_point(ctx, &coord, &rad_member, (lat, lon), Some(&iso));
     let payload = pyjson::object([
         ("coord", coord),
         ("categ", categ.clone()),

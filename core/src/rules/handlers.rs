@@ -112,6 +112,21 @@ pub fn handle_frame_spilling(
     }
 }
 
+/// The names of the tags in these `Tag` lists, sorted, each once.
+fn tag_names<'a>(lists: impl IntoIterator<Item = Option<&'a Value>>) -> Vec<String> {
+    let mut names: Vec<String> = lists
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_array)
+        .flatten()
+        .filter_map(|t| t.get("name").and_then(Value::as_str))
+        .map(str::to_string)
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
 /// Records a publish or a sighting as applied, in the feed's backfill record, so that a
 /// backfill (or the filling of a gap in the live feed) does not count it again. Only when it
 /// says which one it is (`uuid`) and when (`at`).
@@ -307,7 +322,10 @@ fn event(ctx: &mut Ctx, b: &Map<String, Value>, lists: RawLists) {
     let ts = e_obj.get("timestamp");
     let ts_epoch = ts.and_then(message::epoch);
     match (e_obj.get("info").and_then(text), ts_epoch) {
-        (Some(info), Some(t)) => trendings::add_event(ctx, &info, t),
+        (Some(info), Some(t)) => {
+            trendings::add_event(ctx, &info, t);
+            trendings::add_event_tagged(ctx, &info, tag_names([e_obj.get("Tag")]), t);
+        }
         (None, _) => ctx.problem("Event without a usable \"info\": no event trending"),
         (_, None) => ctx.problem(format!(
             "Event.timestamp {} is not a usable epoch: no event or tag trending",
@@ -443,6 +461,10 @@ fn attribute(ctx: &mut Ctx, j: Wrapper, already_contributed: bool, object_geo: O
         trendings::add_tags(ctx, tags, t);
     }
 
+    ctx.point_meta = Some((
+        a_obj.get("type").cloned().unwrap_or(Value::Null),
+        tag_names([a_obj.get("Tag"), j.get("Event").and_then(|e| e.get("Tag"))]),
+    ));
     if categ_text.as_deref() == Some("Network activity") {
         match a_obj.get("value") {
             Some(v) => geo::from_ip(ctx, v, categ.unwrap_or(&Value::Null)),
@@ -461,6 +483,7 @@ fn attribute(ctx: &mut Ctx, j: Wrapper, already_contributed: bool, object_geo: O
             wider_geolocation(ctx, &j, a_obj, categ, object_geo);
         }
     }
+    ctx.point_meta = None;
 
     if !already_contributed && !ctx.republished {
         match (

@@ -222,6 +222,9 @@ pub struct Ctx<'a> {
     /// [`crate::message::Envelope::backfilled_at`]): counted, but not live, so nothing is
     /// published or pushed onto the live caches.
     pub backfilled: bool,
+    /// While an attribute is geolocated: its type and its tags and its event's (names,
+    /// sorted), recorded with each point it makes (see [`crate::keys::geo_points`]).
+    pub point_meta: Option<(Value, Vec<String>)>,
 }
 
 /// Takes a large message's publications while it is handled, about every
@@ -264,6 +267,7 @@ impl<'a> Ctx<'a> {
             acl_facts: None,
             uncounted: false,
             backfilled: false,
+            point_meta: None,
         }
     }
 

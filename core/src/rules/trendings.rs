@@ -22,6 +22,23 @@ pub fn add_event(ctx: &mut Ctx, info: &str, ts: f64) {
     }
 }
 
+/// The event with its tags, in mispdash's own key (see [`keys::trendings_events_tagged`]).
+pub fn add_event_tagged(ctx: &mut Ctx, info: &str, tags: Vec<String>, ts: f64) {
+    if let Some(day) = crate::clock::day_of_epoch(ts) {
+        let member = crate::pyjson::object([
+            ("info", Value::String(info.to_string())),
+            (
+                "tags",
+                Value::Array(tags.into_iter().map(Value::String).collect()),
+            ),
+        ]);
+        ctx.op(zincr(
+            keys::trendings_events_tagged(&day),
+            crate::pyjson::to_string(&member),
+        ));
+    }
+}
+
 pub fn add_categ(ctx: &mut Ctx, categ: &str, ts: f64) {
     if let Some(day) = day_or_problem(ctx, ts, "category trending") {
         ctx.op(zincr(keys::trendings_categs(&day), categ.to_string()));

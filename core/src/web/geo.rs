@@ -26,10 +26,23 @@ pub async fn top_coord(st: &AppState, p: &Params) -> Result<Value, WebError> {
         Accepts {
             categ: true,
             bbox: true,
+            types: true,
+            tags: true,
             ..Accepts::default()
         },
     )?;
     let day = params::day_key(&params::date_or_now(p, "date", &st.clock));
+    if narrow.needs_points() {
+        let mut per_coord: Vec<(String, f64)> = Vec::new();
+        for (point, hits) in points(st, std::slice::from_ref(&day), &narrow).await? {
+            let coord = point.get("coord").and_then(Value::as_str).unwrap_or("");
+            match per_coord.iter_mut().find(|(c, _)| c == coord) {
+                Some((_, n)) => *n += hits,
+                None => per_coord.push((coord.to_string(), hits)),
+            }
+        }
+        return Ok(pairs(ranked(per_coord).into_iter().take(6).collect()));
+    }
     let mut c = st.data.conn().await?;
     let stop: isize = if narrow.is_empty() { 5 } else { -1 };
     let v: Vec<(String, f64)> = redis::cmd("ZREVRANGE")
@@ -55,10 +68,25 @@ pub async fn hit_map(st: &AppState, p: &Params) -> Result<Value, WebError> {
         "/_getHitMap",
         Accepts {
             country: true,
+            types: true,
+            tags: true,
             ..Accepts::default()
         },
     )?;
     let day = params::day_key(&params::date_or_now(p, "date", &st.clock));
+    if narrow.needs_points() {
+        let mut per_country: Vec<(String, f64)> = Vec::new();
+        for (point, hits) in points(st, std::slice::from_ref(&day), &narrow).await? {
+            let Some(code) = point.get("country").and_then(Value::as_str) else {
+                continue;
+            };
+            match per_country.iter_mut().find(|(c, _)| c == code) {
+                Some((_, n)) => *n += hits,
+                None => per_country.push((code.to_string(), hits)),
+            }
+        }
+        return Ok(pairs(ranked(per_country)));
+    }
     let mut c = st.data.conn().await?;
     let v: Vec<(String, f64)> = redis::cmd("ZREVRANGE")
         .arg(keys::geo_country(&day))
@@ -71,6 +99,94 @@ pub async fn hit_map(st: &AppState, p: &Params) -> Result<Value, WebError> {
         v.into_iter()
             .filter(|(code, _)| narrow.country_ok(code))
             .collect(),
+    ))
+}
+
+/// Most hits first, then as Redis orders equal scores in reverse (the member, descending).
+fn ranked(mut v: Vec<(String, f64)>) -> Vec<(String, f64)> {
+    v.sort_by(|a, b| {
+        b.1.partial_cmp(&a.1)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then_with(|| b.0.as_bytes().cmp(a.0.as_bytes()))
+    });
+    v
+}
+
+/// The points of `days` in mispdash's own key (`keys::geo_points`) that pass `narrow`, with
+/// their hits.
+async fn points(
+    st: &AppState,
+    days: &[String],
+    narrow: &Narrow,
+) -> Result<Vec<(Value, f64)>, WebError> {
+    if days.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut pipe = redis::pipe();
+    for d in days {
+        pipe.cmd("ZRANGE")
+            .arg(keys::geo_points(d))
+            .arg(0)
+            .arg(-1)
+            .arg("WITHSCORES");
+    }
+    let mut c = st.data.conn().await?;
+    let per_day: Vec<Vec<(String, f64)>> = pipe.query_async(&mut c).await?;
+    Ok(per_day
+        .into_iter()
+        .flatten()
+        .filter_map(|(m, n)| serde_json::from_str::<Value>(&m).ok().map(|v| (v, n)))
+        .filter(|(v, _)| narrow.point_ok(v))
+        .collect())
+}
+
+/// What the geo routes' `X-Mispdash-Filter-Note` says: with `type` or `tags`, how many days
+/// of the range have points but none in mispdash's own key (they predate it).
+pub async fn filter_note(st: &AppState, p: &Params) -> Option<String> {
+    let wants = ["type", "tags", "not_tags"]
+        .iter()
+        .any(|k| p.get(k).is_some_and(|v| !v.trim().is_empty()));
+    if !wants {
+        return None;
+    }
+    let days: Vec<String> = match (p.get("dateStart"), p.get("dateEnd")) {
+        (Some(s), Some(e)) => {
+            let s = params::parse_float(s).and_then(params::local_naive)?;
+            let e = params::parse_float(e).and_then(params::local_naive)?;
+            let n = params::days_between(&s, &e);
+            if !(0..=params::MAX_RANGE_DAYS).contains(&n) {
+                return None;
+            }
+            (0..=n)
+                .map(|i| params::day_key(&(s + chrono::Duration::days(i))))
+                .collect()
+        }
+        _ => vec![params::day_key(&params::date_or_now(p, "date", &st.clock))],
+    };
+    let mut pipe = redis::pipe();
+    for d in &days {
+        pipe.cmd("EXISTS").arg(keys::geo_coord(d));
+        pipe.cmd("EXISTS").arg(keys::geo_points(d));
+    }
+    let mut c = st.data.conn().await.ok()?;
+    let found: Vec<bool> = pipe.query_async(&mut c).await.ok()?;
+    let before: Vec<&String> = days
+        .iter()
+        .zip(found.chunks(2))
+        .filter(|(_, f)| f.first() == Some(&true) && f.get(1) != Some(&true))
+        .map(|(d, _)| d)
+        .collect();
+    let first = before.first()?;
+    Some(format!(
+        "{} day(s) of the range ({}{}) predate the records the type and tag filters read: \
+         their points are not counted",
+        before.len(),
+        first,
+        before
+            .last()
+            .filter(|l| l != &first)
+            .map(|l| format!(" to {l}"))
+            .unwrap_or_default()
     ))
 }
 
@@ -109,6 +225,8 @@ pub async fn coords_by_radius(st: &AppState, p: &Params) -> Result<Value, WebErr
         Accepts {
             categ: true,
             bbox: true,
+            types: true,
+            tags: true,
             ..Accepts::default()
         },
     )?;
@@ -144,6 +262,31 @@ pub async fn coords_by_radius(st: &AppState, p: &Params) -> Result<Value, WebErr
     if days < 0 {
         return Ok(Value::Array(vec![]));
     }
+    if narrow.needs_points() {
+        let day_keys: Vec<String> = (0..=days)
+            .map(|i| params::day_key(&(start + chrono::Duration::days(i))))
+            .collect();
+        let (clat, clon) = (
+            lat.parse::<f64>().unwrap_or(0.0),
+            lon.parse::<f64>().unwrap_or(0.0),
+        );
+        let mut near: Vec<(String, (f64, f64))> = Vec::new();
+        for (point, _) in points(st, &day_keys, &narrow).await? {
+            let (Some(plat), Some(plon), Some(rad)) = (
+                point.get("lat").and_then(Value::as_f64),
+                point.get("lon").and_then(Value::as_f64),
+                point.get("rad").and_then(Value::as_str),
+            ) else {
+                continue;
+            };
+            if km_between((clat, clon), (plat, plon)) <= radius as f64
+                && !near.iter().any(|(m, _)| m == rad)
+            {
+                near.push((rad.to_string(), (plon, plat)));
+            }
+        }
+        return Ok(cluster(near.into_iter(), st.cfg.clustering_threshold));
+    }
     let mut pipe = redis::pipe();
     for i in 0..=days {
         let day = params::day_key(&(start + chrono::Duration::days(i)));
@@ -172,6 +315,16 @@ pub async fn coords_by_radius(st: &AppState, p: &Params) -> Result<Value, WebErr
         per_day.into_iter().flatten().filter(passes),
         st.cfg.clustering_threshold,
     ))
+}
+
+/// Great-circle distance in km (Redis's own formula for GEORADIUS: haversine on a sphere of
+/// 6372.7976 km).
+fn km_between((lat1, lon1): (f64, f64), (lat2, lon2): (f64, f64)) -> f64 {
+    let (p1, p2) = (lat1.to_radians(), lat2.to_radians());
+    let dlat = p2 - p1;
+    let dlon = (lon2 - lon1).to_radians();
+    let a = (dlat / 2.0).sin().powi(2) + p1.cos() * p2.cos() * (dlon / 2.0).sin().powi(2);
+    2.0 * 6_372.797_560_856 * a.sqrt().asin()
 }
 
 /// Merges points whose longitude and latitude are both within `threshold` of a cluster's first

@@ -9,7 +9,15 @@
 //! - `bbox=minLat,minLon,maxLat,maxLon`: a region, for geo points (a box across the
 //!   antimeridian has `minLon` > `maxLon`).
 //! - `tags=tlp:*,misp-galaxy:*` and `not_tags=tlp:red`: tag names matched by glob pattern,
-//!   case-insensitive, for the tag trending; `not_tags` wins.
+//!   case-insensitive; `not_tags` wins. On the tag trending each tag is matched; on the geo
+//!   routes and the event trending, an attribute or event passes when one of its tags (and its
+//!   event's) matches `tags` and none matches `not_tags`.
+//! - `type=ip-dst,domain|ip`: attribute types, for the geo routes.
+//!
+//! `type` and `tags` on the geo routes, and `tags` on the event trending, read keys of
+//! mispdash's own (`keys::geo_points`, `keys::trendings_events_tagged`) written from the
+//! version that added them: days before have none, and the answer's `X-Mispdash-Filter-Note`
+//! header says how many days of the range that leaves out.
 //!
 //! A filter a route cannot answer from its keys is refused with a 400 that says which routes
 //! take it, never ignored: an analyst must not read an unfiltered answer as a filtered one.
@@ -48,6 +56,7 @@ pub struct Narrow {
     pub categs: Vec<String>,
     pub countries: Vec<String>,
     pub bbox: Option<BBox>,
+    pub types: Vec<String>,
     tags: Option<GlobSet>,
     not_tags: Option<GlobSet>,
 }
@@ -59,6 +68,7 @@ pub struct Accepts {
     pub country: bool,
     pub bbox: bool,
     pub tags: bool,
+    pub types: bool,
 }
 
 fn list(p: &Params, name: &str) -> Result<Vec<String>, WebError> {
@@ -135,12 +145,23 @@ impl Narrow {
         };
         let (tags, not_tags) = (list(p, "tags")?, list(p, "not_tags")?);
         if (!tags.is_empty() || !not_tags.is_empty()) && !accepts.tags {
-            return Err(refuse("tags or not_tags", "/_getTrendingTags"));
+            return Err(refuse(
+                "tags or not_tags",
+                "/_getTrendingTags, /_getTrendingEvents and the geo routes",
+            ));
+        }
+        let types = list(p, "type")?;
+        if !types.is_empty() && !accepts.types {
+            return Err(refuse(
+                "type",
+                "/_getTopCoord, /_getHitMap and /_getCoordsByRadius",
+            ));
         }
         Ok(Narrow {
             categs,
             countries,
             bbox,
+            types,
             tags: globs("tags", &tags)?,
             not_tags: globs("not_tags", &not_tags)?,
         })
@@ -150,8 +171,58 @@ impl Narrow {
         self.categs.is_empty()
             && self.countries.is_empty()
             && self.bbox.is_none()
-            && self.tags.is_none()
-            && self.not_tags.is_none()
+            && self.types.is_empty()
+            && !self.has_tags()
+    }
+
+    pub fn has_tags(&self) -> bool {
+        self.tags.is_some() || self.not_tags.is_some()
+    }
+
+    /// Whether the filters need what only mispdash's own keys record (types, tags of points).
+    pub fn needs_points(&self) -> bool {
+        !self.types.is_empty() || self.has_tags()
+    }
+
+    /// An attribute or event with these tags: one matches `tags` (when given), none
+    /// `not_tags`.
+    pub fn tags_ok(&self, names: &[&str]) -> bool {
+        self.tags
+            .as_ref()
+            .is_none_or(|g| names.iter().any(|n| g.is_match(n)))
+            && !self
+                .not_tags
+                .as_ref()
+                .is_some_and(|g| names.iter().any(|n| g.is_match(n)))
+    }
+
+    /// Whether a point of `keys::geo_points` passes every filter (the country too).
+    pub fn point_ok(&self, p: &Value) -> bool {
+        let lat = p.get("lat").and_then(Value::as_f64);
+        let lon = p.get("lon").and_then(Value::as_f64);
+        let place = match (lat, lon) {
+            (Some(lat), Some(lon)) => self.place_ok(lat, lon),
+            _ => self.bbox.is_none(),
+        };
+        let categ = p
+            .get("rad")
+            .and_then(Value::as_str)
+            .and_then(|r| serde_json::from_str::<Value>(r).ok())
+            .and_then(|r| r.get("categ").and_then(Value::as_str).map(str::to_string));
+        let ty = p.get("type").and_then(Value::as_str);
+        let tags: Vec<&str> = p
+            .get("tags")
+            .and_then(Value::as_array)
+            .map(|t| t.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        place
+            && self.categ_ok(categ.as_deref())
+            && (self.types.is_empty() || ty.is_some_and(|t| self.types.iter().any(|x| x == t)))
+            && self.tags_ok(&tags)
+            && (self.countries.is_empty()
+                || p.get("country")
+                    .and_then(Value::as_str)
+                    .is_some_and(|c| self.country_ok(c)))
     }
 
     pub fn categ_ok(&self, categ: Option<&str>) -> bool {
@@ -234,6 +305,7 @@ mod tests {
         country: true,
         bbox: true,
         tags: true,
+        types: true,
     };
 
     #[test]
@@ -250,6 +322,26 @@ mod tests {
         assert!(!n.tag_ok("osint:source-type=\"blog-post\""));
         let none = Narrow::parse(&params(""), "r", ALL).expect("ok");
         assert!(none.is_empty() && none.tag_ok("anything"));
+    }
+
+    #[test]
+    fn points_by_type_tags_and_country() {
+        let n = Narrow::parse(
+            &params("type=ip-dst&tags=tlp:*&not_tags=tlp:red&country=LU"),
+            "r",
+            ALL,
+        )
+        .expect("ok");
+        assert!(n.needs_points());
+        let point = |ty: &str, tags: &[&str], country: &str| {
+            serde_json::json!({"coord": "{}", "rad": "{\"categ\": \"Network activity\", \"value\": \"x\"}",
+                "lat": 49.6, "lon": 6.1, "country": country, "type": ty, "tags": tags})
+        };
+        assert!(n.point_ok(&point("ip-dst", &["tlp:green", "osint"], "LU")));
+        assert!(!n.point_ok(&point("ip-src", &["tlp:green"], "LU")));
+        assert!(!n.point_ok(&point("ip-dst", &["tlp:green", "tlp:red"], "LU")));
+        assert!(!n.point_ok(&point("ip-dst", &["osint"], "LU")));
+        assert!(!n.point_ok(&point("ip-dst", &["tlp:green"], "BE")));
     }
 
     #[test]

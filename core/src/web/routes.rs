@@ -93,11 +93,50 @@ macro_rules! json_route {
             cached(&$st, key, fut).await
         }
     };
+    // With a note: `X-Mispdash-Filter-Note` when `$note` says something of the request (what
+    // a filter could not count), computed beside the cached answer.
+    ($name:ident, |$st:ident, $p:ident| $body:expr, note = $note:path) => {
+        async fn $name(
+            State($st): State<Shared>,
+            RawQuery(q): RawQuery,
+        ) -> Result<Response, WebError> {
+            let $p = Params::parse(q.as_deref())?;
+            let key = cache_key(stringify!($name), &q);
+            let st2 = $st.clone();
+            let fut = {
+                let $st = &st2;
+                let $p = &$p;
+                $body
+            };
+            let mut r = cached(&$st, key, fut).await?;
+            if let Some(note) = $note(&$st, &$p).await {
+                if let Ok(v) = HeaderValue::from_str(&note) {
+                    r.headers_mut().insert(FILTER_NOTE, v);
+                }
+            }
+            Ok(r)
+        }
+    };
 }
 
-json_route!(top_coord, |st, p| geo::top_coord(st, p));
-json_route!(hit_map, |st, p| geo::hit_map(st, p));
-json_route!(coords_by_radius, |st, p| geo::coords_by_radius(st, p));
+/// The header by which a filtered answer says what it could not count.
+const FILTER_NOTE: &str = "x-mispdash-filter-note";
+
+json_route!(
+    top_coord,
+    |st, p| geo::top_coord(st, p),
+    note = geo::filter_note
+);
+json_route!(
+    hit_map,
+    |st, p| geo::hit_map(st, p),
+    note = geo::filter_note
+);
+json_route!(
+    coords_by_radius,
+    |st, p| geo::coords_by_radius(st, p),
+    note = geo::filter_note
+);
 json_route!(last_contributors, |st, _p| contrib::last_contributors(st));
 json_route!(top_contributor, |st, p| contrib::top_contributors(
     st, p, 100, false
@@ -124,7 +163,11 @@ json_route!(login_vs_contrib, |st, p| users::login_vs_contribution(
 json_route!(logins_contrib_overtime, |st, p| {
     users::logins_and_contrib_overtime(st, p)
 });
-json_route!(trending_events, |st, p| trendings::events(st, p));
+json_route!(
+    trending_events,
+    |st, p| trendings::events(st, p),
+    note = trendings::filter_note
+);
 json_route!(trending_categs, |st, p| trendings::categs(st, p));
 json_route!(trending_tags, |st, p| trendings::tags(st, p));
 json_route!(trending_sightings, |st, p| trendings::sightings(st, p));

@@ -85,9 +85,73 @@ fn generic(days: &[(i64, String)], per_day: Vec<Vec<(String, f64)>>, top: Option
     )
 }
 
-/// `/_getTrendingEvents?dateS&dateE&topNum&specificLabel`.
+/// `/_getTrendingEvents?dateS&dateE&topNum&specificLabel`; with `tags`/`not_tags`, the events
+/// whose tags pass (read from mispdash's own key, see [`super::narrow`]).
 pub async fn events(st: &AppState, p: &Params) -> Result<Value, WebError> {
+    let narrow = Narrow::parse(
+        p,
+        "/_getTrendingEvents",
+        Accepts {
+            tags: true,
+            ..Accepts::default()
+        },
+    )?;
     let days = range_days(st, p)?;
+    if narrow.has_tags() {
+        let tagged: Vec<String> = days
+            .iter()
+            .map(|(_, d)| keys::trendings_events_tagged(d))
+            .collect();
+        let per_day: Vec<Vec<(String, f64)>> = ranges(st, &tagged, -1)
+            .await?
+            .into_iter()
+            .map(|day| {
+                let mut labels: Vec<(String, f64)> = Vec::new();
+                for (member, n) in day {
+                    let Ok(v) = serde_json::from_str::<Value>(&member) else {
+                        continue;
+                    };
+                    let names: Vec<&str> = v
+                        .get("tags")
+                        .and_then(Value::as_array)
+                        .map(|t| t.iter().filter_map(Value::as_str).collect())
+                        .unwrap_or_default();
+                    let Some(info) = v.get("info").and_then(Value::as_str) else {
+                        continue;
+                    };
+                    if !narrow.tags_ok(&names) {
+                        continue;
+                    }
+                    match labels.iter_mut().find(|(l, _)| l == info) {
+                        Some((_, c)) => *c += n,
+                        None => labels.push((info.to_string(), n)),
+                    }
+                }
+                labels.sort_by(|a, b| {
+                    b.1.partial_cmp(&a.1)
+                        .unwrap_or(std::cmp::Ordering::Equal)
+                        .then_with(|| b.0.cmp(&a.0))
+                });
+                labels
+            })
+            .collect();
+        if let Some(label) = p.get("specificLabel") {
+            let label = label.replace("\\n", "\n");
+            return Ok(Value::Array(
+                days.iter()
+                    .zip(per_day)
+                    .map(
+                        |((ts, _), list)| match list.iter().find(|(l, _)| *l == label) {
+                            Some((l, s)) => json!([ts, [[l, s]]]),
+                            None => json!([ts, []]),
+                        },
+                    )
+                    .collect(),
+            ));
+        }
+        let top = params::top_num(p)?;
+        return Ok(generic(&days, per_day, Some(top)));
+    }
     let keys: Vec<String> = days
         .iter()
         .map(|(_, d)| keys::trendings_events(d))
@@ -192,6 +256,47 @@ pub async fn tags(st: &AppState, p: &Params) -> Result<Value, WebError> {
                 json!([ts, items])
             })
             .collect(),
+    ))
+}
+
+/// What `/_getTrendingEvents`'s `X-Mispdash-Filter-Note` says: with `tags` or `not_tags`, how
+/// many days of the range have events but none in mispdash's own key (they predate it).
+pub async fn filter_note(st: &AppState, p: &Params) -> Option<String> {
+    let wants = ["tags", "not_tags"]
+        .iter()
+        .any(|k| p.get(k).is_some_and(|v| !v.trim().is_empty()));
+    if !wants {
+        return None;
+    }
+    let days = range_days(st, p).ok()?;
+    if days.is_empty() {
+        return None;
+    }
+    let mut pipe = redis::pipe();
+    for (_, d) in &days {
+        pipe.cmd("EXISTS").arg(keys::trendings_events(d));
+        pipe.cmd("EXISTS").arg(keys::trendings_events_tagged(d));
+    }
+    let mut c = st.data.conn().await.ok()?;
+    let found: Vec<bool> = pipe.query_async(&mut c).await.ok()?;
+    let mut before: Vec<&String> = days
+        .iter()
+        .zip(found.chunks(2))
+        .filter(|(_, f)| f.first() == Some(&true) && f.get(1) != Some(&true))
+        .map(|((_, d), _)| d)
+        .collect();
+    before.sort();
+    let first = before.first()?;
+    Some(format!(
+        "{} day(s) of the range ({}{}) predate the records the tag filters read: their events \
+         are not counted",
+        before.len(),
+        first,
+        before
+            .last()
+            .filter(|l| l != &first)
+            .map(|l| format!(" to {l}"))
+            .unwrap_or_default()
     ))
 }
 
