@@ -192,6 +192,12 @@ fn the_trendings_page_on_seed2() {
             "section[aria-label^='Most popular tags'] li=>Lazarus",
             "--expect",
             "Tags matching misp-galaxy:* except *Lazarus*.",
+            // The events' tags: read from mispdash's own record of each event, of which the
+            // original's seed2 has none, which the panel says.
+            "--expect-in",
+            "section[aria-label^='Most active events']=>Events tagged misp-galaxy:*, none tagged *Lazarus*.",
+            "--expect-in",
+            "section[aria-label^='Most active events'] p.filter-note=>predate the records the tag filters read",
         ],
     );
     browse(
@@ -540,7 +546,7 @@ fn place_label(member: &str) -> String {
 /// accessibility violation (axe-core).
 #[test]
 fn the_geo_page_on_seed2() {
-    let (_redis, server) = seed2_server("ui-geo");
+    let (redis, server) = seed2_server("ui-geo");
     let out = server.dir.join("screenshots");
     let hits = recorded("_getHitMap/now");
     let (country, n) = (
@@ -614,6 +620,65 @@ fn the_geo_page_on_seed2() {
             &format!("section[aria-label^='Hits per country'] p.hint=>{gb} hit(s) in 1 country"),
             "--expect-in",
             "section[aria-label^='United Kingdom (GB)']=>Network activity: 81.2.69.142",
+        ],
+    );
+    // The type and tag filters through the form. They read mispdash's own record of each point
+    // (its type and tags), of which the original's seed2 has none: two points recorded on
+    // 2026-11-19, one of which passes, answer; the page names 2026-11-20 as a day they cannot
+    // count.
+    let point = |value: &str, lat: f64, lon: f64, country: &str, ty: &str, tag: &str| {
+        let coord = serde_json::json!({"lat": lat, "lon": lon, "categ": "Network activity",
+            "value": value});
+        let rad = serde_json::json!({"categ": "Network activity", "value": value});
+        serde_json::json!({"coord": coord.to_string(), "rad": rad.to_string(), "lat": lat,
+            "lon": lon, "country": country, "type": ty, "tags": [tag]})
+        .to_string()
+    };
+    let mut c = redis.conn(2).expect("redis");
+    redis::cmd("ZADD")
+        .arg("MISPDASH_GEO_POINTS:20261119")
+        .arg(3)
+        .arg(point(
+            "198.51.100.7",
+            49.6116,
+            6.1319,
+            "LU",
+            "ip-dst",
+            "tlp:green",
+        ))
+        .arg(5)
+        .arg(point(
+            "198.51.100.8",
+            48.8566,
+            2.3522,
+            "FR",
+            "ip-src",
+            "tlp:green",
+        ))
+        .query::<()>(&mut c)
+        .expect("zadd");
+    browse(
+        &base,
+        &out,
+        &[
+            "--page",
+            "/geo?from=2026-11-19&to=2026-11-20",
+            "--act",
+            "#range=>type=ip-dst domain|ip&tags=tlp:*&notags=tlp:red",
+            "--url-has",
+            "type=ip-dst",
+            "--url-has",
+            "tags=tlp",
+            "--url-has",
+            "notags=tlp",
+            "--expect-in",
+            "section[aria-label^='Hits per country'] p.hint=>3 hit(s) in 1 country",
+            "--expect-in",
+            "ol.places li=>Network activity: 198.51.100.7 3 hit(s)",
+            "--absent-text",
+            "ol.places li=>198.51.100.8",
+            "--expect-in",
+            "p.filter-note=>1 of the 2 day(s) (2026-11-20) predate the records the type and tag filters read",
         ],
     );
     eprintln!("screenshots in {}", out.display());

@@ -10,8 +10,9 @@ export class ApiError extends Error {
   }
 }
 
-/** GET a JSON route; a 401 sends the browser to the login form. */
-export async function getJson<T>(path: string, params: Record<string, string | readonly string[]> = {}): Promise<T> {
+/** GET a route's answer; a 401 sends the browser to the login form, another error status is
+ * an `ApiError` with the server's reason. */
+async function request(path: string, params: Record<string, string | readonly string[]>): Promise<Response> {
   const url = new URL(path, window.location.origin);
   for (const [k, v] of Object.entries(params)) {
     if (typeof v === "string") url.searchParams.set(k, v);
@@ -32,7 +33,22 @@ export async function getJson<T>(path: string, params: Record<string, string | r
     }
     throw new ApiError(r.status, message);
   }
-  return (await r.json()) as T;
+  return r;
+}
+
+/** GET a JSON route. */
+export async function getJson<T>(path: string, params: Record<string, string | readonly string[]> = {}): Promise<T> {
+  return (await (await request(path, params)).json()) as T;
+}
+
+/** GET a JSON route with the server's note on what its filters could not count
+ * (`X-Mispdash-Filter-Note`: days that predate the records a type or tag filter reads). */
+export async function getNoted<T>(
+  path: string,
+  params: Record<string, string | readonly string[]> = {},
+): Promise<{ data: T; note: string | null }> {
+  const r = await request(path, params);
+  return { data: (await r.json()) as T, note: r.headers.get("x-mispdash-filter-note") };
 }
 
 export interface Feed {

@@ -2,12 +2,15 @@
 // (click a country for its points), the top locations, and the radius query (drag a circle
 // on the map, or type a centre and a radius). Range, filters, the circle and the chosen
 // country live in the URL; "today" is the server's day. The server applies the category (the
-// routes' `categ`) and the region's countries to the hit map (`country`); points are kept to
-// the region's outline here, which the routes (a `bbox` at most) cannot draw.
+// routes' `categ`), the attribute types (`type`), the tag patterns (`tags`, `not_tags`) and the
+// region's countries to the hit map (`country`); points are kept to the region's outline here,
+// which the routes (a `bbox` at most) cannot draw. Type and tag filters read records the server
+// writes from its version on: the days before are named on the page.
 
 import { geoCentroid, geoCircle, geoContains, geoDistance, geoBounds } from "d3-geo";
 import { el, fill } from "./dom";
-import { getJson, uiSettings } from "./api";
+import { getJson, getNoted, uiSettings } from "./api";
+import { pointFilters, uncountedText } from "./narrow";
 import { Chart, tipNode, token, tooltip, type Option, type Scope } from "./charts";
 import { tools, type Table } from "./export";
 import { fieldText, panel, quickRanges, refreshSeconds, refresher, Rendering, setField } from "./panels";
@@ -37,6 +40,10 @@ interface View {
   from: string;
   to: string;
   categ: string;
+  /** Attribute types, and tag patterns to include and to exclude, as the routes take them. */
+  types: string;
+  tags: string;
+  notags: string;
   region: Set<string>;
   country: string | null;
   circle: { lat: number; lon: number; km: number } | null;
@@ -92,7 +99,17 @@ function readView(clock: ServerClock): View {
       .filter((c) => COUNTRIES.has(c)),
   );
   const country = q.get("country")?.toUpperCase() ?? null;
-  return { from, to, categ: q.get("categ") ?? "", region, country: country && COUNTRIES.has(country) ? country : null, circle };
+  return {
+    from,
+    to,
+    categ: q.get("categ") ?? "",
+    types: q.get("type") ?? "",
+    tags: q.get("tags") ?? "",
+    notags: q.get("notags") ?? "",
+    region,
+    country: country && COUNTRIES.has(country) ? country : null,
+    circle,
+  };
 }
 
 /** Noon of each day of the range (the API names a day by any time in it). */
@@ -144,13 +161,21 @@ async function render(scope: Scope, clock: ServerClock): Promise<Node[]> {
   // The server applies the category (top locations) and, for the hit map, the region's
   // countries; a region's outline is the page's own, so points are kept to it here.
   const countries = v.region.size > 0 && v.region.size <= 64 ? { country: [...v.region].join(",") } : {};
-  const categ = v.categ ? { categ: v.categ } : {};
-  const [hits, tops, unfiltered] = await Promise.all([
-    Promise.all(list.map((d) => getJson<[string, number][]>("/_getHitMap", { date: String(d), ...countries }))),
+  const typed = pointFilters(v);
+  const categ = { ...(v.categ ? { categ: v.categ } : {}), ...typed };
+  const [hitsNoted, tops, unfiltered] = await Promise.all([
+    Promise.all(list.map((d) => getNoted<[string, number][]>("/_getHitMap", { date: String(d), ...countries, ...typed }))),
     Promise.all(list.map((d) => getJson<[string, number][]>("/_getTopCoord", { date: String(d), ...categ }))),
     // The category list offers every category of the days' top locations.
     v.categ ? Promise.all(list.map((d) => getJson<[string, number][]>("/_getTopCoord", { date: String(d) }))) : null,
   ]);
+
+  const hits = hitsNoted.map((h) => h.data);
+  // The days the server said predate the records the type and tag filters read.
+  const uncounted = uncountedText(
+    list.map((d) => clock.day(d)),
+    hitsNoted.map((h) => h.note !== null),
+  );
 
   // Hits per country over the range, limited to the region.
   const perCountry = new Map<string, number>();
@@ -205,7 +230,10 @@ async function render(scope: Scope, clock: ServerClock): Promise<Node[]> {
       {
         type: "map",
         ...geoBase(),
-        data: [...COUNTRIES.keys()].map((c) => ({ name: c, value: perCountry.get(c) ?? 0 })),
+        // A country without a hit has no value, so it keeps the map's plain colour: a value of
+        // 0 would be drawn in the scale's lowest colour, as if it had hits.
+        itemStyle: { areaColor: token("--panel-edge"), borderColor: token("--panel") },
+        data: [...perCountry.entries()].map(([c, n]) => ({ name: c, value: n })),
       },
     ],
   };
@@ -260,7 +288,9 @@ async function render(scope: Scope, clock: ServerClock): Promise<Node[]> {
   });
 
   const radius = radiusPanel(scope, v, span, list);
-  const parts: HTMLElement[] = [hitPanel];
+  const parts: HTMLElement[] = [];
+  if (uncounted) parts.push(el("p", { class: "note filter-note", role: "note" }, uncounted));
+  parts.push(hitPanel);
   if (v.country) parts.push(await countryPanel(v, list));
   parts.push(topPanel, radius);
   return parts;
@@ -309,7 +339,7 @@ async function countryPanel(v: View, list: number[]): Promise<HTMLElement> {
         ),
     ),
   );
-  const clusters = await radiusQuery(list, lat, lon, km, v.categ);
+  const clusters = await radiusQuery(list, lat, lon, km, v);
   const inside = clusters.filter((c) => geoContains(f, [c.lon, c.lat])).sort((a, b) => b.items.length - a.items.length);
   const body = inside.length === 0 ? el("p", { class: "empty" }, `No located attribute in ${name} for this range.`) : clusterTable(inside);
   const p = panel(`${name} (${code}): top coordinates and values`, el("p", { class: "hint" }, close), body);
@@ -339,8 +369,8 @@ function clusterTable(cs: Cluster[]): HTMLElement {
           el(
             "span",
             { class: "parts" },
-            ...c.items.slice(0, 20).map((i) => el("span", {}, placeLabel(i))),
-            c.items.length > 20 ? el("span", {}, `… ${c.items.length - 20} more`) : null,
+            ...c.items.slice(0, 20).map((i) => el("div", {}, placeLabel(i))),
+            c.items.length > 20 ? el("div", {}, `… ${c.items.length - 20} more`) : null,
           ),
         ),
       ),
@@ -358,7 +388,7 @@ function clusterTable(cs: Cluster[]): HTMLElement {
   );
 }
 
-async function radiusQuery(list: number[], lat: number, lon: number, km: number, categ: string): Promise<Cluster[]> {
+async function radiusQuery(list: number[], lat: number, lon: number, km: number, v: View): Promise<Cluster[]> {
   const first = list[0];
   const last = list[list.length - 1];
   if (first === undefined || last === undefined) return [];
@@ -368,7 +398,8 @@ async function radiusQuery(list: number[], lat: number, lon: number, km: number,
     centerLat: lat.toFixed(6),
     centerLon: lon.toFixed(6),
     radius: String(km),
-    ...(categ ? { categ } : {}),
+    ...(v.categ ? { categ: v.categ } : {}),
+    ...pointFilters(v),
   });
   return raw.map(([members, [clon, clat]]) => ({ lon: clon, lat: clat, items: members.map(parseItem) }));
 }
@@ -468,7 +499,7 @@ function radiusPanel(scope: Scope, v: View, span: string, list: number[]): HTMLE
   tools(p, { png: () => chart.png(), table: () => clusterRows(clusters) });
   const c = v.circle;
   if (c) {
-    radiusQuery(list, c.lat, c.lon, c.km, v.categ)
+    radiusQuery(list, c.lat, c.lon, c.km, v)
       .then((cs) => {
         clusters = cs.filter((cl) => inRegion(v, cl.lon, cl.lat));
         const n = clusters.reduce((a, cl) => a + cl.items.length, 0);
@@ -501,13 +532,24 @@ startPage("/geo", ({ clock }) => {
   setField(form, "from", v.from);
   setField(form, "to", v.to);
   setField(form, "region", [...v.region].join(" "));
+  setField(form, "type", v.types);
+  setField(form, "tags", v.tags);
+  setField(form, "notags", v.notags);
   const codes = document.getElementById("codes");
   if (codes) fill(codes, ...[...countriesByName()].map(([c, n]) => el("option", { value: c }, n)));
   quickRanges(form, clock);
   form.addEventListener("submit", (e) => {
     e.preventDefault();
     const d = new FormData(form);
-    go({ from: fieldText(d, "from"), to: fieldText(d, "to"), categ: fieldText(d, "categ"), region: fieldText(d, "region").toUpperCase() });
+    go({
+      from: fieldText(d, "from"),
+      to: fieldText(d, "to"),
+      categ: fieldText(d, "categ"),
+      region: fieldText(d, "region").toUpperCase(),
+      type: fieldText(d, "type"),
+      tags: fieldText(d, "tags"),
+      notags: fieldText(d, "notags"),
+    });
   });
   const rendering = new Rendering(main, "the geolocation data", (scope) => render(scope, clock));
   void rendering.run();

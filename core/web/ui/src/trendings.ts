@@ -6,7 +6,8 @@
 // server's day.
 
 import { el } from "./dom";
-import { getJson, uiSettings, type UiSettings } from "./api";
+import { getJson, getNoted, uiSettings, type UiSettings } from "./api";
+import { tagPatterns } from "./narrow";
 import { Chart, tipNode, token, tooltip, type Scope } from "./charts";
 import { tools, type Table } from "./export";
 import { bars, panel, quickRanges, refreshSeconds, refresher, Rendering, setField, widePanel } from "./panels";
@@ -61,19 +62,6 @@ export function tagMatcher(include: string, exclude: string): (name: string) => 
   const inc = compile(include);
   const exc = compile(exclude);
   return (name) => (inc.length === 0 || inc.some((r) => r.test(name))) && !exc.some((r) => r.test(name));
-}
-
-/** The page's tag patterns (space- or comma-separated) as the tags route's parameters. */
-export function tagPatterns(v: { include: string; exclude: string }): Record<string, string> {
-  const list = (text: string): string =>
-    text
-      .split(/[\s,]+/)
-      .filter((p) => p !== "")
-      .join(",");
-  const out: Record<string, string> = {};
-  if (list(v.include)) out["tags"] = list(v.include);
-  if (list(v.exclude)) out["not_tags"] = list(v.exclude);
-  return out;
 }
 
 /** What the URL asks for; without dates, the week to the server's today (read again at every
@@ -297,8 +285,10 @@ async function render(scope: Scope, clock: ServerClock, u: UiSettings): Promise<
   // The routes rank with a decay over all the days: ask for enough to filter tags after.
   const q = { dateS: String(clock.noonOf(v.from)), dateE: String(clock.noonOf(v.to)), topNum: String(v.top) };
   const range = { dateS: q.dateS, dateE: q.dateE };
-  const [events, categs, tags, sightings, disc, timeline] = await Promise.all([
-    getJson<PerDay<Ranked>>("/_getTrendingEvents", q),
+  const [eventsNoted, categs, tags, sightings, disc, timeline] = await Promise.all([
+    // The events whose tags (the event's own) pass the patterns; the server names the days
+    // that predate the records this reads.
+    getNoted<PerDay<Ranked>>("/_getTrendingEvents", { ...q, ...tagPatterns(v) }),
     getJson<PerDay<Ranked>>("/_getTrendingCategs", q),
     // The server applies the tag patterns (`tags`, `not_tags`); it ranks the whole day.
     getJson<PerDay<[Tag, number][]>>("/_getTrendingTags", { ...q, topNum: "1000", ...tagPatterns(v) }),
@@ -306,6 +296,7 @@ async function render(scope: Scope, clock: ServerClock, u: UiSettings): Promise<
     getJson<PerDay<Ranked>>("/_getTrendingDisc", range),
     getJson<Segment[]>("/_getGenericTrendingOvertime", { ...range, choice: v.subject }),
   ]);
+  const events = eventsNoted.data;
   const span = v.from === v.to ? v.from : `${v.from} to ${v.to}`;
   const nothing = `No data from ${span}.`;
   const days = [...new Set([...sightings, ...events].map(([d]) => d))].sort((a, b) => a - b);
@@ -388,20 +379,28 @@ async function render(scope: Scope, clock: ServerClock, u: UiSettings): Promise<
     true,
   );
   if (patterns) tagPanel.querySelector("h2")?.after(patterns);
+  const eventPanel = rankingPanel(
+    scope,
+    {
+      title: `Most active events, ${span}`,
+      rows: totals(events, (e) => e).map((e) => ({ label: e.label, count: e.count })),
+      perDay: perDayOf(events, (e) => e),
+    },
+    days,
+    clock,
+    v.top,
+    v.include || v.exclude ? `No event tagged as these patterns ask from ${span}.` : nothing,
+    false,
+  );
+  const eventNotes = [
+    patterns
+      ? el("p", { class: "hint" }, `Events${v.include ? ` tagged ${v.include}` : ""}${v.exclude ? `, none tagged ${v.exclude}` : ""}.`)
+      : null,
+    eventsNoted.note ? el("p", { class: "note filter-note", role: "note" }, eventsNoted.note) : null,
+  ].filter((n): n is HTMLParagraphElement => n !== null);
+  eventPanel.querySelector("h2")?.after(...eventNotes);
   return [
-    rankingPanel(
-      scope,
-      {
-        title: `Most active events, ${span}`,
-        rows: totals(events, (e) => e).map((e) => ({ label: e.label, count: e.count })),
-        perDay: perDayOf(events, (e) => e),
-      },
-      days,
-      clock,
-      v.top,
-      nothing,
-      false,
-    ),
+    eventPanel,
     rankingPanel(
       scope,
       {
