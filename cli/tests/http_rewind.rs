@@ -160,14 +160,20 @@ fn point_values(v: &Value) -> Vec<String> {
         .collect()
 }
 
-/// The value column of each CSV line after the header.
+/// The value column of each CSV record after the header, read as a spreadsheet would (the
+/// `csv` crate): a phone number begins with "+", so the export writes it with a "'" first, as
+/// a formula would be.
 fn csv_values(text: &str) -> Vec<String> {
-    text.lines()
-        .skip(1)
-        .map(|l| {
-            // A phone number begins with "+": quoted with a "'" first, as a formula would be.
-            let cell = l.rsplit(',').next().unwrap_or("");
-            let cell = cell.trim_start_matches("\"'").trim_end_matches('"');
+    csv::Reader::from_reader(text.as_bytes())
+        .records()
+        .map(|r| {
+            let r = r.expect("a CSV record");
+            let cell = r.iter().last().unwrap_or("");
+            assert!(
+                cell.starts_with("'+"),
+                "a formula-like cell is defused: {cell}"
+            );
+            let cell = cell.trim_start_matches('\'');
             cell.split("||").next().unwrap_or("").to_string()
         })
         .collect()
