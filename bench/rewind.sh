@@ -95,3 +95,4 @@ print(f"- window of the last 30 min (the slider): {len(win['rows'])} rows, {len(
 print(f"- CSV export of the whole day: {rows:,} rows, complete={complete[0] if complete else '?'}, {float(ct):.1f} s")
 print(f"- server peak RSS (VmHWM) after both: {int(hwm) / 1024:.1f} MiB")
 PY
+kill $DPID; wait $DPID 2>/dev/null || true; DPID=

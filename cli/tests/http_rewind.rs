@@ -168,7 +168,7 @@ fn csv_values(text: &str) -> Vec<String> {
         .records()
         .map(|r| {
             let r = r.expect("a CSV record");
-            let cell = r.iter().last().unwrap_or("");
+            let cell = r.iter().next_back().unwrap_or("");
             assert!(
                 cell.starts_with("'+"),
                 "a formula-like cell is defused: {cell}"

@@ -169,6 +169,9 @@ pub struct Selection<'a> {
     pub rows: Vec<Value>,
     pub points: Vec<Value>,
     pub scanned: usize,
+    /// Rows kept so far, including those a caller took out of `rows` while scanning (the CSV
+    /// writes each page's rows and drops them, so that an export's memory is one page's).
+    pub kept_rows: usize,
 }
 
 impl<'a> Selection<'a> {
@@ -194,6 +197,7 @@ impl<'a> Selection<'a> {
             rows: Vec::new(),
             points: Vec::new(),
             scanned: 0,
+            kept_rows: 0,
         }
     }
 
@@ -207,7 +211,7 @@ impl<'a> Selection<'a> {
 
     /// Whether nothing more is wanted from entries older than `id`.
     pub fn full(&self, id: EntryId) -> bool {
-        self.rows.len() >= self.rows_max
+        self.kept_rows >= self.rows_max
             && (self.points.len() >= self.points_max || id.ms < self.points_from_ms)
     }
 
@@ -215,7 +219,7 @@ impl<'a> Selection<'a> {
     pub fn offer(&mut self, id: EntryId, field: &str, value: &str) {
         self.scanned += 1;
         match Stored::parse(field, value) {
-            Some(Stored::Row(r)) if self.rows.len() < self.rows_max => {
+            Some(Stored::Row(r)) if self.kept_rows < self.rows_max => {
                 let text = r.log.get();
                 let lazy = LazyLog::parse(text);
                 let empty = Value::Null;
@@ -246,6 +250,7 @@ impl<'a> Selection<'a> {
                 e.insert("name".into(), Value::String(r.name));
                 e.insert("zmqName".into(), r.zmq_name);
                 self.rows.push(Value::Object(e));
+                self.kept_rows += 1;
             }
             Some(Stored::Point(p))
                 if self.points.len() < self.points_max && id.ms >= self.points_from_ms =>
@@ -370,6 +375,7 @@ async fn scan(
     newest_first: bool,
     scan_max: usize,
     sel: &mut Selection<'_>,
+    after_page: &mut (dyn FnMut(&mut Selection<'_>) + Send),
 ) -> Result<bool, WindowError> {
     let mut bound: Option<String> = None;
     loop {
@@ -393,23 +399,27 @@ async fn scan(
                 _ => WindowError::Redis(e),
             })?;
         let n = page.len();
+        let mut stop = false;
         for (id, fields) in page {
             let Some(entry) = EntryId::parse(&id) else {
                 continue;
             };
             if newest_first && sel.full(entry) {
-                return Ok(true);
+                stop = true;
+                break;
             }
             if let [field, value, ..] = fields.as_slice() {
                 sel.offer(entry, field, value);
             }
-            if !newest_first && sel.rows.len() >= sel.rows_max {
-                return Ok(true);
-            }
-            if sel.scanned >= scan_max {
-                return Ok(true);
+            if (!newest_first && sel.kept_rows >= sel.rows_max) || sel.scanned >= scan_max {
+                stop = true;
+                break;
             }
             bound = Some(id);
+        }
+        after_page(sel);
+        if stop {
+            return Ok(true);
         }
         if n < PAGE {
             return Ok(false);
@@ -472,7 +482,7 @@ pub async fn window_json(
     )
     .bounded(limit, points, points_from_ms);
     let mut c = connect(st).await?;
-    let more = scan(&mut c, w, true, SCAN_MAX, &mut sel).await?;
+    let more = scan(&mut c, w, true, SCAN_MAX, &mut sel, &mut |_| {}).await?;
     let oldest: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
         .arg(keys::REWIND)
         .arg("-")
@@ -541,29 +551,48 @@ pub async fn window_csv(
     )
     .bounded(CSV_MAX_ROWS, 0, u64::MAX);
     let mut c = connect(st).await?;
-    let more = scan(&mut c, w, false, CSV_SCAN_MAX, &mut sel).await?;
+    let fmt = &st.cfg.log_format;
+    let mut out = CsvText::new(fmt);
+    let more = scan(&mut c, w, false, CSV_SCAN_MAX, &mut sel, &mut |sel| {
+        for r in sel.rows.drain(..) {
+            out.row(&r);
+        }
+    })
+    .await?;
     Ok(Csv {
-        rows: sel.rows.len(),
-        text: csv_of(&st.cfg.log_format, &sel.rows),
+        rows: sel.kept_rows,
+        text: out.finish(),
         complete: !more,
     })
 }
 
-/// The CSV text of selected rows (their `at`, `zmqName`, `name` and `log`).
-pub fn csv_of(fmt: &LogFormat, rows: &[Value]) -> String {
-    let mut out = csv::WriterBuilder::new()
-        .terminator(csv::Terminator::CRLF)
-        .from_writer(Vec::with_capacity(rows.len() * 256 + 256));
-    let mut header = vec![
-        "time".to_string(),
-        "epoch".into(),
-        "feed".into(),
-        "kind".into(),
-    ];
-    header.extend(fmt.header());
-    // Writing to memory fails only on a broken writer, which `Vec` is not.
-    let _ = out.write_record(&header);
-    for r in rows {
+/// A CSV export being written: the header, then rows as they are selected (`csv` quotes what
+/// needs it; [`defused`] keeps a spreadsheet from running a cell).
+struct CsvText {
+    out: csv::Writer<Vec<u8>>,
+    columns: usize,
+}
+
+impl CsvText {
+    fn new(fmt: &LogFormat) -> CsvText {
+        let mut out = csv::WriterBuilder::new()
+            .terminator(csv::Terminator::CRLF)
+            .from_writer(Vec::with_capacity(64 * 1024));
+        let mut header = vec![
+            "time".to_string(),
+            "epoch".into(),
+            "feed".into(),
+            "kind".into(),
+        ];
+        header.extend(fmt.header());
+        let columns = header.len() - 4;
+        // Writing to memory fails only on a broken writer, which `Vec` is not.
+        let _ = out.write_record(&header);
+        CsvText { out, columns }
+    }
+
+    /// One selected row (its `at`, `zmqName`, `name` and `log`).
+    fn row(&mut self, r: &Value) {
         let at = r.get("at").and_then(Value::as_f64).unwrap_or(0.0);
         let when = crate::clock::local_datetime(at)
             .map(|d| d.format("%Y-%m-%dT%H:%M:%S%.3f%:z").to_string())
@@ -579,17 +608,29 @@ pub fn csv_of(fmt: &LogFormat, rows: &[Value]) -> String {
             kind.to_string(),
         ];
         let log = r.get("log");
-        for i in 0..fmt.header().len() {
+        for i in 0..self.columns {
             cells.push(
                 log.and_then(|l| l.get(i.to_string()))
                     .map(cell_text)
                     .unwrap_or_default(),
             );
         }
-        let _ = out.write_record(cells.into_iter().map(defused));
+        let _ = self.out.write_record(cells.into_iter().map(defused));
     }
-    let bytes = out.into_inner().unwrap_or_default();
-    String::from_utf8(bytes).unwrap_or_default()
+
+    fn finish(self) -> String {
+        let bytes = self.out.into_inner().unwrap_or_default();
+        String::from_utf8(bytes).unwrap_or_default()
+    }
+}
+
+/// The CSV text of selected rows (their `at`, `zmqName`, `name` and `log`), oldest first.
+pub fn csv_of(fmt: &LogFormat, rows: &[Value]) -> String {
+    let mut out = CsvText::new(fmt);
+    for r in rows {
+        out.row(r);
+    }
+    out.finish()
 }
 
 #[cfg(test)]
