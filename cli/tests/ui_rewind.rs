@@ -88,3 +88,57 @@ fn the_slider_shows_the_log_and_the_map_as_they_were() {
     assert_eq!(report["pages"].as_array().map(Vec::len), Some(2));
     eprintln!("screenshots in {}", out.display());
 }
+
+/// seed2 through the real dispatcher in two halves at two pinned instants, the page's clock
+/// pinned after both: moved back between them, the log shows the 300 rows of that moment (the
+/// newest the original published for the first half), newest first.
+#[test]
+fn seed2_rewound_in_the_browser_shows_the_rows_of_that_moment() {
+    let redis = Redis::start();
+    let server = start_server(redis.port, &ServerSetup::default(), "ui-rewind-seed2");
+    let now: u64 = ORACLE_NOW.parse().expect("epoch");
+    let (t1, t2) = (now - 7200, now - 3600);
+    let halves = seed2_halves();
+    drain_at(&redis, &server.dir, t1, &halves.first);
+    drain_at(&redis, &server.dir, t2, &halves.second);
+    // Each of the first ten rows by the start of its value (a long value is cut in the middle,
+    // its start kept), or its event's id when it has no value; "|" separates the steps' texts.
+    let needles: Vec<String> = shown_rows(&halves.first_rows, 10)
+        .iter()
+        .map(|r| {
+            let cell = |i: &str| r[i].as_str().unwrap_or("").to_string();
+            let value = cell("5");
+            let start: String = value
+                .split("||")
+                .next()
+                .unwrap_or("")
+                .chars()
+                .take_while(|c| *c != '|')
+                .take(6)
+                .collect();
+            if start.trim().is_empty() {
+                cell("1")
+            } else {
+                start
+            }
+        })
+        .collect();
+    let steps = [
+        "wait:#rewind-when=>Live".to_string(),
+        format!("set:#rewind-at=>{}", t1 + 10),
+        "wait:#count=>300 row(s) as at 2026-11-20 10:00:10".into(),
+        format!(
+            "rows:#log-rewound > tr:nth-child(-n+10)=>{}",
+            needles.join("|")
+        ),
+        "shot:seed2-rewound".into(),
+    ];
+    let mut args: Vec<String> = vec!["--page".into(), "/".into()];
+    for s in &steps {
+        args.extend(["--step".into(), s.clone()]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = server.dir.join("screenshots");
+    browse(&server.base("http"), &out, &args);
+    eprintln!("screenshots in {}", out.display());
+}

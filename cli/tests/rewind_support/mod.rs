@@ -89,3 +89,86 @@ pub fn dispatch_at(redis: &Redis, dir: &Path, now: u64, frames: &[String], want:
     );
     assert!(d.terminate().success(), "{}", d.log_text());
 }
+
+/// seed2 in two halves, split right after a `misp_json_self` message near the middle, whose
+/// keep-alive marks the same point in what the original published for seed2
+/// (`seed2.pubsub.jsonl.gz`): the buffer entries of each half, and the contents of the live
+/// rows the original published for each (oldest first).
+pub struct Seed2Halves {
+    pub first: Vec<String>,
+    pub second: Vec<String>,
+    pub first_rows: Vec<Value>,
+    pub second_rows: Vec<Value>,
+}
+
+pub fn seed2_halves() -> Seed2Halves {
+    let text = std::fs::read_to_string(shared().join("corpus/seed2.jsonl")).expect("seed2");
+    let lines: Vec<Value> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("seed2 line"))
+        .collect();
+    let split = (lines.len() / 2..lines.len())
+        .find(|&i| lines[i]["topic"] == "misp_json_self")
+        .expect("a keep-alive in seed2's second half");
+    let uptime = lines[split]["payload"]["uptime"].to_string();
+    let entries: Vec<String> = lines
+        .iter()
+        .map(|l| {
+            let topic = l["topic"].as_str().expect("topic");
+            let frame = format!("{topic} {}", l["payload"]);
+            mispdash_core::feed::envelope("misp1", &frame)
+        })
+        .collect();
+    let (first, second) = entries.split_at(split + 1);
+    let published = read_pubsub(&shared().join("corpus/seed2.pubsub.jsonl.gz"));
+    let mut first_rows = Vec::new();
+    let mut second_rows = Vec::new();
+    let mut after = false;
+    for p in published.iter().filter(|p| p["channel"] == "1") {
+        let data: Value = serde_json::from_str(p["data"].as_str().expect("data")).expect("json");
+        match data["name"].as_str() {
+            Some("Keepalive") if data["log"] == format!("[{uptime}]") => after = true,
+            Some("Keepalive") => {}
+            _ => {
+                let log: Value =
+                    serde_json::from_str(data["log"].as_str().expect("log")).expect("log json");
+                if after {
+                    second_rows.push(log);
+                } else {
+                    first_rows.push(log);
+                }
+            }
+        }
+    }
+    assert!(after, "seed2's keep-alive [{uptime}] was published");
+    Seed2Halves {
+        first: first.to_vec(),
+        second: second.to_vec(),
+        first_rows,
+        second_rows,
+    }
+}
+
+/// Runs the dispatcher at `now` over `frames` until the buffer is drained, then stops it.
+pub fn drain_at(redis: &Redis, dir: &Path, now: u64, frames: &[String]) {
+    let cfg = dir.join("config.cfg");
+    let mut d = dispatcher_at(&cfg, &dir.join(format!("dispatcher-{now}.log")), now);
+    push(redis, frames);
+    let mut list = redis.conn(3).expect("redis");
+    let mut llen = |key: &str| -> i64 { redis::cmd("LLEN").arg(key).query(&mut list).unwrap_or(1) };
+    let done = wait_until(Duration::from_secs(60), || {
+        llen("bufferList") == 0 && llen("bufferList:processing") == 0
+    });
+    assert!(done, "the buffer was not drained:\n{}", d.log_text());
+    assert!(d.terminate().success(), "{}", d.log_text());
+}
+
+/// The rows the live log shows for these contents, newest first, at most `n`: what a window
+/// that ends after them answers.
+pub fn shown_rows(contents: &[Value], n: usize) -> Vec<Value> {
+    let order: Value = serde_json::from_str(mispdash_core::config::DEFAULT_FIELDNAME_ORDER)
+        .expect("default order");
+    let fmt = mispdash_core::web::live::LogFormat::new(&order, "||");
+    contents.iter().rev().take(n).map(|c| fmt.row(c)).collect()
+}
