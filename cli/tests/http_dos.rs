@@ -621,3 +621,100 @@ fn idle_connections_cannot_hold_the_places() {
         rt.block_on(t).ok();
     }
 }
+
+/// A stream refused for the per-client cap is explained where an admin looks, since the page
+/// that stays empty cannot say why: the log names the client and, for requests that came
+/// through a proxy that is not trusted (`X-Forwarded-For` from an untrusted address), says to
+/// add it to `trusted_proxies`; `/status` lists the client with that hint; `mispdash
+/// selftest` warns with it as the fix.
+#[test]
+fn a_refused_stream_is_explained_in_the_log_status_and_selftest() {
+    let redis = Redis::start();
+    let setup = ServerSetup {
+        mispdash: "max_streams_per_client = 2\n".into(),
+        ..Default::default()
+    };
+    let server = start_server(redis.port, &setup, "dos-stream-cap");
+    let c = reqwest::blocking::Client::builder()
+        .local_address("127.0.0.5".parse::<IpAddr>().expect("ip"))
+        .build()
+        .expect("client");
+    let open = |path: &str| {
+        c.get(format!("{}{path}", server.base("http")))
+            .header("Accept", "text/event-stream")
+            .header("X-Forwarded-For", "198.51.100.23")
+            .send()
+            .expect("stream")
+    };
+    let (a, b) = (open("/_maps"), open("/_logs"));
+    assert_eq!((a.status().as_u16(), b.status().as_u16()), (200, 200));
+    assert_eq!(open("/_logs").status(), 429);
+
+    let status = || -> serde_json::Value {
+        client()
+            .get(format!("{}/status", server.base("http")))
+            .header("Accept", "application/json")
+            .send()
+            .expect("status")
+            .text()
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .expect("status json")
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            status()["streams"]["refused_clients"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty())
+        }),
+        "{}",
+        status()
+    );
+    let s = status();
+    assert_eq!(s["streams"]["refused_over_cap"], 1);
+    assert_eq!(s["streams"]["max_per_client"], 2);
+    let refused = &s["streams"]["refused_clients"][0];
+    assert_eq!(refused["client"], "address 127.0.0.5");
+    assert_eq!(refused["refused"], 1);
+    assert_eq!(refused["forwarded"], true);
+    let hint = refused["hint"].as_str().expect("hint").to_string();
+    assert!(
+        hint.contains("add the proxy's address to trusted_proxies"),
+        "{hint}"
+    );
+
+    let log = server.process.log_text();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("live stream refused to address 127.0.0.5")
+                && l.contains("trusted_proxies")),
+        "{log}"
+    );
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mispdash"))
+        .arg("--config")
+        .arg(server.dir.join("config.cfg"))
+        .args(["selftest", "--json", "--timeout", "2", "--silence", "2"])
+        .env_remove("MISPDASH_FAKE_NOW")
+        .env_remove("MISPDASH_CONFIG")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("selftest");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("report");
+    let line = report["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .find(|c| c["id"] == "streams")
+        .unwrap_or_else(|| panic!("no streams check: {report:#}"))
+        .clone();
+    assert_eq!(line["status"], "WARN", "{line}");
+    assert!(
+        line["seen"]
+            .as_str()
+            .is_some_and(|t| t.contains("address 127.0.0.5 (1 refused)")),
+        "{line}"
+    );
+    assert_eq!(line["fix"].as_str(), Some(hint.as_str()));
+    drop((a, b));
+}

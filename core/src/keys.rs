@@ -155,6 +155,14 @@ pub fn topics_day(day: &str) -> String {
     ["MISPDASH_TOPICS:", day].concat()
 }
 
+/// Live streams refused because their client held `[mispdash] max_streams_per_client`
+/// (mispdash's own, list database): a hash of JSON `{"last", "forwarded", "max"}` by client
+/// (`address <ip>` or `user <name>`), with the counts in [`STREAMS_REFUSED_COUNT`]; both expire
+/// a week after the last refusal. Written by every web node, read by `/status` and `selftest`.
+pub const STREAMS_REFUSED: &str = "MISPDASH_STREAMS_REFUSED";
+/// How many streams each client of [`STREAMS_REFUSED`] was refused (a hash of counts).
+pub const STREAMS_REFUSED_COUNT: &str = "MISPDASH_STREAMS_REFUSED:count";
+
 /// Per feed, the gaps in its live feed (disconnections) and whether they were filled through
 /// MISP's REST API (mispdash's own, list database): a hash of JSON by the gap's start epoch.
 pub fn feed_gaps(feed: &str) -> String {

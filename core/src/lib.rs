@@ -23,6 +23,7 @@ pub mod message;
 pub mod ops;
 pub mod pyjson;
 pub mod redis_util;
+pub mod refused;
 pub mod rewind;
 pub mod rules;
 pub mod store;

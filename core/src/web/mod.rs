@@ -19,6 +19,7 @@ pub mod narrow;
 pub mod ops;
 pub mod pages;
 pub mod params;
+pub mod refusals;
 pub mod rewind;
 mod routes;
 pub mod state;
@@ -268,6 +269,7 @@ fn build_state(
             guard.trusted_proxies.clone(),
         )),
         streams: stream::StreamCounts::new(stream_slots),
+        refusals: refusals::Refusals::default(),
         ui: ui_router(),
         acl,
     }))

@@ -278,11 +278,21 @@ pub async fn status(st: &AppState) -> Value {
         }),
     );
     let hub = &st.hub;
+    // The clients refused a stream for the per-client cap, on any web node (the record is in
+    // Redis), with what to do about it: a screen that stays empty says nothing itself.
+    let refused_clients = if redis.is_ok() {
+        super::refusals::recorded(st).await.unwrap_or_default()
+    } else {
+        Vec::new()
+    };
     out.insert(
         "streams".into(),
         json!({
             "subscribed": hub.subscribed.load(Ordering::Relaxed),
             "clients": hub.clients.load(Ordering::Relaxed),
+            "max_per_client": st.cfg.guard.max_streams_per_client,
+            "refused_over_cap": st.refusals.total(),
+            "refused_clients": refused_clients.into_iter().take(20).collect::<Vec<_>>(),
             "slow_clients_dropped": hub.dropped_slow.load(Ordering::Relaxed),
             "published": {
                 "live": hub.live.published.load(Ordering::Relaxed),

@@ -240,18 +240,27 @@ fn stream_ticket(
     headers: &HeaderMap,
     session: Option<&super::auth::Current>,
 ) -> Result<stream::StreamTicket, WebError> {
+    let address = super::conn::address_group(client_address(st, peer, headers));
     let client = match session {
         Some(c) => format!("session {}", c.digest),
-        None => format!(
-            "address {}",
-            super::conn::address_group(client_address(st, peer, headers))
-        ),
+        None => format!("address {address}"),
     };
     let max = st.cfg.guard.max_streams_per_client;
     let digest = session.map(|c| c.digest.clone());
     stream::StreamCounts::open(st, client, digest, max).map_err(|why| match why {
         stream::StreamRefusal::PerClient => {
-            tracing::warn!("a client asked for more than {max} live streams at once; refused");
+            super::refusals::report(
+                st,
+                super::refusals::Refusal {
+                    client: match session {
+                        Some(c) => format!("user {}", c.session.user),
+                        None => format!("address {address}"),
+                    },
+                    forwarded: headers.contains_key("x-forwarded-for")
+                        && !st.admission.is_trusted(peer.ip()),
+                    max,
+                },
+            );
             WebError::TooManyRequests {
                 what: format!(
                     "this client already holds {max} live streams ([mispdash] max_streams_per_client)"

@@ -192,6 +192,8 @@ pub struct AppState {
     pub admission: Arc<super::conn::Admission>,
     /// Live streams open per client (session or address).
     pub streams: super::stream::StreamCounts,
+    /// Streams refused for the per-client cap, and when each client was last reported.
+    pub refusals: super::refusals::Refusals,
     /// The embedded pages (core/web/dist), served by memory-serve.
     pub ui: axum::Router,
     /// MISP's rules, when the live views follow them (`[ACL] enabled` with login on).

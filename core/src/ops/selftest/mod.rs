@@ -251,6 +251,7 @@ pub fn run(source: &ConfigSource, opts: &Options, progress: &ProgressBar) -> Rep
         checks.push(check_dispatcher(&cfg, &target, opts.reply_timeout));
         checks.extend(check_standby_dispatchers(&cfg, &target));
         checks.push(check_dead_letters(&cfg, &target));
+        checks.push(check_refused_streams(&cfg, &target));
     } else {
         for id in ["subscribers", "buffer", "dispatcher"] {
             checks.push(Check::skip(id, "Redis is not usable"));
@@ -1211,6 +1212,58 @@ fn check_standby_dispatchers(cfg: &Config, target: &RedisTarget) -> Option<Check
          not meant (a systemd service and `mispdash run` in a terminal, or an Apache \
          daemon that starts ingest), stop it, or run it with --no-dispatcher",
     ))
+}
+
+/// Live streams the web server refused for the per-client cap in the last day: a screen
+/// that stays empty says nothing itself, and the usual cause (a reverse proxy that is not in
+/// `trusted_proxies`) is a line of configuration.
+fn check_refused_streams(cfg: &Config, target: &RedisTarget) -> Check {
+    let read = target.connect(cfg.redis.list_db).and_then(|mut conn| {
+        redis::pipe()
+            .hgetall(crate::keys::STREAMS_REFUSED)
+            .hgetall(crate::keys::STREAMS_REFUSED_COUNT)
+            .query::<(
+                std::collections::HashMap<String, String>,
+                std::collections::HashMap<String, u64>,
+            )>(&mut conn)
+    });
+    let (entries, counts) = match read {
+        Ok(r) => r,
+        Err(e) => return Check::skip("streams", format!("cannot read the record: {e}")),
+    };
+    let day_ago = now_epoch() - 86_400.0;
+    let recent: Vec<serde_json::Value> = crate::refused::parse_record(&entries, &counts)
+        .into_iter()
+        .filter(|r| r["last"].as_f64().is_some_and(|t| t >= day_ago))
+        .collect();
+    let Some(first) = recent.first() else {
+        return Check::pass(
+            "streams",
+            "no live stream was refused for the per-client cap in the last day",
+        );
+    };
+    let who: Vec<String> = recent
+        .iter()
+        .take(3)
+        .map(|r| {
+            format!(
+                "{} ({} refused)",
+                r["client"].as_str().unwrap_or("?"),
+                r["refused"]
+            )
+        })
+        .collect();
+    Check::warn(
+        "streams",
+        format!(
+            "the web server refused live streams to {} client(s) in the last day, each \
+             holding [mispdash] max_streams_per_client ({}): {}; their pages stay empty",
+            recent.len(),
+            first["max"],
+            who.join(", ")
+        ),
+        first["hint"].as_str().unwrap_or_default().to_string(),
+    )
 }
 
 /// The `redis-cli` command line that reaches `target` (database `db`): host and port always,

@@ -127,7 +127,25 @@ export interface Status {
     closed_silent: number;
     timeout_seconds: number;
   };
-  streams?: { subscribed: boolean; clients: number; slow_clients_dropped: number };
+  streams?: {
+    subscribed: boolean;
+    clients: number;
+    slow_clients_dropped: number;
+    max_per_client?: number;
+    refused_over_cap?: number;
+    /** Clients refused a stream for the per-client cap (any web node), most recent first. */
+    refused_clients?: RefusedClient[];
+  };
+}
+
+export interface RefusedClient {
+  client: string;
+  last: number;
+  refused: number;
+  forwarded: boolean;
+  max: number;
+  /** What to do about it. */
+  hint: string;
 }
 
 export const status = (): Promise<Status> => getJson<Status>("/status");

@@ -116,9 +116,10 @@ function redisPanel(s: Status, clock: ServerClock): HTMLElement {
   );
 }
 
-function serverPanel(s: Status): HTMLElement {
+function serverPanel(s: Status, clock: ServerClock): HTMLElement {
   const c = s.connections;
   const st = s.streams;
+  const refused = st?.refused_clients ?? [];
   return panel(
     "Web server",
     facts([
@@ -127,7 +128,21 @@ function serverPanel(s: Status): HTMLElement {
       ["Closed silent", c ? `${c.closed_silent} (after ${c.timeout_seconds} s)` : "–"],
       ["Live stream clients", st ? String(st.clients) : "–"],
       ["Slow stream clients dropped", st ? String(st.slow_clients_dropped) : "–"],
+      [
+        "Streams refused (per-client cap)",
+        st?.max_per_client ? `${st.refused_over_cap ?? 0} (at most ${st.max_per_client} per client)` : "–",
+      ],
     ]),
+    // A screen refused its stream stays empty without saying why: say it here.
+    ...refused
+      .slice(0, 5)
+      .map((r) =>
+        el(
+          "p",
+          { class: "note filter-note", role: "note" },
+          `${r.client}: ${r.refused} stream(s) refused, last ${clock.time(r.last)}. ${r.hint}.`,
+        ),
+      ),
   );
 }
 
@@ -142,7 +157,7 @@ shell.onStatus((s) => {
     feedsPanel(s, clock),
     bufferPanel(s, clock),
     redisPanel(s, clock),
-    serverPanel(s),
+    serverPanel(s, clock),
     panel(
       "When something looks wrong",
       el(
