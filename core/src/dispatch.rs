@@ -7,10 +7,11 @@
 //! type, say) is retried message by message, so one poisoned message is dead-lettered instead
 //! of blocking the queue. A message that cannot be handled never stops the loop.
 
-use crate::buffer::{cut, Buffer, REASON_MAX_CHARS};
+use crate::buffer::{cut, Buffer};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::contrib::{Channels, Engine, Snapshot};
+use crate::dead_letter::REASON_MAX_CHARS;
 use crate::keys;
 use crate::lease::{self, Claim, Lease};
 use crate::message;
@@ -1112,7 +1113,7 @@ fn dead_letter_entry(
     zmq_name: Option<&str>,
     (name, text): (&'static str, &str),
 ) -> String {
-    const KEEP: usize = crate::buffer::DEAD_LETTER_MAX_BYTES / 4;
+    const KEEP: usize = crate::dead_letter::DEAD_LETTER_MAX_BYTES / 4;
     let mut fields = vec![
         (
             "reason",

@@ -12,6 +12,7 @@ pub mod buffer;
 pub mod clock;
 pub mod config;
 pub mod contrib;
+pub mod dead_letter;
 pub mod demo;
 pub mod dispatch;
 pub mod feed;

@@ -29,7 +29,7 @@ const IO_TIMEOUT: Duration = Duration::from_secs(30);
 /// before the first write, so a wrong-typed key fails the whole batch rather than half of it.
 /// Dead letters are filed within their bounds as the dispatcher files them.
 const PUSH_SCRIPT: &str = concat!(
-    crate::buffer::dead_push_fn!(),
+    crate::dead_letter::dead_push_fn!(),
     r"
 if redis.call('HGET', KEYS[1], 'push_token') == ARGV[1] then
   return 0
@@ -536,8 +536,8 @@ fn send(
     let mut inv = script.prepare_invoke();
     inv.key(status).key(list).key(dead).key(dead_bytes);
     inv.arg(token)
-        .arg(crate::buffer::DEAD_LETTER_KEEP)
-        .arg(crate::buffer::DEAD_LETTER_MAX_BYTES);
+        .arg(crate::dead_letter::DEAD_LETTER_KEEP)
+        .arg(crate::dead_letter::DEAD_LETTER_MAX_BYTES);
     let mut i = 0;
     while i < batch.len() {
         let dest = batch[i].dest;

@@ -107,7 +107,7 @@ pub enum Op {
         fields: Vec<(String, String)>,
     },
     /// Files `value` in a dead-letter list kept within `max_entries` and `max_bytes` (oldest
-    /// dropped first), its size in all kept in `counter` (see `buffer::DEAD_PUSH_LUA`).
+    /// dropped first), its size in all kept in `counter` (see `dead_letter::DEAD_PUSH_LUA`).
     DeadLetter {
         db: Db,
         key: String,
@@ -321,7 +321,7 @@ impl Op {
             LPushMany { values, .. } => values.iter().map(String::len).sum(),
             HIncrBy { field, .. } | HDel { field, .. } => field.len(),
             HSet { fields, .. } => fields.iter().map(|(f, v)| f.len() + v.len()).sum(),
-            DeadLetter { value, .. } => value.len() + crate::buffer::DEAD_PUSH_LUA.len(),
+            DeadLetter { value, .. } => value.len() + crate::dead_letter::DEAD_PUSH_LUA.len(),
             RewindAdd { value, .. } => value.len() + 24,
             RewindAddMany { entries, .. } => {
                 entries.iter().map(|(_, _, v)| v.len() + 24).sum::<usize>()
@@ -431,7 +431,7 @@ impl Op {
                     8,
                     &[
                         b"EVAL",
-                        crate::buffer::DEAD_PUSH_LUA.as_bytes(),
+                        crate::dead_letter::DEAD_PUSH_LUA.as_bytes(),
                         b"2",
                         key.as_bytes(),
                         counter.as_bytes(),
