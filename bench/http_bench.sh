@@ -115,11 +115,22 @@ if [ -z "${SKIP_WRK:-}" ]; then
 fi
 
 # ---- live fan-out: SSE clients on /_logs while seed2 replays through the real ingest ----
+# Without login the server caps live streams per address ([mispdash] max_streams_per_client,
+# 32) and connections per address (256): the clients come from as many loopback addresses as
+# that needs (SOURCES), as screens on as many machines would. Past 3,000 clients the server's
+# total connections and this shell's open-files limit are raised to hold them.
+SOURCES="${SOURCES:-$(( (CLIENTS + 29) / 30 ))}"
+if [ "$CLIENTS" -gt 3000 ]; then
+    ulimit -n "$(( CLIENTS * 2 + 4096 ))" 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+    printf '[mispdash]\nmax_connections = %s\n' "$(( CLIENTS + 1000 ))" >>"$WORK/server.cfg"
+    echo "fan-out: $CLIENTS clients: open-files limit $(ulimit -n), [mispdash] max_connections = $(( CLIENTS + 1000 ))"
+fi
+echo "fan-out: $CLIENTS clients from $SOURCES loopback addresses (at most 32 streams each)"
 MISPDASH_LOG=warn start_server
 "$BIN" --config "$WORK/ingest.cfg" run --no-server --no-managed-redis 2>"$WORK/ingest.log" &
 IPID=$!
 pub0=$(curl -s "http://127.0.0.1:$HPORT/status" | python3 -c 'import json,sys;print(json.load(sys.stdin)["streams"]["published"]["live"])')
-python3 bench/http_sse_clients.py --port "$HPORT" --redis-port "$RPORT" -n "$CLIENTS" --procs "${PROCS:-2}" \
+python3 bench/http_sse_clients.py --port "$HPORT" --redis-port "$RPORT" -n "$CLIENTS" --procs "${PROCS:-2}" --sources "$SOURCES" \
     --duration "$(python3 -c "print(3000/$RATE + 5)")" --drain 5 --ready-file "$WORK/ready" >"$WORK/sse.json" &
 CPID=$!
 while [ ! -e "$WORK/ready" ]; do sleep 0.1; done

@@ -131,8 +131,10 @@ async def worker(a):
     mark = a.mark.encode() if a.mark else None
     tasks = []
     for i, c in enumerate(clients):
-        # --sources K: from 127.0.0.1 to 127.0.0.K in turn, as K machines (per-client caps).
-        source = "127.0.0.%d" % (1 + i % a.sources) if a.sources > 1 else None
+        # --sources K: K loopback addresses in turn (127.0.0.1 to 127.0.0.250, then 127.0.1.1
+        # and on), as K machines would be, for the server's per-address caps.
+        n = i % a.sources
+        source = "127.0.%d.%d" % (n // 250, 1 + n % 250) if a.sources > 1 else None
         # --cookies: client number (first + i) signs in as session (first + i) % len.
         cookie = cookies[(a.first + i) % len(cookies)] if cookies else None
         tasks.append(asyncio.ensure_future(
@@ -167,7 +169,7 @@ async def main():
     ap.add_argument("--probe-ms", type=float, default=100)
     ap.add_argument("--channel", default="1")
     ap.add_argument("--ready-file", help="touched once every client is connected")
-    ap.add_argument("--sources", type=int, default=1, help="client addresses, 127.0.0.1 to 127.0.0.K")
+    ap.add_argument("--sources", type=int, default=1, help="client addresses: K loopback addresses from 127.0.0.1")
     ap.add_argument("--cookies", help="JSON list of session cookies, used in turn by the clients")
     ap.add_argument("--mark", help="time rows whose value holds MARK<seq>-<ns> instead of probes")
     ap.add_argument("--events-file", help="write each session's per-client row counts (JSON) here")
