@@ -57,6 +57,10 @@ fn the_slider_shows_the_log_and_the_map_as_they_were() {
         "wait:#count=>3 row(s) as at 2026-11-20 10:00:10".into(),
         format!("wait:#map-now=>Other: {} (Belgium)", first[2]),
         "shot:rewound".into(),
+        // Before the oldest moment kept: the slider stops at it (the server says which).
+        format!("set:#rewind-at=>{}", t1 - 3600),
+        "wait:#rewind-when=>10:00:00 UTC · 2 h 00 min ago".into(),
+        format!("rows:#log-rewound > tr=>{at_t1}"),
         // Just before the second moment, then played forward at 60x: its rows arrive.
         "set:#rewind-speed=>60".into(),
         format!("set:#rewind-at=>{}", t2 - 60),

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { rewindCsvUrl, type RewindWindow } from "./api";
-import { agoText, keyStep, played, pointsOf, rowsOf } from "./rewind";
+import { agoText, keyStep, played, pointsOf, rangeAt, rowsOf } from "./rewind";
 
 const win: RewindWindow = {
   from: 0,
@@ -20,6 +20,13 @@ const win: RewindWindow = {
 };
 
 describe("rewind", () => {
+  it("ranges over the hours, from the oldest moment kept when that is later", () => {
+    expect(rangeAt(100_000.7, 24, null)).toEqual({ min: 100_000 - 86_400, max: 100_000 });
+    expect(rangeAt(100_000, 24, 90_000.5)).toEqual({ min: 90_000, max: 100_000 });
+    expect(rangeAt(100_000, 1, 50_000)).toEqual({ min: 96_400, max: 100_000 });
+    expect(rangeAt(100_000, 1, 200_000)).toEqual({ min: 100_000, max: 100_000 });
+  });
+
   it("says how long ago a moment was", () => {
     expect(agoText(-3)).toBe("0 s ago");
     expect(agoText(45.4)).toBe("45 s ago");

@@ -53,6 +53,19 @@ export function keyStep(key: string, shift: boolean, at: number, min: number, ma
   return Math.min(max, Math.max(min, at + (shift ? Math.sign(d) * 10 : d)));
 }
 
+/** How often the page asks what the oldest kept moment is (milliseconds). */
+const OLDEST_EVERY_MS = 5 * 60 * 1000;
+
+/** The slider's range at `now`: the last `hours`, from the oldest moment the server still
+ * keeps when that is later (the stream is also bounded in bytes, so it may keep less than the
+ * hours; dragging into the part it dropped would show an empty log). */
+export function rangeAt(now: number, hours: number, oldest: number | null): { min: number; max: number } {
+  const max = Math.floor(now);
+  const byHours = max - hours * 3600;
+  const min = oldest === null ? byHours : Math.min(max, Math.max(byHours, Math.floor(oldest)));
+  return { min, max };
+}
+
 /** Where a moment played forward at `speed` is after `wallSeconds`; `live` once it reaches
  * `now`. */
 export function played(at: number, speed: number, wallSeconds: number, now: number): { at: number; live: boolean } {
@@ -120,6 +133,9 @@ export class RewindBar {
   private busy = false;
   private settle = 0;
   private readonly timer: number;
+  /** The oldest moment the server keeps (from its answers), and when it was last asked. */
+  private oldest: number | null = null;
+  private oldestAsked = -Infinity;
 
   constructor(
     private readonly o: RewindOptions,
@@ -165,6 +181,7 @@ export class RewindBar {
     this.liveButton.addEventListener("click", () => this.toLive(true));
     this.csvSpan.addEventListener("change", () => this.render());
     this.timer = window.setInterval(() => this.tick(), TICK_MS);
+    void this.learnOldest();
     this.render();
   }
 
@@ -182,8 +199,22 @@ export class RewindBar {
   readonly now = (): number => this.at ?? this.o.clock.now();
 
   private bounds(): { min: number; max: number } {
-    const max = Math.floor(this.o.clock.now());
-    return { min: max - this.o.hours * 3600, max };
+    return rangeAt(this.o.clock.now(), this.o.hours, this.oldest);
+  }
+
+  /** Asks the server for the oldest moment it keeps (an answer with no rows or points). */
+  private async learnOldest(): Promise<void> {
+    this.oldestAsked = performance.now();
+    try {
+      const w = await rewindWindow({ to: this.o.clock.now(), limit: 0, points: 0 });
+      this.noteOldest(w);
+    } catch {
+      // Asked again later; the range meanwhile is the configured hours.
+    }
+  }
+
+  private noteOldest(w: RewindWindow): void {
+    this.oldest = typeof w.oldest === "number" ? w.oldest : null;
   }
 
   /** Goes to a moment (`at` seconds, the server's clock): asks for its view. */
@@ -251,6 +282,7 @@ export class RewindBar {
 
   private tick(): void {
     const t = performance.now();
+    if (t - this.oldestAsked > OLDEST_EVERY_MS) void this.learnOldest();
     const wall = (t - this.lastTick) / 1000;
     if (this.at !== null && this.playing && !this.busy) {
       this.lastTick = t;
@@ -280,6 +312,7 @@ export class RewindBar {
         pointsFrom: at - this.o.pointLife,
         filters: this.o.filters,
       });
+      this.noteOldest(w);
       if (n !== this.asked || this.at === null) return;
       this.shownTo = at;
       this.lastTick = performance.now();
