@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Ingest benchmark (not a test): drains a pre-filled buffer of N messages (default 50,000,
-# gen_corpus.py --mix bench --edges none) with `mispdash run --no-subscribers`, with and without
-# gamification, and reports messages/s, peak RSS, Redis commands per message, and Redis's own
-# pipelined ceiling for scale. Method as ../shared/corpus/original-baseline.md.
-#   bench/ingest.sh [N]          (MISPDASH_BIN to use another binary)
+# gen_corpus.py --mix bench --edges none) with `mispdash run --no-subscribers`: in PAIRS
+# (default 2) pairs of runs close together, the configuration users run (web server on, no
+# client connected) beside the stripped one (`--no-server`), then the stripped one without
+# gamification. Reports messages/s, peak RSS, Redis commands per message, the load average and
+# Redis's own pipelined ceiling before and after. Method as ../shared/corpus/original-baseline.md.
+#   bench/ingest.sh [N]          (MISPDASH_BIN to use another binary, PAIRS=n)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${1:-50000}"
@@ -11,7 +13,10 @@ SHARED="${SHARED:-../shared}"
 BIN="${MISPDASH_BIN:-target/release/mispdash}"
 [ -n "${MISPDASH_BIN:-}" ] || cargo build --release --quiet -p mispdash
 WORK="$(mktemp -d)"
-PORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+PAIRS="${PAIRS:-2}"
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+PORT=$(free_port)
+SPORT=$(free_port)
 redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" >/dev/null 2>&1 &
 RPID=$!
 trap 'kill $RPID 2>/dev/null; [ -n "${DPID:-}" ] && kill -9 $DPID 2>/dev/null; rm -rf "$WORK"' EXIT
@@ -23,11 +28,16 @@ cat >"$WORK/config.cfg" <<CFG
 host = 127.0.0.1
 port = $PORT
 misp_instances = []
+[Server]
+host = 127.0.0.1
+port = $SPORT
 [RedisMap]
 pathMaxMindDB = ${MMDB:-$(python3 -c 'import _maxminddb_geolite2,os;print(os.path.join(os.path.dirname(_maxminddb_geolite2.__file__),"GeoLite2-City.mmdb"))' 2>/dev/null || echo /nonexistent)}
 CFG
-EXTRA=()
-if "$BIN" run --help | grep -q -- --no-server; then EXTRA+=(--no-server); fi
+ceiling() {
+    echo "machine: load average $(cut -d' ' -f1-3 /proc/loadavg); Redis pipelined ceiling (redis-benchmark -P 16 -t set,zadd -n 500000 -q):"
+    redis-benchmark -p "$PORT" -P 16 -t set,zadd -n 500000 -q 2>/dev/null | tr '\r' '\n' | grep -v '^$' | tail -2
+}
 
 one_run() { # $1: label, rest: extra flags
     local label="$1"; shift
@@ -40,7 +50,7 @@ one_run() { # $1: label, rest: extra flags
     # drain_watch.py); it is one long-lived process, so polling costs the measured cores nothing.
     coproc WATCH { python3 bench/drain_watch.py "$PORT" "$total"; }
     local ready; read -r ready <&"${WATCH[0]}"
-    "$BIN" --config "$WORK/config.cfg" run --no-subscribers --no-managed-redis "${EXTRA[@]}" "$@" 2>"$WORK/run.log" &
+    "$BIN" --config "$WORK/config.cfg" run --no-subscribers --no-managed-redis "$@" 2>"$WORK/run.log" &
     DPID=$!
     local t0 t1; read -r t0 t1 <&"${WATCH[0]}"
     local hwm; hwm=$(awk '/VmHWM/{print $2}' /proc/$DPID/status)
@@ -65,10 +75,14 @@ print(f"| {label} | {total} | {dt:.2f} s | {total/dt:,.0f} msg/s | {int(hwm)/102
 PY
 }
 
+ceiling
+echo
 echo "| run | messages | drain time | throughput | peak RSS (VmHWM) | mispdash CPU | redis CPU | Redis commands/message |"
 echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
-one_run "with gamification"
-one_run "without gamification" --no-gamification
+for i in $(seq 1 "$PAIRS"); do
+    one_run "mispdash run (web server on, no client), pair $i"
+    one_run "mispdash run --no-server, pair $i" --no-server
+done
+one_run "--no-server, without gamification" --no-server --no-gamification
 echo
-echo "Redis pipelined ceiling (redis-benchmark -P 16 -t set,zadd -n 500000 -q):"
-redis-benchmark -p "$PORT" -P 16 -t set,zadd -n 500000 -q 2>/dev/null | tr '\r' '\n' | grep -v '^$' | tail -2
+ceiling

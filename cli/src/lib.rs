@@ -106,6 +106,9 @@ enum Command {
         /// Seconds a write to a client may stall before its connection is closed.
         #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
         write_timeout_secs: u64,
+        /// Seconds the live streams' Redis subscription outlives the last open stream.
+        #[arg(long, hide = true, default_value_t = 60)]
+        stream_linger_secs: u64,
         /// Login attempts allowed per client address, and per account, and minute (with [Auth]
         /// auth_enabled); overrides `[mispdash] login_attempts_per_minute` (default 10).
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
@@ -291,6 +294,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             http_cache_ms,
             sse_keepalive_secs,
             write_timeout_secs,
+            stream_linger_secs,
             login_attempts_per_minute,
         } => {
             let (mut cfg, from_file) = load_config(cli.config.as_deref())?;
@@ -314,6 +318,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                     sse_keepalive: std::time::Duration::from_secs(sse_keepalive_secs),
                     login_attempts_per_minute,
                     write_timeout: std::time::Duration::from_secs(write_timeout_secs),
+                    stream_linger: std::time::Duration::from_secs(stream_linger_secs),
                     ..Default::default()
                 }),
             };

@@ -628,3 +628,127 @@ fn the_combined_stream_resumes_and_snapshots() {
         assert_eq!(item, Item::Comment, "nothing replayed on /_logs");
     }
 }
+
+/// Redis's count of subscribers of the live channel and of patterns.
+fn subscriptions(redis: &Redis) -> (i64, i64) {
+    let mut c = redis.conn(0).expect("redis");
+    let (_, live): (String, i64) = redis::cmd("PUBSUB")
+        .arg("NUMSUB")
+        .arg("1")
+        .query(&mut c)
+        .expect("numsub");
+    let patterns: i64 = redis::cmd("PUBSUB")
+        .arg("NUMPAT")
+        .query(&mut c)
+        .expect("numpat");
+    (live, patterns)
+}
+
+/// An idle server costs the message path nothing: it holds no Redis subscription until a
+/// stream opens, and drops it once the last stream has been gone for the linger period. A
+/// page that comes back after such a gap cannot resume across it (what was published
+/// meanwhile never reached the server): it gets a snapshot, read from the live cache, with the
+/// rows of the gap. A stream opened on an idle server misses nothing published once its
+/// answer has begun.
+#[test]
+fn an_idle_server_subscribes_only_while_someone_listens() {
+    let redis = Redis::start();
+    let setup = ServerSetup {
+        args: vec![
+            "--stream-linger-secs".into(),
+            "1".into(),
+            "--sse-keepalive-secs".into(),
+            "1".into(),
+        ],
+        ..Default::default()
+    };
+    let server = start_server(redis.port, &setup, "sse-idle");
+    let base = server.base("http");
+    let status = || -> Value {
+        serde_json::from_str(
+            &client()
+                .get(format!("{base}/status"))
+                .send()
+                .expect("status")
+                .text()
+                .expect("body"),
+        )
+        .expect("json")
+    };
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(subscriptions(&redis), (0, 0), "no stream, no subscription");
+    assert_eq!(status()["streams"]["subscribed"], false);
+
+    let page = SseClient::connect(&base, "/_mispdash/stream?topics=live", None);
+    let (name, _, _) = page.next_named(Duration::from_secs(10));
+    assert_eq!(name, "hello");
+    assert_eq!(
+        subscriptions(&redis),
+        (1, 3),
+        "subscribed before the stream began"
+    );
+    let (_, one) = row_entry("IDLE-ONE");
+    publish(&redis, &[&("1".to_string(), one)]);
+    let seen = loop {
+        let (name, id, row) = page.next_named(Duration::from_secs(10));
+        if name == "live" {
+            assert!(row["log"]["5"]
+                .as_str()
+                .expect("value")
+                .contains("IDLE-ONE"));
+            break id.expect("id");
+        }
+    };
+    assert_eq!(status()["streams"]["clients"], 1);
+    drop(page);
+    assert!(
+        wait_until(Duration::from_secs(10), || subscriptions(&redis) == (0, 0)),
+        "the subscription is dropped after the linger period"
+    );
+    assert_eq!(status()["streams"]["clients"], 0);
+
+    // Meanwhile the dispatcher publishes to no one and caches the row.
+    let (cached, published) = row_entry("WHILE-IDLE");
+    publish(&redis, &[&("1".to_string(), published)]);
+    let mut c = redis.conn(2).expect("redis");
+    redis::cmd("LPUSH")
+        .arg("TEMP_CACHE_LIVE:Attribute")
+        .arg(&cached)
+        .query::<()>(&mut c)
+        .expect("lpush");
+    let back = SseClient::connect(
+        &base,
+        &format!("/_mispdash/stream?topics=live&live={seen}"),
+        None,
+    );
+    let (_, _, hello) = back.next_named(Duration::from_secs(10));
+    assert_eq!(
+        hello["topics"]["live"]["resumed"], false,
+        "no resuming across a gap the server did not see"
+    );
+    let (name, _, snap) = back.next_named(Duration::from_secs(10));
+    assert_eq!(name, "snapshot");
+    let newest = snap["events"]
+        .as_array()
+        .and_then(|e| e.last())
+        .expect("the cached rows");
+    assert!(newest["log"]["5"]
+        .as_str()
+        .expect("value")
+        .contains("WHILE-IDLE"));
+    drop(back);
+
+    // The original's route on an idle server: once its answer has begun, nothing is missed.
+    assert!(wait_until(Duration::from_secs(10), || subscriptions(
+        &redis
+    ) == (0, 0)));
+    let legacy = SseClient::connect(&base, "/_logs", None);
+    let (_, right_after) = row_entry("RIGHT-AFTER");
+    publish(&redis, &[&("1".to_string(), right_after.clone())]);
+    let got = legacy.events(1, Duration::from_secs(10));
+    assert!(
+        got[0].1.contains("RIGHT-AFTER"),
+        "the row published right after the answer began: {}",
+        got[0].1
+    );
+}

@@ -973,8 +973,8 @@ fn pages_keep_their_memory_over_20_refreshes() {
         pipe.query::<()>(c).expect("publish");
     };
     // The live page starts full (300 rows, 100 points in the server's history), so that its
-    // size is steady from the start.
-    std::thread::sleep(std::time::Duration::from_secs(1));
+    // size is steady from the start: another screen listens meanwhile.
+    let _screen = listen(&server.base("http"), &redis);
     publish(&mut c, 320);
     let dir = web_dir();
     let mut cmd = Command::new("node");

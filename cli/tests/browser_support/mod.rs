@@ -105,3 +105,29 @@ pub fn recorded(id: &str) -> serde_json::Value {
         .unwrap_or_else(|| panic!("{id} recorded"))["json"]
         .clone()
 }
+
+/// A live stream held open while it lives, as a wall screen would: an idle server holds no
+/// Redis subscription, so what a test publishes before its page opens reaches the server's
+/// history only while someone listens.
+pub struct Listener(#[allow(dead_code)] reqwest::blocking::Response);
+
+/// Opens a [`Listener`] and waits until the server has subscribed.
+pub fn listen(base: &str, redis: &Redis) -> Listener {
+    let resp = reqwest::blocking::Client::builder()
+        .timeout(None)
+        .build()
+        .expect("client")
+        .get(format!("{base}/_mispdash/stream?topics=live,map"))
+        .send()
+        .expect("stream");
+    assert_eq!(resp.status(), 200, "the stream opens");
+    let subscribed = wait_until(std::time::Duration::from_secs(10), || {
+        redis
+            .conn(0)
+            .ok()
+            .and_then(|mut c| redis::cmd("PUBSUB").arg("NUMPAT").query::<i64>(&mut c).ok())
+            .is_some_and(|n| n >= 3)
+    });
+    assert!(subscribed, "the server subscribes for a listener");
+    Listener(resp)
+}

@@ -87,6 +87,9 @@ pub struct WebOptions {
     /// stay free for page requests. `None` for the standalone server, whose streams are
     /// tasks.
     pub host_threads: Option<usize>,
+    /// How long the live streams' Redis subscription outlives the last stream (a reloading
+    /// page, a screen that reconnects): an idle server holds none.
+    pub stream_linger: Duration,
 }
 
 impl Default for WebOptions {
@@ -100,6 +103,7 @@ impl Default for WebOptions {
             listen: None,
             write_timeout: Duration::from_secs(30),
             host_threads: None,
+            stream_linger: Duration::from_secs(60),
         }
     }
 }
@@ -236,7 +240,7 @@ fn build_state(
              users there is no one to apply MISP's rules for; everyone sees everything"
         );
     }
-    let hub = stream::Hub::new(keepalive, shutdown_rx);
+    let hub = stream::Hub::new(keepalive, opts.stream_linger, shutdown_rx);
     if let Some(p) = &acl {
         hub.set_acl(p.clone());
         tracing::info!(

@@ -289,7 +289,7 @@ pub async fn status(st: &AppState) -> Value {
         "streams".into(),
         json!({
             "subscribed": hub.subscribed.load(Ordering::Relaxed),
-            "clients": hub.clients.load(Ordering::Relaxed),
+            "clients": hub.clients(),
             "max_per_client": st.cfg.guard.max_streams_per_client,
             "refused_over_cap": st.refusals.total(),
             "refused_clients": refused_clients.into_iter().take(20).collect::<Vec<_>>(),
@@ -366,8 +366,7 @@ async fn buffer(st: &AppState) -> Result<Value, WebError> {
 pub async fn metrics(st: &AppState) -> String {
     let m = &st.metrics;
     let hub = &st.hub;
-    m.sse_clients
-        .set(hub.clients.load(Ordering::Relaxed) as i64);
+    m.sse_clients.set(hub.clients() as i64);
     m.sse_dropped.set(hub.dropped_slow.load(Ordering::Relaxed));
     m.connections_open.set(st.admission.open() as i64);
     m.connections_refused

@@ -347,7 +347,7 @@ async fn logs(
         })
         .await;
     }
-    open_stream(&st, peer, &headers, session.as_deref(), Kind::Live, filters)
+    open_stream(&st, peer, &headers, session.as_deref(), Kind::Live, filters).await
 }
 
 async fn maps(
@@ -366,7 +366,7 @@ async fn maps(
         .await;
     }
     let filters = Filters::default();
-    open_stream(&st, peer, &headers, session.as_deref(), Kind::Map, filters)
+    open_stream(&st, peer, &headers, session.as_deref(), Kind::Map, filters).await
 }
 
 /// A route that only streams (`/_eventStreamLastContributor`, `/_eventStreamAwards`).
@@ -377,25 +377,28 @@ fn stream_only(
     ConnectInfo<SocketAddr>,
     Session,
     HeaderMap,
-) -> std::future::Ready<Result<Response, WebError>>
+) -> futures_util::future::BoxFuture<'static, Result<Response, WebError>>
        + Clone {
     move |State(st): State<Shared>,
           ConnectInfo(peer): ConnectInfo<SocketAddr>,
           session: Session,
           headers: HeaderMap| {
-        std::future::ready(open_stream(
-            &st,
-            peer,
-            &headers,
-            session.as_deref(),
-            kind,
-            Filters::default(),
-        ))
+        Box::pin(async move {
+            open_stream(
+                &st,
+                peer,
+                &headers,
+                session.as_deref(),
+                kind,
+                Filters::default(),
+            )
+            .await
+        })
     }
 }
 
 /// The SSE answer of a stream route, counted against its client's streams.
-fn open_stream(
+async fn open_stream(
     st: &Shared,
     peer: SocketAddr,
     headers: &HeaderMap,
@@ -404,14 +407,17 @@ fn open_stream(
     filters: Filters,
 ) -> Result<Response, WebError> {
     let ticket = stream_ticket(st, peer, headers, session)?;
-    Ok(sse_headers(stream::sse_response(
-        st,
-        kind,
-        last_event_id(headers),
-        filters,
-        viewer_of(st, session),
-        ticket,
-    )))
+    Ok(sse_headers(
+        stream::sse_response(
+            st,
+            kind,
+            last_event_id(headers),
+            filters,
+            viewer_of(st, session),
+            ticket,
+        )
+        .await,
+    ))
 }
 
 /// `/_mispdash/stream?topics=live,map,contributors,awards&live=<id>…`: the combined live

@@ -9,6 +9,11 @@
 //! reconnects and catches up from the history with `Last-Event-ID`), so it never slows the
 //! others. Event ids start from the boot time in microseconds, so ids keep growing across
 //! restarts and a client reconnecting to a new process gets everything the new process has.
+//!
+//! The subscription is held only while someone listens (and [`Hub::linger`] after the last
+//! client left, so a reloading page finds it): an idle web server costs the message path
+//! nothing, neither its own work per publication nor Redis's sending it. When the first client
+//! comes, the server subscribes and reads the live caches, as after a start.
 
 use super::error::WebError;
 use super::live::{self, Filters};
@@ -520,18 +525,22 @@ pub struct Hub {
     pub map: Topic,
     pub contributor: Topic,
     pub awards: Topic,
-    pub clients: AtomicU64,
+    /// Open streams: the subscription is held while there are any (see [`Hub::attend`]).
+    listeners: watch::Sender<u64>,
     pub dropped_slow: AtomicU64,
     pub subscribed: AtomicBool,
     pub keepalive: Duration,
+    /// How long the subscription outlives the last client.
+    pub linger: Duration,
     shutdown: watch::Receiver<bool>,
-    /// Whether the live caches were read once (see `seed_from_caches`): a page that connects
-    /// before waits a moment for them.
-    seeded: watch::Sender<bool>,
+    /// Whether the subscription is up and the live caches were read into the histories (see
+    /// `seed_from_caches`): a stream that opens before waits a moment for it, so that it
+    /// misses nothing published after its answer began.
+    ready: watch::Sender<bool>,
 }
 
 impl Hub {
-    pub fn new(keepalive: Duration, shutdown: watch::Receiver<bool>) -> Hub {
+    pub fn new(keepalive: Duration, linger: Duration, shutdown: watch::Receiver<bool>) -> Hub {
         let boot = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_micros() as u64)
@@ -542,13 +551,39 @@ impl Hub {
             map: Topic::new("map", boot),
             contributor: Topic::new("contributors", boot),
             awards: Topic::new("awards", boot),
-            clients: AtomicU64::new(0),
+            listeners: watch::Sender::new(0),
             dropped_slow: AtomicU64::new(0),
             subscribed: AtomicBool::new(false),
             keepalive,
+            linger,
             shutdown,
-            seeded: watch::Sender::new(false),
+            ready: watch::Sender::new(false),
         }
+    }
+
+    /// Open streams.
+    pub fn clients(&self) -> u64 {
+        *self.listeners.borrow()
+    }
+
+    /// Whether the hub holds its subscription for no one but lingers (or is idle): no stream
+    /// is open.
+    pub fn idle(&self) -> bool {
+        self.clients() == 0
+    }
+
+    /// Forgets every topic's history, when the subscription is dropped for want of listeners:
+    /// what is published meanwhile never reaches it, so no client may resume across the gap
+    /// (it gets a snapshot instead, read from the live caches at the next subscription).
+    fn forget(&self) {
+        for t in [&self.live, &self.map, &self.contributor, &self.awards] {
+            let mut h = super::lock(&t.history);
+            h.events.clear();
+            h.bytes = 0;
+            // Ids keep growing, so an id given before the gap is older than the history.
+            h.next_id += 1;
+        }
+        *super::lock(&self.map.point_facts) = Default::default();
     }
 
     /// Turns access control on for the live log: each row's audience is decided as it is
@@ -663,15 +698,29 @@ impl Drop for StreamTicket {
     }
 }
 
-/// Decrements the client count when a stream ends, however it ends.
+/// Decrements the client count when a stream ends, however it ends (also when its request is
+/// dropped while it waits for the subscription).
 struct ClientGuard(Weak<AppState>);
 
 impl Drop for ClientGuard {
     fn drop(&mut self) {
         if let Some(st) = self.0.upgrade() {
-            st.hub.clients.fetch_sub(1, Ordering::Relaxed);
+            st.hub.listeners.send_modify(|n| *n = n.saturating_sub(1));
         }
     }
+}
+
+/// Counts a stream that is opening (which makes the hub subscribe if it was idle) and waits,
+/// at most [`READY_WAIT`], for the subscription and the live caches: a stream that began
+/// before would miss what is published meanwhile, and its snapshot would say that nothing
+/// happened. While Redis is away the stream opens after the wait and gets events once the
+/// subscription is back.
+async fn attend(st: &Arc<AppState>) -> ClientGuard {
+    st.hub.listeners.send_modify(|n| *n += 1);
+    let guard = ClientGuard(Arc::downgrade(st));
+    let mut ready = st.hub.ready.subscribe();
+    let _ = tokio::time::timeout(READY_WAIT, ready.wait_for(|r| *r)).await;
+    guard
 }
 
 /// The events a client receives live, until it falls too far behind (then it is disconnected,
@@ -752,7 +801,7 @@ async fn session_ended(st: Weak<AppState>, digest: Option<String>) {
     }
 }
 
-pub fn sse_response(
+pub async fn sse_response(
     st: &Arc<AppState>,
     kind: Kind,
     last_event_id: Option<u64>,
@@ -760,9 +809,8 @@ pub fn sse_response(
     viewer: Option<crate::acl::Viewer>,
     ticket: StreamTicket,
 ) -> Response {
+    let guard = attend(st).await;
     let (backlog, rx) = st.hub.topic(kind).subscribe(last_event_id);
-    st.hub.clients.fetch_add(1, Ordering::Relaxed);
-    let guard = ClientGuard(Arc::downgrade(st));
     let stop = stopped(st, &ticket);
     let live = received(st, rx).filter(|e| std::future::ready(!e.seeded));
     let events = futures_util::stream::iter(backlog)
@@ -788,8 +836,8 @@ pub fn sse_response(
     event_stream(body)
 }
 
-/// How long a page that connects before the live caches were read waits for them.
-const SEED_WAIT: Duration = Duration::from_secs(3);
+/// How long a stream that opens before the subscription is ready waits for it.
+const READY_WAIT: Duration = Duration::from_secs(3);
 
 /// Live-log rows a (re)connecting page gets at most: the rows its log shows.
 pub const SNAPSHOT_ROWS: usize = 300;
@@ -814,10 +862,7 @@ pub async fn mux_response(
     viewer: Option<crate::acl::Viewer>,
     ticket: StreamTicket,
 ) -> Response {
-    // Just after a start, the caches may not be read yet: an empty snapshot would say that
-    // nothing happened.
-    let mut seeded = st.hub.seeded.subscribe();
-    let _ = tokio::time::timeout(SEED_WAIT, seeded.wait_for(|s| *s)).await;
+    let guard = attend(st).await;
     let filters = Arc::new(filters);
     let viewer = Arc::new(viewer);
     let mut hello_topics = serde_json::Map::new();
@@ -867,8 +912,6 @@ pub async fn mux_response(
         "topics": hello_topics,
     });
     first.insert(0, named_frame("hello", &hello.to_string()));
-    st.hub.clients.fetch_add(1, Ordering::Relaxed);
-    let guard = ClientGuard(Arc::downgrade(st));
     let stop = stopped(st, &ticket);
     // A topic whose client fell behind ends the whole stream (the page reconnects and resumes
     // every topic), rather than leaving the others running without it.
@@ -930,19 +973,39 @@ fn snapshot_frame(topic: &str, last: u64, events: &[Arc<StreamEvent>]) -> Bytes 
     Bytes::from(f)
 }
 
-/// Reads Redis pub/sub for ever (reconnecting with back-off) and feeds the hub.
+/// Why a subscription ended without an error.
+enum Ended {
+    Shutdown,
+    /// Nobody listened for [`Hub::linger`].
+    Idle,
+}
+
+/// Holds the Redis pub/sub subscription that feeds the hub while anyone listens (reconnecting
+/// with back-off), until the server stops.
 pub async fn run_subscriber(st: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
     let (enrich_tx, enrich_rx) = mpsc::channel::<(Kind, String)>(4096);
     tokio::spawn(run_enricher(st.clone(), enrich_rx));
     let mut failures = 0u32;
+    let mut listeners = st.hub.listeners.subscribe();
     loop {
+        tokio::select! {
+            _ = listeners.wait_for(|n| *n > 0) => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
         if *shutdown.borrow() {
             return;
         }
-        match subscribe_once(&st, &enrich_tx, &mut shutdown).await {
-            Ok(()) => return,
+        let ended = subscribe_once(&st, &enrich_tx, &mut shutdown).await;
+        st.hub.subscribed.store(false, Ordering::Relaxed);
+        st.hub.ready.send_replace(false);
+        match ended {
+            Ok(Ended::Shutdown) => return,
+            Ok(Ended::Idle) => {
+                st.hub.forget();
+                failures = 0;
+                tracing::debug!("live streams: nobody listens; Redis pub/sub unsubscribed");
+            }
             Err(e) => {
-                st.hub.subscribed.store(false, Ordering::Relaxed);
                 failures += 1;
                 let wait = crate::redis_util::backoff(failures);
                 tracing::warn!(
@@ -962,7 +1025,7 @@ async fn subscribe_once(
     st: &Arc<AppState>,
     enrich: &mpsc::Sender<(Kind, String)>,
     shutdown: &mut watch::Receiver<bool>,
-) -> Result<(), redis::RedisError> {
+) -> Result<Ended, redis::RedisError> {
     let cfg = &st.cfg;
     let mut ps = st.data.client().get_async_pubsub().await?;
     ps.subscribe(&cfg.channel_live).await?;
@@ -986,14 +1049,33 @@ async fn subscribe_once(
             (SeedOverlap::default(), SeedOverlap::default())
         }
     };
-    st.hub.seeded.send_replace(true);
+    st.hub.ready.send_replace(true);
     let overlap_deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    let mut listeners = st.hub.listeners.subscribe();
+    let linger = st.hub.linger;
+    let mut idle_until = None;
     let mut msgs = ps.on_message();
     loop {
         let waiting = !(live_overlap.is_done() && map_overlap.is_done());
+        if idle_until.is_none() && *listeners.borrow_and_update() == 0 {
+            idle_until = Some(tokio::time::Instant::now() + linger);
+        }
         let msg = tokio::select! {
             m = msgs.next() => m,
-            _ = shutdown.wait_for(|s| *s) => return Ok(()),
+            _ = shutdown.wait_for(|s| *s) => return Ok(Ended::Shutdown),
+            _ = listeners.changed() => {
+                if *listeners.borrow_and_update() > 0 {
+                    idle_until = None;
+                }
+                continue;
+            }
+            _ = tokio::time::sleep_until(idle_until.unwrap_or_else(tokio::time::Instant::now)), if idle_until.is_some() => {
+                if st.hub.idle() {
+                    return Ok(Ended::Idle);
+                }
+                idle_until = None;
+                continue;
+            }
             _ = tokio::time::sleep_until(overlap_deadline), if waiting => {
                 for (data, log, audience) in live_overlap.flush() {
                     st.hub.live.publish_decided(data, log, audience);

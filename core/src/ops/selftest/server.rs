@@ -73,29 +73,9 @@ pub(super) fn check(cfg: &Config) -> Check {
         host.to_string()
     };
     let url = format!("{scheme}://{url_host}:{port}/healthz");
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(TIMEOUT))
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .tls_config(
-            // The dashboard's own certificate is often self-signed; the question here is who
-            // answers, not whether the certificate is trusted.
-            ureq::tls::TlsConfig::builder()
-                .disable_verification(true)
-                .build(),
-        )
-        .build()
-        .into();
-    match agent.get(&url).call() {
-        Ok(mut resp) => {
-            let status = resp.status().as_u16();
-            let server = resp
-                .headers()
-                .get("server")
-                .and_then(|v| v.to_str().ok())
-                .map(|s| format!(", Server: {s}"))
-                .unwrap_or_default();
-            let body = resp.body_mut().read_to_string().unwrap_or_default();
+    match healthz(&url) {
+        Ok((status, server, body)) => {
+            let server = server.map(|s| format!(", Server: {s}")).unwrap_or_default();
             let body: String = body.trim().chars().take(160).collect();
             match status {
                 200..=299 => Check::pass(
@@ -122,4 +102,40 @@ pub(super) fn check(cfg: &Config) -> Check {
             "stop that program or choose another [Server] port",
         ),
     }
+}
+
+/// `GET url` once: the status, the `Server` header and the body. The dashboard's own
+/// certificate is often self-signed; the question here is who answers, not whether the
+/// certificate is trusted.
+fn healthz(url: &str) -> Result<(u16, Option<String>, String), String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .timeout(TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .danger_accept_invalid_certs(true)
+            .build()
+            .map_err(|e| e.to_string())?;
+        let resp = client.get(url).send().await.map_err(|e| {
+            // reqwest's own message is "error sending request"; the cause says what happened.
+            let mut msg = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                msg = format!("{msg}: {s}");
+                source = s.source();
+            }
+            msg
+        })?;
+        let status = resp.status().as_u16();
+        let server = resp
+            .headers()
+            .get("server")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let body = resp.text().await.unwrap_or_default();
+        Ok((status, server, body))
+    })
 }
