@@ -6,7 +6,8 @@
 # (wrk -t2 -c8 -d10s --latency, Accept: application/json).
 #   bench/http_bench.sh [SSE_CLIENTS] [REPLAY_RATE]     (defaults 1000 clients, 100 msg/s)
 #   MISPDASH_BIN=... to use another binary; DURATION=10 seconds per wrk run; SKIP_WRK=1 for
-#   the fan-out part only; PROCS=2 client processes.
+#   the fan-out part only, SKIP_FANOUT=1 for the routes only, CACHE_OFF_ONLY=1 for the routes
+#   without the answer cache only, ONLY=<regex> for some routes; PROCS=2 client processes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CLIENTS="${1:-1000}"
@@ -67,37 +68,80 @@ start_server() { # extra flags
 stop_server() { kill "$SPID"; wait "$SPID" 2>/dev/null || true; SPID=""; }
 cpu_of() { awk '{print ($14+$15)/100}' "/proc/$1/stat"; }
 
+ORG="Lumen%20Media%20CSIRT"
+WEEK="dateS=$((N - 604800))&dateE=$N"
+# /healthz first (the server's own limit in this run), then every JSON route of
+# ../shared/spec/http.md §1 with the parameters the pages send.
 ROUTES=(
-    "/_getCategPerContrib?date=$N"
-    "/_getTopContributor?date=$N"
-    "/_getTrendingTags?dateS=$((N - 604800))&dateE=$N"
+    "/healthz"
+    "/_logs"
+    "/_maps"
+    "/_get_log_head"
+    "/_getTopCoord?date=$N"
+    "/_getHitMap?date=$N"
     "/_getCoordsByRadius?dateStart=$((N - 86400))&dateEnd=$N&centerLat=48.8&centerLon=2.3&radius=1500"
     "/_getLastContributors"
-    "/_logs"
-    "/_getTrendingEvents?dateS=$((N - 604800))&dateE=$N"
+    "/_getTopContributor?date=$N"
+    "/_getFameContributor?date=$N"
+    "/_getFameQualContributor?date=$N"
+    "/_getTop5Overtime"
+    "/_getOrgOvertime?org=$ORG"
+    "/_getCategPerContrib?date=$N"
+    "/_getLatestAwards"
+    "/_getAllOrg"
+    "/_getOrgRank?org=$ORG"
+    "/_getContributionOrgStatus?org=$ORG"
+    "/_getHonorBadges?org=$ORG"
+    "/_getTrophies?org=$ORG"
+    "/_getAllOrgsTrophyRanking"
+    "/_getAllOrgsTrophyRanking/network_activity"
+    "/_getUserLogins?date=$N"
+    "/_getAllLoggedOrg"
+    "/_getTopOrglogin?date=$N"
+    "/_getLoginVSCOntribution?date=$N"
+    "/_getUserLoginsAndContribOvertime?date=$N"
+    "/_getTrendingEvents?$WEEK"
+    "/_getTrendingCategs?$WEEK"
+    "/_getTrendingTags?$WEEK"
+    "/_getTrendingSightings?$WEEK"
+    "/_getTrendingDisc?$WEEK"
+    "/_getTypeaheadData"
+    "/_getGenericTrendingOvertime?dateS=$((N - 2592000))&dateE=$N&choice=events"
 )
+# ONLY="a|b": the routes whose path matches this extended regex (with /healthz always).
+if [ -n "${ONLY:-}" ]; then
+    sel=("/healthz")
+    for r in "${ROUTES[@]}"; do [[ "$r" == /healthz ]] || ! [[ "$r" =~ $ONLY ]] || sel+=("$r"); done
+    ROUTES=("${sel[@]}")
+fi
 
 run_wrk() { # label
     echo "## $1"
-    printf '| route | body | req/s | p50 | p90 | p99 | non-2xx | server CPU s |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n'
+    echo "machine: load average $(cut -d' ' -f1-3 /proc/loadavg)"
+    printf '| route | body | req/s | of /healthz | p50 | p90 | p99 | non-2xx | server CPU s |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n'
+    local base_rps=""
     for r in "${ROUTES[@]}"; do
-        local bytes c0 c1 out
+        local bytes c0 c1 out line
         bytes=$(curl -s -H 'Accept: application/json' "http://127.0.0.1:$HPORT$r" | wc -c)
         c0=$(cpu_of "$SPID")
         out=$(wrk -t2 -c8 -d"${DURATION}s" --timeout 10s --latency -H "Accept: application/json" "http://127.0.0.1:$HPORT$r")
         c1=$(cpu_of "$SPID")
-        WRK_OUT="$out" python3 - "$r" "$bytes" "$c0" "$c1" <<'PY'
+        line=$(WRK_OUT="$out" python3 - "$r" "$bytes" "$c0" "$c1" "$base_rps" <<'PY'
 import os, re, sys
 out = os.environ["WRK_OUT"]
-route, size, c0, c1 = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
-rps = re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)
+route, size, c0, c1, base = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 lat = dict(re.findall(r"^\s+(50|90|99)%\s+(\S+)", out, re.M))
 bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
 err = re.search(r"Socket errors:.*", out)
-print("| `%s` | %s B | **%s** | %s | %s | %s | %s%s | %.1f |" % (route.split("?")[0], size, rps,
+share = "%.0f %%" % (100 * rps / float(base)) if base else "100 %"
+print("%s\t| `%s` | %s B | **%.0f** | %s | %s | %s | %s | %s%s | %.1f |" % (rps, route.split("?")[0], size, rps, share,
       lat.get("50"), lat.get("90"), lat.get("99"), bad.group(1) if bad else 0,
       " (" + err.group(0) + ")" if err else "", c1 - c0))
 PY
+)
+        [ -n "$base_rps" ] || base_rps="${line%%$'\t'*}"
+        echo "${line#*$'\t'}"
     done
     echo "server VmHWM: $(awk '/VmHWM/{print $2" kB"}' "/proc/$SPID/status")"
     echo
@@ -106,13 +150,16 @@ PY
 echo "# mispdash HTTP benchmark ($(date -u +%F), $(nproc) cores, wrk -t2 -c8 -d${DURATION}s)"
 echo
 if [ -z "${SKIP_WRK:-}" ]; then
-    start_server
-    run_wrk "JSON routes, default response cache (1 s)"
-    stop_server
+    if [ -z "${CACHE_OFF_ONLY:-}" ]; then
+        start_server
+        run_wrk "JSON routes, default response cache (1 s)"
+        stop_server
+    fi
     start_server --http-cache-ms 0
     run_wrk "JSON routes, response cache off (--http-cache-ms 0): every request reads Redis"
     stop_server
 fi
+[ -z "${SKIP_FANOUT:-}" ] || exit 0
 
 # ---- live fan-out: SSE clients on /_logs while seed2 replays through the real ingest ----
 # Without login the server caps live streams per address ([mispdash] max_streams_per_client,

@@ -67,6 +67,7 @@ for l in sys.stdin:
         if name not in skip:
             n+=int(l.split("calls=")[1].split(",")[0])
 print(n)')
+    [ -z "${COMMANDS:-}" ] || $RC info commandstats | awk -F'[:=,]' -v t="$total" '/^cmdstat_/{printf "  %s %.2f/msg\n", substr($1,9), $3/t}' | sort -k2 -rn | head -14 >&2
     python3 - "$label" "$total" "$t0" "$t1" "$hwm" "$cpu" "$cmds" "$rcpu0" "$rcpu1" <<'PY'
 import sys, os
 label,total,t0,t1,hwm,cpu,cmds,r0,r1=sys.argv[1:]
