@@ -257,6 +257,16 @@ fn a_window_gives_the_rows_and_points_of_its_moment_and_nothing_older_than_kept(
     assert_eq!(row_values(&limited), ["+32 2 555 02 05", "+32 2 555 02 04"]);
     assert_eq!(point_values(&limited), ["+32 2 555 02 05"]);
     assert_eq!(limited["more"], json!(true));
+    // Where the kept past begins, as the page asks it: no entry read, only whether the window
+    // holds any.
+    let bounds = window(&c, &base, &format!("to={t2}&limit=0&points=0"));
+    assert_eq!(
+        (&bounds["rows"], &bounds["points"], &bounds["more"]),
+        (&json!([]), &json!([]), &json!(true))
+    );
+    assert_eq!(bounds["oldest"], json!(t1 as f64));
+    let before = window(&c, &base, &format!("to={}&limit=0&points=0", t1 - 1));
+    assert_eq!(before["more"], json!(false), "nothing kept before t1");
 
     // The rows are those the live log shows (`/_logs`), with their id and time.
     let logs: Value = json_of(get(&c, &format!("{base}/_logs"), ""));

@@ -9,10 +9,10 @@ use mispdash_core::clock::Clock;
 use mispdash_core::feed::{self, FeedHandle, FeedOptions, FeedSpec};
 use mispdash_core::keys;
 use mispdash_core::redis_util::RedisTarget;
+use mispdash_testkit::{free_port, wait_until, Redis as RedisServer};
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::net::{Shutdown, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -22,101 +22,17 @@ const LIST_DB: i64 = 3;
 const LIST: &str = "bufferList";
 const WAIT: Duration = Duration::from_secs(20);
 
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    l.local_addr().expect("local addr").port()
+/// The test's redis-server, seen from the list database the feed writes to.
+trait ListDb {
+    fn target(&self) -> RedisTarget;
+    fn conn_once(&self) -> Option<redis::Connection>;
+    fn list_conn(&self) -> redis::Connection;
+    /// The list in push order (oldest first), i.e. what successive RPOPs would return.
+    fn fifo(&self, key: &str) -> Vec<String>;
+    fn llen(&self, key: &str) -> usize;
 }
 
-/// Polls `cond` every 20 ms until it holds or `timeout` passes.
-fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + timeout;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= end {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// A throw-away `redis-server` on a loopback port, killed on drop.
-struct RedisServer {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl RedisServer {
-    fn start() -> Self {
-        // A port found free may be taken by a parallel test before redis-server binds it:
-        // then that server exits, and we try another port.
-        for _ in 0..10 {
-            let mut s = RedisServer::not_started();
-            if s.try_start() {
-                return s;
-            }
-        }
-        panic!("could not start redis-server");
-    }
-
-    /// A server on a port where nothing listens yet; `restart` brings it up.
-    fn not_started() -> Self {
-        RedisServer {
-            port: free_port(),
-            child: None,
-        }
-    }
-
-    fn restart(&mut self) {
-        assert!(
-            self.try_start(),
-            "redis-server did not come up on port {}",
-            self.port
-        );
-    }
-
-    /// Starts redis-server on `self.port`; true once *this* process (checked by pid, not just
-    /// by a PING that another test's server could answer) serves it.
-    fn try_start(&mut self) -> bool {
-        assert!(self.child.is_none(), "already running");
-        let mut child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string()])
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed");
-        let pid = format!("process_id:{}", child.id());
-        let up = wait_until(Duration::from_secs(10), || {
-            if !matches!(child.try_wait(), Ok(None)) {
-                return true; // exited: give up at once
-            }
-            self.conn_once()
-                .and_then(|mut c| {
-                    redis::cmd("INFO")
-                        .arg("server")
-                        .query::<String>(&mut c)
-                        .ok()
-                })
-                .is_some_and(|info| info.lines().any(|l| l.trim() == pid))
-        }) && matches!(child.try_wait(), Ok(None));
-        if up {
-            self.child = Some(child);
-        } else {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        up
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
+impl ListDb for RedisServer {
     fn target(&self) -> RedisTarget {
         RedisTarget {
             host: "127.0.0.1".into(),
@@ -126,24 +42,19 @@ impl RedisServer {
     }
 
     fn conn_once(&self) -> Option<redis::Connection> {
-        self.target()
-            .client(LIST_DB)
-            .ok()?
-            .get_connection_with_timeout(Duration::from_secs(1))
-            .ok()
+        self.conn_timeout(LIST_DB, Duration::from_secs(1)).ok()
     }
 
-    fn conn(&self) -> redis::Connection {
+    fn list_conn(&self) -> redis::Connection {
         self.conn_once().expect("connect to test redis")
     }
 
-    /// The list in push order (oldest first), i.e. what successive RPOPs would return.
     fn fifo(&self, key: &str) -> Vec<String> {
         let mut v: Vec<String> = redis::cmd("LRANGE")
             .arg(key)
             .arg(0)
             .arg(-1)
-            .query(&mut self.conn())
+            .query(&mut self.list_conn())
             .expect("LRANGE");
         v.reverse();
         v
@@ -153,12 +64,6 @@ impl RedisServer {
         self.conn_once()
             .and_then(|mut c| redis::cmd("LLEN").arg(key).query(&mut c).ok())
             .unwrap_or(0)
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.stop();
     }
 }
 
@@ -506,7 +411,7 @@ fn frames_reach_the_buffer_in_fifo_order_as_python_envelopes() {
             let m: Option<String> = redis::cmd("HGET")
                 .arg(&key)
                 .arg("messages")
-                .query(&mut redis.conn())
+                .query(&mut redis.list_conn())
                 .ok();
             m.as_deref() == Some("1001")
         }),
@@ -514,7 +419,7 @@ fn frames_reach_the_buffer_in_fifo_order_as_python_envelopes() {
     );
     let h: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
         .arg(&key)
-        .query(&mut redis.conn())
+        .query(&mut redis.list_conn())
         .expect("HGETALL");
     assert_eq!(h["endpoint"], publisher.endpoint);
     assert_eq!(h["connected"], "1");
@@ -695,7 +600,7 @@ fn redis_outage_loses_nothing() {
     // restarted (empty) Redis.
     assert!(wait_until(WAIT, || f.stats().pushed == 100 && redis.llen(LIST) == 100));
 
-    redis.stop();
+    redis.kill();
     for i in 100..600 {
         publisher.send(frame(i));
     }

@@ -4,6 +4,7 @@ use mispdash_core::managed_redis::{
     find_redis_server, is_reachable, ManagedRedis, ManagedRedisError,
 };
 use mispdash_core::redis_util::RedisTarget;
+use mispdash_testkit::{free_port, wait_until};
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
@@ -14,11 +15,6 @@ use std::time::{Duration, Instant};
 /// Set in the environment of the re-executed test binary that plays "mispdash killed -9".
 const HELPER_DIR_ENV: &str = "MISPDASH_TEST_MANAGED_REDIS_DIR";
 const HELPER_PORT_ENV: &str = "MISPDASH_TEST_MANAGED_REDIS_PORT";
-
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    l.local_addr().expect("local addr").port()
-}
 
 /// Starts on a free port, trying again when the port was grabbed between our probe and the
 /// server's bind (e.g. as the source port of another test's connection).
@@ -56,17 +52,6 @@ fn alive(pid: u32) -> bool {
             .unwrap_or(false),
         Err(_) => false,
     }
-}
-
-fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    while Instant::now() < end {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    cond()
 }
 
 #[test]

@@ -5,18 +5,14 @@
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub use mispdash_testkit::{free_port, tmpdir, wait_until, Redis};
+
 /// The clock the oracle was recorded with.
 pub const ORACLE_NOW: &str = "1795176000";
-
-pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    l.local_addr().expect("local addr").port()
-}
 
 /// `../shared` beside the checkout.
 pub fn shared() -> PathBuf {
@@ -52,117 +48,6 @@ pub fn oracle_mmdb() -> PathBuf {
         String::from_utf8_lossy(&out.stderr)
     );
     PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-}
-
-pub fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "mispdash-test-{name}-{}-{}",
-        std::process::id(),
-        free_port()
-    ));
-    std::fs::create_dir_all(&d).expect("create temp dir");
-    d
-}
-
-/// A redis-server of our own.
-pub struct Redis {
-    pub port: u16,
-    child: Child,
-    dir: PathBuf,
-    persist: bool,
-    password: Option<String>,
-}
-
-impl Redis {
-    pub fn start() -> Redis {
-        Self::start_on(free_port(), &tmpdir("redis"), false)
-    }
-
-    /// With `persist`, AOF is on so a restart in the same `dir` keeps the data.
-    pub fn start_on(port: u16, dir: &Path, persist: bool) -> Redis {
-        let mut cmd = Command::new("redis-server");
-        cmd.args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-        ])
-        .args(["--dir", &dir.display().to_string()])
-        .args(["--appendonly", if persist { "yes" } else { "no" }])
-        .args(["--appendfsync", "always"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-        let child = cmd
-            .spawn()
-            .expect("redis-server is installed (scripts/setup.sh test)");
-        let r = Redis {
-            port,
-            child,
-            dir: dir.to_path_buf(),
-            persist,
-            password: None,
-        };
-        r.wait_ready();
-        r
-    }
-
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(mut c) = self.conn(0) {
-                if redis::cmd("PING").query::<String>(&mut c).is_ok() {
-                    return;
-                }
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("redis-server on port {} did not start", self.port);
-    }
-
-    pub fn conn(&self, db: i64) -> redis::RedisResult<redis::Connection> {
-        let auth = self
-            .password
-            .as_ref()
-            .map(|p| format!(":{p}@"))
-            .unwrap_or_default();
-        redis::Client::open(format!("redis://{auth}127.0.0.1:{}/{db}", self.port))?.get_connection()
-    }
-
-    /// Makes the running server require `password` (as an admin's `requirepass` does); later
-    /// connections of this helper use it.
-    pub fn require_password(&mut self, password: &str) {
-        let mut c = self.conn(0).expect("redis");
-        redis::cmd("CONFIG")
-            .arg("SET")
-            .arg("requirepass")
-            .arg(password)
-            .query::<()>(&mut c)
-            .expect("CONFIG SET requirepass");
-        self.password = Some(password.to_string());
-    }
-
-    /// Kills the server (no save) and starts it again on the same port and directory.
-    pub fn restart(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let fresh = Redis::start_on(self.port, &self.dir.clone(), self.persist);
-        let old = std::mem::replace(self, fresh);
-        std::mem::forget(old);
-    }
-
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Writes a config.cfg in the original's layout for a test.
@@ -335,17 +220,6 @@ pub fn wait_child(child: &mut Child, limit: Duration, what: &str) -> std::proces
 }
 
 /// Polls `f` until it returns true or the limit passes.
-pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    false
-}
-
 pub fn read_json(p: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(p).expect("read json")).expect("valid json")
 }

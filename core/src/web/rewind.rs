@@ -393,11 +393,7 @@ async fn scan(
             .arg(PAGE)
             .query_async(c)
             .await
-            .map_err(|e| match e.kind() {
-                redis::ErrorKind::TypeError => WindowError::Unreadable(e.to_string()),
-                _ if e.code() == Some("WRONGTYPE") => WindowError::Unreadable(e.to_string()),
-                _ => WindowError::Redis(e),
-            })?;
+            .map_err(read_error)?;
         let n = page.len();
         let mut stop = false;
         for (id, fields) in page {
@@ -424,6 +420,16 @@ async fn scan(
         if n < PAGE {
             return Ok(false);
         }
+    }
+}
+
+/// A failed read of the stream: a key of another type (or entries of another shape) is
+/// unreadable, anything else is Redis's.
+fn read_error(e: redis::RedisError) -> WindowError {
+    match e.kind() {
+        redis::ErrorKind::TypeError => WindowError::Unreadable(e.to_string()),
+        _ if e.code() == Some("WRONGTYPE") => WindowError::Unreadable(e.to_string()),
+        _ => WindowError::Redis(e),
     }
 }
 
@@ -482,7 +488,22 @@ pub async fn window_json(
     )
     .bounded(limit, points, points_from_ms);
     let mut c = connect(st).await?;
-    let more = scan(&mut c, w, true, SCAN_MAX, &mut sel, &mut |_| {}).await?;
+    // A page that asks only where the kept past begins (`limit=0&points=0`, every few
+    // minutes) reads no entry of the window: whether it holds any is one `XREVRANGE … COUNT 1`.
+    let more = if limit == 0 && points == 0 {
+        let newest: Page = redis::cmd("XREVRANGE")
+            .arg(keys::REWIND)
+            .arg(w.to_ms)
+            .arg(w.from_ms)
+            .arg("COUNT")
+            .arg(1)
+            .query_async(&mut c)
+            .await
+            .map_err(read_error)?;
+        !newest.is_empty()
+    } else {
+        scan(&mut c, w, true, SCAN_MAX, &mut sel, &mut |_| {}).await?
+    };
     let oldest: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
         .arg(keys::REWIND)
         .arg("-")
