@@ -6,7 +6,8 @@
 # (wrk -t2 -c8 -d10s --latency, Accept: application/json).
 #   bench/http_bench.sh [SSE_CLIENTS] [REPLAY_RATE]     (defaults 1000 clients, 100 msg/s)
 #   MISPDASH_BIN=... to use another binary; DURATION=10 seconds per wrk run; SKIP_WRK=1 for
-#   the fan-out part only, SKIP_FANOUT=1 for the routes only, CACHE_OFF_ONLY=1 for the routes
+#   the fan-out part only, SSE_CLIENT=python for the Python clients (default: bench/sse-load),
+#   SKIP_FANOUT=1 for the routes only, CACHE_OFF_ONLY=1 for the routes
 #   without the answer cache only, ONLY=<regex> for some routes; PROCS=2 client processes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -176,11 +177,21 @@ echo "fan-out: $CLIENTS clients from $SOURCES loopback addresses (at most 32 str
 MISPDASH_LOG=warn start_server
 "$BIN" --config "$WORK/ingest.cfg" run --no-server --no-managed-redis 2>"$WORK/ingest.log" &
 IPID=$!
-pub0=$(curl -s "http://127.0.0.1:$HPORT/status" | python3 -c 'import json,sys;print(json.load(sys.stdin)["streams"]["published"]["live"])')
-python3 bench/http_sse_clients.py --port "$HPORT" --redis-port "$RPORT" -n "$CLIENTS" --procs "${PROCS:-2}" --sources "$SOURCES" \
-    --duration "$(python3 -c "print(3000/$RATE + 5)")" --drain 5 --ready-file "$WORK/ready" >"$WORK/sse.json" &
+if [ "${SSE_CLIENT:-rust}" = rust ]; then
+    # The Rust clients (bench/sse-load) read as fast as the server writes; the Python ones
+    # (SSE_CLIENT=python) could not follow 10,000 streams on the same two cores.
+    [ -x target/release/sse-load ] || { echo "building the SSE load client (cargo build --release -p mispdash-sse-load)"; cargo build --release --quiet -p mispdash-sse-load; }
+    target/release/sse-load --port "$HPORT" --redis-port "$RPORT" -n "$CLIENTS" --sources "$SOURCES" \
+        --duration "$(python3 -c "print(3000/$RATE + 5)")" --drain 5 --ready-file "$WORK/ready" >"$WORK/sse.json" &
+else
+    python3 bench/http_sse_clients.py --port "$HPORT" --redis-port "$RPORT" -n "$CLIENTS" --procs "${PROCS:-2}" --sources "$SOURCES" \
+        --duration "$(python3 -c "print(3000/$RATE + 5)")" --drain 5 --ready-file "$WORK/ready" >"$WORK/sse.json" &
+fi
 CPID=$!
 while [ ! -e "$WORK/ready" ]; do sleep 0.1; done
+# Read once the clients are connected: the server subscribes (and reads the live cache into
+# its history, which the original's route does not replay) only when the first stream opens.
+pub0=$(curl -s "http://127.0.0.1:$HPORT/status" | python3 -c 'import json,sys;print(json.load(sys.stdin)["streams"]["published"]["live"])')
 c0=$(cpu_of "$SPID")
 python3 "$SHARED/tools/zmq_replay.py" "$SHARED/corpus/seed2.jsonl" --bind "tcp://127.0.0.1:$ZPORT" --rate "$RATE" --quiet --wait-timeout 30
 wait "$CPID"

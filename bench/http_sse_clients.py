@@ -200,6 +200,8 @@ async def main():
         await asyncio.sleep(0.05)
     if a.ready_file:
         open(a.ready_file, "w").close()
+    # A moment for the harness to read the server's counters before the first probe.
+    await asyncio.sleep(1)
     stop = asyncio.Event()
     probe = None if a.mark else asyncio.ensure_future(prober(a.redis_port, a.channel, a.probe_ms, stop))
     await asyncio.sleep(a.duration)
