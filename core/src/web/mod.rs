@@ -2,11 +2,14 @@
 //! login through MISP, operations endpoints, on axum/hyper with rustls.
 //!
 //! Layout: [`routes`] maps paths to the readers ([`geo`], [`contrib`], [`users`],
-//! [`trendings`], [`live`]) and the streams ([`stream`]); [`auth`] guards them when
-//! `[Auth] auth_enabled` is on; [`ops`] serves `/healthz`, `/status` and `/metrics`; [`tls`]
-//! builds the rustls configuration. [`start`] binds the port and serves on its own Tokio
-//! runtime in a thread, so the rest of `mispdash run` stays synchronous.
+//! [`trendings`], [`live`]) and the streams ([`stream`], through [`stream_routes`]), all
+//! answering JSON through [`answer`]; [`auth`] guards them when `[Auth] auth_enabled` is on
+//! ([`login_routes`]); [`middleware`] wraps every route; [`ops`] serves `/healthz`, `/status`
+//! and `/metrics`; [`tls`] builds the rustls configuration. [`start`] binds the port and
+//! serves ([`serve`]) on its own Tokio runtime in a thread, so the rest of `mispdash run` stays
+//! synchronous.
 
+mod answer;
 pub mod auth;
 pub mod conn;
 pub mod contrib;
@@ -14,16 +17,21 @@ pub mod embed;
 pub mod error;
 pub mod geo;
 pub mod live;
+mod login_routes;
 pub mod metrics;
+mod middleware;
 pub mod narrow;
 pub mod ops;
 pub mod pages;
 pub mod params;
 pub mod refusals;
+mod request;
 pub mod rewind;
 mod routes;
+mod serve;
 pub mod state;
 pub mod stream;
+mod stream_routes;
 pub mod tls;
 pub mod trendings;
 pub mod users;
@@ -330,7 +338,7 @@ pub fn start(
                     }
                     let _ = shutdown_tx.send(true);
                 });
-                routes::serve(state, listener, tls_config, app, write_timeout, shutdown_rx).await;
+                serve::serve(state, listener, tls_config, app, write_timeout, shutdown_rx).await;
             });
             rt.shutdown_timeout(Duration::from_secs(1));
         })
