@@ -31,7 +31,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, watch};
-use tokio_stream::wrappers::BroadcastStream;
 
 /// Events a client may fall behind before it is dropped.
 const CHANNEL_CAPACITY: usize = 1024;
@@ -723,25 +722,82 @@ async fn attend(st: &Arc<AppState>) -> ClientGuard {
     guard
 }
 
-/// The events a client receives live, until it falls too far behind (then it is disconnected,
-/// counted, and its browser reconnects and resumes).
+/// At most this many bytes of events are written to a client at once.
+const BATCH_BYTES: usize = 256 << 10;
+
+/// The events a client receives live, in batches: each wake-up takes every event already
+/// waiting (up to [`BATCH_BYTES`]), so that a burst (a dispatcher's batch publishes hundreds of
+/// rows at once) costs each client one write, not one per event; with thousands of clients
+/// the writes, not the events, are the work. Ends when the client falls too far behind (it is
+/// disconnected, counted, and its browser reconnects and resumes).
 fn received(
     st: &Arc<AppState>,
     rx: broadcast::Receiver<Arc<StreamEvent>>,
-) -> impl futures_util::Stream<Item = Arc<StreamEvent>> + Send + 'static {
+) -> impl futures_util::Stream<Item = Vec<Arc<StreamEvent>>> + Send + 'static {
+    use broadcast::error::{RecvError, TryRecvError};
     let weak = Arc::downgrade(st);
-    BroadcastStream::new(rx)
-        .take_while(move |r| {
-            let ok = r.is_ok();
-            if !ok {
-                if let Some(st) = weak.upgrade() {
-                    st.hub.dropped_slow.fetch_add(1, Ordering::Relaxed);
-                    tracing::info!("SSE client too slow, disconnected (it may reconnect)");
+    let too_slow = move || {
+        if let Some(st) = weak.upgrade() {
+            st.hub.dropped_slow.fetch_add(1, Ordering::Relaxed);
+            tracing::info!("SSE client too slow, disconnected (it may reconnect)");
+        }
+    };
+    futures_util::stream::unfold(Some(rx), move |rx| {
+        let too_slow = too_slow.clone();
+        async move {
+            let mut rx = rx?;
+            let first = match rx.recv().await {
+                Ok(ev) => ev,
+                Err(RecvError::Lagged(_)) => {
+                    too_slow();
+                    return None;
+                }
+                Err(RecvError::Closed) => return None,
+            };
+            let mut bytes = first.mux.len();
+            let mut batch = vec![first];
+            while bytes < BATCH_BYTES {
+                match rx.try_recv() {
+                    Ok(ev) => {
+                        bytes += ev.mux.len();
+                        batch.push(ev);
+                    }
+                    Err(TryRecvError::Empty) => break,
+                    // What came before is sent; the stream then ends.
+                    Err(TryRecvError::Lagged(_)) => {
+                        too_slow();
+                        return Some((batch, None));
+                    }
+                    Err(TryRecvError::Closed) => return Some((batch, None)),
                 }
             }
-            std::future::ready(ok)
-        })
-        .filter_map(|r| std::future::ready(r.ok()))
+            Some((batch, Some(rx)))
+        }
+    })
+}
+
+/// One write of the `frame`s of a batch's events that `keep` lets through (`None`: none).
+fn joined(
+    batch: Vec<Arc<StreamEvent>>,
+    keep: impl Fn(&StreamEvent) -> bool,
+    frame: impl Fn(&StreamEvent) -> &Bytes,
+) -> Option<Bytes> {
+    let mut kept = batch.iter().filter(|e| keep(e));
+    let first = kept.next()?;
+    let Some(second) = kept.next() else {
+        return Some(frame(first).clone());
+    };
+    let mut out = Vec::with_capacity(
+        batch
+            .iter()
+            .map(|e| frame(e).len())
+            .sum::<usize>()
+            .min(BATCH_BYTES * 2),
+    );
+    for e in [first, second].into_iter().chain(kept) {
+        out.extend_from_slice(frame(e));
+    }
+    Some(Bytes::from(out))
 }
 
 /// Resolves when a stream must end: the server stops, or the session that opened it ended.
@@ -812,14 +868,14 @@ pub async fn sse_response(
     let guard = attend(st).await;
     let (backlog, rx) = st.hub.topic(kind).subscribe(last_event_id);
     let stop = stopped(st, &ticket);
-    let live = received(st, rx).filter(|e| std::future::ready(!e.seeded));
-    let events = futures_util::stream::iter(backlog)
-        .chain(live)
-        .filter_map(move |ev| {
-            std::future::ready(
-                ev.shown(&filters, viewer.as_ref())
-                    .then(|| ev.frame.clone()),
-            )
+    let events = futures_util::stream::once(std::future::ready(backlog))
+        .chain(received(st, rx))
+        .filter_map(move |batch| {
+            std::future::ready(joined(
+                batch,
+                |ev| !ev.seeded && ev.shown(&filters, viewer.as_ref()),
+                |ev| &ev.frame,
+            ))
         });
     let period = st.hub.keepalive;
     let keepalive = tokio_stream::wrappers::IntervalStream::new(tokio::time::interval_at(
@@ -899,8 +955,12 @@ pub async fn mux_response(
         let v = viewer.clone();
         lives.push(
             received(st, sub.rx)
-                .filter_map(move |e| {
-                    std::future::ready(e.shown(&f, v.as_ref().as_ref()).then(|| e.mux.clone()))
+                .filter_map(move |batch| {
+                    std::future::ready(joined(
+                        batch,
+                        |e| e.shown(&f, v.as_ref().as_ref()),
+                        |e| &e.mux,
+                    ))
                 })
                 .boxed(),
         );
