@@ -44,7 +44,12 @@ pub(super) async fn cached(
     let compute = async {
         tokio::time::timeout(REDIS_DEADLINE, compute)
             .await
-            .map_err(|_| WebError::Unavailable("Redis did not answer in time".into()))?
+            .map_err(|_| {
+                // The shared connection may be a dead one still backing off (Redis restarted
+                // meanwhile): the next request makes a new one.
+                st.data.reset();
+                WebError::Unavailable("Redis did not answer in time".into())
+            })?
     };
     if !st.cache_enabled || key.is_empty() {
         return Ok(json_bytes(to_bytes(&compute.await?)?));

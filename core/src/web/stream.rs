@@ -1055,14 +1055,13 @@ pub async fn run_subscriber(st: Arc<AppState>, mut shutdown: watch::Receiver<boo
         if *shutdown.borrow() {
             return;
         }
-        let ended = subscribe_once(&st, &enrich_tx, &mut shutdown).await;
+        let ended = subscribe_once(&st, &enrich_tx, &mut shutdown, &mut failures).await;
         st.hub.subscribed.store(false, Ordering::Relaxed);
         st.hub.ready.send_replace(false);
         match ended {
             Ok(Ended::Shutdown) => return,
             Ok(Ended::Idle) => {
                 st.hub.forget();
-                failures = 0;
                 tracing::debug!("live streams: nobody listens; Redis pub/sub unsubscribed");
             }
             Err(e) => {
@@ -1081,35 +1080,59 @@ pub async fn run_subscriber(st: Arc<AppState>, mut shutdown: watch::Receiver<boo
     }
 }
 
+/// `failures` (the back-off's count) is reset once the subscription is up.
 async fn subscribe_once(
     st: &Arc<AppState>,
     enrich: &mpsc::Sender<(Kind, String)>,
     shutdown: &mut watch::Receiver<bool>,
+    failures: &mut u32,
 ) -> Result<Ended, redis::RedisError> {
     let cfg = &st.cfg;
-    let mut ps = st.data.client().get_async_pubsub().await?;
-    ps.subscribe(&cfg.channel_live).await?;
-    ps.psubscribe(&cfg.channel_map).await?;
-    ps.psubscribe(&cfg.channel_contrib).await?;
-    ps.psubscribe(&cfg.channel_awards).await?;
-    if st.acl.is_some() {
-        ps.subscribe(keys::ACL_MAP).await?;
-    }
+    // Every step of the setup is bounded: a Redis that has just restarted answers while it
+    // loads its data, and a step that waited for ever there would leave the streams silent
+    // with no error to retry on.
+    let timed_out =
+        || redis::RedisError::from((redis::ErrorKind::IoError, "no answer from Redis in time"));
+    let mut ps = tokio::time::timeout(SETUP_DEADLINE, async {
+        // While Redis loads its data it refuses commands (`LOADING`): wait until it answers.
+        let mut probe = st.data.client().get_multiplexed_async_connection().await?;
+        redis::cmd("PING").query_async::<String>(&mut probe).await?;
+        let mut ps = st.data.client().get_async_pubsub().await?;
+        ps.subscribe(&cfg.channel_live).await?;
+        ps.psubscribe(&cfg.channel_map).await?;
+        ps.psubscribe(&cfg.channel_contrib).await?;
+        ps.psubscribe(&cfg.channel_awards).await?;
+        if st.acl.is_some() {
+            ps.subscribe(keys::ACL_MAP).await?;
+        }
+        Ok::<_, redis::RedisError>(ps)
+    })
+    .await
+    .map_err(|_| timed_out())??;
     st.hub.subscribed.store(true, Ordering::Relaxed);
     tracing::info!("live streams subscribed to Redis pub/sub");
     // What the caches hold beyond the history (all of them after a start): a page that
     // connects now, or reconnects after this process replaced another, finds the rows
     // applied while nobody was subscribed.
-    let (mut live_overlap, mut map_overlap) = match seed_from_caches(st).await {
-        Ok(o) => o,
-        Err(e) => {
-            tracing::warn!(
-                "live streams: could not read the live caches ({e}); streaming without them"
-            );
-            (SeedOverlap::default(), SeedOverlap::default())
-        }
-    };
+    let (mut live_overlap, mut map_overlap) =
+        match tokio::time::timeout(SETUP_DEADLINE, seed_from_caches(st)).await {
+            Ok(Ok(o)) => o,
+            failed => {
+                let why = match failed {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => "no answer in time".into(),
+                };
+                // The shared connection may be a dead one still backing off: the next
+                // request makes a new one.
+                st.data.reset();
+                tracing::warn!(
+                    "live streams: could not read the live caches ({why}); streaming without them"
+                );
+                (SeedOverlap::default(), SeedOverlap::default())
+            }
+        };
     st.hub.ready.send_replace(true);
+    *failures = 0;
     let overlap_deadline = tokio::time::Instant::now() + Duration::from_secs(3);
     let mut listeners = st.hub.listeners.subscribe();
     let linger = st.hub.linger;
@@ -1264,6 +1287,10 @@ pub async fn recorded_point_facts(
         .query_async(c)
         .await?)
 }
+
+/// Longest wait for each step of setting up the subscription (connect, subscribe, read the
+/// caches).
+const SETUP_DEADLINE: Duration = Duration::from_secs(5);
 
 /// How many of the newest seeded entries pub/sub may repeat: those published in the moment
 /// between the subscription and the read of the caches.
