@@ -106,10 +106,11 @@ pub fn recorded(id: &str) -> serde_json::Value {
         .clone()
 }
 
-/// A live stream held open while it lives, as a wall screen would: an idle server holds no
-/// Redis subscription, so what a test publishes before its page opens reaches the server's
-/// history only while someone listens.
-pub struct Listener(#[allow(dead_code)] reqwest::blocking::Response);
+/// A live stream held open (and read, as a screen would, so that the server never drops it as
+/// too slow) until the server stops: an idle server holds no Redis subscription, so what a
+/// test publishes before its page opens reaches the server's history only while someone
+/// listens.
+pub struct Listener;
 
 /// Opens a [`Listener`] and waits until the server has subscribed.
 pub fn listen(base: &str, redis: &Redis) -> Listener {
@@ -129,5 +130,9 @@ pub fn listen(base: &str, redis: &Redis) -> Listener {
             .is_some_and(|n| n >= 3)
     });
     assert!(subscribed, "the server subscribes for a listener");
-    Listener(resp)
+    std::thread::spawn(move || {
+        let mut resp = resp;
+        let _ = std::io::copy(&mut resp, &mut std::io::sink());
+    });
+    Listener
 }
