@@ -8,13 +8,13 @@
 #   bench/ingest.sh [N]          (MISPDASH_BIN to use another binary, PAIRS=n)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 N="${1:-50000}"
 SHARED="${SHARED:-../shared}"
 BIN="${MISPDASH_BIN:-target/release/mispdash}"
 [ -n "${MISPDASH_BIN:-}" ] || cargo build --release --quiet -p mispdash
 WORK="$(mktemp -d)"
 PAIRS="${PAIRS:-2}"
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 PORT=$(free_port)
 SPORT=$(free_port)
 redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" >/dev/null 2>&1 &

@@ -19,6 +19,7 @@
 #   bench/soak.sh [MINUTES]     (MISPDASH_BIN, RATE, CLIENTS, SAMPLE, WARM, OUT=<dir> to keep results)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 MINUTES="${1:-120}"
 RATE="${RATE:-200}"
 CLIENTS="${CLIENTS:-200}"
@@ -32,7 +33,6 @@ SECS=$(( MINUTES * 60 ))
 WORK="$(mktemp -d)"
 OUT="${OUT:-$WORK}"
 mkdir -p "$OUT"
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 RPORT=$(free_port); HPORT=$(free_port); ZPORT=$(free_port)
 RPID=""; MPID=""; SUBPID=""; FPID=""; CPID=""
 cleanup() {
@@ -43,14 +43,10 @@ cleanup() {
 }
 trap cleanup EXIT
 RC="redis-cli -p $RPORT"
-start_redis() {
-    redis-server --port "$RPORT" --bind 127.0.0.1 --dir "$WORK" --save '' --appendonly yes \
-        --appendfsync everysec >"$OUT/redis.log" 2>&1 &
-    RPID=$!
-    until $RC ping >/dev/null 2>&1; do sleep 0.05; done
-}
+# With its AOF, so that the restart in the middle keeps the data.
+redis_up() { start_redis "$RPORT" "$WORK" --appendonly yes --appendfsync everysec; }
 rss() { awk '/VmRSS/{print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
-start_redis
+redis_up
 MMDB="${MMDB:-$(python3 -c 'import _maxminddb_geolite2,os;print(os.path.join(os.path.dirname(_maxminddb_geolite2.__file__),"GeoLite2-City.mmdb"))' 2>/dev/null || echo /nonexistent)}"
 cat >"$WORK/config.cfg" <<CFG
 [Server]
@@ -114,7 +110,7 @@ while :; do
         $RC shutdown >/dev/null 2>&1 || true
         wait "$RPID" 2>/dev/null || true
         sleep 3
-        start_redis
+        redis_up
         OUT_END=$(( $(date +%s) + 10 ))
         redis_restarted=1
     fi

@@ -161,27 +161,7 @@ fn publish(redis: &Redis, msgs: &[&(String, String)]) {
 /// Waits until the server holds its one subscription (channel `1` and three patterns).
 fn wait_subscribed(redis: &Redis) {
     let ok = wait_until(Duration::from_secs(10), || {
-        let Ok(mut c) = redis.conn(0) else {
-            return false;
-        };
-        let numsub: Vec<Value> = redis::cmd("PUBSUB")
-            .arg("NUMSUB")
-            .arg("1")
-            .query::<Vec<redis::Value>>(&mut c)
-            .map(|v| {
-                v.iter()
-                    .map(|x| match x {
-                        redis::Value::Int(i) => Value::from(*i),
-                        _ => Value::Null,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let numpat: i64 = redis::cmd("PUBSUB")
-            .arg("NUMPAT")
-            .query(&mut c)
-            .unwrap_or(0);
-        numsub.get(1).and_then(Value::as_i64) == Some(1) && numpat == 3
+        subscriptions(redis) == Some((1, 3))
     });
     assert!(ok, "the server did not subscribe (exactly once) to Redis");
 }
@@ -595,12 +575,7 @@ fn the_combined_stream_resumes_and_snapshots() {
     // The server goes; the dispatcher caches a row meanwhile; another process starts.
     server.process.kill9();
     let (cached, _) = row_entry("WHILE-DOWN");
-    let mut c = redis.conn(2).expect("redis");
-    redis::cmd("LPUSH")
-        .arg("TEMP_CACHE_LIVE:Attribute")
-        .arg(&cached)
-        .query::<()>(&mut c)
-        .expect("lpush");
+    cache_row(&redis, &cached);
     server.restart(&setup, 2);
     let after = SseClient::connect(
         &base,
@@ -629,19 +604,27 @@ fn the_combined_stream_resumes_and_snapshots() {
     }
 }
 
-/// Redis's count of subscribers of the live channel and of patterns.
-fn subscriptions(redis: &Redis) -> (i64, i64) {
-    let mut c = redis.conn(0).expect("redis");
+/// Redis's count of subscribers of the live channel and of patterns (`None`: Redis did not
+/// answer).
+fn subscriptions(redis: &Redis) -> Option<(i64, i64)> {
+    let mut c = redis.conn(0).ok()?;
     let (_, live): (String, i64) = redis::cmd("PUBSUB")
         .arg("NUMSUB")
         .arg("1")
         .query(&mut c)
-        .expect("numsub");
-    let patterns: i64 = redis::cmd("PUBSUB")
-        .arg("NUMPAT")
-        .query(&mut c)
-        .expect("numpat");
-    (live, patterns)
+        .ok()?;
+    let patterns: i64 = redis::cmd("PUBSUB").arg("NUMPAT").query(&mut c).ok()?;
+    Some((live, patterns))
+}
+
+/// Puts `entry` on the live cache, as the dispatcher caches a row.
+fn cache_row(redis: &Redis, entry: &str) {
+    let mut c = redis.conn(2).expect("redis");
+    redis::cmd("LPUSH")
+        .arg("TEMP_CACHE_LIVE:Attribute")
+        .arg(entry)
+        .query::<()>(&mut c)
+        .expect("lpush");
 }
 
 /// An idle server costs the message path nothing: it holds no Redis subscription until a
@@ -676,7 +659,11 @@ fn an_idle_server_subscribes_only_while_someone_listens() {
         .expect("json")
     };
     std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(subscriptions(&redis), (0, 0), "no stream, no subscription");
+    assert_eq!(
+        subscriptions(&redis),
+        Some((0, 0)),
+        "no stream, no subscription"
+    );
     assert_eq!(status()["streams"]["subscribed"], false);
 
     let page = SseClient::connect(&base, "/_mispdash/stream?topics=live", None);
@@ -684,7 +671,7 @@ fn an_idle_server_subscribes_only_while_someone_listens() {
     assert_eq!(name, "hello");
     assert_eq!(
         subscriptions(&redis),
-        (1, 3),
+        Some((1, 3)),
         "subscribed before the stream began"
     );
     let (_, one) = row_entry("IDLE-ONE");
@@ -702,7 +689,8 @@ fn an_idle_server_subscribes_only_while_someone_listens() {
     assert_eq!(status()["streams"]["clients"], 1);
     drop(page);
     assert!(
-        wait_until(Duration::from_secs(10), || subscriptions(&redis) == (0, 0)),
+        wait_until(Duration::from_secs(10), || subscriptions(&redis)
+            == Some((0, 0))),
         "the subscription is dropped after the linger period"
     );
     assert_eq!(status()["streams"]["clients"], 0);
@@ -710,12 +698,7 @@ fn an_idle_server_subscribes_only_while_someone_listens() {
     // Meanwhile the dispatcher publishes to no one and caches the row.
     let (cached, published) = row_entry("WHILE-IDLE");
     publish(&redis, &[&("1".to_string(), published)]);
-    let mut c = redis.conn(2).expect("redis");
-    redis::cmd("LPUSH")
-        .arg("TEMP_CACHE_LIVE:Attribute")
-        .arg(&cached)
-        .query::<()>(&mut c)
-        .expect("lpush");
+    cache_row(&redis, &cached);
     let back = SseClient::connect(
         &base,
         &format!("/_mispdash/stream?topics=live&live={seen}"),
@@ -741,7 +724,7 @@ fn an_idle_server_subscribes_only_while_someone_listens() {
     // The original's route on an idle server: once its answer has begun, nothing is missed.
     assert!(wait_until(Duration::from_secs(10), || subscriptions(
         &redis
-    ) == (0, 0)));
+    ) == Some((0, 0))));
     let legacy = SseClient::connect(&base, "/_logs", None);
     let (_, right_after) = row_entry("RIGHT-AFTER");
     publish(&redis, &[&("1".to_string(), right_after.clone())]);

@@ -34,6 +34,14 @@ fn to_bytes(v: &Value) -> Result<Bytes, WebError> {
 /// Longest time a request waits for Redis before answering 503 (Redis down or restarting).
 pub(super) const REDIS_DEADLINE: Duration = Duration::from_secs(5);
 
+/// The answer when the statistics database did not answer within a route's deadline. The
+/// shared connection may be a dead one still backing off (Redis restarted meanwhile): the next
+/// request makes a new one.
+pub(super) fn redis_too_slow(st: &Shared) -> WebError {
+    st.data.reset();
+    WebError::Unavailable("Redis did not answer in time".into())
+}
+
 /// Answers from the short-lived response cache, computing (once for concurrent identical
 /// requests) on a miss.
 pub(super) async fn cached(
@@ -44,12 +52,7 @@ pub(super) async fn cached(
     let compute = async {
         tokio::time::timeout(REDIS_DEADLINE, compute)
             .await
-            .map_err(|_| {
-                // The shared connection may be a dead one still backing off (Redis restarted
-                // meanwhile): the next request makes a new one.
-                st.data.reset();
-                WebError::Unavailable("Redis did not answer in time".into())
-            })?
+            .map_err(|_| redis_too_slow(st))?
     };
     if !st.cache_enabled || key.is_empty() {
         return Ok(json_bytes(to_bytes(&compute.await?)?));

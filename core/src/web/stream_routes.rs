@@ -3,7 +3,7 @@
 //! limits, `Last-Event-ID`, the SSE headers. Apart from the plain JSON routes because each of
 //! these holds a connection (or answers from the live caches) and counts against its client.
 
-use super::answer::{cached, REDIS_DEADLINE};
+use super::answer::{cached, redis_too_slow, REDIS_DEADLINE};
 use super::error::WebError;
 use super::live::Filters;
 use super::params::Params;
@@ -275,7 +275,7 @@ pub(super) async fn rewind_csv(
         super::rewind::window_csv(&st, &p, &filters, viewer.as_ref()),
     )
     .await
-    .map_err(|_| WebError::Unavailable("Redis did not answer in time".into()))??;
+    .map_err(|_| redis_too_slow(&st))??;
     let mut r = (StatusCode::OK, csv.text).into_response();
     let h = r.headers_mut();
     h.insert(
