@@ -70,7 +70,17 @@ REDIS_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 HTTP_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --daemonize no >"$WORK/redis.log" 2>&1 &
 RPID=$!
-cleanup() { kill "$RPID" 2>/dev/null || true; [ -n "${SPID:-}" ] && as_root kill "$SPID" 2>/dev/null || true; rm -rf "$WORK"; }
+# The service runs under runuser in a subshell: $! is that subshell, not mispdash, so it is
+# stopped by its user and name, and waited for.
+stop_service() {
+    as_root pkill -u mispdash -x mispdash 2>/dev/null || true
+    for _ in $(seq 1 50); do
+        pgrep -u mispdash -x mispdash >/dev/null || return 0
+        sleep 0.2
+    done
+    as_root pkill -KILL -u mispdash -x mispdash 2>/dev/null || true
+}
+cleanup() { kill "$RPID" 2>/dev/null || true; [ -n "${SPID:-}" ] && stop_service; rm -rf "$WORK"; }
 trap cleanup EXIT
 # The installed configuration with this test's ports (the unit reads MISPDASH_CONFIG).
 sed -e "s/^port = 8001/port = $HTTP_PORT/" -e "s/^port = 6379/port = $REDIS_PORT/" /etc/mispdash/config.cfg >"$WORK/config.cfg"
@@ -91,8 +101,9 @@ ok "ExecStart ($EXEC) as mispdash: /healthz 200"
 code="$(curl -s -o /dev/null -w '%{http_code}' -H 'Accept: application/json' "http://127.0.0.1:$HTTP_PORT/_getTopCoord")"
 [ "$code" = 401 ] || fail "the API answered $code without a session"
 ok "login on by default: the API answers 401 without a session"
-as_root kill "$SPID"
+stop_service
 wait "$SPID" 2>/dev/null || true
+pgrep -u mispdash -x mispdash >/dev/null && fail "mispdash run outlived the service check"
 SPID=""
 st="$(as_root runuser -u mispdash -- env MISPDASH_CONFIG="$WORK/config.cfg" /usr/bin/mispdash selftest 2>&1 || true)"
 printf '%s\n' "$st" | grep -q "Redis" || { printf '%s\n' "$st"; fail "selftest as mispdash said nothing of Redis"; }

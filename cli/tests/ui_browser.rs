@@ -923,8 +923,9 @@ fn the_live_page_survives_a_server_restart() {
 
 /// Every page left open with its refresh running, as on a wall screen: after 20 refreshes (the
 /// live page: 20 × 5 s of its stream at ten rows and points a second; the status page: 20
-/// status polls) its DOM nodes and event listeners are those after the 2nd, within 2 %, read
-/// through the DevTools protocol after a forced garbage collection. (Before charts were
+/// status polls) its DOM nodes and event listeners after refreshes 17-20 are those after 2-5
+/// (the least of each four), within 2 %, read through the DevTools protocol after a forced
+/// garbage collection. (Before charts were
 /// disposed of, /geo grew by about 1,000 nodes and 35 listeners per refresh.)
 #[test]
 fn pages_keep_their_memory_over_20_refreshes() {
@@ -1007,15 +1008,18 @@ fn pages_keep_their_memory_over_20_refreshes() {
                 .find(|s| s["refresh"] == r)
                 .unwrap_or_else(|| panic!("{}: no sample after refresh {r}", p["path"]))
         };
-        let (second, last) = (at(2), at(20));
+        // The least of four samples: on the live page a sample may also count the rows of a
+        // frame not yet drawn (about 70 nodes each time); a leak raises the least as well.
+        let least = |metric: &str, refreshes: std::ops::RangeInclusive<u64>| {
+            refreshes
+                .map(|r| at(r)[metric].as_f64().expect("number"))
+                .fold(f64::INFINITY, f64::min)
+        };
         for metric in ["nodes", "listeners"] {
-            let (a, b) = (
-                second[metric].as_f64().expect("number"),
-                last[metric].as_f64().expect("number"),
-            );
+            let (a, b) = (least(metric, 2..=5), least(metric, 17..=20));
             assert!(
                 (b - a).abs() <= 0.02 * a,
-                "{}: {metric} went from {a} after the 2nd refresh to {b} after the 20th",
+                "{}: {metric} went from {a} (least after refreshes 2-5) to {b} (after 17-20)",
                 p["path"]
             );
         }

@@ -57,6 +57,13 @@ pub fn run_while_publishing(
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("node");
+    // Read while it runs: a report larger than the pipe's buffer would block the script.
+    let mut out = node.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        let mut stdout = String::new();
+        std::io::Read::read_to_string(&mut out, &mut stdout).expect("read");
+        stdout
+    });
     let status = loop {
         if let Some(s) = node.try_wait().expect("wait") {
             break s;
@@ -64,10 +71,7 @@ pub fn run_while_publishing(
         publish();
         std::thread::sleep(std::time::Duration::from_millis(300));
     };
-    let mut stdout = String::new();
-    std::io::Read::read_to_string(&mut node.stdout.take().expect("stdout"), &mut stdout)
-        .expect("read");
-    (status, stdout)
+    (status, reader.join().expect("reader"))
 }
 
 /// The browser script (`browse.mjs`) while `publish` is called every 300 ms; panics with its

@@ -397,5 +397,5 @@ try {
 } finally {
   await browser.close();
 }
-console.log(JSON.stringify(report, null, 2));
-process.exit(report.problems.length === 0 ? 0 : 1);
+// Exit once the report is written: a report over 64 KiB on a pipe is written in parts.
+process.stdout.write(`${JSON.stringify(report, null, 2)}\n`, () => process.exit(report.problems.length === 0 ? 0 : 1));
