@@ -93,12 +93,13 @@ missing_debs() {
 DEBS=(redis-server redis-tools libzmq3-dev pkg-config build-essential)
 # wrk drives the HTTP benchmarks (bench/); Apache with Debian's mod_wsgi and python3-venv run
 # the Python package's end-to-end tests; systemd-analyze checks the Debian package's units;
-# HAProxy is the reverse proxy the live page's reconnection tests restart the dashboard behind;
+# HAProxy is the reverse proxy the live page's reconnection tests restart the dashboard behind,
+# and with redis-sentinel the failover drill's load balancer and Sentinels;
 # the Noto fonts are those a user's machine has, so that the page tests' screenshots show
 # organisation names in Chinese or Japanese as text, not boxes; debootstrap makes the fresh
 # Debian in which apache/README.md's steps are run as written.
 if [ "$MODE" = test ]; then
-    DEBS+=(wrk apache2 libapache2-mod-wsgi-py3 python3-venv systemd curl haproxy fonts-noto-core fonts-noto-cjk debootstrap)
+    DEBS+=(wrk apache2 libapache2-mod-wsgi-py3 python3-venv systemd curl haproxy redis-sentinel fonts-noto-core fonts-noto-cjk debootstrap)
 fi
 if ! command -v dpkg-query >/dev/null 2>&1; then
     for b in redis-server redis-cli pkg-config cc; do

@@ -127,6 +127,9 @@ pub fn default_data_dir() -> PathBuf {
 /// Lets a command reach the Redis that `mispdash run` manages with `data_dir`: its password
 /// (see [`managed_redis::adopt_password`]).
 pub fn adopt_managed_password(cfg: &mut Config, data_dir: &Path) {
+    if cfg.redis.sentinel.is_some() {
+        return;
+    }
     let mut target = RedisTarget::from_config(&cfg.redis);
     if managed_redis::adopt_password(&mut target, &data_dir.join("redis")) {
         tracing::debug!(
@@ -148,11 +151,27 @@ pub fn run(
     let mut cfg = cfg.clone();
     let managed_dir = opts.data_dir.join("redis");
     let mut target = RedisTarget::from_config(&cfg.redis);
+    // With Sentinels, the Redis servers are theirs: nothing to manage.
+    let manage = opts.manage_redis && target.sentinel.is_none();
+    if let Some(s) = &cfg.redis.sentinel {
+        tracing::info!(
+            "Redis: the master {:?} that the Sentinels {} name, asked again after every lost \
+             connection ([RedisGlobal] host and port are not used)",
+            s.master,
+            s.nodes
+                .iter()
+                .map(|(h, p)| format!("{h}:{p}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     // A managed Redis already running (another `mispdash run` of this data directory).
-    if managed_redis::adopt_or_check(&mut target, &managed_dir, opts.manage_redis)? {
+    if target.sentinel.is_none()
+        && managed_redis::adopt_or_check(&mut target, &managed_dir, opts.manage_redis)?
+    {
         cfg.redis.password = target.password.clone();
     }
-    let _managed: Option<ManagedRedis> = if opts.manage_redis
+    let _managed: Option<ManagedRedis> = if manage
         && is_local(&target.host)
         && !managed_redis::is_reachable(&target)
     {
@@ -324,6 +343,12 @@ fn feed_options(cfg: &Config, feed: &str, data_dir: &std::path::Path) -> feed::F
     feed::FeedOptions {
         spool_dir: Some(data_dir.join("spool")),
         gap_fill: feed::gaps::GapFill::for_feed(cfg, feed, key.as_deref()).map(Arc::new),
+        wait: (cfg.redis.wait_replicas > 0).then(|| {
+            (
+                cfg.redis.wait_replicas,
+                std::time::Duration::from_millis(cfg.redis.wait_timeout_ms),
+            )
+        }),
         ..Default::default()
     }
 }

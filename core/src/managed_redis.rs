@@ -243,11 +243,7 @@ impl ManagedRedis {
 
     /// The address to connect to (always loopback) and the password.
     pub fn target(&self) -> RedisTarget {
-        RedisTarget {
-            host: "127.0.0.1".into(),
-            port: self.port,
-            password: Some(self.password.clone()),
-        }
+        RedisTarget::direct("127.0.0.1", self.port, Some(self.password.clone()))
     }
 
     pub fn password(&self) -> &str {

@@ -5,16 +5,21 @@
 //! next [`Reconnecting::get`] waits with exponential back-off (capped) while logging one clear
 //! line per attempt, instead of crashing as the original's dispatcher does.
 
-use crate::config::RedisConfig;
+use crate::config::{RedisConfig, SentinelConfig};
 use std::time::Duration;
 
-/// Where a Redis server is and how to log in.
+/// Where a Redis server is and how to log in: one address, or the master that Redis Sentinels
+/// name (asked again at every new connection, so that a reconnection follows a failover).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedisTarget {
     pub host: String,
     pub port: u16,
     pub password: Option<String>,
+    pub sentinel: Option<SentinelConfig>,
 }
+
+/// How long asking the Sentinels for the master may take, in all.
+const SENTINEL_DEADLINE: Duration = Duration::from_secs(3);
 
 impl RedisTarget {
     pub fn from_config(c: &RedisConfig) -> Self {
@@ -22,24 +27,97 @@ impl RedisTarget {
             host: c.host.clone(),
             port: c.port,
             password: c.password.clone(),
+            sentinel: c.sentinel.clone(),
         }
     }
 
-    /// Connection info for database `db`.
+    /// One server at `host:port`.
+    pub fn direct(host: impl Into<String>, port: u16, password: Option<String>) -> Self {
+        RedisTarget {
+            host: host.into(),
+            port,
+            password,
+            sentinel: None,
+        }
+    }
+
+    fn redis_info(&self, db: i64) -> redis::RedisConnectionInfo {
+        redis::RedisConnectionInfo {
+            db,
+            username: None,
+            password: self.password.clone(),
+            ..Default::default()
+        }
+    }
+
+    /// Connection info for database `db` at `host:port` (not asking any Sentinel).
     pub fn info(&self, db: i64) -> redis::ConnectionInfo {
         redis::ConnectionInfo {
             addr: redis::ConnectionAddr::Tcp(self.host.clone(), self.port),
-            redis: redis::RedisConnectionInfo {
-                db,
-                username: None,
-                password: self.password.clone(),
-                ..Default::default()
-            },
+            redis: self.redis_info(db),
         }
     }
 
+    /// The Sentinels' own connection infos, and what to log in to the data nodes with.
+    fn sentinels(
+        &self,
+        s: &SentinelConfig,
+        db: i64,
+    ) -> redis::RedisResult<(
+        redis::sentinel::Sentinel,
+        redis::sentinel::SentinelNodeConnectionInfo,
+    )> {
+        let nodes = s
+            .nodes
+            .iter()
+            .map(|(host, port)| redis::ConnectionInfo {
+                addr: redis::ConnectionAddr::Tcp(host.clone(), *port),
+                redis: redis::RedisConnectionInfo {
+                    password: s.password.clone(),
+                    ..Default::default()
+                },
+            })
+            .collect();
+        let node = redis::sentinel::SentinelNodeConnectionInfo {
+            tls_mode: None,
+            redis_connection_info: Some(self.redis_info(db)),
+        };
+        Ok((redis::sentinel::Sentinel::build(nodes)?, node))
+    }
+
+    /// A client of database `db` on the master: `host:port`, or the one the Sentinels name
+    /// now (checked with `ROLE` by redis-rs). Blocking; the Sentinels are asked in turn, and a
+    /// Sentinel that does not refuse a connection at once holds this up for the system's
+    /// connect timeout (the async [`RedisTarget::client_async`] has a deadline).
     pub fn client(&self, db: i64) -> redis::RedisResult<redis::Client> {
-        redis::Client::open(self.info(db))
+        match &self.sentinel {
+            None => redis::Client::open(self.info(db)),
+            Some(s) => {
+                let (mut sentinel, node) = self.sentinels(s, db)?;
+                sentinel.master_for(&s.master, Some(&node))
+            }
+        }
+    }
+
+    /// [`RedisTarget::client`] for async callers, within 3 s.
+    pub async fn client_async(&self, db: i64) -> redis::RedisResult<redis::Client> {
+        match &self.sentinel {
+            None => redis::Client::open(self.info(db)),
+            Some(s) => {
+                let (mut sentinel, node) = self.sentinels(s, db)?;
+                tokio::time::timeout(
+                    SENTINEL_DEADLINE,
+                    sentinel.async_master_for(&s.master, Some(&node)),
+                )
+                .await
+                .map_err(|_| {
+                    redis::RedisError::from((
+                        redis::ErrorKind::IoError,
+                        "the Sentinels did not name a master in time",
+                    ))
+                })?
+            }
+        }
     }
 
     /// One attempt, with a short connect timeout so a dead address is noticed quickly.
@@ -52,7 +130,16 @@ impl RedisTarget {
 
 impl std::fmt::Display for RedisTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}", self.host, self.port)
+        match &self.sentinel {
+            None => write!(f, "{}:{}", self.host, self.port),
+            Some(s) => {
+                write!(f, "master {:?} of Sentinels ", s.master)?;
+                for (i, (host, port)) in s.nodes.iter().enumerate() {
+                    write!(f, "{}{host}:{port}", if i == 0 { "" } else { "," })?;
+                }
+                Ok(())
+            }
+        }
     }
 }
 
@@ -156,6 +243,14 @@ pub fn is_connection_error(e: &redis::RedisError) -> bool {
         || e.is_timeout()
         || matches!(
             e.kind(),
-            redis::ErrorKind::BusyLoadingError | redis::ErrorKind::TryAgain
+            redis::ErrorKind::BusyLoadingError
+                | redis::ErrorKind::TryAgain
+                // A master turned replica by a failover, or one that lost its master: another
+                // connection (to the master the Sentinels name) cures these.
+                | redis::ErrorKind::ReadOnly
+                | redis::ErrorKind::MasterDown
+                | redis::ErrorKind::MasterNameNotFoundBySentinel
+                | redis::ErrorKind::NoValidReplicasFoundBySentinel
+                | redis::ErrorKind::EmptySentinelList
         )
 }

@@ -34,11 +34,7 @@ trait ListDb {
 
 impl ListDb for RedisServer {
     fn target(&self) -> RedisTarget {
-        RedisTarget {
-            host: "127.0.0.1".into(),
-            port: self.port,
-            password: None,
-        }
+        RedisTarget::direct("127.0.0.1", self.port, None)
     }
 
     fn conn_once(&self) -> Option<redis::Connection> {
@@ -295,11 +291,7 @@ impl Proxy {
     }
 
     fn redis_target(&self) -> RedisTarget {
-        RedisTarget {
-            host: "127.0.0.1".into(),
-            port: self.port,
-            password: None,
-        }
+        RedisTarget::direct("127.0.0.1", self.port, None)
     }
 }
 

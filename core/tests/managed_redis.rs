@@ -35,11 +35,7 @@ fn start_on_free_port(dir: &Path) -> ManagedRedis {
 }
 
 fn target(port: u16) -> RedisTarget {
-    RedisTarget {
-        host: "127.0.0.1".into(),
-        port,
-        password: None,
-    }
+    RedisTarget::direct("127.0.0.1", port, None)
 }
 
 /// Whether `pid` is still a running (not zombie) process.

@@ -165,6 +165,28 @@ pub struct RedisConfig {
     /// `[RedisDB] db`: where all persistent data lives.
     pub data_db: i64,
     pub db_version_key: String,
+    /// Not in the original: `[RedisGlobal] sentinels` and `sentinel_master`. When set, every
+    /// connection asks these Sentinels where the master is (and asks again after losing it);
+    /// `host` and `port` are then not used.
+    pub sentinel: Option<SentinelConfig>,
+    /// Not in the original: `[RedisGlobal] wait_replicas` (0: off). After each write that
+    /// acknowledges a message (the subscriber's push, the dispatcher's commit), `WAIT` for this
+    /// many replicas, so that a failover loses no acknowledged message.
+    pub wait_replicas: u32,
+    /// `[RedisGlobal] wait_timeout_ms`: how long `WAIT` may take before going on (default 1000).
+    pub wait_timeout_ms: u64,
+}
+
+/// Redis Sentinels to ask for the current master.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentinelConfig {
+    /// `host:port` of each Sentinel, in the order given.
+    pub nodes: Vec<(String, u16)>,
+    /// The master's name in the Sentinels' configuration (`sentinel monitor NAME ...`).
+    pub master: String,
+    /// `[RedisGlobal] sentinel_password`, when the Sentinels require one (`requirepass` in
+    /// their configuration); the data nodes use `password`.
+    pub password: Option<String>,
 }
 
 /// The whole configuration, as read from the original's `config.cfg`.
@@ -408,6 +430,11 @@ const KNOWN: &[(&str, &[&str])] = &[
             "misp_web_url",
             "misp_instances",
             "zmq_url",
+            "sentinels",
+            "sentinel_master",
+            "sentinel_password",
+            "wait_replicas",
+            "wait_timeout_ms",
         ],
     ),
     ("RedisLIST", &["db", "listname"]),
@@ -513,7 +540,8 @@ impl Config {
 
     /// Environment overrides so a container needs no file: `MISPDASH_REDIS_HOST`,
     /// `MISPDASH_REDIS_PORT`, `MISPDASH_REDIS_PASSWORD`, or `MISPDASH_REDIS_URL`
-    /// (`redis://[:password@]host:port`).
+    /// (`redis://[:password@]host:port`); `MISPDASH_REDIS_SENTINELS` and
+    /// `MISPDASH_REDIS_SENTINEL_MASTER` for `[RedisGlobal] sentinels` and `sentinel_master`.
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         let env_err = |option: &str, reason: String| ConfigError::Value {
             file: PathBuf::from("<environment>"),
@@ -551,6 +579,37 @@ impl Config {
         }
         if let Some(pw) = get("MISPDASH_REDIS_PASSWORD").filter(|s| !s.is_empty()) {
             self.redis.password = Some(pw);
+        }
+        let sentinels = get("MISPDASH_REDIS_SENTINELS").filter(|s| !s.trim().is_empty());
+        let master = get("MISPDASH_REDIS_SENTINEL_MASTER").filter(|s| !s.trim().is_empty());
+        if sentinels.is_some() || master.is_some() {
+            let known = self.redis.sentinel.clone();
+            let nodes = match (sentinels, &known) {
+                (Some(list), _) => parse_sentinels(&list)
+                    .map_err(|e| env_err("MISPDASH_REDIS_SENTINELS", format!("{list:?}: {e}")))?,
+                (None, Some(k)) => k.nodes.clone(),
+                (None, None) => {
+                    return Err(env_err(
+                        "MISPDASH_REDIS_SENTINELS",
+                        "missing: MISPDASH_REDIS_SENTINEL_MASTER needs the Sentinels to ask".into(),
+                    ))
+                }
+            };
+            let master = match (master, &known) {
+                (Some(m), _) => m.trim().to_string(),
+                (None, Some(k)) => k.master.clone(),
+                (None, None) => {
+                    return Err(env_err(
+                        "MISPDASH_REDIS_SENTINEL_MASTER",
+                        "missing: with MISPDASH_REDIS_SENTINELS, name the master they watch".into(),
+                    ))
+                }
+            };
+            self.redis.sentinel = Some(SentinelConfig {
+                nodes,
+                master,
+                password: known.and_then(|k| k.password),
+            });
         }
         Ok(())
     }
@@ -692,6 +751,17 @@ impl Config {
                 .map(PathBuf::from),
             data_db: r.db("RedisDB", "db", 2)?,
             db_version_key: r.nonempty("RedisDB", "dbVersion", "db_version")?,
+            sentinel: r.sentinel()?,
+            wait_replicas: r.parse_with("RedisGlobal", "wait_replicas", "0", |v| {
+                v.parse::<u32>()
+                    .map_err(|_| "must be a number of replicas (0: off)".to_string())
+            })?,
+            wait_timeout_ms: r.parse_with("RedisGlobal", "wait_timeout_ms", "1000", |v| {
+                v.parse::<u64>()
+                    .ok()
+                    .filter(|t| (1..=10_000).contains(t))
+                    .ok_or_else(|| "must be a number of milliseconds from 1 to 10000".to_string())
+            })?,
         };
         let ranking_path = r.opt("mispdash", "ranking_cfg").map(PathBuf::from);
         let d = Limits::default();
@@ -859,6 +929,30 @@ fn parse_port(v: &str) -> Result<u16, String> {
         .ok_or_else(|| "must be a TCP port (1-65535)".to_string())
 }
 
+/// `host:port, host:port, ...` (an IPv6 address in brackets: `[::1]:26379`).
+fn parse_sentinels(v: &str) -> Result<Vec<(String, u16)>, String> {
+    let nodes = v
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(|n| {
+            let (host, port) = n
+                .rsplit_once(':')
+                .ok_or_else(|| format!("{n:?} is not host:port"))?;
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            if host.is_empty() {
+                return Err(format!("{n:?} has no host"));
+            }
+            let port = parse_port(port).map_err(|e| format!("{n:?}: {e}"))?;
+            Ok((host.to_string(), port))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    if nodes.is_empty() {
+        return Err("no Sentinel given".into());
+    }
+    Ok(nodes)
+}
+
 fn parse_instances(v: &str) -> Result<Vec<MispInstance>, String> {
     let list: Vec<MispInstance> = serde_json::from_str(v)
         .map_err(|e| format!("not a JSON list of {{\"name\", \"url\", \"zmq\"}} objects: {e}"))?;
@@ -898,6 +992,48 @@ struct Reader<'a> {
 impl Reader<'_> {
     fn opt(&self, section: &str, option: &str) -> Option<String> {
         self.ini.get(section, option)
+    }
+
+    /// `[RedisGlobal] sentinels` (`host:port, host:port, ...`) with `sentinel_master`: both or
+    /// neither.
+    fn sentinel(&self) -> Result<Option<SentinelConfig>, ConfigError> {
+        let list = self
+            .opt("RedisGlobal", "sentinels")
+            .filter(|v| !v.trim().is_empty());
+        let master = self
+            .opt("RedisGlobal", "sentinel_master")
+            .map(|m| m.trim().to_string())
+            .filter(|m| !m.is_empty());
+        let (list, master) = match (list, master) {
+            (None, None) => return Ok(None),
+            (Some(l), Some(m)) => (l, m),
+            (Some(_), None) => {
+                return Err(self.err(
+                    "RedisGlobal",
+                    "sentinel_master",
+                    "missing: with sentinels, name the master they watch (their `sentinel \
+                     monitor NAME ...`)"
+                        .into(),
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(self.err(
+                    "RedisGlobal",
+                    "sentinels",
+                    "missing: sentinel_master needs the Sentinels to ask (host:port, ...)".into(),
+                ))
+            }
+        };
+        let nodes = parse_sentinels(&list).map_err(|reason| {
+            self.err("RedisGlobal", "sentinels", format!("{list:?}: {reason}"))
+        })?;
+        Ok(Some(SentinelConfig {
+            nodes,
+            master,
+            password: self
+                .opt("RedisGlobal", "sentinel_password")
+                .filter(|p| !p.is_empty()),
+        }))
     }
 
     fn string(&self, section: &str, option: &str, default: &str) -> String {
@@ -1133,6 +1269,68 @@ listName=bufferList
     fn unknown_options_are_reported() {
         let c = Config::parse("[Server]\nfoo = 1\n[Other]\nbar = 2\n", Path::new("x")).expect("ok");
         assert_eq!(c.unknown.len(), 2);
+    }
+
+    #[test]
+    fn sentinels_with_their_master_name() {
+        let p = Path::new("x.cfg");
+        let text = format!(
+            "{ORIGINAL_DEFAULT}\n[RedisGlobal]\nsentinels = 127.0.0.1:26379, [::1]:26380,\n\
+             sentinel_master = dash\nsentinel_password = s3\nwait_replicas = 1\n"
+        );
+        let c = Config::parse(&text, p).expect("valid");
+        assert_eq!(
+            c.redis.sentinel,
+            Some(SentinelConfig {
+                nodes: vec![("127.0.0.1".into(), 26379), ("::1".into(), 26380)],
+                master: "dash".into(),
+                password: Some("s3".into()),
+            })
+        );
+        assert_eq!((c.redis.wait_replicas, c.redis.wait_timeout_ms), (1, 1000));
+        assert!(c.unknown.is_empty(), "{:?}", c.unknown);
+        // The original's file has neither.
+        let c = Config::parse(ORIGINAL_DEFAULT, p).expect("valid");
+        assert_eq!((c.redis.sentinel, c.redis.wait_replicas), (None, 0));
+        for (extra, option) in [
+            (
+                "sentinels = 127.0.0.1:26379",
+                "[RedisGlobal] sentinel_master",
+            ),
+            ("sentinel_master = dash", "[RedisGlobal] sentinels"),
+            (
+                "sentinels = 127.0.0.1\nsentinel_master = d",
+                "[RedisGlobal] sentinels",
+            ),
+            (
+                "sentinels = h:0\nsentinel_master = d",
+                "[RedisGlobal] sentinels",
+            ),
+            (
+                "sentinels = ,\nsentinel_master = d",
+                "[RedisGlobal] sentinels",
+            ),
+            ("wait_timeout_ms = 0", "[RedisGlobal] wait_timeout_ms"),
+            ("wait_replicas = -1", "[RedisGlobal] wait_replicas"),
+        ] {
+            let text = format!("{ORIGINAL_DEFAULT}\n[RedisGlobal]\n{extra}\n");
+            let e = Config::parse(&text, p).expect_err(extra).to_string();
+            assert!(e.contains(option), "{extra}: {e}");
+        }
+        let mut c = Config::defaults();
+        c.apply_env(|k| match k {
+            "MISPDASH_REDIS_SENTINELS" => Some("10.0.0.1:26379,10.0.0.2:26379".into()),
+            "MISPDASH_REDIS_SENTINEL_MASTER" => Some("m".into()),
+            _ => None,
+        })
+        .expect("valid");
+        let s = c.redis.sentinel.expect("sentinels");
+        assert_eq!((s.nodes.len(), s.master.as_str()), (2, "m"));
+        let mut c = Config::defaults();
+        let e = c
+            .apply_env(|k| (k == "MISPDASH_REDIS_SENTINEL_MASTER").then(|| "m".into()))
+            .expect_err("no sentinels");
+        assert!(e.to_string().contains("MISPDASH_REDIS_SENTINELS"), "{e}");
     }
 
     #[test]

@@ -119,6 +119,10 @@ pub struct FeedOptions {
     /// Filling what the feed missed while disconnected, through MISP's REST API (the feed has
     /// an API key); `None`: gaps are only logged.
     pub gap_fill: Option<Arc<gaps::GapFill>>,
+    /// `[RedisGlobal] wait_replicas` and `wait_timeout_ms`: after each push, `WAIT` until this
+    /// many replicas have it; a batch not yet on enough replicas stays in memory and is pushed
+    /// again (its token makes that a no-op on the master), so a failover cannot lose it.
+    pub wait: Option<(u32, Duration)>,
 }
 
 impl Default for FeedOptions {
@@ -135,6 +139,7 @@ impl Default for FeedOptions {
             handshake_retry: Duration::from_secs(5),
             spool_dir: None,
             gap_fill: None,
+            wait: None,
         }
     }
 }

@@ -89,6 +89,8 @@ pub(crate) struct Pusher {
     /// Consecutive command errors that reconnecting would not cure (e.g. WRONGTYPE, OOM).
     refusals: u32,
     refused_log: LogGate,
+    /// Batches that `WAIT` did not see on enough replicas.
+    unreplicated_log: LogGate,
 }
 
 impl Pusher {
@@ -133,6 +135,7 @@ impl Pusher {
             outage: false,
             refusals: 0,
             refused_log: LogGate::new(Duration::from_secs(10)),
+            unreplicated_log: LogGate::new(Duration::from_secs(10)),
         }
     }
 
@@ -379,8 +382,27 @@ impl Pusher {
             &self.dead_name,
             &self.dead_bytes_name,
         ];
-        match send(conn, &self.script, keys, &p.token, &p.entries) {
-            Ok(applied) => {
+        let sent = send(conn, &self.script, keys, &p.token, &p.entries)
+            .and_then(|applied| Ok((applied, replicated(conn, self.opts.wait)?)));
+        match sent {
+            Ok((_, Some(acked))) => {
+                if let Some(n) = self.unreplicated_log.hit() {
+                    tracing::warn!(
+                        "feed {:?}: a batch reached the master but only {acked} of the {} \
+                         replica(s) of [RedisGlobal] wait_replicas within {} ms ({n} time(s)); \
+                         keeping it and pushing it again",
+                        self.name,
+                        self.opts.wait.map_or(0, |w| w.0),
+                        self.opts.wait.map_or(0, |w| w.1.as_millis())
+                    );
+                }
+                self.shared
+                    .stats
+                    .push_failures_retried
+                    .fetch_add(1, Ordering::Relaxed);
+                false
+            }
+            Ok((applied, None)) => {
                 let dead = p
                     .entries
                     .iter()
@@ -521,6 +543,22 @@ impl Pusher {
             }
         }
     }
+}
+
+/// `WAIT`s for the replicas `wait` asks for; `Some(acknowledged)` when fewer had the writes
+/// within its timeout.
+fn replicated(
+    conn: &mut redis::Connection,
+    wait: Option<(u32, Duration)>,
+) -> redis::RedisResult<Option<i64>> {
+    let Some((replicas, timeout)) = wait else {
+        return Ok(None);
+    };
+    let acked: i64 = redis::cmd("WAIT")
+        .arg(replicas)
+        .arg(timeout.as_millis() as u64)
+        .query(conn)?;
+    Ok((acked < i64::from(replicas)).then_some(acked))
 }
 
 /// `LPUSH`es a batch in arrival order, so the earliest frame ends deepest and `RPOP` yields

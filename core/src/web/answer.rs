@@ -50,9 +50,15 @@ pub(super) async fn cached(
     compute: impl Future<Output = Result<Value, WebError>>,
 ) -> Result<Response, WebError> {
     let compute = async {
-        tokio::time::timeout(REDIS_DEADLINE, compute)
+        let answer = tokio::time::timeout(REDIS_DEADLINE, compute)
             .await
-            .map_err(|_| redis_too_slow(st))?
+            .map_err(|_| redis_too_slow(st))?;
+        if let Err(WebError::Unavailable(_)) = &answer {
+            // The shared connection may point at a server that is gone or is no longer the
+            // master (a failover): the next request asks again where the master is.
+            st.data.reset();
+        }
+        answer
     };
     if !st.cache_enabled || key.is_empty() {
         return Ok(json_bytes(to_bytes(&compute.await?)?));

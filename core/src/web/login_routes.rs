@@ -203,10 +203,14 @@ pub(super) async fn require_session(
     .await
     {
         Ok(Ok(found)) => found,
-        Ok(Err(e)) => return e.into_response(),
-        Err(_) => {
-            return WebError::Unavailable("Redis did not answer in time".into()).into_response()
+        Ok(Err(e)) => {
+            if let WebError::Unavailable(_) = e {
+                // As for the routes: the next request asks again where the master is.
+                st.data.reset();
+            }
+            return e.into_response();
         }
+        Err(_) => return super::answer::redis_too_slow(&st).into_response(),
     };
     if let Some(current) = found {
         // The connection's place is kept for it before anonymous ones (see conn::Admission).

@@ -235,7 +235,6 @@ fn build_state(
         None => Ranking::default(),
     };
     let target = RedisTarget::from_config(&cfg.redis);
-    let db_err = |e: error::WebError| StartError::Setup(e.to_string());
     let cache = moka::future::Cache::builder()
         .max_capacity(64 << 20)
         .weigher(|k: &String, v: &bytes::Bytes| (k.len() + v.len()).min(u32::MAX as usize) as u32)
@@ -259,8 +258,8 @@ fn build_state(
     }
     Ok(Arc::new(AppState {
         clock,
-        data: Db::new(&target, cfg.redis.data_db).map_err(db_err)?,
-        list: Db::new(&target, cfg.redis.list_db).map_err(db_err)?,
+        data: Db::new(&target, cfg.redis.data_db),
+        list: Db::new(&target, cfg.redis.list_db),
         cfg: WebConfig {
             guard: guard.clone(),
             ..WebConfig::from_config(cfg)

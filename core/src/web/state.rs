@@ -18,27 +18,25 @@ use std::time::Duration;
 /// what makes one round trip per request cheap. It is created on first use rather than at start
 /// so that the server comes up (and `/healthz` can say what is wrong) while Redis is down.
 pub struct Db {
-    client: redis::Client,
+    target: RedisTarget,
     db: i64,
-    target: String,
     mgr: RwLock<Option<ConnectionManager>>,
 }
 
 impl Db {
-    pub fn new(target: &RedisTarget, db: i64) -> Result<Db, WebError> {
-        let client = target
-            .client(db)
-            .map_err(|e| WebError::Internal(format!("redis client: {e}")))?;
-        Ok(Db {
-            client,
+    pub fn new(target: &RedisTarget, db: i64) -> Db {
+        Db {
+            target: target.clone(),
             db,
-            target: target.to_string(),
             mgr: RwLock::new(None),
-        })
+        }
     }
 
-    pub fn client(&self) -> &redis::Client {
-        &self.client
+    /// A client of the master now: with Sentinels, asked of them at each call, so that a new
+    /// connection (the stream hub's subscription, the shared one after [`Db::reset`]) follows
+    /// a failover.
+    pub async fn client(&self) -> Result<redis::Client, redis::RedisError> {
+        self.target.client_async(self.db).await
     }
 
     /// Forgets the shared connection, so the next request makes a new one. After Redis was
@@ -61,17 +59,18 @@ impl Db {
             .set_connection_timeout(Duration::from_secs(2))
             .set_response_timeout(Duration::from_secs(10))
             .set_number_of_retries(2);
+        let unavailable =
+            |e| WebError::Unavailable(format!("Redis at {} db {}: {e}", self.target, self.db));
+        let client = self.client().await.map_err(unavailable)?;
         let m = tokio::time::timeout(
             Duration::from_secs(3),
-            ConnectionManager::new_with_config(self.client.clone(), cfg),
+            ConnectionManager::new_with_config(client, cfg),
         )
         .await
         .map_err(|_| {
             WebError::Unavailable(format!("Redis at {} db {} timed out", self.target, self.db))
         })?
-        .map_err(|e| {
-            WebError::Unavailable(format!("Redis at {} db {}: {e}", self.target, self.db))
-        })?;
+        .map_err(unavailable)?;
         if let Ok(mut g) = self.mgr.write() {
             if g.is_none() {
                 *g = Some(m.clone());

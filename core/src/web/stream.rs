@@ -1065,6 +1065,9 @@ pub async fn run_subscriber(st: Arc<AppState>, mut shutdown: watch::Receiver<boo
                 tracing::debug!("live streams: nobody listens; Redis pub/sub unsubscribed");
             }
             Err(e) => {
+                // The shared connection most likely lost the same server (a restart, a
+                // failover): the caches' read at the next subscription must not wait on it.
+                st.data.reset();
                 failures += 1;
                 let wait = crate::redis_util::backoff(failures);
                 tracing::warn!(
@@ -1095,9 +1098,10 @@ async fn subscribe_once(
         || redis::RedisError::from((redis::ErrorKind::IoError, "no answer from Redis in time"));
     let mut ps = tokio::time::timeout(SETUP_DEADLINE, async {
         // While Redis loads its data it refuses commands (`LOADING`): wait until it answers.
-        let mut probe = st.data.client().get_multiplexed_async_connection().await?;
+        let client = st.data.client().await?;
+        let mut probe = client.get_multiplexed_async_connection().await?;
         redis::cmd("PING").query_async::<String>(&mut probe).await?;
-        let mut ps = st.data.client().get_async_pubsub().await?;
+        let mut ps = client.get_async_pubsub().await?;
         ps.subscribe(&cfg.channel_live).await?;
         ps.psubscribe(&cfg.channel_map).await?;
         ps.psubscribe(&cfg.channel_contrib).await?;

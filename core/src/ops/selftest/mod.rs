@@ -694,11 +694,7 @@ fn open_redis_warning(version: &str, host: &str, where_: &str, env_note: &str) -
 /// A connection without password to another Redis on `host:port`, quick to give up (these
 /// look beside the configured one, and must not hold the report up).
 fn quick_connection(host: &str, port: u16) -> redis::RedisResult<redis::Connection> {
-    let t = RedisTarget {
-        host: host.to_string(),
-        port,
-        password: None,
-    };
+    let t = RedisTarget::direct(host, port, None);
     let conn = t
         .client(0)?
         .get_connection_with_timeout(Duration::from_millis(500))?;
