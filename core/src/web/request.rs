@@ -77,6 +77,31 @@ pub(super) fn viewer_of(
     }))
 }
 
+/// What both rewind routes read of a request: the window asked for, the live log's filters (the
+/// page's cookie) and whom the rows are for.
+pub(super) struct RewindAsk {
+    pub params: super::params::Params,
+    pub filters: super::live::Filters,
+    pub viewer: Option<crate::acl::Viewer>,
+}
+
+impl axum::extract::FromRequestParts<Shared> for RewindAsk {
+    type Rejection = super::error::WebError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        st: &Shared,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(RewindAsk {
+            params: super::params::Params::parse(parts.uri.query())?,
+            filters: super::live::Filters::from_cookie_headers(
+                cookie_headers(&parts.headers).into_iter(),
+            ),
+            viewer: viewer_of(st, parts.extensions.get::<super::auth::Current>()),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

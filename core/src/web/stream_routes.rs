@@ -7,7 +7,7 @@ use super::answer::{cached, redis_too_slow, REDIS_DEADLINE};
 use super::error::WebError;
 use super::live::Filters;
 use super::params::Params;
-use super::request::{client_address, cookie_headers, viewer_of, wants_json, Session};
+use super::request::{client_address, cookie_headers, viewer_of, wants_json, RewindAsk, Session};
 use super::state::Shared;
 use super::stream::{self, Kind};
 use axum::extract::{ConnectInfo, RawQuery, State};
@@ -245,16 +245,16 @@ pub(super) async fn combined_stream(
 /// what the session may see and through the live log's filters (see [`super::rewind`]).
 pub(super) async fn rewind_json(
     State(st): State<Shared>,
-    session: Session,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
+    ask: RewindAsk,
 ) -> Result<Response, WebError> {
-    let p = Params::parse(q.as_deref())?;
-    let filters = Filters::from_cookie_headers(cookie_headers(&headers).into_iter());
-    let viewer = viewer_of(&st, session.as_deref());
     let st2 = st.clone();
     cached(&st, String::new(), async move {
-        Ok(super::rewind::window_json(&st2, &p, &filters, viewer.as_ref()).await?)
+        let RewindAsk {
+            params,
+            filters,
+            viewer,
+        } = ask;
+        Ok(super::rewind::window_json(&st2, &params, &filters, viewer.as_ref()).await?)
     })
     .await
 }
@@ -263,16 +263,11 @@ pub(super) async fn rewind_json(
 /// `X-Mispdash-Complete: false` when the window held more than one export gives.
 pub(super) async fn rewind_csv(
     State(st): State<Shared>,
-    session: Session,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
+    ask: RewindAsk,
 ) -> Result<Response, WebError> {
-    let p = Params::parse(q.as_deref())?;
-    let filters = Filters::from_cookie_headers(cookie_headers(&headers).into_iter());
-    let viewer = viewer_of(&st, session.as_deref());
     let csv = tokio::time::timeout(
         REDIS_DEADLINE * 6,
-        super::rewind::window_csv(&st, &p, &filters, viewer.as_ref()),
+        super::rewind::window_csv(&st, &ask.params, &ask.filters, ask.viewer.as_ref()),
     )
     .await
     .map_err(|_| redis_too_slow(&st))??;
