@@ -1628,3 +1628,91 @@ fn access_control_and_the_recheck_account() {
     let r = with(&keyed("0000000000000000000000000000000000000000"));
     expect(&r, "access-control", "FAIL", &["refused"]);
 }
+
+/// A real `redis-sentinel` watching the configured master, on `port`, its files in `dir`.
+fn sentinel(dir: &Path, port: u16, master_port: u16) -> std::process::Child {
+    let conf = dir.join(format!("sentinel-{port}.conf"));
+    std::fs::write(
+        &conf,
+        format!(
+            "port {port}\nbind 127.0.0.1\ndir {}\nsentinel monitor dash 127.0.0.1 {master_port} 1\n",
+            dir.display()
+        ),
+    )
+    .expect("sentinel conf");
+    let child = Command::new("redis-sentinel")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-sentinel (scripts/setup.sh test installs it)");
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            redis::Client::open(format!("redis://127.0.0.1:{port}"))
+                .and_then(|c| c.get_connection())
+                .and_then(|mut c| {
+                    redis::cmd("SENTINEL")
+                        .arg("get-master-addr-by-name")
+                        .arg("dash")
+                        .query::<Vec<String>>(&mut c)
+                })
+                .is_ok_and(|a| a.len() == 2)
+        }),
+        "the Sentinel did not come up"
+    );
+    child
+}
+
+/// With `[RedisGlobal] sentinels`: selftest says which server the Sentinels name master and
+/// checks that one (not `host`/`port`); with the Sentinels gone it says so and checks nothing
+/// in Redis.
+#[test]
+fn sentinels_name_the_master_checked() {
+    let redis = Redis::start();
+    let s = setup("st-sentinel", redis.port, no_instances(), &good_mmdb());
+    let sport = free_port();
+    let mut child = sentinel(&s.dir, sport, redis.port);
+    // host and port name nothing that listens: only the Sentinels say where Redis is.
+    edit_config(
+        &s.cfg,
+        &format!("port = {}\n", redis.port),
+        &format!("port = 1\nsentinels = 127.0.0.1:{sport}\nsentinel_master = dash\n"),
+    );
+    let (_, r) = selftest(&s.cfg, &[]);
+    expect(
+        &r,
+        "config",
+        "PASS",
+        &[&format!("master \"dash\" of Sentinels 127.0.0.1:{sport}")],
+    );
+    expect(
+        &r,
+        "sentinels",
+        "PASS",
+        &[&format!("is 127.0.0.1:{} now", redis.port)],
+    );
+    expect(
+        &r,
+        "redis",
+        "WARN",
+        &[
+            &format!("at 127.0.0.1:{}", redis.port),
+            "without a password",
+        ],
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    let (code, r) = selftest(&s.cfg, &[]);
+    assert_ne!(code, 0, "{r:#}");
+    expect(
+        &r,
+        "sentinels",
+        "FAIL",
+        &[
+            &format!("no master from the master \"dash\" of Sentinels 127.0.0.1:{sport}"),
+            "sentinel monitor",
+            "[RedisGlobal] sentinels",
+        ],
+    );
+    assert_eq!(line(&r, "redis")["status"], "SKIP", "{r:#}");
+}

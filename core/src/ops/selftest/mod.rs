@@ -209,15 +209,31 @@ pub fn run(source: &ConfigSource, opts: &Options, progress: &ProgressBar) -> Rep
     }
 
     progress.set_message("connecting to Redis");
-    let target = RedisTarget::from_config(&cfg.redis);
-    let redis_ok = match check_redis(&cfg, &target) {
-        Ok(c) => {
-            checks.push(c);
-            true
+    let mut target = RedisTarget::from_config(&cfg.redis);
+    let mut master_known = true;
+    if cfg.redis.sentinel.is_some() {
+        progress.set_message("asking the Sentinels for the master");
+        let (check, master) = check_sentinels(&target);
+        checks.push(check);
+        // The other checks then name the server they talk to.
+        match master {
+            Some(m) => target = m,
+            None => master_known = false,
         }
-        Err(c) => {
-            checks.push(c);
-            false
+    }
+    let redis_ok = if !master_known {
+        checks.push(Check::skip("redis", "no master to check (see sentinels)"));
+        false
+    } else {
+        match check_redis(&cfg, &target) {
+            Ok(c) => {
+                checks.push(c);
+                true
+            }
+            Err(c) => {
+                checks.push(c);
+                false
+            }
         }
     };
     if redis_ok {
@@ -314,9 +330,8 @@ fn check_config(source: &ConfigSource, checks: &mut Vec<Check>) -> Option<Config
         ConfigSource::Defaults => "built-in defaults (no configuration file)".to_string(),
     };
     let summary = format!(
-        "{origin}: Redis {}:{}, statistics in db {}, buffer {:?} in db {}, {} MISP instance(s)",
-        cfg.redis.host,
-        cfg.redis.port,
+        "{origin}: Redis {}, statistics in db {}, buffer {:?} in db {}, {} MISP instance(s)",
+        RedisTarget::from_config(&cfg.redis),
         cfg.redis.data_db,
         cfg.redis.list_name,
         cfg.redis.list_db,
@@ -494,6 +509,39 @@ fn classify(e: &redis::RedisError) -> RedisProblem {
         RedisProblem::NotRedis(text)
     } else {
         RedisProblem::Other(text)
+    }
+}
+
+/// Which master the Sentinels name (redis-rs checks that it answers as one), as a direct
+/// target for the checks that follow.
+fn check_sentinels(target: &RedisTarget) -> (Check, Option<RedisTarget>) {
+    let fix = "check that the Sentinels run and watch this master (`sentinel monitor NAME host \
+               port quorum` in their configuration, `redis-cli -p PORT sentinel masters`), and \
+               [RedisGlobal] sentinels, sentinel_master and sentinel_password";
+    let named = target
+        .client(0)
+        .map(|c| c.get_connection_info().addr.clone());
+    match named {
+        Ok(redis::ConnectionAddr::Tcp(host, port)) => (
+            Check::pass("sentinels", format!("the {target} is {host}:{port} now")),
+            Some(RedisTarget::direct(host, port, target.password.clone())),
+        ),
+        Ok(other) => (
+            Check::fail(
+                "sentinels",
+                format!("the Sentinels name a master at {other}, which mispdash cannot reach"),
+                fix,
+            ),
+            None,
+        ),
+        Err(e) => (
+            Check::fail(
+                "sentinels",
+                format!("no master from the {target}: {e}"),
+                fix,
+            ),
+            None,
+        ),
     }
 }
 
