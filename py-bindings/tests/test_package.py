@@ -280,3 +280,109 @@ def test_command_line(seed2: Redis, workdir: Path):
     assert report["databases"]["status"] == "PASS", report["databases"]
     r = subprocess.run([sys.executable, "-m", "mispdash", "no-such-command"], capture_output=True, text=True, timeout=30)
     assert r.returncode == 2 and "no-such-command" in r.stderr
+
+
+
+def on_port(port: int, db: int, *cmd: str) -> bytes:
+    """One command in database `db` of the Redis on `port`, its raw reply."""
+    import socket
+
+    from conftest import read_reply
+
+    with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+        s.sendall(resp("SELECT", str(db)) + resp(*cmd))
+        f = s.makefile("rb")
+        read_reply(f)
+        return read_reply(f)
+
+
+def master_named(sentinel_port: int) -> bytes:
+    """The master's port as the Sentinel on `sentinel_port` names it (b"" before it knows)."""
+    import socket
+
+    from conftest import read_reply
+
+    try:
+        with socket.create_connection(("127.0.0.1", sentinel_port), timeout=2) as s:
+            s.sendall(resp("SENTINEL", "get-master-addr-by-name", "dash"))
+            return read_reply(s.makefile("rb")).split(b"\n")[-1]
+    except (OSError, RuntimeError):
+        return b""
+
+
+def wait_for(what, seconds: float) -> bool:
+    end = time.time() + seconds
+    while time.time() < end:
+        if what():
+            return True
+        time.sleep(0.1)
+    return what()
+
+
+def test_the_package_follows_a_sentinel_failover(redis: Redis, workdir: Path):
+    """With [RedisGlobal] sentinels, a real replica and a real redis-sentinel: the master is
+    killed, the Sentinel promotes the replica, and the package (ingest, the in-process
+    dispatcher, the WSGI routes) goes on with the new master."""
+    replica_port = free_port()
+    replica = subprocess.Popen(
+        ["redis-server", "--port", str(replica_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(workdir), "--replicaof", "127.0.0.1", str(redis.port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    sport = free_port()
+    (workdir / "s.conf").write_text(
+        f"port {sport}\nbind 127.0.0.1\ndir {workdir}\nsentinel monitor dash 127.0.0.1 {redis.port} 1\n"
+        "sentinel down-after-milliseconds dash 1000\nsentinel failover-timeout dash 5000\n"
+    )
+    sentinel = subprocess.Popen(["redis-sentinel", str(workdir / "s.conf")],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def replicating() -> bool:
+            try:
+                return b"master_link_status:up" in on_port(replica_port, 0, "INFO", "replication")
+            except (OSError, RuntimeError):
+                return False
+
+        assert wait_for(lambda: master_named(sport) == str(redis.port).encode() and replicating(), 20)
+        # host and port name nothing that listens: only the Sentinel says where Redis is.
+        cfg = write_config(workdir / "c.cfg", 1, free_port())
+        cfg.write_text(cfg.read_text().replace(
+            "port = 1\n", f"port = 1\nsentinels = 127.0.0.1:{sport}\nsentinel_master = dash\n", 1))
+        dash = mispdash.Dashboard(cfg)
+
+        def event(n: int) -> str:
+            return json.dumps({"Event": {
+                "id": str(100 + n), "info": f"failover {n}", "Orgc": {"name": "PyOrg"}, "Tag": [], "timestamp": str(NOW),
+                "Attribute": [{"id": str(n), "category": "Network activity", "type": "ip-dst", "value": f"192.0.2.{n}",
+                               "timestamp": str(NOW), "to_ids": True}]}})
+
+        def recorded(port: int, n: int) -> bool:
+            try:
+                return f"failover {n}".encode() in on_port(port, 2, "ZRANGE", "TRENDINGS_EVENTS:20261120", "0", "-1")
+            except (OSError, RuntimeError):
+                return False
+
+        dash.start(subscribe=False, dispatch=True)
+        try:
+            dash.ingest("misp_json", event(1))
+            assert wait_for(lambda: recorded(redis.port, 1), 20)
+            redis.stop()
+            assert wait_for(lambda: master_named(sport) == str(replica_port).encode(), 30)
+            # Each ingest connects anew, so it reaches the new master at once; the dispatcher
+            # reconnects to it by itself.
+            dash.ingest("misp_json", event(2))
+            assert wait_for(lambda: recorded(replica_port, 2), 30)
+
+            def answered() -> bool:
+                status, _, body = call(dash.application, "/_getTrendingEvents", headers={"Accept": "application/json"},
+                                       query=f"dateS={NOW - 86400}&dateE={NOW}")
+                return status == "200 OK" and "failover 2" in body.decode()
+
+            assert wait_for(answered, 15)
+        finally:
+            dash.stop()
+    finally:
+        sentinel.kill()
+        replica.kill()
+        sentinel.wait()
+        replica.wait()
