@@ -195,7 +195,7 @@ impl Reconnecting {
                         self.who,
                         self.target,
                         self.db,
-                        e,
+                        describe(&e),
                         wait.as_secs_f64()
                     );
                     sleep_unless(wait, stop);
@@ -211,9 +211,25 @@ impl Reconnecting {
             "{}: Redis connection to {} lost: {}",
             self.who,
             self.target,
-            err
+            describe(err)
         );
         self.conn = None;
+    }
+}
+
+/// An error as an admin reads it: redis-rs's words for the Sentinels' answers name its own
+/// error kinds rather than what happens.
+pub fn describe(e: &redis::RedisError) -> String {
+    match e.kind() {
+        redis::ErrorKind::MasterNameNotFoundBySentinel => format!(
+            "no Sentinel names a master that answers as one: a failover in progress (it takes \
+             the Sentinels' down-after-milliseconds and a few seconds), all data nodes down, or \
+             a sentinel_master the Sentinels do not watch; redis-rs: {e}"
+        ),
+        redis::ErrorKind::ReadOnly => {
+            format!("the server is now a replica (after a failover?): {e}")
+        }
+        _ => e.to_string(),
     }
 }
 
@@ -253,4 +269,43 @@ pub fn is_connection_error(e: &redis::RedisError) -> bool {
                 | redis::ErrorKind::NoValidReplicasFoundBySentinel
                 | redis::ErrorKind::EmptySentinelList
         )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sentinel_and_replica_errors_say_what_happens() {
+        let e = redis::RedisError::from((redis::ErrorKind::MasterNameNotFoundBySentinel, "x"));
+        let text = describe(&e);
+        assert!(text.contains("failover in progress"), "{text}");
+        assert!(text.contains("sentinel_master"), "{text}");
+        let e = redis::RedisError::from((redis::ErrorKind::ReadOnly, "READONLY"));
+        assert!(describe(&e).contains("now a replica"));
+        assert!(
+            is_connection_error(&e),
+            "a master turned replica: connect again"
+        );
+        let e = redis::RedisError::from((redis::ErrorKind::TypeError, "WRONGTYPE"));
+        assert!(!is_connection_error(&e));
+        assert_eq!(describe(&e), e.to_string());
+    }
+
+    #[test]
+    fn a_sentinel_target_names_its_master_and_sentinels() {
+        let t = RedisTarget {
+            sentinel: Some(SentinelConfig {
+                nodes: vec![("10.0.0.1".into(), 26379), ("10.0.0.2".into(), 26380)],
+                master: "dash".into(),
+                password: None,
+            }),
+            ..RedisTarget::direct("localhost", 6250, None)
+        };
+        assert_eq!(
+            t.to_string(),
+            "master \"dash\" of Sentinels 10.0.0.1:26379,10.0.0.2:26380"
+        );
+        assert_eq!(RedisTarget::direct("h", 1, None).to_string(), "h:1");
+    }
 }

@@ -1071,7 +1071,8 @@ pub async fn run_subscriber(st: Arc<AppState>, mut shutdown: watch::Receiver<boo
                 failures += 1;
                 let wait = crate::redis_util::backoff(failures);
                 tracing::warn!(
-                    "live streams: Redis pub/sub failed ({e}); retrying in {:.1}s",
+                    "live streams: Redis pub/sub failed ({}); retrying in {:.1}s",
+                    crate::redis_util::describe(&e),
                     wait.as_secs_f64()
                 );
                 tokio::select! {
