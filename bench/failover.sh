@@ -12,13 +12,14 @@
 # After WARM (15) seconds the master is killed (SIGKILL). The drill measures how long the
 # Sentinels take to promote the replica, when the dashboard answers again through HAProxy, when
 # the live stream delivers again, and, once the feed stops and the buffer drains, the messages
-# lost: sent against applied plus those left in the buffer and processing lists. With
+# lost: sent against applied plus those left in the buffer and processing lists, and whether
+# each node's /status reads Redis, the feed and the buffer again. With
 # WAIT_REPLICAS=1 (`[RedisGlobal] wait_replicas`) the subscriber keeps each batch until a replica
 # has it; the killed master then comes back (as the Sentinels' replica of the new one) after
 # RESTART (5) seconds, since until then no replica is left to acknowledge.
 # Prints a summary and its JSON (last line); exits non-zero when the dashboard did not answer
-# within the failover time plus 5 s, when the stream did not deliver after the failover, or when
-# a message was lost with WAIT_REPLICAS set.
+# within the failover time plus 5 s, when the stream did not deliver after the failover, when a
+# node's /status did not read Redis after it, or when a message was lost with WAIT_REPLICAS set.
 #   bench/failover.sh     (MISPDASH_BIN, RATE, WARM, AFTER (20 s after the failover),
 #                          WAIT_REPLICAS (0), RESTART, OUT=<dir> to keep logs)
 set -euo pipefail
@@ -155,6 +156,9 @@ WPID=$!
 T0=$(date +%s)
 say "master 127.0.0.1:$PA, replica 127.0.0.1:$PB, Sentinels $S1 $S2 $S3, nodes $HA $HB behind HAProxy $HP; $RATE msg/s, wait_replicas=$WAIT_REPLICAS"
 sleep "$WARM"
+# An admin had /status open before: each node's list-database connection exists when the
+# master dies.
+for p in $HA $HB; do curl -s -m 5 -o /dev/null -H 'Accept: application/json' "http://127.0.0.1:$p/status"; done
 RC_B="redis-cli -p $PB -a $PW --no-auth-warning"
 KILLED=$(python3 -c 'import time;print(time.time())')
 kill -9 "$MASTER_PID"
@@ -177,15 +181,32 @@ for _ in $(seq 1 240); do
     sleep 0.5
 done
 sleep 1
+# Each node's /status (what an admin reads) after the failover: Redis reachable, the feed and
+# the buffer read (from the list database, on its own shared connection); a second ask allowed.
+status_ok=0
+for p in $HA $HB; do
+    for _ in 1 2 3; do
+        if curl -s -m 5 -H 'Accept: application/json' "http://127.0.0.1:$p/status" | python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+ok = s["redis"]["reachable"] and "feeds_error" not in s and "buffer_error" not in s \
+    and any(f["name"] == "drill" for f in s.get("feeds", []))
+sys.exit(0 if ok else 1)'; then
+            status_ok=$((status_ok + 1))
+            break
+        fi
+        sleep 1
+    done
+done
 touch "$WORK/stop"
 wait "$WPID" 2>/dev/null || true
 kill -TERM "$FPID"; wait "$FPID" 2>/dev/null || true
 python3 - "$OUT/watch.json" "$KILLED" "$PROMOTED" "$(cat "$WORK/sent")" \
     "$($RC_B -n 3 hget MISPDASH_DISPATCH messages)" "$($RC_B -n 3 llen bufferList)" \
     "$($RC_B -n 3 llen bufferList:processing)" "$($RC_B -n 3 llen bufferList:dead)" \
-    "$WAIT_REPLICAS" "$RATE" "$(cut -d' ' -f1-3 /proc/loadavg)" <<'PY'
+    "$WAIT_REPLICAS" "$RATE" "$(cut -d' ' -f1-3 /proc/loadavg)" "$status_ok" <<'PY'
 import json, sys
-watch, killed, promoted, sent, applied, buffer, processing, dead, wait, rate, load = sys.argv[1:]
+watch, killed, promoted, sent, applied, buffer, processing, dead, wait, rate, load, status_ok = sys.argv[1:]
 w = json.load(open(watch))
 killed, promoted = float(killed), float(promoted)
 sent, applied, buffer, processing, dead = (int(x or 0) for x in (sent, applied, buffer, processing, dead))
@@ -210,7 +231,7 @@ summary = {
     "stream_delivering_again_s": None if stream_back is None else round(stream_back, 2),
     "stream_connections": len(w["connections"]), "live_events": len(w["live"]),
     "sent": sent, "applied": applied, "buffer": buffer, "processing": processing,
-    "dead_letters": dead, "lost": lost,
+    "dead_letters": dead, "lost": lost, "nodes_status_ok": int(status_ok),
 }
 print(f"machine: load average {load}")
 print(f"failover: the Sentinels promoted the replica {failover:.2f} s after the kill")
@@ -226,6 +247,9 @@ if stream_back is None:
     failures.append("the live stream delivered nothing after the failover")
 if lost > 0 and int(wait) > 0:
     failures.append(f"{lost} message(s) lost with wait_replicas={wait}")
+print(f"/status after the failover: {status_ok} of 2 nodes read Redis, the feed and the buffer")
+if int(status_ok) != 2:
+    failures.append("a node's /status did not read Redis after the failover")
 if lost < 0:
     failures.append(f"{-lost} message(s) counted twice")
 print("failover: " + ("FAILED: " + "; ".join(failures) if failures else "passed"))

@@ -6,9 +6,9 @@
 use std::process::Command;
 
 /// With `[RedisGlobal] wait_replicas = 1`: the Sentinels promote the replica; through HAProxy
-/// the dashboard answers again within the failover time plus 5 s and the live stream delivers
-/// again; once the old master is back (as a replica) and the buffer drained, every message sent
-/// is applied, none twice.
+/// the dashboard answers again within the failover time plus 5 s, the live stream delivers
+/// again and each node's `/status` reads Redis again; once the old master is back (as a
+/// replica) and the buffer drained, every message sent is applied, none twice.
 #[test]
 fn the_master_killed_mid_replay_loses_nothing_with_wait() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -38,4 +38,6 @@ fn the_master_killed_mid_replay_loses_nothing_with_wait() {
     assert_eq!(num("lost"), 0.0, "{s}");
     assert_eq!((num("buffer"), num("processing")), (0.0, 0.0), "{s}");
     assert!(num("live_events") > 0.0, "{s}");
+    // What an admin reads: each node's /status reads Redis, the feed and the buffer again.
+    assert_eq!(num("nodes_status_ok"), 2.0, "{s}");
 }

@@ -38,7 +38,7 @@ pub(super) const REDIS_DEADLINE: Duration = Duration::from_secs(5);
 /// shared connection may be a dead one still backing off (Redis restarted meanwhile): the next
 /// request makes a new one.
 pub(super) fn redis_too_slow(st: &Shared) -> WebError {
-    st.data.reset();
+    st.redis_lost();
     WebError::Unavailable("Redis did not answer in time".into())
 }
 
@@ -56,7 +56,7 @@ pub(super) async fn cached(
         if let Err(WebError::Unavailable(_)) = &answer {
             // The shared connection may point at a server that is gone or is no longer the
             // master (a failover): the next request asks again where the master is.
-            st.data.reset();
+            st.redis_lost();
         }
         answer
     };

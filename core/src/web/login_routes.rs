@@ -206,7 +206,7 @@ pub(super) async fn require_session(
         Ok(Err(e)) => {
             if let WebError::Unavailable(_) = e {
                 // As for the routes: the next request asks again where the master is.
-                st.data.reset();
+                st.redis_lost();
             }
             return e.into_response();
         }

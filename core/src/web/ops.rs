@@ -71,11 +71,11 @@ async fn ping(st: &AppState) -> Result<(), WebError> {
         // The next request starts on a new connection: this one may be a dead one that
         // would take its time to notice Redis is back.
         Ok(Err(e)) => {
-            st.data.reset();
+            st.redis_lost();
             Err(e.into())
         }
         Err(_) => {
-            st.data.reset();
+            st.redis_lost();
             Err(WebError::Unavailable("PING timed out".into()))
         }
     }
@@ -239,6 +239,9 @@ pub async fn status(st: &AppState) -> Value {
                 out.insert("feeds".into(), Value::Array(list));
             }
             Err(e) => {
+                if matches!(e, WebError::Unavailable(_)) {
+                    st.redis_lost();
+                }
                 out.insert("feeds_error".into(), json!(e.to_string()));
             }
         }
@@ -247,6 +250,9 @@ pub async fn status(st: &AppState) -> Value {
                 out.insert("buffer".into(), b);
             }
             Err(e) => {
+                if matches!(e, WebError::Unavailable(_)) {
+                    st.redis_lost();
+                }
                 out.insert("buffer_error".into(), json!(e.to_string()));
             }
         }

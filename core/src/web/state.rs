@@ -199,4 +199,14 @@ pub struct AppState {
     pub acl: Option<crate::acl::Policy>,
 }
 
+impl AppState {
+    /// Redis failed to answer (gone, restarted, or no longer the master after a failover):
+    /// both shared connections are dropped, so the next request of any route (`/status` reads
+    /// the list database) connects anew, asking the Sentinels again where the master is.
+    pub fn redis_lost(&self) {
+        self.data.reset();
+        self.list.reset();
+    }
+}
+
 pub type Shared = Arc<AppState>;

@@ -1067,7 +1067,7 @@ pub async fn run_subscriber(st: Arc<AppState>, mut shutdown: watch::Receiver<boo
             Err(e) => {
                 // The shared connection most likely lost the same server (a restart, a
                 // failover): the caches' read at the next subscription must not wait on it.
-                st.data.reset();
+                st.redis_lost();
                 failures += 1;
                 let wait = crate::redis_util::backoff(failures);
                 tracing::warn!(
@@ -1129,7 +1129,7 @@ async fn subscribe_once(
                 };
                 // The shared connection may be a dead one still backing off: the next
                 // request makes a new one.
-                st.data.reset();
+                st.redis_lost();
                 tracing::warn!(
                     "live streams: could not read the live caches ({why}); streaming without them"
                 );
