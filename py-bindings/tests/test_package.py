@@ -343,7 +343,22 @@ def test_the_package_follows_a_sentinel_failover(redis: Redis, workdir: Path):
             except (OSError, RuntimeError):
                 return False
 
+        def sentinel_knows_the_replica() -> bool:
+            # The Sentinel learns of replicas from the master's INFO, every 10 s: a master
+            # killed before that has no replica to promote.
+            import socket
+
+            from conftest import read_reply
+
+            try:
+                with socket.create_connection(("127.0.0.1", sport), timeout=2) as s:
+                    s.sendall(resp("SENTINEL", "replicas", "dash"))
+                    return str(replica_port).encode() in read_reply(s.makefile("rb"))
+            except (OSError, RuntimeError):
+                return False
+
         assert wait_for(lambda: master_named(sport) == str(redis.port).encode() and replicating(), 20)
+        assert wait_for(sentinel_knows_the_replica, 30)
         # host and port name nothing that listens: only the Sentinel says where Redis is.
         cfg = write_config(workdir / "c.cfg", 1, free_port())
         cfg.write_text(cfg.read_text().replace(
@@ -368,9 +383,21 @@ def test_the_package_follows_a_sentinel_failover(redis: Redis, workdir: Path):
             assert wait_for(lambda: recorded(redis.port, 1), 20)
             redis.stop()
             assert wait_for(lambda: master_named(sport) == str(replica_port).encode(), 30)
-            # Each ingest connects anew, so it reaches the new master at once; the dispatcher
-            # reconnects to it by itself.
-            dash.ingest("misp_json", event(2))
+            # Each ingest asks the Sentinel anew. Right after the switch it may not yet name a
+            # master that answers as one (redis-rs checks its role): ingest then says so, and
+            # the caller tries again, as a subscriber would. The dispatcher reconnects by itself.
+            refusals: list[str] = []
+
+            def ingested() -> bool:
+                try:
+                    dash.ingest("misp_json", event(2))
+                    return True
+                except mispdash.MispdashError as e:
+                    refusals.append(str(e))
+                    return False
+
+            assert wait_for(ingested, 30), refusals[-3:]
+            assert all("cannot reach Redis" in r for r in refusals), refusals
             assert wait_for(lambda: recorded(replica_port, 2), 30)
 
             def answered() -> bool:
