@@ -153,16 +153,10 @@ pub fn run(
     let mut target = RedisTarget::from_config(&cfg.redis);
     // With Sentinels, the Redis servers are theirs: nothing to manage.
     let manage = opts.manage_redis && target.sentinel.is_none();
-    if let Some(s) = &cfg.redis.sentinel {
+    if target.sentinel.is_some() {
         tracing::info!(
-            "Redis: the master {:?} that the Sentinels {} name, asked again after every lost \
-             connection ([RedisGlobal] host and port are not used)",
-            s.master,
-            s.nodes
-                .iter()
-                .map(|(h, p)| format!("{h}:{p}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            "Redis: the {target}, asked again after every lost connection ([RedisGlobal] host \
+             and port are not used)"
         );
     }
     // A managed Redis already running (another `mispdash run` of this data directory).

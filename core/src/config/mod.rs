@@ -169,9 +169,10 @@ pub struct RedisConfig {
     /// connection asks these Sentinels where the master is (and asks again after losing it);
     /// `host` and `port` are then not used.
     pub sentinel: Option<SentinelConfig>,
-    /// Not in the original: `[RedisGlobal] wait_replicas` (0: off). After each write that
-    /// acknowledges a message (the subscriber's push, the dispatcher's commit), `WAIT` for this
-    /// many replicas, so that a failover loses no acknowledged message.
+    /// Not in the original: `[RedisGlobal] wait_replicas` (0: off). After each push of the
+    /// subscriber, `WAIT` for this many replicas, so that a failover loses no message the
+    /// subscriber let go of. (The dispatcher needs none: a failover rolls its commits and the
+    /// buffer back together, so what it loses it handles again.)
     pub wait_replicas: u32,
     /// `[RedisGlobal] wait_timeout_ms`: how long `WAIT` may take before going on (default 1000).
     pub wait_timeout_ms: u64,

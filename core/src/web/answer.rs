@@ -50,15 +50,12 @@ pub(super) async fn cached(
     compute: impl Future<Output = Result<Value, WebError>>,
 ) -> Result<Response, WebError> {
     let compute = async {
-        let answer = tokio::time::timeout(REDIS_DEADLINE, compute)
+        // On Redis unavailable, the shared connection may point at a server that is gone or is
+        // no longer the master (a failover): the next request asks again where the master is.
+        tokio::time::timeout(REDIS_DEADLINE, compute)
             .await
-            .map_err(|_| redis_too_slow(st))?;
-        if let Err(WebError::Unavailable(_)) = &answer {
-            // The shared connection may point at a server that is gone or is no longer the
-            // master (a failover): the next request asks again where the master is.
-            st.redis_lost();
-        }
-        answer
+            .map_err(|_| redis_too_slow(st))?
+            .map_err(|e| st.noting(e))
     };
     if !st.cache_enabled || key.is_empty() {
         return Ok(json_bytes(to_bytes(&compute.await?)?));

@@ -203,13 +203,8 @@ pub(super) async fn require_session(
     .await
     {
         Ok(Ok(found)) => found,
-        Ok(Err(e)) => {
-            if let WebError::Unavailable(_) = e {
-                // As for the routes: the next request asks again where the master is.
-                st.redis_lost();
-            }
-            return e.into_response();
-        }
+        // As for the routes: the next request asks again where the master is.
+        Ok(Err(e)) => return st.noting(e).into_response(),
         Err(_) => return super::answer::redis_too_slow(&st).into_response(),
     };
     if let Some(current) = found {

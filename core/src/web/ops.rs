@@ -239,10 +239,7 @@ pub async fn status(st: &AppState) -> Value {
                 out.insert("feeds".into(), Value::Array(list));
             }
             Err(e) => {
-                if matches!(e, WebError::Unavailable(_)) {
-                    st.redis_lost();
-                }
-                out.insert("feeds_error".into(), json!(e.to_string()));
+                out.insert("feeds_error".into(), json!(st.noting(e).to_string()));
             }
         }
         match buffer(st).await {
@@ -250,10 +247,7 @@ pub async fn status(st: &AppState) -> Value {
                 out.insert("buffer".into(), b);
             }
             Err(e) => {
-                if matches!(e, WebError::Unavailable(_)) {
-                    st.redis_lost();
-                }
-                out.insert("buffer_error".into(), json!(e.to_string()));
+                out.insert("buffer_error".into(), json!(st.noting(e).to_string()));
             }
         }
     }

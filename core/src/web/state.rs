@@ -207,6 +207,15 @@ impl AppState {
         self.data.reset();
         self.list.reset();
     }
+
+    /// `e`, after [`AppState::redis_lost`] when it says Redis is unavailable: what every
+    /// handler's Redis failure goes through.
+    pub fn noting(&self, e: WebError) -> WebError {
+        if let WebError::Unavailable(_) = e {
+            self.redis_lost();
+        }
+        e
+    }
 }
 
 pub type Shared = Arc<AppState>;

@@ -270,7 +270,8 @@ pub(super) async fn rewind_csv(
         super::rewind::window_csv(&st, &ask.params, &ask.filters, ask.viewer.as_ref()),
     )
     .await
-    .map_err(|_| redis_too_slow(&st))??;
+    .map_err(|_| redis_too_slow(&st))?
+    .map_err(|e| st.noting(e.into()))?;
     let mut r = (StatusCode::OK, csv.text).into_response();
     let h = r.headers_mut();
     h.insert(
