@@ -31,8 +31,7 @@ AFTER="${AFTER:-20}"
 RESTART="${RESTART:-5}"
 WAIT_REPLICAS="${WAIT_REPLICAS:-0}"
 SHARED="${SHARED:-../shared}"
-BIN="${MISPDASH_BIN:-target/release/mispdash}"
-[ -n "${MISPDASH_BIN:-}" ] || { echo "failover: building the release binary (cargo build --release)"; cargo build --release --quiet -p mispdash; }
+release_bin failover
 for p in redis-sentinel haproxy; do
     command -v "$p" >/dev/null || [ -x "/usr/sbin/$p" ] ||
         { echo "$p is missing: scripts/setup.sh test installs it" >&2; exit 1; }
@@ -93,7 +92,7 @@ for s in $S1 $S2 $S3; do
     done
 done
 
-MMDB="${MMDB:-$(python3 -c 'import _maxminddb_geolite2,os;print(os.path.join(os.path.dirname(_maxminddb_geolite2.__file__),"GeoLite2-City.mmdb"))' 2>/dev/null || echo /nonexistent)}"
+MMDB="$(geolite_mmdb)"
 node_config() {
     cat <<CFG
 [Server]

@@ -15,16 +15,14 @@ CLIENTS="${1:-1000}"
 RATE="${2:-100}"
 DURATION="${DURATION:-10}"
 SHARED="${SHARED:-../shared}"
-BIN="${MISPDASH_BIN:-target/release/mispdash}"
+. bench/lib.sh
 command -v wrk >/dev/null || { echo "wrk is missing: scripts/setup.sh test installs it" >&2; exit 1; }
-[ -n "${MISPDASH_BIN:-}" ] || cargo build --release --quiet -p mispdash
+release_bin http_bench
 WORK="$(mktemp -d)"
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 RPORT=$(free_port)
 HPORT=$(free_port)
 ZPORT=$(free_port)
-redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" >/dev/null 2>&1 &
-RPID=$!
+RPID=""
 SPID=""
 IPID=""
 cleanup() {
@@ -33,10 +31,10 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
+start_redis "$RPORT" "$WORK"
 RC="redis-cli -p $RPORT"
-until $RC ping >/dev/null 2>&1; do sleep 0.05; done
 python3 bench/http_load_keyspace.py "$SHARED/corpus/seed2.redis.json" | $RC --pipe >/dev/null
-MMDB="${MMDB:-$(python3 -c 'import _maxminddb_geolite2,os;print(os.path.join(os.path.dirname(_maxminddb_geolite2.__file__),"GeoLite2-City.mmdb"))' 2>/dev/null || echo /nonexistent)}"
+MMDB="$(geolite_mmdb)"
 cat >"$WORK/server.cfg" <<CFG
 [Server]
 host = 127.0.0.1

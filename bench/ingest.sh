@@ -11,8 +11,7 @@ cd "$(dirname "$0")/.."
 . bench/lib.sh
 N="${1:-50000}"
 SHARED="${SHARED:-../shared}"
-BIN="${MISPDASH_BIN:-target/release/mispdash}"
-[ -n "${MISPDASH_BIN:-}" ] || cargo build --release --quiet -p mispdash
+release_bin ingest
 WORK="$(mktemp -d)"
 PAIRS="${PAIRS:-2}"
 PORT=$(free_port)
@@ -32,7 +31,7 @@ misp_instances = []
 host = 127.0.0.1
 port = $SPORT
 [RedisMap]
-pathMaxMindDB = ${MMDB:-$(python3 -c 'import _maxminddb_geolite2,os;print(os.path.join(os.path.dirname(_maxminddb_geolite2.__file__),"GeoLite2-City.mmdb"))' 2>/dev/null || echo /nonexistent)}
+pathMaxMindDB = $(geolite_mmdb)
 CFG
 ceiling() {
     echo "machine: load average $(cut -d' ' -f1-3 /proc/loadavg); Redis pipelined ceiling (redis-benchmark -P 16 -t set,zadd -n 500000 -q):"

@@ -10,6 +10,25 @@ build_pages_and_release() {
     fi
 }
 
+# release_bin NAME: BIN is MISPDASH_BIN when set, else the release binary, built first and
+# saying so (a first build takes minutes).
+release_bin() {
+    if [ -n "${MISPDASH_BIN:-}" ]; then
+        BIN="$MISPDASH_BIN"
+    else
+        echo "$1: building the release binary (cargo build --release)"
+        cargo build --release --quiet -p mispdash
+        BIN=target/release/mispdash
+    fi
+}
+
+# geolite_mmdb: MMDB when set, else the GeoLite2 City database of the maxminddb-geolite2 Python
+# package (scripts/setup.sh installs it), else /nonexistent (the maps stay empty).
+geolite_mmdb() {
+    [ -n "${MMDB:-}" ] && { echo "$MMDB"; return; }
+    python3 -c 'import _maxminddb_geolite2,os;print(os.path.join(os.path.dirname(_maxminddb_geolite2.__file__),"GeoLite2-City.mmdb"))' 2>/dev/null || echo /nonexistent
+}
+
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 
 # start_redis PORT DIR [ARG...]: a Redis on 127.0.0.1:PORT, without persistence unless the

@@ -26,8 +26,7 @@ CLIENTS="${CLIENTS:-200}"
 SAMPLE="${SAMPLE:-60}"
 WARM="${WARM:-600}"
 SHARED="${SHARED:-../shared}"
-BIN="${MISPDASH_BIN:-target/release/mispdash}"
-[ -n "${MISPDASH_BIN:-}" ] || { echo "soak: building the release binary (cargo build --release)"; cargo build --release --quiet -p mispdash; }
+release_bin soak
 command -v wrk >/dev/null || { echo "wrk is missing: scripts/setup.sh test installs it" >&2; exit 1; }
 SECS=$(( MINUTES * 60 ))
 WORK="$(mktemp -d)"
@@ -47,7 +46,7 @@ RC="redis-cli -p $RPORT"
 redis_up() { start_redis "$RPORT" "$WORK" --appendonly yes --appendfsync everysec; }
 rss() { awk '/VmRSS/{print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 redis_up
-MMDB="${MMDB:-$(python3 -c 'import _maxminddb_geolite2,os;print(os.path.join(os.path.dirname(_maxminddb_geolite2.__file__),"GeoLite2-City.mmdb"))' 2>/dev/null || echo /nonexistent)}"
+MMDB="$(geolite_mmdb)"
 cat >"$WORK/config.cfg" <<CFG
 [Server]
 host = 127.0.0.1

@@ -13,8 +13,7 @@ cd "$(dirname "$0")/.."
 PAIRS="${PAIRS:-3}"
 SECS="${SECS:-10}"
 SHARED="${SHARED:-../shared}"
-BIN="${MISPDASH_BIN:-target/release/mispdash}"
-[ -n "${MISPDASH_BIN:-}" ] || { echo "wait_cost: building the release binary (cargo build --release)"; cargo build --release --quiet -p mispdash; }
+release_bin wait_cost
 WORK="$(mktemp -d)"
 PIDS=()
 stop_all() {
