@@ -735,3 +735,107 @@ fn an_idle_server_subscribes_only_while_someone_listens() {
         got[0].1
     );
 }
+
+/// `/_logs` and `/_maps` as JSON, without the answer cache, follow every change of the live
+/// caches, whoever makes it: the server formats the cache once per change (it notices a change
+/// by the cache's length and ends), and filters apply per request over that formatting.
+#[test]
+fn the_json_history_follows_every_change_of_the_live_caches() {
+    let redis = Redis::start();
+    load_dump(
+        &redis,
+        &read_json(&shared().join("corpus/seed2.redis.json")),
+    );
+    let setup = ServerSetup {
+        args: vec!["--http-cache-ms".into(), "0".into()],
+        ..Default::default()
+    };
+    let server = start_server(redis.port, &setup, "live-json");
+    let base = server.base("http");
+    let http = client();
+    let json = |path: &str, cookie: Option<&str>| -> Value {
+        let mut req = http
+            .get(format!("{base}{path}"))
+            .header("Accept", "application/json");
+        if let Some(c) = cookie {
+            req = req.header("Cookie", c);
+        }
+        let r = req.send().expect("get");
+        assert_eq!(r.status(), 200, "{path}");
+        serde_json::from_str(&r.text().expect("body")).expect("json")
+    };
+    let oracle = read_json(&shared().join("corpus/seed2.http.json"));
+    let oracle_logs = oracle["responses"]
+        .as_array()
+        .expect("responses")
+        .iter()
+        .find(|r| r["id"] == "logs")
+        .expect("logs")["json"]
+        .clone();
+    let first = json("/_logs", None);
+    assert_eq!(first, oracle_logs, "the original's answer on its keyspace");
+    assert_eq!(json("/_logs", None), first, "the same, formatted earlier");
+    let len = first.as_array().expect("rows").len();
+
+    // A row pushed and the oldest trimmed, as the dispatcher does: same length, both ends new.
+    let (entry, _) = row_entry("pushed-1");
+    cache_row(&redis, &entry);
+    let mut c = redis.conn(2).expect("redis");
+    redis::cmd("LTRIM")
+        .arg("TEMP_CACHE_LIVE:Attribute")
+        .arg(0)
+        .arg(len as i64 - 1)
+        .query::<()>(&mut c)
+        .expect("ltrim");
+    let second = json("/_logs", None);
+    let rows = second.as_array().expect("rows");
+    assert_eq!(rows.len(), len);
+    assert!(rows[0].to_string().contains("pushed-1"), "{}", rows[0]);
+    assert_eq!(rows[1..], first.as_array().expect("rows")[..len - 1]);
+
+    // The same row again (MISP publishing it twice): the head is unchanged, the tail is not.
+    cache_row(&redis, &entry);
+    redis::cmd("LTRIM")
+        .arg("TEMP_CACHE_LIVE:Attribute")
+        .arg(0)
+        .arg(len as i64 - 1)
+        .query::<()>(&mut c)
+        .expect("ltrim");
+    let third = json("/_logs", None);
+    assert_eq!(third.as_array().expect("rows")[1], rows[0]);
+    assert_eq!(third.as_array().expect("rows")[2..], rows[1..len - 1]);
+
+    // Filters, per request over the same formatting: only the rows with that comment.
+    let (other, _) = row_entry("pushed-2");
+    cache_row(&redis, &other);
+    let cookie = "filters=%7B%22Attribute.comment%22%3A%22pushed-1%22%7D";
+    let filtered = json("/_logs", Some(cookie));
+    let kept: Vec<&Value> = filtered.as_array().expect("rows").iter().collect();
+    assert_eq!(kept.len(), 2, "{filtered}");
+    assert!(kept.iter().all(|r| r.to_string().contains("pushed-1")));
+    let unfiltered = json("/_logs", None);
+    assert_eq!(unfiltered.as_array().expect("rows").len(), len + 1);
+    assert!(unfiltered[0].to_string().contains("pushed-2"));
+
+    // Cleared by someone else (an admin, the original's update): nothing left to give.
+    let maps_before = json("/_maps", None);
+    assert!(!maps_before.as_array().expect("points").is_empty());
+    redis::cmd("DEL")
+        .arg("TEMP_CACHE_LIVE:Attribute")
+        .arg("TEMP_CACHE_LIVE:Map")
+        .query::<()>(&mut c)
+        .expect("del");
+    assert_eq!(json("/_logs", None), Value::Array(vec![]));
+    assert_eq!(json("/_maps", None), Value::Array(vec![]));
+    let point = r#"{"coord": {"lat": 50.85, "lon": 4.35}, "categ": "Network activity", "value": "198.51.100.9"}"#;
+    redis::cmd("LPUSH")
+        .arg("TEMP_CACHE_LIVE:Map")
+        .arg(point)
+        .query::<()>(&mut c)
+        .expect("lpush");
+    let maps = json("/_maps", None);
+    assert_eq!(
+        maps,
+        Value::Array(vec![serde_json::from_str(point).expect("json")])
+    );
+}

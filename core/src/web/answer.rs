@@ -49,6 +49,15 @@ pub(super) async fn cached(
     key: String,
     compute: impl Future<Output = Result<Value, WebError>>,
 ) -> Result<Response, WebError> {
+    cached_bytes(st, key, async { to_bytes(&compute.await?) }).await
+}
+
+/// [`cached`], for an answer computed as its body (already serialised).
+pub(super) async fn cached_bytes(
+    st: &Shared,
+    key: String,
+    compute: impl Future<Output = Result<Bytes, WebError>>,
+) -> Result<Response, WebError> {
     let compute = async {
         // On Redis unavailable, the shared connection may point at a server that is gone or is
         // no longer the master (a failover): the next request asks again where the master is.
@@ -58,11 +67,11 @@ pub(super) async fn cached(
             .map_err(|e| st.noting(e))
     };
     if !st.cache_enabled || key.is_empty() {
-        return Ok(json_bytes(to_bytes(&compute.await?)?));
+        return Ok(json_bytes(compute.await?));
     }
     let body = st
         .cache
-        .try_get_with(key, async { to_bytes(&compute.await?) })
+        .try_get_with(key, compute)
         .await
         .map_err(|e: Arc<WebError>| (*e).clone())?;
     Ok(json_bytes(body))

@@ -1,14 +1,12 @@
 //! The live log and map (spec `http.md` §3): row formatting of `[Dashboard] fieldname_order`,
-//! the live-log filters of the `filters` cookie, and the JSON history of both caches.
+//! and the live-log filters of the `filters` cookie (the JSON history of both caches is
+//! `live_cache`'s).
 //!
 //! Row values are what the original's dashboard table expects: one entry per column keyed
 //! `"0"`, `"1"`, …; `timestamp` fields as UTC `YYYY-MM-DD HH:MM:SS`; list fields as
 //! `{"name", "data"}` with column 2's list JSON-encoded (the page parses it); composite columns
 //! joined by `char_separator`, each part spelled as Python's `str()` would.
 
-use super::error::WebError;
-use super::state::AppState;
-use crate::keys;
 use serde_json::{Map, Value};
 
 /// One column of the live log: a dotted path, or several joined into one cell.
@@ -129,7 +127,7 @@ impl Lookup for &dyn LookupDyn {
     }
 }
 
-type RawMap<'a> = std::collections::HashMap<String, &'a serde_json::value::RawValue>;
+pub(super) type RawMap<'a> = std::collections::HashMap<String, &'a serde_json::value::RawValue>;
 
 /// A MISP object read lazily from its JSON text: only the objects on a requested path are
 /// decoded. A live message carries the whole event (every attribute) while a row needs six
@@ -387,125 +385,6 @@ fn unquote_cookie(v: &str) -> Option<String> {
 /// Whether a live entry is an attribute row (formatted) rather than passed through.
 pub fn is_row_name(name: &str) -> bool {
     name == "Attribute" || name == "ObjectAttribute"
-}
-
-/// `/_logs` (JSON): the cached live log, newest first, formatted and filtered (by the
-/// `filters` cookie, and with access control on by what `viewer` may see).
-pub async fn logs_json(
-    st: &AppState,
-    filters: &Filters,
-    viewer: Option<&crate::acl::Viewer>,
-) -> Result<Value, WebError> {
-    let mut c = st.data.conn().await?;
-    let items: Vec<String> = redis::cmd("LRANGE")
-        .arg(keys::LIVE_CACHE_LOG)
-        .arg(0)
-        .arg(-1)
-        .query_async(&mut c)
-        .await?;
-    // With access control on: the events that rows name without describing, read at once.
-    if let (Some(_), Some(_)) = (viewer, st.acl.as_ref()) {
-        let known = &st.hub.live.known_events;
-        let mut missing: Vec<u64> = items
-            .iter()
-            .filter_map(|item| serde_json::from_str::<RawMap<'_>>(item).ok())
-            .filter_map(|m| match m.get("log") {
-                Some(r) if r.get().starts_with('"') => serde_json::from_str::<String>(r.get()).ok(),
-                Some(r) => Some(r.get().to_string()),
-                None => None,
-            })
-            .filter_map(|text| super::stream::facts_of(&text))
-            .filter_map(|f| known.missing(&f))
-            .collect();
-        missing.sort_unstable();
-        missing.dedup();
-        known.fetch(st, &missing).await;
-    }
-    let mut out = Vec::with_capacity(items.len());
-    for item in items {
-        let Ok(m) = serde_json::from_str::<RawMap<'_>>(&item) else {
-            continue;
-        };
-        let name: Value = m
-            .get("name")
-            .and_then(|r| serde_json::from_str(r.get()).ok())
-            .unwrap_or(Value::Null);
-        if name.as_str().is_some_and(is_row_name) {
-            let text: Option<String> = match m.get("log") {
-                // A log cached as a JSON string (double-encoded) is read through.
-                Some(r) if r.get().starts_with('"') => serde_json::from_str(r.get()).ok(),
-                Some(r) => Some(r.get().to_string()),
-                None => None,
-            };
-            let text = text.unwrap_or_else(|| "null".into());
-            let empty = Value::Null;
-            let lazy = LazyLog::parse(&text);
-            let log: &dyn LookupDyn = match &lazy {
-                Some(l) => l,
-                None => &empty,
-            };
-            if !filters.is_empty() && !filters.pass(&log) {
-                continue;
-            }
-            if let (Some(v), Some(policy)) = (viewer, st.acl.as_ref()) {
-                if !st.hub.live.known_events.audience(&text, policy).admits(v) {
-                    continue;
-                }
-            }
-            let mut e = Map::new();
-            e.insert("log".into(), st.cfg.log_format.row(&log));
-            e.insert("name".into(), name);
-            e.insert(
-                "zmqName".into(),
-                m.get("zmqName")
-                    .and_then(|r| serde_json::from_str(r.get()).ok())
-                    .unwrap_or(Value::Null),
-            );
-            out.push(Value::Object(e));
-        } else if let Ok(v) = serde_json::from_str::<Value>(&item) {
-            out.push(v);
-        }
-    }
-    Ok(Value::Array(out))
-}
-
-/// `/_maps` (JSON): the cached map points, newest first; with access control on, those
-/// `viewer` may see (by the facts the dispatcher recorded beside them, `keys::ACL_MAP`; a
-/// point without is for site admins only).
-pub async fn maps_json(
-    st: &AppState,
-    viewer: Option<&crate::acl::Viewer>,
-) -> Result<Value, WebError> {
-    let mut c = st.data.conn().await?;
-    let items: Vec<String> = redis::cmd("LRANGE")
-        .arg(keys::LIVE_CACHE_MAP)
-        .arg(0)
-        .arg(-1)
-        .query_async(&mut c)
-        .await?;
-    let (Some(v), Some(policy)) = (viewer, st.acl.as_ref()) else {
-        return Ok(Value::Array(
-            items
-                .iter()
-                .filter_map(|s| serde_json::from_str(s).ok())
-                .collect(),
-        ));
-    };
-    let mut q = crate::acl::PointFactsQueue::default();
-    q.extend_from_list(&super::stream::recorded_point_facts(&mut c).await?);
-    // Oldest first, as the facts were recorded, then back to newest first.
-    let mut shown: Vec<Value> = items
-        .iter()
-        .rev()
-        .filter(|s| {
-            q.take(s)
-                .is_some_and(|f| crate::acl::Audience::decide(&f, policy).admits(v))
-                || v.site_admin
-        })
-        .filter_map(|s| serde_json::from_str(s).ok())
-        .collect();
-    shown.reverse();
-    Ok(Value::Array(shown))
 }
 
 /// The SSE payload of one live-log message (`{"name", "log": "<json>", "zmqName"}` published

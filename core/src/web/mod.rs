@@ -17,6 +17,7 @@ pub mod embed;
 pub mod error;
 pub mod geo;
 pub mod live;
+pub mod live_cache;
 mod login_routes;
 pub mod metrics;
 mod middleware;
@@ -266,6 +267,7 @@ fn build_state(
         },
         ranking,
         hub,
+        live_memos: Default::default(),
         cache,
         metrics: metrics::Metrics::new(),
         auth,

@@ -178,6 +178,8 @@ pub struct AppState {
     pub cfg: WebConfig,
     pub ranking: Ranking,
     pub hub: Hub,
+    /// The live caches as `/_logs` and `/_maps` give them, formatted once per change.
+    pub live_memos: super::live_cache::LiveMemos,
     pub cache: moka::future::Cache<String, Bytes>,
     pub metrics: Metrics,
     pub auth: Option<super::auth::Auth>,

@@ -3,7 +3,7 @@
 //! limits, `Last-Event-ID`, the SSE headers. Apart from the plain JSON routes because each of
 //! these holds a connection (or answers from the live caches) and counts against its client.
 
-use super::answer::{cached, redis_too_slow, REDIS_DEADLINE};
+use super::answer::{cached, cached_bytes, redis_too_slow, REDIS_DEADLINE};
 use super::error::WebError;
 use super::live::Filters;
 use super::params::Params;
@@ -103,14 +103,14 @@ pub(super) async fn logs(
             let st2 = st.clone();
             let f = Filters::default();
             let key = viewer_key("logs", viewer.as_ref());
-            return cached(&st, key, async move {
-                super::live::logs_json(&st2, &f, viewer.as_ref()).await
+            return cached_bytes(&st, key, async move {
+                super::live_cache::logs_json(&st2, &f, viewer.as_ref()).await
             })
             .await;
         }
         let st2 = st.clone();
-        return cached(&st, String::new(), async move {
-            super::live::logs_json(&st2, &filters, viewer.as_ref()).await
+        return cached_bytes(&st, String::new(), async move {
+            super::live_cache::logs_json(&st2, &filters, viewer.as_ref()).await
         })
         .await;
     }
@@ -127,8 +127,8 @@ pub(super) async fn maps(
         let st2 = st.clone();
         let viewer = viewer_of(&st, session.as_deref());
         let key = viewer_key("maps", viewer.as_ref());
-        return cached(&st, key, async move {
-            super::live::maps_json(&st2, viewer.as_ref()).await
+        return cached_bytes(&st, key, async move {
+            super::live_cache::maps_json(&st2, viewer.as_ref()).await
         })
         .await;
     }
