@@ -31,6 +31,23 @@ fn to_bytes(v: &Value) -> Result<Bytes, WebError> {
         .map_err(|e| WebError::Internal(format!("json: {e}")))
 }
 
+/// What a route computes: a `Value`, or its answer already written (`super::json_out`).
+pub(super) trait JsonBody {
+    fn into_body(self) -> Result<Bytes, WebError>;
+}
+
+impl JsonBody for Value {
+    fn into_body(self) -> Result<Bytes, WebError> {
+        to_bytes(&self)
+    }
+}
+
+impl JsonBody for Bytes {
+    fn into_body(self) -> Result<Bytes, WebError> {
+        Ok(self)
+    }
+}
+
 /// Longest time a request waits for Redis before answering 503 (Redis down or restarting).
 pub(super) const REDIS_DEADLINE: Duration = Duration::from_secs(5);
 
@@ -44,12 +61,12 @@ pub(super) fn redis_too_slow(st: &Shared) -> WebError {
 
 /// Answers from the short-lived response cache, computing (once for concurrent identical
 /// requests) on a miss.
-pub(super) async fn cached(
+pub(super) async fn cached<T: JsonBody>(
     st: &Shared,
     key: String,
-    compute: impl Future<Output = Result<Value, WebError>>,
+    compute: impl Future<Output = Result<T, WebError>>,
 ) -> Result<Response, WebError> {
-    cached_bytes(st, key, async { to_bytes(&compute.await?) }).await
+    cached_bytes(st, key, async { compute.await?.into_body() }).await
 }
 
 /// [`cached`], for an answer computed as its body (already serialised).

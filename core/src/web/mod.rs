@@ -16,6 +16,7 @@ pub mod contrib;
 pub mod embed;
 pub mod error;
 pub mod geo;
+pub mod json_out;
 pub mod live;
 pub mod live_cache;
 mod login_routes;

@@ -2,10 +2,12 @@
 //! typeahead vocabularies and timelines, over a day range ending at `dateE`.
 
 use super::error::WebError;
+use super::json_out::JsonOut;
 use super::narrow::{Accepts, Narrow};
 use super::params::{self, Params};
 use super::state::AppState;
 use crate::keys;
+use bytes::Bytes;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 
@@ -48,19 +50,19 @@ async fn ranges(
 /// `(numDay - i²) / numDay` (i = 0 for the newest day; the weight turns negative for old days,
 /// a quirk kept so the top labels are the original's). Only the best `top` labels are kept
 /// (all with `None`), each day's list filtered to them in its own order.
-fn generic(days: &[(i64, String)], per_day: Vec<Vec<(String, f64)>>, top: Option<usize>) -> Value {
+fn generic(days: &[(i64, String)], per_day: Vec<Vec<(String, f64)>>, top: Option<usize>) -> Bytes {
     let num_day = days.len() as f64;
-    let mut order: Vec<(String, f64)> = Vec::new();
-    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut order: Vec<(&str, f64)> = Vec::new();
+    let mut index: HashMap<&str, usize> = HashMap::new();
     for (i, day) in per_day.iter().enumerate() {
         let w = (num_day - (i * i) as f64) / num_day;
         for (label, count) in day {
             let add = count * w;
-            match index.get(label) {
+            match index.get(label.as_str()) {
                 Some(&j) => order[j].1 += add,
                 None => {
-                    index.insert(label.clone(), order.len());
-                    order.push((label.clone(), add));
+                    index.insert(label, order.len());
+                    order.push((label, add));
                 }
             }
         }
@@ -69,25 +71,38 @@ fn generic(days: &[(i64, String)], per_day: Vec<Vec<(String, f64)>>, top: Option
     if let Some(n) = top {
         order.truncate(n);
     }
-    let kept: std::collections::HashSet<&str> = order.iter().map(|(l, _)| l.as_str()).collect();
-    Value::Array(
-        days.iter()
-            .zip(per_day.iter())
-            .map(|((ts, _), list)| {
-                let items: Vec<Value> = list
-                    .iter()
-                    .filter(|(l, _)| kept.contains(l.as_str()))
-                    .map(|(l, s)| json!([l, s]))
-                    .collect();
-                json!([ts, items])
-            })
-            .collect(),
-    )
+    let kept: std::collections::HashSet<&str> = order.iter().map(|(l, _)| *l).collect();
+    let size: usize = per_day.iter().flatten().map(|(l, _)| l.len() + 24).sum();
+    let mut out = JsonOut::with_capacity(size.min(1 << 20) + 32 * days.len());
+    out.raw(b"[");
+    let mut first_day = true;
+    for ((ts, _), list) in days.iter().zip(per_day.iter()) {
+        out.comma(&mut first_day).raw(b"[").value(ts).raw(b",[");
+        let mut first = true;
+        for (l, s) in list.iter().filter(|(l, _)| kept.contains(l.as_str())) {
+            out.comma(&mut first)
+                .raw(b"[")
+                .value(l)
+                .raw(b",")
+                .value(s)
+                .raw(b"]");
+        }
+        out.raw(b"]]");
+    }
+    out.raw(b"]");
+    out.done()
+}
+
+/// A `Value` answer as bytes, for the few paths of a route that is otherwise written straight.
+fn body(v: Value) -> Result<Bytes, WebError> {
+    serde_json::to_vec(&v)
+        .map(Bytes::from)
+        .map_err(|e| WebError::Internal(format!("json: {e}")))
 }
 
 /// `/_getTrendingEvents?dateS&dateE&topNum&specificLabel`; with `tags`/`not_tags`, the events
 /// whose tags pass (read from mispdash's own key, see [`super::narrow`]).
-pub async fn events(st: &AppState, p: &Params) -> Result<Value, WebError> {
+pub async fn events(st: &AppState, p: &Params) -> Result<Bytes, WebError> {
     let narrow = Narrow::parse(
         p,
         "/_getTrendingEvents",
@@ -137,7 +152,7 @@ pub async fn events(st: &AppState, p: &Params) -> Result<Value, WebError> {
             .collect();
         if let Some(label) = p.get("specificLabel") {
             let label = label.replace("\\n", "\n");
-            return Ok(Value::Array(
+            return body(Value::Array(
                 days.iter()
                     .zip(per_day)
                     .map(
@@ -168,7 +183,7 @@ pub async fn events(st: &AppState, p: &Params) -> Result<Value, WebError> {
         } else {
             pipe.query_async(&mut c).await?
         };
-        return Ok(Value::Array(
+        return body(Value::Array(
             days.iter()
                 .zip(scores)
                 .map(|((ts, _), s)| match s {
@@ -185,7 +200,7 @@ pub async fn events(st: &AppState, p: &Params) -> Result<Value, WebError> {
 
 /// `/_getTrendingCategs?dateS&dateE&topNum` (`specificLabel` ignored, as in the original).
 /// With `categ`: those categories only.
-pub async fn categs(st: &AppState, p: &Params) -> Result<Value, WebError> {
+pub async fn categs(st: &AppState, p: &Params) -> Result<Bytes, WebError> {
     let narrow = Narrow::parse(
         p,
         "/_getTrendingCategs",
@@ -208,7 +223,7 @@ pub async fn categs(st: &AppState, p: &Params) -> Result<Value, WebError> {
 }
 
 /// `/_getTrendingDisc?dateS&dateE`: generic, every label.
-pub async fn disc(st: &AppState, p: &Params) -> Result<Value, WebError> {
+pub async fn disc(st: &AppState, p: &Params) -> Result<Bytes, WebError> {
     let days = range_days(st, p)?;
     let keys: Vec<String> = days.iter().map(|(_, d)| keys::trendings_disc(d)).collect();
     let per_day = ranges(st, &keys, -1).await?;
@@ -221,7 +236,7 @@ fn parse_member(m: &str) -> Value {
 
 /// `/_getTrendingTags?dateS&dateE&topNum`: each day's top tags, parsed.
 /// With `tags`/`not_tags`: each day's top tags among those whose name passes.
-pub async fn tags(st: &AppState, p: &Params) -> Result<Value, WebError> {
+pub async fn tags(st: &AppState, p: &Params) -> Result<Bytes, WebError> {
     let narrow = Narrow::parse(
         p,
         "/_getTrendingTags",
@@ -239,24 +254,54 @@ pub async fn tags(st: &AppState, p: &Params) -> Result<Value, WebError> {
         -1
     };
     let per_day = ranges(st, &keys, stop).await?;
-    Ok(Value::Array(
-        days.iter()
-            .zip(per_day)
-            .map(|((ts, _), list)| {
-                let items: Vec<Value> = list
-                    .into_iter()
-                    .map(|(m, s)| (parse_member(&m), s))
-                    .filter(|(tag, _)| {
-                        narrow.is_empty()
-                            || narrow.tag_ok(tag.get("name").and_then(Value::as_str).unwrap_or(""))
-                    })
-                    .take(top)
-                    .map(|(tag, s)| json!([tag, s]))
-                    .collect();
-                json!([ts, items])
-            })
-            .collect(),
-    ))
+    let mut out = JsonOut::with_capacity(
+        64 + per_day
+            .iter()
+            .flatten()
+            .map(|(m, _)| m.len() + 24)
+            .sum::<usize>(),
+    );
+    out.raw(b"[");
+    let mut first_day = true;
+    for ((ts, _), list) in days.iter().zip(per_day) {
+        out.comma(&mut first_day).raw(b"[").value(ts).raw(b",[");
+        let mut first = true;
+        let shown = list.into_iter().filter_map(|(m, s)| {
+            if narrow.is_empty() {
+                return Some((member_json(&m), s));
+            }
+            let tag = parse_member(&m);
+            narrow
+                .tag_ok(tag.get("name").and_then(Value::as_str).unwrap_or(""))
+                .then(|| (member_json(&m), s))
+        });
+        for (tag, s) in shown.take(top) {
+            out.comma(&mut first)
+                .raw(b"[")
+                .raw(&tag)
+                .raw(b",")
+                .value(&s)
+                .raw(b"]");
+        }
+        out.raw(b"]]");
+    }
+    out.raw(b"]");
+    Ok(out.done())
+}
+
+/// A trending member (a tag's JSON text as the dispatcher stored it) as the answer spells it:
+/// parsed (kept as a string when it is not JSON) and written again, once per distinct member.
+/// The tags of a deployment are few and come back in every answer.
+fn member_json(m: &str) -> Bytes {
+    static SPELLED: std::sync::OnceLock<moka::sync::Cache<String, Bytes>> =
+        std::sync::OnceLock::new();
+    let spelled = SPELLED.get_or_init(|| moka::sync::Cache::new(4096));
+    if let Some(b) = spelled.get(m) {
+        return b;
+    }
+    let b = Bytes::from(serde_json::to_vec(&parse_member(m)).unwrap_or_default());
+    spelled.insert(m.to_string(), b.clone());
+    b
 }
 
 /// What `/_getTrendingEvents`'s `X-Mispdash-Filter-Note` says: with `tags` or `not_tags`, how
