@@ -333,3 +333,60 @@ fn a_backfill_says_what_went_wrong() {
         "five pages of 100 events"
     );
 }
+
+/// A feed that never backfills still has its record trimmed: the dispatcher records every live
+/// publish and sighting, and drops what is older than a backfill asks for (400 days) from the
+/// records it adds to, so the record stays as large as 400 days of publishing, not for good.
+#[test]
+fn the_dispatcher_keeps_the_backfill_record_within_its_bound() {
+    let dir = tmpdir("backfill-record-trim");
+    let redis = Redis::start();
+    let cfg = config(&dir, redis.port, 1, KEY);
+    let n: i64 = ORACLE_NOW.parse().expect("now");
+    let mut c = redis.conn(2).expect("redis");
+    let old = format!("sighting:s-old@{}", n - 401 * DAY);
+    let kept = format!("sighting:s-kept@{}", n - 399 * DAY);
+    redis::cmd("ZADD")
+        .arg("MISPDASH_BACKFILL:misp1")
+        .arg(n - 401 * DAY)
+        .arg(&old)
+        .arg(n - 399 * DAY)
+        .arg(&kept)
+        .query::<()>(&mut c)
+        .expect("zadd");
+    // Another feed's record, which this batch does not touch, is left for its own batches.
+    redis::cmd("ZADD")
+        .arg("MISPDASH_BACKFILL:other")
+        .arg(n - 401 * DAY)
+        .arg(&old)
+        .query::<()>(&mut c)
+        .expect("zadd");
+    let sighting = acl_messages::envelope(
+        "misp_json_sighting",
+        &json!({"action": "add", "Sighting": {"id": "7", "uuid": "s-live",
+            "attribute_id": "11", "event_id": "1", "org_id": "1", "type": "0", "source": "",
+            "date_sighting": (n - 60).to_string()},
+            "Attribute": {"id": "11", "category": "Network activity", "type": "ip-dst",
+                "value": "198.51.100.7", "object_id": "0", "event_id": "1"}}),
+    );
+    acl_messages::push(&redis, &[sighting]);
+    drain(&cfg, &redis, &dir, "trim");
+    let members: Vec<String> = redis::cmd("ZRANGE")
+        .arg("MISPDASH_BACKFILL:misp1")
+        .arg(0)
+        .arg(-1)
+        .query(&mut c)
+        .expect("zrange");
+    assert_eq!(
+        members,
+        [kept, format!("sighting:s-live@{}", n - 60)],
+        "the record of the live feed"
+    );
+    let other: Vec<String> = redis::cmd("ZRANGE")
+        .arg("MISPDASH_BACKFILL:other")
+        .arg(0)
+        .arg(-1)
+        .query(&mut c)
+        .expect("zrange");
+    assert_eq!(other, [old]);
+}

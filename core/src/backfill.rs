@@ -25,7 +25,7 @@ use std::time::Duration;
 
 /// Records of applied entries older than this are dropped from the record (events published
 /// more than 400 days ago are not asked for again).
-const RECORD_DAYS: i64 = 400;
+pub const RECORD_DAYS: i64 = 400;
 
 /// KEYS: the record (sorted set, data database), the buffer list. ARGV: the data database,
 /// the buffer's database, the oldest timestamp to keep in the record, then triples of

@@ -83,6 +83,8 @@ pub struct Dispatcher {
     lease: Lease,
     holding: bool,
     target: RedisTarget,
+    /// When each feed's backfill record was last trimmed (see [`Dispatcher::trim_records`]).
+    records_trimmed: std::collections::HashMap<String, f64>,
     pub stats: Arc<DispatchStats>,
 }
 
@@ -132,6 +134,10 @@ impl Handled {
 /// The pause after each piece of a large message's publications when someone listens.
 const SPILL_PAUSE: Duration = Duration::from_millis(20);
 
+/// How often each backfill record is trimmed: its members are days apart at the old end, so
+/// once an hour keeps it within an hour's worth of the bound for one command an hour.
+const RECORD_TRIM_EVERY_SECS: f64 = 3600.0;
+
 /// Sends a large message's publications as they are made, pipelined on the dispatcher's
 /// connection; the first error is kept and fails the message's commit.
 struct PipelineSpill<'c> {
@@ -174,7 +180,30 @@ impl Dispatcher {
             lease: Lease::new(),
             holding: false,
             target,
+            records_trimmed: Default::default(),
             stats: Arc::new(DispatchStats::default()),
+        }
+    }
+
+    /// Trims, at most once an hour each, the backfill records (`keys::backfill_record`) the
+    /// batch added to: members older than a backfill asks for again are dropped. Every live
+    /// publish and sighting is recorded, and only a backfill trimmed the record before, so on
+    /// a feed that never backfills it grew for good.
+    fn trim_records(&mut self, records: std::collections::BTreeSet<String>, batch: &mut Batch) {
+        let now = self.clock.now_f64();
+        for key in records {
+            let due = self
+                .records_trimmed
+                .get(&key)
+                .is_none_or(|at| now - at >= RECORD_TRIM_EVERY_SECS || now < *at);
+            if due {
+                batch.push(Op::ZRemBelow {
+                    db: Db::Data,
+                    key: key.clone(),
+                    below: now.floor() as i64 - crate::backfill::RECORD_DAYS * 86_400,
+                });
+                self.records_trimmed.insert(key, now);
+            }
         }
     }
 
@@ -565,6 +594,7 @@ impl Dispatcher {
         let mut batch = Batch::new();
         let mut live_pushed = false;
         let mut rewind_added = false;
+        let mut records = std::collections::BTreeSet::new();
         let mut dead = 0u64;
         let mut partial = 0u64;
         let n_handled = handled.len();
@@ -578,6 +608,13 @@ impl Dispatcher {
                 match step {
                     Step::Op(op) => {
                         rewind_added |= matches!(op, Op::RewindAdd { .. });
+                        if let Op::ZAdd { key, .. } = &op {
+                            if key.starts_with(keys::BACKFILL_RECORD_PREFIX)
+                                && !records.contains(key)
+                            {
+                                records.insert(key.clone());
+                            }
+                        }
                         if let Op::LPush { key, .. } | Op::LPushLive { key, .. } = &op {
                             live_pushed |=
                                 key == keys::LIVE_CACHE_LOG || key == keys::LIVE_CACHE_MAP;
@@ -635,6 +672,7 @@ impl Dispatcher {
                 });
             }
         }
+        self.trim_records(records, &mut batch);
         if rewind_added {
             // By the dispatcher's clock, as the entries' ids (`MISPDASH_FAKE_NOW` pins both).
             let keep_ms = u64::from(self.env.rewind.hours) * 3_600_000;

@@ -173,8 +173,11 @@ pub fn feed_gaps(feed: &str) -> String {
 /// `event:<uuid>@<publish_timestamp>` and `sighting:<uuid>@<date_sighting>` by that time, so
 /// that nothing is counted twice. `clean` deletes it with the statistics.
 pub fn backfill_record(feed: &str) -> String {
-    format!("MISPDASH_BACKFILL:{feed}")
+    format!("{BACKFILL_RECORD_PREFIX}{feed}")
 }
+
+/// What every [`backfill_record`] key begins with.
+pub const BACKFILL_RECORD_PREFIX: &str = "MISPDASH_BACKFILL:";
 
 /// Per feed, how far the newest MISP timestamp was from this machine's clock when its message
 /// was handled: `"<seconds behind> <epoch handled>"` (mispdash's own, list database).

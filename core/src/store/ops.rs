@@ -125,6 +125,12 @@ pub enum Op {
         key: String,
         secs: i64,
     },
+    /// `ZREMRANGEBYSCORE key -inf (below`: members scored before `below`.
+    ZRemBelow {
+        db: Db,
+        key: String,
+        below: i64,
+    },
     LPush {
         db: Db,
         key: String,
@@ -267,6 +273,7 @@ impl Op {
             | DeadLetter { db, key, .. }
             | Del { db, key }
             | Expire { db, key, .. }
+            | ZRemBelow { db, key, .. }
             | LPush { db, key, .. }
             | LPushMany { db, key, .. }
             | LPushLive { db, key, .. }
@@ -295,6 +302,7 @@ impl Op {
             HSet { .. } => "HSET",
             Del { .. } => "DEL",
             Expire { .. } => "EXPIRE",
+            ZRemBelow { .. } => "ZREMRANGEBYSCORE",
             LPush { .. } | LPushMany { .. } | LPushLive { .. } => "LPUSH",
             LTrim { .. } | RTrimCount { .. } => "LTRIM",
             TrimBytes { .. }
@@ -443,6 +451,15 @@ impl Op {
             }
             Expire { key, secs, .. } => {
                 out.command_n(3, &[b"EXPIRE", key.as_bytes()]).int(*secs);
+            }
+            ZRemBelow { key, below, .. } => {
+                let below = format!("({below}");
+                out.command(&[
+                    b"ZREMRANGEBYSCORE",
+                    key.as_bytes(),
+                    b"-inf",
+                    below.as_bytes(),
+                ]);
             }
             LPush { key, value, .. } => {
                 out.command(&[b"LPUSH", key.as_bytes(), value.as_bytes()]);
@@ -859,6 +876,14 @@ mod tests {
                     secs: 86400,
                 },
                 vec!["EXPIRE", "K", "86400"],
+            ),
+            (
+                Op::ZRemBelow {
+                    db: Db::Data,
+                    key: k(),
+                    below: 1760000000,
+                },
+                vec!["ZREMRANGEBYSCORE", "K", "-inf", "(1760000000"],
             ),
             (
                 Op::LPushMany {
