@@ -58,12 +58,8 @@ pub enum PhoneLookup {
 
 /// Answers remembered per value. MISP feeds repeat the same numbers; a remembered answer skips
 /// the parse and the pattern walks (and recompiling any pattern [`TWINS`] has dropped since).
-static ANSWERS: std::sync::LazyLock<std::sync::Mutex<lru::LruCache<String, PhoneLookup>>> =
-    std::sync::LazyLock::new(|| {
-        std::sync::Mutex::new(lru::LruCache::new(
-            std::num::NonZeroUsize::new(4096).unwrap_or(std::num::NonZeroUsize::MIN),
-        ))
-    });
+static ANSWERS: std::sync::LazyLock<moka::sync::Cache<String, PhoneLookup>> =
+    std::sync::LazyLock::new(|| moka::sync::Cache::new(4096));
 
 /// Loads the phone-number metadata now rather than on the first phone attribute: loading it
 /// takes a tenth of a second or more, which would otherwise stall the live feed mid-stream.
@@ -74,15 +70,11 @@ pub fn warm_up() {
 
 /// Resolves a phone attribute value to its country (see [`PhoneLookup`]).
 pub fn phone_country(value: &str) -> PhoneLookup {
-    if let Ok(mut cache) = ANSWERS.lock() {
-        if let Some(hit) = cache.get(value) {
-            return hit.clone();
-        }
+    if let Some(hit) = ANSWERS.get(value) {
+        return hit;
     }
     let answer = phone_country_uncached(value);
-    if let Ok(mut cache) = ANSWERS.lock() {
-        cache.put(value.to_string(), answer.clone());
-    }
+    ANSWERS.insert(value.to_string(), answer.clone());
     answer
 }
 
@@ -219,13 +211,17 @@ fn geocoder_region(
 }
 
 /// ASCII compilations of the metadata's patterns (see the module documentation), keyed by
-/// pattern source, compiled on first use, the least recently used dropped beyond
-/// [`TWIN_CAPACITY`].
+/// pattern source, compiled on first use, the least used dropped beyond [`TWIN_CAPACITY`].
 static TWINS: LazyLock<Mutex<Twins>> = LazyLock::new(|| {
-    Mutex::new(Twins(lru::LruCache::new(
-        std::num::NonZeroUsize::new(TWIN_CAPACITY).unwrap_or(std::num::NonZeroUsize::MIN),
+    Mutex::new(Twins(moka::sync::Cache::new(
+        TWIN_ROOM.load(std::sync::atomic::Ordering::Relaxed) as u64,
     )))
 });
+
+/// How many compilations [`TWINS`] keeps: [`TWIN_CAPACITY`]; a test that needs every one kept
+/// raises it before the first lookup.
+static TWIN_ROOM: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(TWIN_CAPACITY);
 
 /// Most ASCII compilations kept. One costs about 12 KB with its search cache (15 MB for all
 /// 1,250 patterns, which numbers of every calling code end up needing); one lookup needs up to
@@ -233,28 +229,26 @@ static TWINS: LazyLock<Mutex<Twins>> = LazyLock::new(|| {
 /// of every calling code, 256 keeps the growth near 4 MB at about 0.15 ms per new number.
 const TWIN_CAPACITY: usize = 256;
 
-struct Twins(lru::LruCache<&'static str, Option<Regex>>);
+struct Twins(moka::sync::Cache<&'static str, Option<Regex>>);
 
 impl Twins {
     /// The ASCII compilation of a metadata pattern, compiled on first use. `None` when the
     /// pattern does not compile without Unicode (it could match invalid UTF-8, say): such a
     /// pattern goes through the crate as it always did.
-    fn get(&mut self, source: &'static str) -> Option<&Regex> {
-        self.0
-            .get_or_insert_mut(source, || {
-                // What the crate's metadata loader asks for, Unicode apart, and with no room
-                // for the lazy DFA, which regex then leaves out (it fails to build; the other
-                // engines find the same matches). Its cache, up to 2 MB per pattern and growing
-                // with the inputs seen, would double a twin's size for no gain on inputs of at
-                // most 17 digits.
-                RegexBuilder::new(source)
-                    .ignore_whitespace(true)
-                    .unicode(false)
-                    .dfa_size_limit(0)
-                    .build()
-                    .ok()
-            })
-            .as_ref()
+    fn get(&mut self, source: &'static str) -> Option<Regex> {
+        self.0.get_with(source, || {
+            // What the crate's metadata loader asks for, Unicode apart, and with no room
+            // for the lazy DFA, which regex then leaves out (it fails to build; the other
+            // engines find the same matches). Its cache, up to 2 MB per pattern and growing
+            // with the inputs seen, would double a twin's size for no gain on inputs of at
+            // most 17 digits.
+            RegexBuilder::new(source)
+                .ignore_whitespace(true)
+                .unicode(false)
+                .dfa_size_limit(0)
+                .build()
+                .ok()
+        })
     }
 
     /// Whether the pattern matches at the start of `text`, as the crate tests leading digits.
@@ -342,9 +336,9 @@ fn prime(select: impl FnOnce(&mut Twins) -> Vec<&'static str>) {
         // cache's `save`, replaces an entry the crate compiled itself.
         let held = cache
             .get_mut(source)
-            .is_some_and(|regex| same_compilation(regex, twin));
+            .is_some_and(|regex| same_compilation(regex, &twin));
         if !held {
-            cache.insert(source.to_string(), twin.clone());
+            cache.insert(source.to_string(), twin);
         }
     }
 }
@@ -702,9 +696,9 @@ mod tests {
             .filter(|(source, regex)| {
                 !twins
                     .0
-                    .peek(source.as_str())
-                    .and_then(Option::as_ref)
-                    .is_some_and(|twin| same_compilation(regex, twin))
+                    .get(source.as_str())
+                    .flatten()
+                    .is_some_and(|twin| same_compilation(regex, &twin))
             })
             .map(|(source, _)| source.clone())
             .collect()
@@ -714,10 +708,8 @@ mod tests {
     fn crate_cache_holds_only_ascii_compilations() {
         in_own_process("crate_cache_holds_only_ascii_compilations", || {
             // Room for every twin, so that "ours" below means an ASCII compilation even when
-            // the crate still holds one that our LRU has dropped.
-            if let Some(all) = std::num::NonZeroUsize::new(4096) {
-                TWINS.lock().expect("twins").0.resize(all);
-            }
+            // the crate still holds one that our cache has dropped.
+            TWIN_ROOM.store(4096, std::sync::atomic::Ordering::Relaxed);
             // Entries the crate compiled itself are replaced, not kept.
             let value = "+352 247 82000";
             assert_eq!(classify_unprimed(value), country("LU", "Luxembourg"));
