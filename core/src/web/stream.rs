@@ -850,7 +850,11 @@ async fn session_ended(st: Weak<AppState>, digest: Option<String>) {
         if st.auth.is_none() {
             return std::future::pending().await;
         }
-        if let Ok(None) = super::auth::current_by_digest(&st, digest.clone()).await {
+        // Boxed: the session check's Redis future is several kB, and inline it would size
+        // every stream's stop future (held for the stream's life, most often with no session
+        // to check at all) after it.
+        let check = Box::pin(super::auth::current_by_digest(&st, digest.clone()));
+        if let Ok(None) = check.await {
             tracing::info!("a live stream ended with its session");
             return;
         }
