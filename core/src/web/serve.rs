@@ -48,6 +48,13 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .keep_alive_interval(timeout / 2)
         .keep_alive_timeout(timeout / 2);
+    // Plain HTTP/1 connections, told by their first bytes ([`speaks_http2`]), get hyper's
+    // HTTP/1 builder: hyper-util's `auto` builder, which tells the protocols apart itself,
+    // made every connection about 6 KiB larger for as long as it lives (a wall screen's
+    // stream, for weeks; `docs/performance.md`). HTTP/2 with prior knowledge and TLS
+    // connections (ALPN) keep it.
+    let mut h1 = hyper::server::conn::http1::Builder::new();
+    h1.timer(TokioTimer::new()).header_read_timeout(timeout);
     let mut refusals_said = std::time::Instant::now() - Duration::from_secs(60);
     loop {
         let (tcp, peer) = tokio::select! {
@@ -100,21 +107,40 @@ pub async fn serve(
                 req.map(Body::new)
             });
         let svc = hyper_util::service::TowerToHyperService::new(svc);
-        let builder = builder.clone();
         let watcher = graceful.watcher();
         let st = st.clone();
         let admission = st.admission.clone();
         match &acceptor {
             None => {
+                let h1 = h1.clone();
+                let builder = builder.clone();
                 tokio::spawn(async move {
-                    let io = super::conn::FirstBytes::new(io, timeout, admission);
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
-                    serve_until_idle(&st, watcher.watch(conn.into_owned()), &ticket, timeout).await;
-                    drop(ticket);
+                    let Some(http2) = speaks_http2(&io, timeout, &admission).await else {
+                        return;
+                    };
+                    let io = TokioIo::new(super::conn::FirstBytes::new(io, timeout, admission));
+                    // A task of its own per protocol: one task holding either connection
+                    // would be as large as an HTTP/2 one for every connection.
+                    if http2 {
+                        tokio::spawn(async move {
+                            let conn = builder.serve_connection_with_upgrades(io, svc);
+                            let conn = watcher.watch(conn.into_owned());
+                            serve_until_idle(&st, conn, &ticket, timeout).await;
+                            drop(ticket);
+                        });
+                    } else {
+                        tokio::spawn(async move {
+                            let conn = watcher.watch(h1.serve_connection(io, svc));
+                            let conn = async { conn.await.map_err(Into::into) };
+                            serve_until_idle(&st, conn, &ticket, timeout).await;
+                            drop(ticket);
+                        });
+                    }
                 });
             }
             Some(acc) => {
                 let acc = acc.clone();
+                let builder = builder.clone();
                 tokio::spawn(async move {
                     let tls = match tokio::time::timeout(timeout, acc.accept(io)).await {
                         Ok(Ok(s)) => s,
@@ -145,6 +171,46 @@ pub async fn serve(
 /// place is needed by a new client (see [`super::conn::Admission::admit`]): then it is dropped,
 /// which closes the socket. Only a connection without a request in progress is closed so, so
 /// no answer is cut; a browser opens a new connection for its next request.
+/// Whether a plain connection opens with HTTP/2's preface (HTTP/2 with prior knowledge: its
+/// first three bytes are `PRI`, which no HTTP/1 method begins with), read without taking the
+/// bytes. `None` when it closed or said nothing for `timeout`: counted as [`FirstBytes`]
+/// counts a silent connection, and dropped.
+///
+/// [`FirstBytes`]: super::conn::FirstBytes
+async fn speaks_http2(
+    io: &std::pin::Pin<Box<tokio_io_timeout::TimeoutStream<tokio::net::TcpStream>>>,
+    timeout: Duration,
+    admission: &super::conn::Admission,
+) -> Option<bool> {
+    const PREFACE: &[u8] = b"PRI";
+    let tcp = io.get_ref();
+    let mut head = [0u8; 3];
+    let peeked = tokio::time::timeout(timeout, async {
+        loop {
+            let n = tcp.peek(&mut head).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            // A client that sends its first bytes one at a time: enough to tell once they
+            // differ from the preface, else wait for the rest.
+            if n >= PREFACE.len() || head[..n] != PREFACE[..n] {
+                return Some(head[..n] == *PREFACE);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    match peeked {
+        Ok(answer) => answer,
+        Err(_) => {
+            admission
+                .timed_out
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            None
+        }
+    }
+}
+
 async fn serve_until_idle<F>(st: &Shared, conn: F, ticket: &super::conn::Ticket, idle: Duration)
 where
     F: std::future::Future<Output = Result<(), Box<dyn std::error::Error + Send + Sync>>>,
