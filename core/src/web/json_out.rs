@@ -39,6 +39,18 @@ impl JsonOut {
         self
     }
 
+    /// The array of `items`, each already spelled as JSON (`capacity`: about their length).
+    pub fn array_of<'a>(items: impl Iterator<Item = &'a [u8]>, capacity: usize) -> Bytes {
+        let mut out = JsonOut::with_capacity(capacity + 2);
+        out.raw(b"[");
+        let mut first = true;
+        for item in items {
+            out.comma(&mut first).raw(item);
+        }
+        out.raw(b"]");
+        out.done()
+    }
+
     pub fn done(self) -> Bytes {
         Bytes::from(self.0)
     }
@@ -70,5 +82,15 @@ mod tests {
             1795176000i64
         ]);
         assert_eq!(out.done(), serde_json::to_vec(&tree).expect("json"));
+    }
+
+    #[test]
+    fn an_array_of_items_already_spelled() {
+        let parts: [&[u8]; 3] = [b"{\"a\":1}", b"2", b"\"x\""];
+        assert_eq!(
+            &JsonOut::array_of(parts.into_iter(), 16)[..],
+            b"[{\"a\":1},2,\"x\"]"
+        );
+        assert_eq!(&JsonOut::array_of(std::iter::empty(), 0)[..], b"[]");
     }
 }

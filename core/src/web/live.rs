@@ -108,25 +108,6 @@ impl Lookup for Value {
     }
 }
 
-/// Object-safe form of [`Lookup`], for choosing a lookup at run time.
-pub trait LookupDyn {
-    fn at_dyn(&self, path: &[String]) -> Option<Value>;
-}
-
-impl<T: Lookup> LookupDyn for T {
-    fn at_dyn(&self, path: &[String]) -> Option<Value> {
-        self.at(path)
-    }
-}
-
-impl Lookup for &dyn LookupDyn {
-    fn at(&self, path: &[String]) -> Option<Value> {
-        // Through the trait object's vtable (`self.at_dyn` would pick the blanket impl for
-        // `&dyn LookupDyn` itself and recurse).
-        (**self).at_dyn(path)
-    }
-}
-
 pub(super) type RawMap<'a> = std::collections::HashMap<String, &'a serde_json::value::RawValue>;
 
 /// A MISP object read lazily from its JSON text: only the objects on a requested path are
@@ -155,6 +136,17 @@ impl Lookup for LazyLog<'_> {
             raw = *m.get(k)?;
         }
         serde_json::from_str(raw.get()).ok()
+    }
+}
+
+/// A log whose text may not be a JSON object ([`LazyLog::parse`] gave `None`): it is read as
+/// `null` then, which has no fields.
+impl Lookup for Option<LazyLog<'_>> {
+    fn at(&self, path: &[String]) -> Option<Value> {
+        match self {
+            Some(log) => log.at(path),
+            None => Value::Null.at(path),
+        }
     }
 }
 
@@ -477,11 +469,15 @@ mod tests {
         let full: Value = serde_json::from_str(text).expect("json");
         let lazy = LazyLog::parse(text).expect("object");
         assert_eq!(fmt().row(&lazy), fmt().row(&full));
-        let dynamic: &dyn LookupDyn = &lazy;
-        assert_eq!(fmt().row(&dynamic), fmt().row(&full));
+        let maybe = LazyLog::parse(text);
+        assert_eq!(fmt().row(&maybe), fmt().row(&full));
         let f = Filters::from_json(r#"{"Event.id": "7", "Attribute.type": "!url"}"#);
         assert!(f.pass(&lazy) && f.pass(&full));
-        assert!(LazyLog::parse("[1]").is_none());
+        // Not an object: read as `null`.
+        let not_object = LazyLog::parse("[1]");
+        assert!(not_object.is_none());
+        assert_eq!(fmt().row(&not_object), fmt().row(&Value::Null));
+        assert!(!f.pass(&not_object) && !f.pass(&Value::Null));
     }
 
     #[test]

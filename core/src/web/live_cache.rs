@@ -12,7 +12,8 @@
 //! Filters and access control are applied per request, over the entries formatted once.
 
 use super::error::WebError;
-use super::live::{is_row_name, Filters, LazyLog, LookupDyn};
+use super::json_out::JsonOut;
+use super::live::{is_row_name, Filters, LazyLog};
 use super::state::AppState;
 use crate::keys;
 use bytes::Bytes;
@@ -121,19 +122,6 @@ struct RowFacts {
     facts: Option<crate::acl::Facts>,
 }
 
-fn joined<'a>(parts: impl Iterator<Item = &'a [u8]>, capacity: usize) -> Bytes {
-    let mut out = Vec::with_capacity(capacity + 2);
-    out.push(b'[');
-    for (i, p) in parts.enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(p);
-    }
-    out.push(b']');
-    Bytes::from(out)
-}
-
 fn to_json(v: &Value) -> Box<[u8]> {
     // A `Value` always serialises (its keys are strings).
     serde_json::to_vec(v).unwrap_or_default().into_boxed_slice()
@@ -160,12 +148,7 @@ fn format_logs(st: &AppState, items: &[String]) -> LogEntries {
                 None => None,
             };
             let text = text.unwrap_or_else(|| "null".into());
-            let empty = Value::Null;
-            let lazy = LazyLog::parse(&text);
-            let log: &dyn LookupDyn = match &lazy {
-                Some(l) => l,
-                None => &empty,
-            };
+            let log = LazyLog::parse(&text);
             let mut e = Map::new();
             e.insert("log".into(), st.cfg.log_format.row(&log));
             e.insert("name".into(), name);
@@ -191,7 +174,7 @@ fn format_logs(st: &AppState, items: &[String]) -> LogEntries {
         }
     }
     let size = entries.iter().map(|e| e.json.len() + 1).sum();
-    let all = joined(entries.iter().map(|e| &e.json[..]), size);
+    let all = JsonOut::array_of(entries.iter().map(|e| &e.json[..]), size);
     LogEntries { entries, all }
 }
 
@@ -229,16 +212,8 @@ pub async fn logs_json(
         let Some(row) = &e.row else {
             return true;
         };
-        if !filters.is_empty() {
-            let empty = Value::Null;
-            let lazy = LazyLog::parse(&row.text);
-            let log: &dyn LookupDyn = match &lazy {
-                Some(l) => l,
-                None => &empty,
-            };
-            if !filters.pass(&log) {
-                return false;
-            }
+        if !filters.is_empty() && !filters.pass(&LazyLog::parse(&row.text)) {
+            return false;
         }
         match acl {
             Some((v, policy)) => st
@@ -250,7 +225,10 @@ pub async fn logs_json(
             None => true,
         }
     });
-    Ok(joined(shown.map(|e| &e.json[..]), formatted.all.len()))
+    Ok(JsonOut::array_of(
+        shown.map(|e| &e.json[..]),
+        formatted.all.len(),
+    ))
 }
 
 /// The map cache: its entries as cached (what the access facts are matched by) and the whole
@@ -269,7 +247,7 @@ fn format_maps(items: &[String]) -> MapEntries {
         })
         .collect();
     let size = items.iter().map(|(_, j)| j.len() + 1).sum();
-    let all = joined(items.iter().map(|(_, j)| &j[..]), size);
+    let all = JsonOut::array_of(items.iter().map(|(_, j)| &j[..]), size);
     MapEntries { items, all }
 }
 
@@ -305,7 +283,7 @@ pub async fn maps_json(
         .map(|(_, j)| &j[..])
         .collect();
     shown.reverse();
-    Ok(joined(shown.into_iter(), formatted.all.len()))
+    Ok(JsonOut::array_of(shown.into_iter(), formatted.all.len()))
 }
 
 #[cfg(test)]
@@ -333,10 +311,7 @@ mod tests {
     }
 
     #[test]
-    fn the_answer_is_the_entries_joined_as_one_array() {
-        let parts: [&[u8]; 3] = [b"{\"a\":1}", b"2", b"\"x\""];
-        assert_eq!(&joined(parts.into_iter(), 16)[..], b"[{\"a\":1},2,\"x\"]");
-        assert_eq!(&joined(std::iter::empty(), 0)[..], b"[]");
+    fn map_points_are_given_compact_and_non_json_ones_left_out() {
         let maps = format_maps(&["{\"a\": 1, \"b\": [1, 2]}".into(), "not json".into()]);
         assert_eq!(&maps.all[..], b"[{\"a\":1,\"b\":[1,2]}]");
     }

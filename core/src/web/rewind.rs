@@ -14,7 +14,7 @@
 //! holds more than was looked at.
 
 use super::error::WebError;
-use super::live::{Filters, LazyLog, LogFormat, Lookup, LookupDyn};
+use super::live::{Filters, LazyLog, LogFormat, Lookup};
 use super::params::Params;
 use super::state::AppState;
 use crate::acl::{Audience, Policy, Viewer};
@@ -221,12 +221,7 @@ impl<'a> Selection<'a> {
         match Stored::parse(field, value) {
             Some(Stored::Row(r)) if self.kept_rows < self.rows_max => {
                 let text = r.log.get();
-                let lazy = LazyLog::parse(text);
-                let empty = Value::Null;
-                let log: &dyn LookupDyn = match &lazy {
-                    Some(l) => l,
-                    None => &empty,
-                };
+                let log = LazyLog::parse(text);
                 if !self.filters.is_empty() && !self.filters.pass(&log) {
                     return;
                 }

@@ -1,6 +1,7 @@
 //! Trending routes (spec `http.md` §7): events, categories, tags, sightings, discussions,
 //! typeahead vocabularies and timelines, over a day range ending at `dateE`.
 
+use super::answer::JsonBody;
 use super::error::WebError;
 use super::json_out::JsonOut;
 use super::narrow::{Accepts, Narrow};
@@ -93,13 +94,6 @@ fn generic(days: &[(i64, String)], per_day: Vec<Vec<(String, f64)>>, top: Option
     out.done()
 }
 
-/// A `Value` answer as bytes, for the few paths of a route that is otherwise written straight.
-fn body(v: Value) -> Result<Bytes, WebError> {
-    serde_json::to_vec(&v)
-        .map(Bytes::from)
-        .map_err(|e| WebError::Internal(format!("json: {e}")))
-}
-
 /// `/_getTrendingEvents?dateS&dateE&topNum&specificLabel`; with `tags`/`not_tags`, the events
 /// whose tags pass (read from mispdash's own key, see [`super::narrow`]).
 pub async fn events(st: &AppState, p: &Params) -> Result<Bytes, WebError> {
@@ -152,7 +146,7 @@ pub async fn events(st: &AppState, p: &Params) -> Result<Bytes, WebError> {
             .collect();
         if let Some(label) = p.get("specificLabel") {
             let label = label.replace("\\n", "\n");
-            return body(Value::Array(
+            return Value::Array(
                 days.iter()
                     .zip(per_day)
                     .map(
@@ -162,7 +156,8 @@ pub async fn events(st: &AppState, p: &Params) -> Result<Bytes, WebError> {
                         },
                     )
                     .collect(),
-            ));
+            )
+            .into_body();
         }
         let top = params::top_num(p)?;
         return Ok(generic(&days, per_day, Some(top)));
@@ -183,7 +178,7 @@ pub async fn events(st: &AppState, p: &Params) -> Result<Bytes, WebError> {
         } else {
             pipe.query_async(&mut c).await?
         };
-        return body(Value::Array(
+        return Value::Array(
             days.iter()
                 .zip(scores)
                 .map(|((ts, _), s)| match s {
@@ -191,7 +186,8 @@ pub async fn events(st: &AppState, p: &Params) -> Result<Bytes, WebError> {
                     None => json!([ts, []]),
                 })
                 .collect(),
-        ));
+        )
+        .into_body();
     }
     let top = params::top_num(p)?;
     let per_day = ranges(st, &keys, -1).await?;
