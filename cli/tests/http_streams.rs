@@ -186,11 +186,7 @@ fn assert_python_spelling(payloads: &[String]) {
 
 #[test]
 fn streams_deliver_the_original_payloads_to_every_client() {
-    let redis = Redis::start();
-    load_dump(
-        &redis,
-        &read_json(&shared().join("corpus/seed2.redis.json")),
-    );
+    let redis = seed2_redis();
     let server = start_server(redis.port, &ServerSetup::default(), "sse");
     let base = server.base("http");
     let logs: Vec<SseClient> = (0..5)
@@ -234,16 +230,7 @@ fn streams_deliver_the_original_payloads_to_every_client() {
     assert_python_spelling(&payloads);
     // Rows equal the original's own formatting of the same entries: its /_logs answer holds
     // the newest cached entries, which are the last attribute messages published.
-    let expected = read_json(&shared().join("corpus/seed2.http.json"));
-    let oracle_rows = expected["responses"]
-        .as_array()
-        .expect("responses")
-        .iter()
-        .find(|r| r["id"] == "logs")
-        .expect("logs")["json"]
-        .as_array()
-        .expect("rows")
-        .clone();
+    let oracle_rows = recorded("logs").as_array().expect("rows").clone();
     let attr: Vec<Value> = payloads
         .iter()
         .map(|p| serde_json::from_str::<Value>(p).expect("json"))
@@ -272,12 +259,7 @@ fn streams_deliver_the_original_payloads_to_every_client() {
     }
 
     // Contributors and awards: enriched once per message as the original's lookup would.
-    let last = expected["responses"]
-        .as_array()
-        .expect("responses")
-        .iter()
-        .find(|r| r["id"] == "_getTopContributor")
-        .expect("top")["json"]
+    let last = recorded("_getTopContributor")
         .as_array()
         .expect("rows")
         .clone();
@@ -474,11 +456,7 @@ fn row_entry(marker: &str) -> (String, String) {
 /// was down, which the original's route with `Last-Event-ID` never replays.
 #[test]
 fn the_combined_stream_resumes_and_snapshots() {
-    let redis = Redis::start();
-    load_dump(
-        &redis,
-        &read_json(&shared().join("corpus/seed2.redis.json")),
-    );
+    let redis = seed2_redis();
     let setup = ServerSetup {
         args: vec!["--sse-keepalive-secs".into(), "1".into()],
         ..Default::default()
@@ -741,11 +719,7 @@ fn an_idle_server_subscribes_only_while_someone_listens() {
 /// by the cache's length and ends), and filters apply per request over that formatting.
 #[test]
 fn the_json_history_follows_every_change_of_the_live_caches() {
-    let redis = Redis::start();
-    load_dump(
-        &redis,
-        &read_json(&shared().join("corpus/seed2.redis.json")),
-    );
+    let redis = seed2_redis();
     let setup = ServerSetup {
         args: vec!["--http-cache-ms".into(), "0".into()],
         ..Default::default()
@@ -764,14 +738,7 @@ fn the_json_history_follows_every_change_of_the_live_caches() {
         assert_eq!(r.status(), 200, "{path}");
         serde_json::from_str(&r.text().expect("body")).expect("json")
     };
-    let oracle = read_json(&shared().join("corpus/seed2.http.json"));
-    let oracle_logs = oracle["responses"]
-        .as_array()
-        .expect("responses")
-        .iter()
-        .find(|r| r["id"] == "logs")
-        .expect("logs")["json"]
-        .clone();
+    let oracle_logs = recorded("logs");
     let first = json("/_logs", None);
     assert_eq!(first, oracle_logs, "the original's answer on its keyspace");
     assert_eq!(json("/_logs", None), first, "the same, formatted earlier");

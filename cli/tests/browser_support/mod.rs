@@ -81,33 +81,11 @@ pub fn browse_while_publishing(cmd: Command, publish: impl FnMut()) {
     assert!(status.success(), "the browser saw problems:\n{stdout}");
 }
 
-/// A real Redis holding seed2's recorded keyspace.
-pub fn seed2_redis() -> Redis {
-    let redis = Redis::start();
-    load_dump(
-        &redis,
-        &read_json(&shared().join("corpus/seed2.redis.json")),
-    );
-    redis
-}
-
 /// A real Redis holding seed2's recorded keyspace, and the server on it.
 pub fn seed2_server(tag: &str) -> (Redis, Server) {
     let redis = seed2_redis();
     let server = start_server(redis.port, &ServerSetup::default(), tag);
     (redis, server)
-}
-
-/// One recorded answer of seed2's HTTP probe.
-pub fn recorded(id: &str) -> serde_json::Value {
-    let http = read_json(&shared().join("corpus/seed2.http.json"));
-    http["responses"]
-        .as_array()
-        .expect("responses")
-        .iter()
-        .find(|r| r["id"] == id)
-        .unwrap_or_else(|| panic!("{id} recorded"))["json"]
-        .clone()
 }
 
 /// A live stream held open (and read, as a screen would, so that the server never drops it as

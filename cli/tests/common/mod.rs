@@ -220,6 +220,18 @@ pub fn wait_child(child: &mut Child, limit: Duration, what: &str) -> std::proces
 }
 
 /// Polls `f` until it returns true or the limit passes.
+/// One recorded answer of seed2's HTTP probe (the original's, `corpus/seed2.http.json`).
+pub fn recorded(id: &str) -> Value {
+    let http = read_json(&shared().join("corpus/seed2.http.json"));
+    http["responses"]
+        .as_array()
+        .expect("responses")
+        .iter()
+        .find(|r| r["id"] == id)
+        .unwrap_or_else(|| panic!("{id} recorded"))["json"]
+        .clone()
+}
+
 pub fn read_json(p: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(p).expect("read json")).expect("valid json")
 }

@@ -9,6 +9,16 @@ use std::time::Duration;
 
 /// Writes every key of a `redis_dump.py` file into `redis` (zset scores, list order, hashes,
 /// sets and expiries as recorded), so the server can be asked about the oracle's own data.
+/// A Redis holding the original's seed2 keyspace (`corpus/seed2.redis.json`).
+pub fn seed2_redis() -> Redis {
+    let redis = Redis::start();
+    load_dump(
+        &redis,
+        &crate::common::read_json(&crate::common::shared().join("corpus/seed2.redis.json")),
+    );
+    redis
+}
+
 pub fn load_dump(redis: &Redis, dump: &Value) {
     let dbs = dump["dbs"].as_object().expect("dump has dbs");
     for (db, keys) in dbs {
