@@ -6,6 +6,15 @@
 # package (built, installed, removed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# One build from scratch: incremental compilation's caches would only double the disk used.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+# The suite needs about 15 GB (the builds, Debian trees for the Apache and package tests); say
+# so first rather than fail mid-run with "No space left on device".
+free_kb="$(df -Pk . | awk 'NR == 2 { print $4 }')"
+echo "== disk: $((free_kb / 1024 / 1024)) GB free where the suite builds"
+if [ "$free_kb" -lt $((15 * 1024 * 1024)) ]; then
+  echo "warning: less than 15 GB free here; the builds and test trees may fill the disk" >&2
+fi
 bash scripts/setup.sh test
 echo "== web pages: type check, lint and format check, unit tests (core/web)"
 npm run --prefix core/web --silent check

@@ -6,6 +6,7 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// A loopback port nothing listened on a moment ago (another test may still take it first:
@@ -27,15 +28,55 @@ pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     f()
 }
 
-/// A fresh directory under the system's temporary directory, named for the test.
+/// A fresh directory named for the test, under this test process's own folder of the system's
+/// temporary directory.
+///
+/// Tests leave their directories behind (a test that panics, a server killed mid-test, files a
+/// running `redis-server` still writes), and a test binary cannot clean up as it exits. So every
+/// directory of one process lives in `mispdash-test-<pid>`, and the first call of each process
+/// removes the folders of processes that no longer run. Without that, every run of the suite
+/// kept hundreds of megabytes (the self-test copies the binary), until a CI machine's disk
+/// filled up mid-run.
 pub fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "mispdash-test-{name}-{}-{}",
-        std::process::id(),
-        free_port()
-    ));
+    let d = run_root().join(format!("{name}-{}", free_port()));
     std::fs::create_dir_all(&d).expect("create temp dir");
     d
+}
+
+/// This process's folder for [`tmpdir`], made once, after sweeping the folders of finished runs.
+fn run_root() -> &'static Path {
+    static ROOT: OnceLock<PathBuf> = OnceLock::new();
+    ROOT.get_or_init(|| {
+        let tmp = std::env::temp_dir();
+        sweep_finished_runs(&tmp);
+        let root = tmp.join(format!("{RUN_PREFIX}{}", std::process::id()));
+        std::fs::create_dir_all(&root).expect("create the run's temp dir");
+        root
+    })
+}
+
+const RUN_PREFIX: &str = "mispdash-test-";
+
+/// Removes `mispdash-test-<pid>` folders whose process is gone (no `/proc/<pid>`). A folder
+/// whose name is not a pid is not ours to judge and stays.
+fn sweep_finished_runs(tmp: &Path) {
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(RUN_PREFIX))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new("/proc").join(pid.to_string()).exists() {
+            // Best effort: another test process may sweep the same folder at the same time.
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// A redis-server of the test's own on a loopback port, killed when dropped.
@@ -186,5 +227,31 @@ impl Redis {
 impl Drop for Redis {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sweep_removes_only_the_folders_of_finished_runs() {
+        let parent = tmpdir("sweep");
+        let mut done = Command::new("true").spawn().expect("spawn true");
+        let dead = done.id();
+        done.wait().expect("wait for true");
+        let finished = parent.join(format!("{RUN_PREFIX}{dead}"));
+        let running = parent.join(format!("{RUN_PREFIX}{}", std::process::id()));
+        let not_a_run = parent.join(format!("{RUN_PREFIX}redis-12-34"));
+        for d in [&finished, &running, &not_a_run] {
+            std::fs::create_dir_all(d.join("inner")).expect("make a folder");
+        }
+        sweep_finished_runs(&parent);
+        assert!(!finished.exists(), "the finished run's folder stayed");
+        assert!(running.exists(), "a running process's folder was removed");
+        assert!(
+            not_a_run.exists(),
+            "a folder that is not a run's was removed"
+        );
     }
 }
