@@ -104,6 +104,18 @@ pub struct GeoConfig {
     pub clustering_distance: f64,
 }
 
+impl GeoConfig {
+    /// The clustering threshold in degrees, from `clusteringDistance`.
+    ///
+    /// The original derives it from the number of characters of `str(float(distance))`, not
+    /// from the distance itself (`10` gives `"10.0"`, 4 characters, hence 10^-3 degrees).
+    /// Points are merged exactly as in existing installations only if that formula is kept.
+    pub fn cluster_threshold(&self) -> f64 {
+        let len = crate::pyjson::float_repr(self.clustering_distance).len() as i32;
+        10f64.powi(len - 7)
+    }
+}
+
 /// How contributions are scored: `compatible` reproduces the original's scoring quirks (so an
 /// existing installation's ranks and awards go on as before); `corrected` fixes the ones that
 /// are plain bugs (see `docs/compat.md`).
@@ -1136,6 +1148,21 @@ impl Reader<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cluster_threshold_follows_the_digit_count() {
+        let t = |clustering_distance| {
+            GeoConfig {
+                update_frequency: 60,
+                zoomlevel: 15,
+                clustering_distance,
+            }
+            .cluster_threshold()
+        };
+        assert!((t(10.0) - 0.001).abs() < 1e-15);
+        assert!((t(100.0) - 0.01).abs() < 1e-15);
+        assert!((t(2.5) - 0.0001).abs() < 1e-15);
+    }
 
     const ORIGINAL_DEFAULT: &str = r#"[Server]
 host = localhost

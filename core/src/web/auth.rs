@@ -25,9 +25,9 @@
 //! have a timeout, and the MISP session opened to check a password is logged out at once. A
 //! `session_secret` that is the default or shorter than 32 characters is refused at start.
 
+use super::db::Db;
 use super::error::WebError;
 use super::lock;
-use super::state::{Db, Shared};
 use cookie::{Cookie, CookieJar, Key, SameSite};
 use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -35,6 +35,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256, Sha512};
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
 
@@ -143,65 +144,61 @@ pub struct Current {
     pub digest: String,
 }
 
-/// The session of a request (see [`Auth::session`]), or `None` with auth off.
-pub async fn current_session(
-    st: &Shared,
-    cookie_headers: &[&str],
-) -> Result<Option<Current>, WebError> {
-    let Some(digest) = st
-        .auth
-        .as_ref()
-        .and_then(|a| a.token_digest(cookie_headers))
-    else {
-        return Ok(None);
-    };
-    current_by_digest(st, digest).await
-}
-
-/// The session named by `digest`, as Redis has it. When MISP's re-check of its user is due,
-/// it starts in the background and this answers at once: the request never waits for MISP
-/// (which may take its 10 s while the request has 5 s for Redis), and a session is re-checked
-/// once at a time however many requests it makes meanwhile.
-pub async fn current_by_digest(st: &Shared, digest: String) -> Result<Option<Current>, WebError> {
-    let Some(auth) = &st.auth else {
-        return Ok(None);
-    };
-    let found = auth.session_by_digest(&st.data, digest).await?;
-    if let Some(c) = &found {
-        if auth.recheck_due(&c.session) {
-            spawn_recheck(st, c.digest.clone());
-        }
-    }
-    Ok(found)
-}
-
-/// Starts the re-check of session `digest`, unless one is running.
-fn spawn_recheck(st: &Shared, digest: String) {
-    let Some(auth) = &st.auth else {
-        return;
-    };
-    if !lock(&auth.rechecking).insert(digest.clone()) {
-        return;
-    }
-    let st = st.clone();
-    tokio::spawn(async move {
-        let Some(auth) = &st.auth else {
-            return;
+impl Auth {
+    /// The session of a request (see [`Auth::session`]), read from `data`.
+    pub async fn current_session(
+        self: &Arc<Self>,
+        data: &Db,
+        cookie_headers: &[&str],
+    ) -> Result<Option<Current>, WebError> {
+        let Some(digest) = self.token_digest(cookie_headers) else {
+            return Ok(None);
         };
-        // Bounded, so that a Redis that stopped answering does not keep the session marked
-        // as being re-checked for ever.
-        let r = tokio::time::timeout(
-            MISP_TIMEOUT * 2 + Duration::from_secs(10),
-            auth.recheck_session(&st.data, digest.clone()),
-        )
-        .await;
-        lock(&auth.rechecking).remove(&digest);
-        match r {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!("re-check of a session stopped: {e}"),
-            Err(_) => tracing::warn!("re-check of a session took too long; tried again later"),
+        self.current_by_digest(data, digest).await
+    }
+
+    /// The session named by `digest`, as Redis has it. When MISP's re-check of its user is
+    /// due, it starts in the background and this answers at once: the request never waits for
+    /// MISP (which may take its 10 s while the request has 5 s for Redis), and a session is
+    /// re-checked once at a time however many requests it makes meanwhile.
+    pub async fn current_by_digest(
+        self: &Arc<Self>,
+        data: &Db,
+        digest: String,
+    ) -> Result<Option<Current>, WebError> {
+        let found = self.session_by_digest(data, digest).await?;
+        if let Some(c) = &found {
+            if self.recheck_due(&c.session) {
+                self.spawn_recheck(data, c.digest.clone());
+            }
         }
-    });
+        Ok(found)
+    }
+
+    /// Starts the re-check of session `digest`, unless one is running.
+    fn spawn_recheck(self: &Arc<Self>, data: &Db, digest: String) {
+        if !lock(&self.rechecking).insert(digest.clone()) {
+            return;
+        }
+        let (auth, data) = (self.clone(), data.clone());
+        tokio::spawn(async move {
+            // Bounded, so that a Redis that stopped answering does not keep the session marked
+            // as being re-checked for ever.
+            let r = tokio::time::timeout(
+                MISP_TIMEOUT * 2 + Duration::from_secs(10),
+                auth.recheck_session(&data, digest.clone()),
+            )
+            .await;
+            lock(&auth.rechecking).remove(&digest);
+            match r {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!("re-check of a session stopped: {e}"),
+                Err(_) => {
+                    tracing::warn!("re-check of a session took too long; tried again later")
+                }
+            }
+        });
+    }
 }
 
 /// Who MISP says logged in.
@@ -341,7 +338,7 @@ impl Auth {
     }
 
     /// Whether the cookies of an answer are `Secure`, given whether the request came over
-    /// HTTPS ([`super::conn::Https`]). Every cookie builder below takes `https` and asks this.
+    /// HTTPS (`Https`, in the request module). Every cookie builder below takes `https` and asks this.
     pub fn cookie_secure(&self, https: bool) -> bool {
         https || self.secure_always
     }
@@ -415,7 +412,7 @@ impl Auth {
 
     /// [`Auth::session`] by the session's digest: what a live stream asks now and then, so
     /// that a logout or a re-check that ends the session also ends its open streams. Redis
-    /// only: MISP's re-check runs apart ([`current_by_digest`]).
+    /// only: MISP's re-check runs apart ([`Auth::current_by_digest`]).
     pub async fn session_by_digest(
         &self,
         db: &Db,

@@ -7,16 +7,6 @@ use super::state::AppState;
 use crate::keys;
 use serde_json::{json, Value};
 
-/// The clustering threshold in degrees, from `[GEO] clusteringDistance`.
-///
-/// The original derives it from the number of characters of `str(float(distance))`, not from
-/// the distance itself (`10` gives `"10.0"`, 4 characters, hence 10^-3 degrees). Points are
-/// merged exactly as in existing installations only if that formula is kept.
-pub fn cluster_threshold(distance: f64) -> f64 {
-    let len = crate::pyjson::float_repr(distance).len() as i32;
-    10f64.powi(len - 7)
-}
-
 /// `/_getTopCoord?date=`: the 6 most frequent coordinates of a day.
 /// With `categ` or `bbox` (see [`super::narrow`]): the 6 most frequent of those that pass.
 pub async fn top_coord(st: &AppState, p: &Params) -> Result<Value, WebError> {
@@ -351,13 +341,6 @@ pub fn cluster(points: impl Iterator<Item = (String, (f64, f64))>, threshold: f6
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn threshold_follows_the_digit_count() {
-        assert!((cluster_threshold(10.0) - 0.001).abs() < 1e-15);
-        assert!((cluster_threshold(100.0) - 0.01).abs() < 1e-15);
-        assert!((cluster_threshold(2.5) - 0.0001).abs() < 1e-15);
-    }
 
     #[test]
     fn close_points_share_the_first_point_coordinates() {

@@ -11,10 +11,12 @@
 //! during a migration, an admin clearing the cache), with no key of our own to keep in step.
 //! Filters and access control are applied per request, over the entries formatted once.
 
+use super::db::Db;
 use super::error::WebError;
+use super::hub::KnownEvents;
 use super::json_out::JsonOut;
+use super::live::LogFormat;
 use super::live::{is_row_name, Filters, LazyLog};
-use super::state::AppState;
 use crate::keys;
 use bytes::Bytes;
 use serde_json::{Map, Value};
@@ -58,11 +60,11 @@ impl<T> ListMemo<T> {
     /// made by `build` from the whole list (newest first) and kept.
     async fn through(
         &self,
-        st: &AppState,
+        data: &Db,
         key: &str,
         build: impl FnOnce(&[String]) -> T,
     ) -> Result<Arc<Memoed<T>>, WebError> {
-        let mut c = st.data.conn().await?;
+        let mut c = data.conn().await?;
         let kept = super::lock(&self.0).clone();
         if let Some(kept) = kept {
             let (len, head, tail): (usize, Option<String>, Option<String>) = redis::pipe()
@@ -102,6 +104,16 @@ pub struct LiveMemos {
     maps: ListMemo<MapEntries>,
 }
 
+/// What the live caches are read from and formatted with: the server's, lent per request.
+pub struct Sources<'a> {
+    pub data: &'a Db,
+    pub log_format: &'a LogFormat,
+    /// MISP's rules, when the live views follow them.
+    pub acl: Option<&'a crate::acl::Policy>,
+    /// What is known of events, for rows that name theirs without describing it.
+    pub known: &'a KnownEvents,
+}
+
 /// The live log formatted: each entry as `/_logs` gives it, and the whole answer.
 struct LogEntries {
     entries: Vec<LogEntry>,
@@ -130,7 +142,7 @@ fn to_json(v: &Value) -> Box<[u8]> {
 /// Formats the live-log cache's entries (newest first). An attribute row becomes
 /// `{"log": <row>, "name", "zmqName"}`; any other entry is given as cached; an entry that is not
 /// JSON is left out.
-fn format_logs(st: &AppState, items: &[String]) -> LogEntries {
+fn format_logs(src: &Sources<'_>, items: &[String]) -> LogEntries {
     let mut entries = Vec::with_capacity(items.len());
     for item in items {
         let Ok(m) = serde_json::from_str::<super::live::RawMap<'_>>(item) else {
@@ -150,7 +162,7 @@ fn format_logs(st: &AppState, items: &[String]) -> LogEntries {
             let text = text.unwrap_or_else(|| "null".into());
             let log = LazyLog::parse(&text);
             let mut e = Map::new();
-            e.insert("log".into(), st.cfg.log_format.row(&log));
+            e.insert("log".into(), src.log_format.row(&log));
             e.insert("name".into(), name);
             e.insert(
                 "zmqName".into(),
@@ -158,7 +170,7 @@ fn format_logs(st: &AppState, items: &[String]) -> LogEntries {
                     .and_then(|r| serde_json::from_str(r.get()).ok())
                     .unwrap_or(Value::Null),
             );
-            let facts = st.acl.as_ref().and_then(|_| super::stream::facts_of(&text));
+            let facts = src.acl.and_then(|_| super::hub::facts_of(&text));
             entries.push(LogEntry {
                 json: to_json(&Value::Object(e)),
                 row: Some(RowFacts {
@@ -176,59 +188,6 @@ fn format_logs(st: &AppState, items: &[String]) -> LogEntries {
     let size = entries.iter().map(|e| e.json.len() + 1).sum();
     let all = JsonOut::array_of(entries.iter().map(|e| &e.json[..]), size);
     LogEntries { entries, all }
-}
-
-/// `/_logs` (JSON): the cached live log, newest first, formatted and filtered (by the
-/// `filters` cookie, and with access control on by what `viewer` may see).
-pub async fn logs_json(
-    st: &AppState,
-    filters: &Filters,
-    viewer: Option<&crate::acl::Viewer>,
-) -> Result<Bytes, WebError> {
-    let memo = st
-        .live_memos
-        .logs
-        .through(st, keys::LIVE_CACHE_LOG, |items| format_logs(st, items))
-        .await?;
-    let formatted = &memo.value;
-    let acl = viewer.zip(st.acl.as_ref());
-    if filters.is_empty() && acl.is_none() {
-        return Ok(formatted.all.clone());
-    }
-    if acl.is_some() {
-        // The events that rows name without describing, read at once.
-        let known = &st.hub.live.known_events;
-        let mut missing: Vec<u64> = formatted
-            .entries
-            .iter()
-            .filter_map(|e| e.row.as_ref()?.facts.as_ref())
-            .filter_map(|f| known.missing(f))
-            .collect();
-        missing.sort_unstable();
-        missing.dedup();
-        known.fetch(st, &missing).await;
-    }
-    let shown = formatted.entries.iter().filter(|e| {
-        let Some(row) = &e.row else {
-            return true;
-        };
-        if !filters.is_empty() && !filters.pass(&LazyLog::parse(&row.text)) {
-            return false;
-        }
-        match acl {
-            Some((v, policy)) => st
-                .hub
-                .live
-                .known_events
-                .audience_of(row.facts.clone(), policy)
-                .admits(v),
-            None => true,
-        }
-    });
-    Ok(JsonOut::array_of(
-        shown.map(|e| &e.json[..]),
-        formatted.all.len(),
-    ))
 }
 
 /// The map cache: its entries as cached (what the access facts are matched by) and the whole
@@ -251,39 +210,91 @@ fn format_maps(items: &[String]) -> MapEntries {
     MapEntries { items, all }
 }
 
-/// `/_maps` (JSON): the cached map points, newest first; with access control on, those
-/// `viewer` may see (by the facts the dispatcher recorded beside them, `keys::ACL_MAP`; a
-/// point without is for site admins only).
-pub async fn maps_json(
-    st: &AppState,
-    viewer: Option<&crate::acl::Viewer>,
-) -> Result<Bytes, WebError> {
-    let memo = st
-        .live_memos
-        .maps
-        .through(st, keys::LIVE_CACHE_MAP, format_maps)
-        .await?;
-    let formatted = &memo.value;
-    let (Some(v), Some(policy)) = (viewer, st.acl.as_ref()) else {
-        return Ok(formatted.all.clone());
-    };
-    let mut c = st.data.conn().await?;
-    let mut q = crate::acl::PointFactsQueue::default();
-    q.extend_from_list(&super::stream::recorded_point_facts(&mut c).await?);
-    // Oldest first, as the facts were recorded, then back to newest first.
-    let mut shown: Vec<&[u8]> = formatted
-        .items
-        .iter()
-        .rev()
-        .filter(|(s, _)| {
-            q.take(s)
-                .is_some_and(|f| crate::acl::Audience::decide(&f, policy).admits(v))
-                || v.site_admin
-        })
-        .map(|(_, j)| &j[..])
-        .collect();
-    shown.reverse();
-    Ok(JsonOut::array_of(shown.into_iter(), formatted.all.len()))
+impl LiveMemos {
+    /// `/_logs` (JSON): the cached live log, newest first, formatted and filtered (by the
+    /// `filters` cookie, and with access control on by what `viewer` may see).
+    pub async fn logs_json(
+        &self,
+        src: Sources<'_>,
+        filters: &Filters,
+        viewer: Option<&crate::acl::Viewer>,
+    ) -> Result<Bytes, WebError> {
+        let memo = self
+            .logs
+            .through(src.data, keys::LIVE_CACHE_LOG, |items| {
+                format_logs(&src, items)
+            })
+            .await?;
+        let formatted = &memo.value;
+        let acl = viewer.zip(src.acl);
+        if filters.is_empty() && acl.is_none() {
+            return Ok(formatted.all.clone());
+        }
+        if acl.is_some() {
+            // The events that rows name without describing, read at once.
+            let known = src.known;
+            let mut missing: Vec<u64> = formatted
+                .entries
+                .iter()
+                .filter_map(|e| e.row.as_ref()?.facts.as_ref())
+                .filter_map(|f| known.missing(f))
+                .collect();
+            missing.sort_unstable();
+            missing.dedup();
+            known.fetch(src.data, &missing).await;
+        }
+        let shown = formatted.entries.iter().filter(|e| {
+            let Some(row) = &e.row else {
+                return true;
+            };
+            if !filters.is_empty() && !filters.pass(&LazyLog::parse(&row.text)) {
+                return false;
+            }
+            match acl {
+                Some((v, policy)) => src.known.audience_of(row.facts.clone(), policy).admits(v),
+                None => true,
+            }
+        });
+        Ok(JsonOut::array_of(
+            shown.map(|e| &e.json[..]),
+            formatted.all.len(),
+        ))
+    }
+
+    /// `/_maps` (JSON): the cached map points, newest first; with access control on, those
+    /// `viewer` may see (by the facts the dispatcher recorded beside them, `keys::ACL_MAP`; a
+    /// point without is for site admins only).
+    pub async fn maps_json(
+        &self,
+        src: Sources<'_>,
+        viewer: Option<&crate::acl::Viewer>,
+    ) -> Result<Bytes, WebError> {
+        let memo = self
+            .maps
+            .through(src.data, keys::LIVE_CACHE_MAP, format_maps)
+            .await?;
+        let formatted = &memo.value;
+        let (Some(v), Some(policy)) = (viewer, src.acl) else {
+            return Ok(formatted.all.clone());
+        };
+        let mut c = src.data.conn().await?;
+        let mut q = crate::acl::PointFactsQueue::default();
+        q.extend_from_list(&super::hub::recorded_point_facts(&mut c).await?);
+        // Oldest first, as the facts were recorded, then back to newest first.
+        let mut shown: Vec<&[u8]> = formatted
+            .items
+            .iter()
+            .rev()
+            .filter(|(s, _)| {
+                q.take(s)
+                    .is_some_and(|f| crate::acl::Audience::decide(&f, policy).admits(v))
+                    || v.site_admin
+            })
+            .map(|(_, j)| &j[..])
+            .collect();
+        shown.reverse();
+        Ok(JsonOut::array_of(shown.into_iter(), formatted.all.len()))
+    }
 }
 
 #[cfg(test)]

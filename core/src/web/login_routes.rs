@@ -3,10 +3,10 @@
 //! because it is the one part that writes cookies and reads a request body.
 
 use super::answer::REDIS_DEADLINE;
-use super::conn::Https;
 use super::error::WebError;
 use super::pages;
 use super::params::Params;
+use super::request::Https;
 use super::request::{client_address, cookie_headers, wants_page};
 use super::state::Shared;
 use axum::body::Body;
@@ -182,9 +182,9 @@ pub(super) async fn require_session(
     mut req: Request,
     next: Next,
 ) -> Response {
-    if st.auth.is_none() {
+    let Some(auth) = st.auth.clone() else {
         return next.run(req).await;
-    }
+    };
     // The host program's own question (the Python bindings' read helpers).
     if req
         .extensions()
@@ -198,7 +198,7 @@ pub(super) async fn require_session(
     }
     let found = match tokio::time::timeout(
         REDIS_DEADLINE,
-        super::auth::current_session(&st, &cookie_headers(req.headers())),
+        auth.current_session(&st.data, &cookie_headers(req.headers())),
     )
     .await
     {

@@ -8,7 +8,10 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::AtomicU64;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -180,5 +183,32 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// Samples of each feed's message counter, to tell messages per minute.
+#[derive(Default)]
+pub struct FeedRates(Mutex<HashMap<String, VecDeque<(Instant, u64)>>>);
+
+/// How far back a rate looks.
+const RATE_WINDOW: Duration = Duration::from_secs(60);
+
+impl FeedRates {
+    /// Records a sample and returns messages per minute over the last minute (or as much of it
+    /// as has been observed, at least 5 s), `None` before that.
+    pub fn sample(&self, feed: &str, messages: u64) -> Option<f64> {
+        let now = Instant::now();
+        let mut g = self.0.lock().ok()?;
+        let q = g.entry(feed.to_string()).or_default();
+        q.push_back((now, messages));
+        while q.len() > 2
+            && q.get(1)
+                .is_some_and(|(t, _)| now.duration_since(*t) >= RATE_WINDOW)
+        {
+            q.pop_front();
+        }
+        let (t0, m0) = *q.front()?;
+        let span = now.duration_since(t0).as_secs_f64();
+        (span >= 5.0).then(|| messages.saturating_sub(m0) as f64 * 60.0 / span)
     }
 }

@@ -8,14 +8,22 @@
 //! and `/metrics`; [`tls`] builds the rustls configuration. [`start`] binds the port and
 //! serves ([`serve`]) on its own Tokio runtime in a thread, so the rest of `mispdash run` stays
 //! synchronous.
+//!
+//! The modules come in two layers. [`state`] holds what every handler shares, built from
+//! handle modules that never read it back ([`db`], [`hub`], [`live_cache`], [`auth`],
+//! [`refusals`], [`metrics`], [`conn`], ...); the handler modules ([`routes`],
+//! [`stream_routes`], [`stream`], [`ops`], the readers) take the state and the handles they
+//! need. The test `no_module_that_state_holds_reads_state` keeps it so.
 
 mod answer;
 pub mod auth;
 pub mod conn;
 pub mod contrib;
+pub mod db;
 pub mod embed;
 pub mod error;
 pub mod geo;
+pub mod hub;
 pub mod json_out;
 pub mod live;
 pub mod live_cache;
@@ -41,7 +49,8 @@ pub mod users;
 use crate::clock::Clock;
 use crate::config::{Config, Ranking};
 use crate::redis_util::RedisTarget;
-use state::{AppState, Db, GeoInfo, WebConfig};
+use db::Db;
+use state::{AppState, GeoInfo, WebConfig};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -93,7 +102,7 @@ pub struct WebOptions {
     pub write_timeout: Duration,
     /// The threads of a WSGI server's pool (mod_wsgi's `threads`), when the dashboard runs in
     /// one: each live stream holds a thread there for as long as it is open, so streams get
-    /// at most [`stream::stream_slots`] of them in all and a quarter of those per client, and the rest
+    /// at most [`hub::stream_slots`] of them in all and a quarter of those per client, and the rest
     /// stay free for page requests. `None` for the standalone server, whose streams are
     /// tasks.
     pub host_threads: Option<usize>,
@@ -214,7 +223,7 @@ fn build_state(
     if let Some(n) = opts.login_attempts_per_minute {
         guard.login_attempts_per_minute = n;
     }
-    let stream_slots = opts.host_threads.map(stream::stream_slots);
+    let stream_slots = opts.host_threads.map(hub::stream_slots);
     // In a WSGI server a stream's thread learns that its client left only when a write
     // fails, which through Apache takes two writes or so: keep-alives every 5 s give the
     // thread back within seconds rather than most of a minute.
@@ -223,7 +232,7 @@ fn build_state(
         None => opts.sse_keepalive,
     };
     if let Some(slots) = stream_slots {
-        let per_client = stream::streams_per_client(slots).min(guard.max_streams_per_client);
+        let per_client = hub::streams_per_client(slots).min(guard.max_streams_per_client);
         tracing::info!(
             "{} threads serve requests: at most {slots} of them hold live streams (one per \
              open page), {per_client} per client; the others are kept for page requests",
@@ -231,7 +240,7 @@ fn build_state(
         );
         guard.max_streams_per_client = per_client;
     }
-    let auth = auth::Auth::from_config(&cfg.auth, &guard)?;
+    let auth = auth::Auth::from_config(&cfg.auth, &guard)?.map(Arc::new);
     let ranking = match &cfg.ranking_path {
         Some(p) => Ranking::load(p)?,
         None => Ranking::default(),
@@ -249,7 +258,7 @@ fn build_state(
              users there is no one to apply MISP's rules for; everyone sees everything"
         );
     }
-    let hub = stream::Hub::new(keepalive, opts.stream_linger, shutdown_rx);
+    let hub = hub::Hub::new(keepalive, opts.stream_linger, shutdown_rx);
     if let Some(p) = &acl {
         hub.set_acl(p.clone());
         tracing::info!(
@@ -274,7 +283,7 @@ fn build_state(
         auth,
         tls: tls_on,
         geoip: geo_info(cfg),
-        rates: ops::FeedRates::default(),
+        rates: metrics::FeedRates::default(),
         version: env!("CARGO_PKG_VERSION"),
         cache_enabled: !opts.cache_ttl.is_zero(),
         admission: Arc::new(conn::Admission::new(
@@ -282,7 +291,7 @@ fn build_state(
             guard.max_connections_per_address,
             guard.trusted_proxies.clone(),
         )),
-        streams: stream::StreamCounts::new(stream_slots),
+        streams: hub::StreamCounts::new(stream_slots),
         refusals: refusals::Refusals::default(),
         ui: ui_router(),
         acl,
@@ -350,4 +359,74 @@ pub fn start(
         tls: tls_on,
         thread: Some(thread),
     })
+}
+
+#[cfg(test)]
+mod layering {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    /// The `super::<module>` paths of one source file outside its test module.
+    fn references(src: &str, modules: &BTreeSet<String>) -> BTreeSet<String> {
+        let code = match src.find("#[cfg(test)]\nmod tests") {
+            Some(i) => {
+                let end = src[i..].find("\n}\n").map_or(src.len(), |j| i + j + 3);
+                format!("{}{}", &src[..i], &src[end..])
+            }
+            None => src.to_string(),
+        };
+        let re = regex::Regex::new(r"super::(\w+)").expect("pattern");
+        re.captures_iter(&code)
+            .map(|c| c[1].to_string())
+            .filter(|m| modules.contains(m))
+            .collect()
+    }
+
+    #[test]
+    fn no_module_that_state_holds_reads_state() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/web");
+        let mut sources = BTreeMap::new();
+        for entry in std::fs::read_dir(&dir).expect("read src/web") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|e| e == "rs") {
+                let name = path
+                    .file_stem()
+                    .expect("stem")
+                    .to_string_lossy()
+                    .into_owned();
+                sources.insert(name, std::fs::read_to_string(&path).expect("read a module"));
+            }
+        }
+        let modules: BTreeSet<String> = sources.keys().cloned().collect();
+        let graph: BTreeMap<&str, BTreeSet<String>> = sources
+            .iter()
+            .map(|(m, s)| {
+                let mut refs = references(s, &modules);
+                refs.remove(m);
+                (m.as_str(), refs)
+            })
+            .collect();
+        let reach = |from: &str| {
+            let mut seen = BTreeSet::new();
+            let mut todo = vec![from.to_string()];
+            while let Some(m) = todo.pop() {
+                for n in graph.get(m.as_str()).into_iter().flatten() {
+                    if seen.insert(n.clone()) {
+                        todo.push(n.clone());
+                    }
+                }
+            }
+            seen
+        };
+        let held = reach("state");
+        assert!(
+            held.contains("hub"),
+            "the scan found state's modules: {held:?}"
+        );
+        let back: Vec<&String> = held.iter().filter(|m| reach(m).contains("state")).collect();
+        assert!(
+            back.is_empty(),
+            "modules that state is built from read state back (directly or through others): \
+             {back:?}"
+        );
+    }
 }

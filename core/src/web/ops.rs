@@ -7,37 +7,9 @@ use super::metrics::{FeedLabels, StreamLabels};
 use super::state::AppState;
 use crate::keys;
 use serde_json::{json, Map, Value};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
-
-/// Samples of each feed's message counter, to tell messages per minute.
-#[derive(Default)]
-pub struct FeedRates(Mutex<HashMap<String, VecDeque<(Instant, u64)>>>);
-
-/// How far back a rate looks.
-const RATE_WINDOW: Duration = Duration::from_secs(60);
-
-impl FeedRates {
-    /// Records a sample and returns messages per minute over the last minute (or as much of it
-    /// as has been observed, at least 5 s), `None` before that.
-    pub fn sample(&self, feed: &str, messages: u64) -> Option<f64> {
-        let now = Instant::now();
-        let mut g = self.0.lock().ok()?;
-        let q = g.entry(feed.to_string()).or_default();
-        q.push_back((now, messages));
-        while q.len() > 2
-            && q.get(1)
-                .is_some_and(|(t, _)| now.duration_since(*t) >= RATE_WINDOW)
-        {
-            q.pop_front();
-        }
-        let (t0, m0) = *q.front()?;
-        let span = now.duration_since(t0).as_secs_f64();
-        (span >= 5.0).then(|| messages.saturating_sub(m0) as f64 * 60.0 / span)
-    }
-}
+use std::time::Duration;
 
 /// `GET /healthz`: 200 when the process serves and Redis answers, 503 otherwise.
 pub async fn healthz(st: &AppState) -> (axum::http::StatusCode, Value) {
@@ -281,7 +253,9 @@ pub async fn status(st: &AppState) -> Value {
     // The clients refused a stream for the per-client cap, on any web node (the record is in
     // Redis), with what to do about it: a screen that stays empty says nothing itself.
     let refused_clients = if redis.is_ok() {
-        super::refusals::recorded(st).await.unwrap_or_default()
+        super::refusals::recorded(&st.list)
+            .await
+            .unwrap_or_default()
     } else {
         Vec::new()
     };

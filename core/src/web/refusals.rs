@@ -5,7 +5,7 @@
 //! reverse proxy that is not in `[mispdash] trusted_proxies`, which makes every screen behind
 //! it one client, so the cap serves a handful of pages in all.
 
-use super::state::AppState;
+use super::db::Db;
 use crate::keys;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -74,39 +74,34 @@ impl Refusals {
         s.reported_at = now;
         Some(std::mem::take(&mut s.pending))
     }
+
+    /// Reports a refusal: counted, and at most every [`REPORT_EVERY_SECONDS`] per client a log
+    /// line and the record in Redis (`list`, the database every node and `selftest` read).
+    pub fn report(&self, list: &Db, r: Refusal) {
+        // The wall clock, not the pinned one of the day keys: `selftest` asks what happened in
+        // the last day by the same clock.
+        let now = crate::clock::Clock::system().now_f64();
+        let Some(n) = self.count(&r.client, now) else {
+            return;
+        };
+        tracing::warn!(
+            "live stream refused to {} ({n} refused since the last report): it already holds {} \
+             ({})",
+            r.client,
+            r.max,
+            crate::refused::hint(r.forwarded, r.max)
+        );
+        let list = list.clone();
+        tokio::spawn(async move {
+            if let Err(e) = record(&list, &r, n, now).await {
+                tracing::debug!("could not record a refused stream in Redis: {e}");
+            }
+        });
+    }
 }
 
-/// Reports a refusal: counted, and at most every [`REPORT_EVERY_SECONDS`] per client a log
-/// line and the record in Redis.
-pub fn report(st: &std::sync::Arc<AppState>, r: Refusal) {
-    // The wall clock, not the pinned one of the day keys: `selftest` asks what happened in
-    // the last day by the same clock.
-    let now = crate::clock::Clock::system().now_f64();
-    let Some(n) = st.refusals.count(&r.client, now) else {
-        return;
-    };
-    tracing::warn!(
-        "live stream refused to {} ({n} refused since the last report): it already holds {} \
-         ({})",
-        r.client,
-        r.max,
-        crate::refused::hint(r.forwarded, r.max)
-    );
-    let st = st.clone();
-    tokio::spawn(async move {
-        if let Err(e) = record(&st, &r, n, now).await {
-            tracing::debug!("could not record a refused stream in Redis: {e}");
-        }
-    });
-}
-
-async fn record(
-    st: &AppState,
-    r: &Refusal,
-    n: u64,
-    now: f64,
-) -> Result<(), super::error::WebError> {
-    let mut c = st.list.conn().await?;
+async fn record(list: &Db, r: &Refusal, n: u64, now: f64) -> Result<(), super::error::WebError> {
+    let mut c = list.conn().await?;
     let len: usize = redis::cmd("HLEN")
         .arg(keys::STREAMS_REFUSED)
         .query_async(&mut c)
@@ -133,8 +128,8 @@ async fn record(
 
 /// The recorded refusals, most recent first: `{"client", "last", "refused", "forwarded",
 /// "max", "hint"}` (see [`crate::refused`]).
-pub async fn recorded(st: &AppState) -> Result<Vec<Value>, super::error::WebError> {
-    let mut c = st.list.conn().await?;
+pub async fn recorded(list: &Db) -> Result<Vec<Value>, super::error::WebError> {
+    let mut c = list.conn().await?;
     let (entries, counts): (HashMap<String, String>, HashMap<String, u64>) = redis::pipe()
         .hgetall(keys::STREAMS_REFUSED)
         .hgetall(keys::STREAMS_REFUSED_COUNT)

@@ -102,6 +102,54 @@ impl axum::extract::FromRequestParts<Shared> for RewindAsk {
     }
 }
 
+/// Whether the browser reached the dashboard over HTTPS: on a TLS connection, or through a
+/// trusted reverse proxy that says so in `X-Forwarded-Proto` (its own value, the last one; from
+/// anyone else the header is ignored, since a client could write it). Decides the cookies'
+/// `Secure` flag: a cookie set over HTTPS without it would also be sent to the host's plain
+/// HTTP ports.
+#[derive(Clone, Copy, Debug)]
+pub struct Https(pub bool);
+
+impl Https {
+    pub fn of(st: &super::state::AppState, parts: &axum::http::request::Parts) -> bool {
+        if parts
+            .extensions
+            .get::<super::conn::ArrivedOverTls>()
+            .map_or(st.tls, |a| a.0)
+        {
+            return true;
+        }
+        let Some(axum::extract::ConnectInfo(peer)) = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        else {
+            return false;
+        };
+        if !st.admission.is_trusted(peer.ip()) {
+            return false;
+        }
+        parts
+            .headers
+            .get_all("x-forwarded-proto")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .last()
+            .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"))
+    }
+}
+
+impl axum::extract::FromRequestParts<super::state::Shared> for Https {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        st: &super::state::Shared,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Https(Https::of(st, parts)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

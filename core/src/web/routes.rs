@@ -5,12 +5,12 @@
 
 use super::answer::{cached, json_bytes, json_route};
 use super::error::WebError;
+use super::hub::Kind;
 use super::login_routes::{login_form, login_submit, logout, require_session};
 use super::middleware::{json_errors, observe, track_activity};
 use super::params::Params;
 use super::request::{viewer_of, wants_page, Session};
 use super::state::Shared;
-use super::stream::Kind;
 use super::stream_routes::{combined_stream, logs, maps, rewind_csv, rewind_json, stream_only};
 use super::{contrib, geo, ops, pages, trendings, users};
 use axum::body::Body;

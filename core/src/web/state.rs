@@ -1,84 +1,14 @@
 //! What every request handler shares: configuration, Redis handles, the stream hub, the
 //! response cache, metrics and the authentication settings.
 
+use super::db::Db;
 use super::error::WebError;
+use super::hub::Hub;
 use super::metrics::Metrics;
-use super::stream::Hub;
 use crate::clock::Clock;
 use crate::config::{Config, Ranking};
-use crate::redis_util::RedisTarget;
 use bytes::Bytes;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
-
-/// A lazily (re)connected, multiplexed connection to one Redis database.
-///
-/// One connection serves every request: redis-rs pipelines concurrent commands over it, which is
-/// what makes one round trip per request cheap. It is created on first use rather than at start
-/// so that the server comes up (and `/healthz` can say what is wrong) while Redis is down.
-pub struct Db {
-    target: RedisTarget,
-    db: i64,
-    mgr: RwLock<Option<ConnectionManager>>,
-}
-
-impl Db {
-    pub fn new(target: &RedisTarget, db: i64) -> Db {
-        Db {
-            target: target.clone(),
-            db,
-            mgr: RwLock::new(None),
-        }
-    }
-
-    /// A client of the master now: with Sentinels, asked of them at each call, so that a new
-    /// connection (the stream hub's subscription, the shared one after [`Db::reset`]) follows
-    /// a failover.
-    pub async fn client(&self) -> Result<redis::Client, redis::RedisError> {
-        self.target.client_async(self.db).await
-    }
-
-    /// Forgets the shared connection, so the next request makes a new one. After Redis was
-    /// away, the old one could keep failing for minutes (its reconnection backing off) while
-    /// Redis answered again.
-    pub fn reset(&self) {
-        if let Ok(mut g) = self.mgr.write() {
-            *g = None;
-        }
-    }
-
-    /// The shared connection, connecting first if needed.
-    pub async fn conn(&self) -> Result<ConnectionManager, WebError> {
-        if let Ok(g) = self.mgr.read() {
-            if let Some(m) = g.as_ref() {
-                return Ok(m.clone());
-            }
-        }
-        let cfg = ConnectionManagerConfig::new()
-            .set_connection_timeout(Duration::from_secs(2))
-            .set_response_timeout(Duration::from_secs(10))
-            .set_number_of_retries(2);
-        let unavailable =
-            |e| WebError::Unavailable(format!("Redis at {} db {}: {e}", self.target, self.db));
-        let client = self.client().await.map_err(unavailable)?;
-        let m = tokio::time::timeout(
-            Duration::from_secs(3),
-            ConnectionManager::new_with_config(client, cfg),
-        )
-        .await
-        .map_err(|_| {
-            WebError::Unavailable(format!("Redis at {} db {} timed out", self.target, self.db))
-        })?
-        .map_err(unavailable)?;
-        if let Ok(mut g) = self.mgr.write() {
-            if g.is_none() {
-                *g = Some(m.clone());
-            }
-        }
-        Ok(m)
-    }
-}
+use std::sync::Arc;
 
 /// The values of `config.cfg` the serving side needs, resolved once.
 pub struct WebConfig {
@@ -123,7 +53,7 @@ impl WebConfig {
             misp_web_url: cfg.redis.misp_web_url.clone(),
             misp_web_url_set: cfg.redis.misp_web_url_set,
             max_last_contributors: cfg.contrib.max_number_of_last_contributor as usize,
-            clustering_threshold: super::geo::cluster_threshold(cfg.geo.clustering_distance),
+            clustering_threshold: cfg.geo.cluster_threshold(),
             log_format,
             header_json,
             channel_live: cfg.redis.channel_live.clone(),
@@ -182,17 +112,17 @@ pub struct AppState {
     pub live_memos: super::live_cache::LiveMemos,
     pub cache: moka::future::Cache<String, Bytes>,
     pub metrics: Metrics,
-    pub auth: Option<super::auth::Auth>,
+    pub auth: Option<Arc<super::auth::Auth>>,
     pub tls: bool,
     pub geoip: GeoInfo,
-    pub rates: super::ops::FeedRates,
+    pub rates: super::metrics::FeedRates,
     pub version: &'static str,
     /// Whether JSON answers are reused for the cache lifetime.
     pub cache_enabled: bool,
     /// Open connections, and those refused or timed out.
     pub admission: Arc<super::conn::Admission>,
     /// Live streams open per client (session or address).
-    pub streams: super::stream::StreamCounts,
+    pub streams: super::hub::StreamCounts,
     /// Streams refused for the per-client cap, and when each client was last reported.
     pub refusals: super::refusals::Refusals,
     /// The embedded pages (core/web/dist), served by memory-serve.
@@ -208,6 +138,16 @@ impl AppState {
     pub fn redis_lost(&self) {
         self.data.reset();
         self.list.reset();
+    }
+
+    /// What the live caches' answers are read from and formatted with.
+    pub fn live_sources(&self) -> super::live_cache::Sources<'_> {
+        super::live_cache::Sources {
+            data: &self.data,
+            log_format: &self.cfg.log_format,
+            acl: self.acl.as_ref(),
+            known: &self.hub.live.known_events,
+        }
     }
 
     /// `e`, after [`AppState::redis_lost`] when it says Redis is unavailable: what every

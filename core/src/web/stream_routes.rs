@@ -5,11 +5,12 @@
 
 use super::answer::{cached, cached_bytes, redis_too_slow, REDIS_DEADLINE};
 use super::error::WebError;
+use super::hub::{self, Kind};
 use super::live::Filters;
 use super::params::Params;
 use super::request::{client_address, cookie_headers, viewer_of, wants_json, RewindAsk, Session};
 use super::state::Shared;
-use super::stream::{self, Kind};
+use super::stream;
 use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -35,7 +36,7 @@ fn stream_ticket(
     peer: SocketAddr,
     headers: &HeaderMap,
     session: Option<&super::auth::Current>,
-) -> Result<stream::StreamTicket, WebError> {
+) -> Result<hub::StreamTicket, WebError> {
     let address = super::conn::address_group(client_address(st, peer, headers));
     let client = match session {
         Some(c) => format!("session {}", c.digest),
@@ -43,10 +44,10 @@ fn stream_ticket(
     };
     let max = st.cfg.guard.max_streams_per_client;
     let digest = session.map(|c| c.digest.clone());
-    stream::StreamCounts::open(st, client, digest, max).map_err(|why| match why {
-        stream::StreamRefusal::PerClient => {
-            super::refusals::report(
-                st,
+    st.streams.open(client, digest, max).map_err(|why| match why {
+        hub::StreamRefusal::PerClient => {
+            st.refusals.report(
+                &st.list,
                 super::refusals::Refusal {
                     client: match session {
                         Some(c) => format!("user {}", c.session.user),
@@ -64,7 +65,7 @@ fn stream_ticket(
                 retry_after: 10,
             }
         }
-        stream::StreamRefusal::Total(slots) => {
+        hub::StreamRefusal::Total(slots) => {
             tracing::warn!(
                 "all {slots} live-stream slots of the server's threads are taken; a stream was \
                  refused (see apache/README.md on sizing the thread pool)"
@@ -104,13 +105,17 @@ pub(super) async fn logs(
             let f = Filters::default();
             let key = viewer_key("logs", viewer.as_ref());
             return cached_bytes(&st, key, async move {
-                super::live_cache::logs_json(&st2, &f, viewer.as_ref()).await
+                st2.live_memos
+                    .logs_json(st2.live_sources(), &f, viewer.as_ref())
+                    .await
             })
             .await;
         }
         let st2 = st.clone();
         return cached_bytes(&st, String::new(), async move {
-            super::live_cache::logs_json(&st2, &filters, viewer.as_ref()).await
+            st2.live_memos
+                .logs_json(st2.live_sources(), &filters, viewer.as_ref())
+                .await
         })
         .await;
     }
@@ -128,7 +133,9 @@ pub(super) async fn maps(
         let viewer = viewer_of(&st, session.as_deref());
         let key = viewer_key("maps", viewer.as_ref());
         return cached_bytes(&st, key, async move {
-            super::live_cache::maps_json(&st2, viewer.as_ref()).await
+            st2.live_memos
+                .maps_json(st2.live_sources(), viewer.as_ref())
+                .await
         })
         .await;
     }
