@@ -6,6 +6,8 @@
 # gamification. Reports messages/s, peak RSS, Redis commands per message, the load average and
 # Redis's own pipelined ceiling before and after. Method as ../shared/corpus/original-baseline.md.
 #   bench/ingest.sh [N]          (MISPDASH_BIN to use another binary, PAIRS=n)
+# With BASELINE_BIN=<an earlier build>, each pair is that build and this one, both as users run
+# them (web server on), for a before/after comparison in runs close together.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -49,7 +51,7 @@ one_run() { # $1: label, rest: extra flags
     # drain_watch.py); it is one long-lived process, so polling costs the measured cores nothing.
     coproc WATCH { python3 bench/drain_watch.py "$PORT" "$total"; }
     local ready; read -r ready <&"${WATCH[0]}"
-    "$BIN" --config "$WORK/config.cfg" run --no-subscribers --no-managed-redis "$@" 2>"$WORK/run.log" &
+    "${RUN_BIN:-$BIN}" --config "$WORK/config.cfg" run --no-subscribers --no-managed-redis "$@" 2>"$WORK/run.log" &
     DPID=$!
     local t0 t1; read -r t0 t1 <&"${WATCH[0]}"
     local hwm; hwm=$(awk '/VmHWM/{print $2}' /proc/$DPID/status)
@@ -79,10 +81,17 @@ ceiling
 echo
 echo "| run | messages | drain time | throughput | peak RSS (VmHWM) | mispdash CPU | redis CPU | Redis commands/message |"
 echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
-for i in $(seq 1 "$PAIRS"); do
-    one_run "mispdash run (web server on, no client), pair $i"
-    one_run "mispdash run --no-server, pair $i" --no-server
-done
-one_run "--no-server, without gamification" --no-server --no-gamification
+if [ -n "${BASELINE_BIN:-}" ]; then
+    for i in $(seq 1 "$PAIRS"); do
+        RUN_BIN="$BASELINE_BIN" one_run "baseline ($BASELINE_BIN), pair $i"
+        one_run "this build ($BIN), pair $i"
+    done
+else
+    for i in $(seq 1 "$PAIRS"); do
+        one_run "mispdash run (web server on, no client), pair $i"
+        one_run "mispdash run --no-server, pair $i" --no-server
+    done
+    one_run "--no-server, without gamification" --no-server --no-gamification
+fi
 echo
 ceiling

@@ -15,7 +15,7 @@ use acl_messages::*;
 use common::*;
 use http_support::*;
 use misp_standin::*;
-use mispdash_core::rewind::{APPEND_LUA, TRIM_LUA};
+use mispdash_core::rewind::{APPEND_LUA, MAX_PAIRS, TRIM_LUA};
 use rewind_support::*;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -41,17 +41,26 @@ fn trim(c: &mut redis::Connection, min_ms: u64, max_bytes: u64) -> i64 {
         .expect("trim")
 }
 
+/// The entries' ids, oldest first.
 fn ids(c: &mut redis::Connection) -> Vec<String> {
-    entries(c).into_iter().map(|(id, _, _)| id).collect()
+    let page: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+        .arg(STREAM)
+        .arg("-")
+        .arg("+")
+        .query(c)
+        .expect("xrange");
+    page.into_iter().map(|(id, _)| id).collect()
 }
 
 fn counter(c: &mut redis::Connection) -> Option<i64> {
     redis::cmd("GET").arg(BYTES).query(c).expect("get")
 }
 
-/// The scripts alone: ids follow the clock and never go back; trimming drops what is older
-/// than the kept time and the oldest beyond the byte bound, keeps the byte count right
-/// (counting again when it was lost), and leaves nothing behind once the stream is empty.
+/// The scripts alone: ids follow the clock and never go back, the rows of one millisecond
+/// share an entry (at most `MAX_PAIRS` of them); trimming drops what is older than the kept
+/// time and the oldest beyond the byte bound, weighs every row of an entry, keeps the byte
+/// count right (counting again when it was lost), and leaves nothing behind once the stream is
+/// empty.
 #[test]
 fn entries_follow_the_clock_and_trimming_keeps_the_bounds() {
     let redis = Redis::start();
@@ -60,15 +69,22 @@ fn entries_follow_the_clock_and_trimming_keeps_the_bounds() {
         append(&mut c, &[(1000, "aa"), (1000, "bbb"), (2000, "c")]),
         6
     );
-    assert_eq!(ids(&mut c), ["1000-0", "1000-1", "2000-0"]);
+    assert_eq!(ids(&mut c), ["1000-0", "2000-0"]);
+    assert_eq!(
+        entries(&mut c)
+            .into_iter()
+            .map(|(id, _, v)| format!("{id} {v}"))
+            .collect::<Vec<_>>(),
+        ["1000-0 aa", "1000-0 bbb", "2000-0 c"]
+    );
     // A clock set back: the entry is stamped as the newest, not refused.
     assert_eq!(append(&mut c, &[(1500, "dddd")]), 10);
-    assert_eq!(ids(&mut c), ["1000-0", "1000-1", "2000-0", "2000-1"]);
+    assert_eq!(ids(&mut c), ["1000-0", "2000-0", "2000-1"]);
     // Nothing to drop.
     assert_eq!(trim(&mut c, 1000, 100), 0);
-    assert_eq!(ids(&mut c).len(), 4);
-    // By time: what is older than 1.8 s goes.
-    assert_eq!(trim(&mut c, 1800, 100), 2);
+    assert_eq!(ids(&mut c).len(), 3);
+    // By time: what is older than 1.8 s goes (the entry of two rows, 5 bytes).
+    assert_eq!(trim(&mut c, 1800, 100), 1);
     assert_eq!(ids(&mut c), ["2000-0", "2000-1"]);
     assert_eq!(counter(&mut c), Some(5));
     // By bytes: the oldest go until the rest fits.
@@ -115,6 +131,21 @@ fn entries_follow_the_clock_and_trimming_keeps_the_bounds() {
     append(&mut c, &[(5, "h")]);
     assert_eq!(ids(&mut c), ["5-0"]);
     assert_eq!(counter(&mut c), Some(1));
+    // More rows in one millisecond than an entry holds: several entries, every row in order,
+    // and a lost counter counted again from all of them.
+    let burst: Vec<String> = (0..2 * MAX_PAIRS + 20).map(|i| format!("r{i}")).collect();
+    let refs: Vec<(u64, &str)> = burst.iter().map(|v| (6, v.as_str())).collect();
+    append(&mut c, &refs);
+    assert_eq!(ids(&mut c), ["5-0", "6-0", "6-1", "6-2"]);
+    let values: Vec<String> = entries(&mut c).into_iter().map(|(_, _, v)| v).collect();
+    assert_eq!(values[1..], burst[..]);
+    redis::cmd("DEL")
+        .arg(BYTES)
+        .query::<()>(&mut c)
+        .expect("del");
+    assert_eq!(trim(&mut c, 0, 1 << 20), 0);
+    let bytes: usize = values.iter().map(String::len).sum();
+    assert_eq!(counter(&mut c), Some(bytes as i64));
 }
 
 /// The JSON of an answer.
@@ -240,6 +271,14 @@ fn a_window_gives_the_rows_and_points_of_its_moment_and_nothing_older_than_kept(
         .all(|r| r["at"] == json!(t1 as f64)));
     assert_eq!(at_t1["oldest"], json!(t1 as f64));
     assert_eq!(at_t1["more"], json!(false));
+    // The moment's rows and points share its millisecond's entry; each has an id of its own.
+    let ids: std::collections::BTreeSet<&str> = ["rows", "points"]
+        .iter()
+        .flat_map(|k| at_t1[*k].as_array().expect("array"))
+        .filter_map(|r| r["id"].as_str())
+        .collect();
+    assert_eq!(ids.len(), 6, "{at_t1}");
+    assert!(ids.contains(format!("{t1}000-0").as_str()), "{ids:?}");
     let at_t2 = window(&c, &base, &format!("to={t2}"));
     let all = [
         "+32 2 555 02 05",

@@ -22,6 +22,24 @@ pub struct Buffer {
     dead: String,
 }
 
+/// [`Buffer::move_oldest`]: KEYS the buffer and its processing list, ARGV the most messages to
+/// move. The oldest messages are at the buffer's tail; they go to the processing list's head in
+/// the order `RPOPLPUSH` would put them (the oldest deepest, so that an acknowledgement trims
+/// the tail), and come back oldest first. Pushed a thousand at a time: Lua's `unpack` has a
+/// bound on how many values it spreads.
+const MOVE_LUA: &str = r"
+local items = redis.call('LRANGE', KEYS[1], -tonumber(ARGV[1]), -1)
+local k = #items
+if k == 0 then return items end
+redis.call('LTRIM', KEYS[1], 0, -(k + 1))
+local oldest_first = {}
+for i = k, 1, -1 do oldest_first[k - i + 1] = items[i] end
+for i = 1, k, 1000 do
+  redis.call('LPUSH', KEYS[2], unpack(oldest_first, i, math.min(i + 999, k)))
+end
+return oldest_first
+";
+
 /// How often an idle dispatcher looks at the buffer: the most a message waits when it arrives
 /// in an empty buffer.
 const IDLE_POLL: Duration = Duration::from_millis(20);
@@ -92,10 +110,9 @@ impl Buffer {
     /// Moves up to `n` messages from the consumer end of the buffer to the head of the
     /// processing list, atomically, and returns them oldest first.
     ///
-    /// RPOPLPUSHes in one MULTI/EXEC: the same moves a Lua loop would make, but Redis moves
-    /// each element without the copies in and out of Lua, which cost it several microseconds
-    /// per message. As many moves as the buffer holds are sent (it only grows meanwhile: the
-    /// dispatcher is its only consumer), so an idle buffer costs one LLEN, not `n` moves.
+    /// One script ([`MOVE_LUA`]) in the lease's MULTI/EXEC: a range read, a trim and one push
+    /// per batch, where a `RPOPLPUSH` per message made the take alone one Redis command per
+    /// message. An idle buffer costs one LLEN.
     fn move_oldest(&self, conn: &mut Connection, n: usize) -> redis::RedisResult<Vec<Vec<u8>>> {
         let available: usize = redis::cmd("LLEN").arg(&self.list).query(conn)?;
         let n = n.min(available);
@@ -103,16 +120,19 @@ impl Buffer {
             return Ok(Vec::new());
         }
         let mut pipe = redis::pipe();
-        pipe.atomic();
-        for _ in 0..n {
-            pipe.cmd("RPOPLPUSH").arg(&self.list).arg(&self.processing);
-        }
+        pipe.atomic()
+            .cmd("EVAL")
+            .arg(MOVE_LUA)
+            .arg(2)
+            .arg(&self.list)
+            .arg(&self.processing)
+            .arg(n);
         // No reply: the transaction was aborted, because the lease it was fenced by changed.
-        let moved: Option<Vec<Option<Vec<u8>>>> = pipe.query(conn)?;
-        let Some(moved) = moved else {
+        let moved: Option<(Vec<Vec<u8>>,)> = pipe.query(conn)?;
+        let Some((moved,)) = moved else {
             return Err(crate::lease::lost());
         };
-        Ok(moved.into_iter().flatten().collect())
+        Ok(moved)
     }
 
     /// The operation that acknowledges the `count` oldest messages in the processing list.

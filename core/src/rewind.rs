@@ -26,10 +26,13 @@ pub const ROW: &str = "row";
 pub const POINT: &str = "point";
 
 /// [`crate::store::Op::RewindAddMany`]: KEYS stream, byte counter; ARGV triples of
-/// (milliseconds, field, value), oldest first. Each entry gets the id `<ms>-<seq>` with `ms`
-/// never below the newest entry's (Redis refuses an id that does not grow, and a clock may be
-/// set back); an empty stream is deleted first, because it keeps its last id. Returns the
-/// counter.
+/// (milliseconds, field, value), oldest first. The rows and points of one millisecond share an
+/// entry (its field-value pairs, oldest first, at most [`MAX_PAIRS`]): a batch drained at full
+/// speed writes a few entries rather than one per row, which made `XADD` one and a half Redis
+/// commands per message. Each entry gets the id `<ms>-<seq>` with `ms` never below the newest
+/// entry's (Redis refuses an id that does not grow, and a clock may be set back: what comes at
+/// an earlier millisecond joins the newest one); an empty stream is deleted first, because it
+/// keeps its last id. Returns the counter.
 pub const APPEND_LUA: &str = r"
 local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 local ms, seq = -1, 0
@@ -40,19 +43,30 @@ else
   redis.call('DEL', KEYS[1])
   redis.call('SET', KEYS[2], 0)
 end
-local bytes = 0
-for i = 1, #ARGV, 3 do
+local bytes, i = 0, 1
+while i <= #ARGV do
   local at = tonumber(ARGV[i])
   if at > ms then ms, seq = at, 0 end
-  redis.call('XADD', KEYS[1], string.format('%d-%d', ms, seq), ARGV[i + 1], ARGV[i + 2])
+  local args = {KEYS[1], string.format('%d-%d', ms, seq)}
+  repeat
+    args[#args + 1] = ARGV[i + 1]
+    args[#args + 1] = ARGV[i + 2]
+    bytes = bytes + #ARGV[i + 2]
+    i = i + 3
+  until i > #ARGV or tonumber(ARGV[i]) > ms or #args >= 2 + 2 * 50
+  redis.call('XADD', unpack(args))
   seq = seq + 1
-  bytes = bytes + #ARGV[i + 2]
 end
 return redis.call('INCRBY', KEYS[2], bytes)
 ";
 
+/// The most rows and points one entry holds (spelt out in [`APPEND_LUA`]): it bounds what one
+/// page of the web server's reads holds (`web::rewind`), and Lua's `unpack` spreads a bounded
+/// number of values.
+pub const MAX_PAIRS: usize = 50;
+
 /// [`crate::store::Op::RewindTrim`]: KEYS stream, byte counter; ARGV the oldest millisecond to
-/// keep, the most bytes to keep. Drops the oldest entries while they are older than that or the
+/// keep, the most bytes to keep. An entry weighs the values of all its pairs. Drops the oldest entries while they are older than that or the
 /// entries hold more than that, a page at a time (the oldest entry alone is read when nothing
 /// is to go, which is the common case); deletes both keys when nothing is left. A counter that
 /// is missing while the stream is not (deleted by hand) is counted again once. Returns how many
@@ -62,6 +76,11 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('DEL', KEYS[2])
   return 0
 end
+local function size(fields)
+  local n = 0
+  for j = 2, #fields, 2 do n = n + #fields[j] end
+  return n
+end
 local min, max = tonumber(ARGV[1]), tonumber(ARGV[2])
 local total = tonumber(redis.call('GET', KEYS[2]))
 if not total then
@@ -69,7 +88,7 @@ if not total then
   local from = '-'
   while true do
     local page = redis.call('XRANGE', KEYS[1], from, '+', 'COUNT', 1000)
-    for _, e in ipairs(page) do total = total + #e[2][2] end
+    for _, e in ipairs(page) do total = total + size(e[2]) end
     if #page < 1000 then break end
     from = '(' .. page[#page][1]
   end
@@ -82,7 +101,7 @@ while true do
   for _, e in ipairs(page) do
     local ms = tonumber(string.match(e[1], '^(%d+)'))
     if ms >= min and total <= max then break end
-    total = total - #e[2][2]
+    total = total - size(e[2])
     dropped = dropped + 1
     last = e[1]
   end
@@ -203,11 +222,13 @@ pub fn point_entry(point: &str, facts: Option<&str>) -> String {
     s
 }
 
-/// A stream entry's id: the dispatcher's clock in milliseconds, and a sequence within it.
+/// A stream entry's id: the dispatcher's clock in milliseconds, and a sequence within it; as a
+/// row's or point's id, also which of the entry's pairs it is (see [`APPEND_LUA`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct EntryId {
     pub ms: u64,
     pub seq: u64,
+    pub part: usize,
 }
 
 impl EntryId {
@@ -217,7 +238,13 @@ impl EntryId {
         Some(EntryId {
             ms: ms.parse().ok()?,
             seq: seq.parse().ok()?,
+            part: 0,
         })
+    }
+
+    /// The id of the entry's pair `part`.
+    pub fn part(self, part: usize) -> EntryId {
+        EntryId { part, ..self }
     }
 
     /// When the entry was written, in epoch seconds.
@@ -228,7 +255,12 @@ impl EntryId {
 
 impl std::fmt::Display for EntryId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}-{}", self.ms, self.seq)
+        // The first pair keeps the entry's own id: an entry of one pair, as entries were
+        // before they held several, names its row as it did.
+        match self.part {
+            0 => write!(f, "{}-{}", self.ms, self.seq),
+            p => write!(f, "{}-{}.{p}", self.ms, self.seq),
+        }
     }
 }
 
@@ -278,6 +310,15 @@ mod tests {
 
     fn order() -> Value {
         serde_json::from_str(crate::config::DEFAULT_FIELDNAME_ORDER).expect("default order")
+    }
+
+    #[test]
+    fn a_pair_after_the_first_is_named_after_its_entry() {
+        let e = EntryId::parse("1795176000000-2").expect("an entry id");
+        assert_eq!(e.part(0).to_string(), "1795176000000-2");
+        assert_eq!(e.part(3).to_string(), "1795176000000-2.3");
+        assert_eq!(e.part(3).epoch(), 1_795_176_000.0);
+        assert!(APPEND_LUA.contains(&format!("2 + 2 * {MAX_PAIRS}")));
     }
 
     #[test]

@@ -11,7 +11,8 @@ use std::time::Duration;
 pub const STREAM: &str = "MISPDASH_REWIND";
 pub const BYTES: &str = "MISPDASH_REWIND:bytes";
 
-/// The stream's entries, oldest first: (id, field, value).
+/// The stream's rows and points, oldest first: (id of their entry, field, value). An entry
+/// holds those of one millisecond.
 pub fn entries(c: &mut redis::Connection) -> Vec<(String, String, String)> {
     let page: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
         .arg(STREAM)
@@ -20,7 +21,11 @@ pub fn entries(c: &mut redis::Connection) -> Vec<(String, String, String)> {
         .query(c)
         .expect("xrange");
     page.into_iter()
-        .map(|(id, f)| (id, f[0].clone(), f[1].clone()))
+        .flat_map(|(id, f)| {
+            f.chunks_exact(2)
+                .map(|p| (id.clone(), p[0].clone(), p[1].clone()))
+                .collect::<Vec<_>>()
+        })
         .collect()
 }
 
@@ -65,7 +70,7 @@ pub fn dispatcher_at(cfg: &Path, log: &Path, now: u64) -> Mispdash {
     )
 }
 
-/// Runs the dispatcher at `now` over `frames` until the stream holds `want` entries, then stops
+/// Runs the dispatcher at `now` over `frames` until the stream holds `want` rows and points, then stops
 /// it (SIGTERM: it gives up its lease for the next run).
 pub fn dispatch_at(redis: &Redis, dir: &Path, now: u64, frames: &[String], want: usize) {
     let cfg = dir.join("config.cfg");
@@ -74,12 +79,12 @@ pub fn dispatch_at(redis: &Redis, dir: &Path, now: u64, frames: &[String], want:
     let mut c = redis.conn(2).expect("redis");
     let mut list = redis.conn(3).expect("redis");
     let done = wait_until(Duration::from_secs(30), || {
-        let len: i64 = redis::cmd("XLEN").arg(STREAM).query(&mut c).unwrap_or(0);
+        let len = entries(&mut c).len();
         let left: i64 = redis::cmd("LLEN")
             .arg("bufferList")
             .query(&mut list)
             .unwrap_or(1);
-        len as usize == want && left == 0
+        len == want && left == 0
     });
     assert!(
         done,

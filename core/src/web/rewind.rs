@@ -9,7 +9,7 @@
 //! recorded with each entry). The CSV export is a window's rows, oldest first, as text.
 //!
 //! Reads are bounded: an answer holds at most [`MAX_LIMIT`] rows and points (the CSV
-//! [`CSV_MAX_ROWS`]), and looks at no more than [`SCAN_MAX`] entries (the CSV
+//! [`CSV_MAX_ROWS`]), and looks at no more than [`SCAN_MAX`] rows and points (the CSV
 //! [`CSV_SCAN_MAX`]); `more` (the CSV's `X-Mispdash-Complete: false`) says when the window
 //! holds more than was looked at.
 
@@ -26,14 +26,15 @@ use serde_json::{Map, Value};
 pub const DEFAULT_LIMIT: usize = 300;
 /// The most rows (and points) one JSON answer holds.
 pub const MAX_LIMIT: usize = 1000;
-/// The most entries one JSON answer reads from the stream.
+/// The most rows and points one JSON answer reads from the stream.
 pub const SCAN_MAX: usize = 200_000;
 /// The most rows one CSV export holds (about 15 MB of text).
 pub const CSV_MAX_ROWS: usize = 50_000;
-/// The most entries one CSV export reads from the stream.
+/// The most rows and points one CSV export reads from the stream.
 pub const CSV_SCAN_MAX: usize = 1_000_000;
-/// Entries read per round trip.
-const PAGE: usize = 500;
+/// Entries read per round trip: with [`crate::rewind::MAX_PAIRS`] rows or points each, at most
+/// 10,000 of them (a few MB).
+const PAGE: usize = 200;
 /// The most page filters (`f`) one request may give.
 const MAX_PAGE_FILTERS: usize = 20;
 
@@ -362,7 +363,7 @@ pub fn page_filters(p: &Params) -> Result<Vec<PageFilter>, WindowError> {
 type Page = Vec<(String, Vec<String>)>;
 
 /// Reads `w` a page at a time, newest first (`newest_first`) or oldest first, offering each
-/// entry to `sel` until it is full or `scan_max` entries were read; returns whether entries of
+/// row and point to `sel` until it is full or `scan_max` were offered; returns whether entries of
 /// the window were left unread.
 async fn scan(
     c: &mut redis::aio::ConnectionManager,
@@ -399,11 +400,25 @@ async fn scan(
                 stop = true;
                 break;
             }
-            if let [field, value, ..] = fields.as_slice() {
-                sel.offer(entry, field, value);
+            // An entry's pairs are oldest first; offered in the scan's order.
+            let pairs = fields.chunks_exact(2).enumerate();
+            let pairs: Box<dyn Iterator<Item = _>> = if newest_first {
+                Box::new(pairs.rev())
+            } else {
+                Box::new(pairs)
+            };
+            for (part, pair) in pairs {
+                if newest_first && sel.full(entry) {
+                    stop = true;
+                    break;
+                }
+                sel.offer(entry.part(part), &pair[0], &pair[1]);
+                if (!newest_first && sel.kept_rows >= sel.rows_max) || sel.scanned >= scan_max {
+                    stop = true;
+                    break;
+                }
             }
-            if (!newest_first && sel.kept_rows >= sel.rows_max) || sel.scanned >= scan_max {
-                stop = true;
+            if stop {
                 break;
             }
             bound = Some(id);
@@ -698,7 +713,7 @@ mod tests {
     }
 
     fn id(ms: u64, seq: u64) -> EntryId {
-        EntryId { ms, seq }
+        EntryId { ms, seq, part: 0 }
     }
 
     fn values(rows: &[Value]) -> Vec<String> {
