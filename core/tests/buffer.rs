@@ -2,25 +2,7 @@
 //! lists exactly as one RPOPLPUSH per message would (recovery and acknowledgement rely on it).
 
 use mispdash_core::buffer::Buffer;
-use mispdash_core::managed_redis::{ManagedRedis, ManagedRedisError};
-use std::net::TcpListener;
-
-fn start() -> (tempfile::TempDir, ManagedRedis) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    for _ in 0..3 {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        match ManagedRedis::start(dir.path(), port) {
-            Ok(s) => return (dir, s),
-            Err(e @ ManagedRedisError::StartFailed { .. })
-                if e.to_string().contains("Address already in use") => {}
-            Err(e) => panic!("start redis: {e}"),
-        }
-    }
-    panic!("no free port for redis");
-}
+use mispdash_testkit::Redis;
 
 fn strings(items: Vec<Vec<u8>>) -> Vec<String> {
     items
@@ -31,8 +13,8 @@ fn strings(items: Vec<Vec<u8>>) -> Vec<String> {
 
 #[test]
 fn take_moves_the_oldest_as_rpoplpush_would() {
-    let (_dir, redis) = start();
-    let mut conn = redis.target().connect(0).expect("connection");
+    let redis = Redis::start();
+    let mut conn = redis.conn(0).expect("connection");
     // Producers LPUSH: message 1 is the oldest, at the tail. The second take happens while the
     // first batch is still in the processing list, as when two batches are in flight.
     let all: Vec<String> = (1..=2600).map(|i| format!("m{i}")).collect();

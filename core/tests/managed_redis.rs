@@ -17,10 +17,11 @@ const HELPER_DIR_ENV: &str = "MISPDASH_TEST_MANAGED_REDIS_DIR";
 const HELPER_PORT_ENV: &str = "MISPDASH_TEST_MANAGED_REDIS_PORT";
 
 /// Starts on a free port, trying again when the port was grabbed between our probe and the
-/// server's bind (e.g. as the source port of another test's connection).
+/// server's bind, or before its check of the port (as the source port of another test's
+/// connection, or by a parallel test's own server or listener).
 fn start_on_free_port(dir: &Path) -> ManagedRedis {
     let mut last = None;
-    for _ in 0..3 {
+    for _ in 0..5 {
         match ManagedRedis::start(dir, free_port()) {
             Ok(s) => return s,
             Err(e @ ManagedRedisError::StartFailed { .. })
@@ -28,6 +29,10 @@ fn start_on_free_port(dir: &Path) -> ManagedRedis {
             {
                 last = Some(e)
             }
+            Err(
+                e @ (ManagedRedisError::PortTakenByOther { .. }
+                | ManagedRedisError::PortTakenByRedis { .. }),
+            ) => last = Some(e),
             Err(e) => panic!("start managed redis: {e}"),
         }
     }
