@@ -43,13 +43,7 @@ fn trim(c: &mut redis::Connection, min_ms: u64, max_bytes: u64) -> i64 {
 
 /// The entries' ids, oldest first.
 fn ids(c: &mut redis::Connection) -> Vec<String> {
-    let page: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
-        .arg(STREAM)
-        .arg("-")
-        .arg("+")
-        .query(c)
-        .expect("xrange");
-    page.into_iter().map(|(id, _)| id).collect()
+    raw_entries(c).into_iter().map(|(id, _)| id).collect()
 }
 
 fn counter(c: &mut redis::Connection) -> Option<i64> {

@@ -11,16 +11,21 @@ use std::time::Duration;
 pub const STREAM: &str = "MISPDASH_REWIND";
 pub const BYTES: &str = "MISPDASH_REWIND:bytes";
 
-/// The stream's rows and points, oldest first: (id of their entry, field, value). An entry
-/// holds those of one millisecond.
-pub fn entries(c: &mut redis::Connection) -> Vec<(String, String, String)> {
-    let page: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+/// The stream's entries as Redis gives them, oldest first: (id, fields and values).
+pub fn raw_entries(c: &mut redis::Connection) -> Vec<(String, Vec<String>)> {
+    redis::cmd("XRANGE")
         .arg(STREAM)
         .arg("-")
         .arg("+")
         .query(c)
-        .expect("xrange");
-    page.into_iter()
+        .expect("xrange")
+}
+
+/// The stream's rows and points, oldest first: (id of their entry, field, value). An entry
+/// holds those of one millisecond.
+pub fn entries(c: &mut redis::Connection) -> Vec<(String, String, String)> {
+    raw_entries(c)
+        .into_iter()
         .flat_map(|(id, f)| {
             f.chunks_exact(2)
                 .map(|p| (id.clone(), p[0].clone(), p[1].clone()))
