@@ -44,6 +44,13 @@ trap cleanup EXIT
 RC="redis-cli -p $RPORT"
 # With its AOF, so that the restart in the middle keeps the data.
 redis_up() { start_redis "$RPORT" "$WORK" --appendonly yes --appendfsync everysec; }
+# Messages applied, waiting in the buffer, or taken and not yet applied.
+accounted() {
+    local a b p
+    a=$($RC -n 3 hget MISPDASH_DISPATCH messages 2>/dev/null); b=$($RC -n 3 llen bufferList 2>/dev/null)
+    p=$($RC -n 3 llen bufferList:processing 2>/dev/null)
+    echo $(( ${a:-0} + ${b:-0} + ${p:-0} ))
+}
 rss() { awk '/VmRSS/{print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 redis_up
 MMDB="$(geolite_mmdb)"
@@ -115,7 +122,15 @@ while :; do
     fi
     if [ -z "$sub_restarted" ] && [ "$t" -ge $(( 2 * SECS / 3 )) ]; then
         echo "soak: t=${t}s subscriber restart (feed paused around it)"
-        touch "$WORK/pause"; sleep 2
+        echo resubscribe >"$WORK/pause"; sleep 2
+        # What was sent before the restart is accounted for before it: a loss is then placed
+        # before (Redis restart included) or after this point.
+        for _ in $(seq 1 60); do
+            acc=$(accounted)
+            [ "$acc" -ge "$(cat "$WORK/sent")" ] && break
+            sleep 0.5
+        done
+        echo "soak: before the subscriber restart: sent $(cat "$WORK/sent"), accounted for $acc"
         kill -TERM "$SUBPID"; wait "$SUBPID" 2>/dev/null || true
         start_subscriber
         rm -f "$WORK/pause"

@@ -4,7 +4,11 @@ lines of a gen_corpus.py corpus, in a loop, on a ZeroMQ XPUB socket at a steady 
 publisher frames them ("<topic> <json>"). It publishes nothing while --pause-file exists (the harness
 pauses it around a planned subscriber restart) or while no subscriber is connected (its XPUB
 socket sees subscriptions come and go): what ZeroMQ drops with nobody subscribed is not the
-dashboard's to keep, so every message sent is one the dashboard must account for. It writes
+dashboard's to keep, so every message sent is one the dashboard must account for. When the
+pause file says "resubscribe" (the harness restarts the subscriber inside the pause), it resumes
+only once a subscription arrived after the pause began: the old subscriber's unsubscription
+can reach the socket after the pause ends, and counting it as still there would send into
+nothing (one message lost in a soak slowed by heaptrack was most likely that). It writes
 how many messages it sent to --count-file every second and at exit."""
 import argparse
 import json
@@ -39,6 +43,9 @@ def main():
     sock.setsockopt(zmq.XPUB_VERBOSE, 1)
     sock.setsockopt(zmq.SNDHWM, 0)
     subscribers = 0
+    # A pause that spans a subscriber restart: resume only after a fresh subscription.
+    need_fresh = False
+    in_pause = False
     sock.bind(a.bind)
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
@@ -66,9 +73,18 @@ def main():
                 break
             if ev[:1] == b"\x01":
                 subscribers += 1
+                need_fresh = False
             elif ev[:1] == b"\x00":
                 subscribers = max(0, subscribers - 1)
-        if subscribers == 0 or os.path.exists(a.pause_file):
+        paused = os.path.exists(a.pause_file)
+        if paused and not in_pause:
+            try:
+                with open(a.pause_file, encoding="utf-8") as f:
+                    need_fresh = f.read().strip() == "resubscribe"
+            except OSError:
+                pass
+        in_pause = paused
+        if subscribers == 0 or paused or need_fresh:
             time.sleep(0.05)
             nxt = time.monotonic()
             continue

@@ -98,6 +98,9 @@ pub fn load_ranking(cfg: &Config) -> Result<crate::config::Ranking, AppError> {
     }
 }
 
+/// How often `mispdash run` gives the heap's free pages back (see [`crate::memory`]).
+const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
 fn is_local(host: &str) -> bool {
     matches!(host, "localhost" | "127.0.0.1" | "::1") || host.starts_with("127.")
 }
@@ -275,8 +278,10 @@ pub fn run(
         );
     }
 
+    let mut trimmer = crate::memory::Trimmer::new(TRIM_EVERY);
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(std::time::Duration::from_millis(100));
+        trimmer.tick();
     }
     tracing::info!("stopping");
     if let Some(w) = web {

@@ -131,6 +131,10 @@ impl Handled {
     }
 }
 
+/// The least the protocol buffer keeps between batches (see [`Resp::shrink_after`]): a batch
+/// at 200 messages/s writes a few KiB, a full 500-message batch a few MiB.
+const RESP_FLOOR: usize = 256 << 10;
+
 /// The pause after each piece of a large message's publications when someone listens.
 const SPILL_PAUSE: Duration = Duration::from_millis(20);
 
@@ -741,9 +745,10 @@ impl Dispatcher {
                 return Err(e);
             }
         };
+        let sent = self.resp.bytes().len();
         let result = self.resp.exec_transaction_refusals(conn);
         drop(watch);
-        self.resp.shrink_to(self.opts.max_batch_bytes * 4);
+        self.resp.shrink_after(sent, RESP_FLOOR);
         // The transaction ran; the commands Redis refused inside it did not, the others did.
         let mut refused = Vec::new();
         for r in result? {

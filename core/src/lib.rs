@@ -20,6 +20,7 @@ pub mod geoip;
 pub mod keys;
 pub mod lease;
 pub mod managed_redis;
+pub mod memory;
 pub mod message;
 pub mod ops;
 pub mod pyjson;

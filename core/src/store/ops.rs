@@ -619,11 +619,19 @@ impl Resp {
         &self.buf
     }
 
-    /// Gives the buffer back to the allocator when one huge batch made it large, so one
-    /// outlier does not pin its size for the life of the process.
-    pub fn shrink_to(&mut self, max: usize) {
-        if self.buf.capacity() > max {
-            self.buf = Vec::with_capacity(max);
+    /// Gives the buffer back to the allocator once the batches are small again, so a burst
+    /// (the backlog after a Redis outage fills 500-message batches of several MiB) does not
+    /// pin its size for the life of the process: a wall-screen dashboard's RSS must come back
+    /// down after a restart. `used` is the size of the batch just sent; the buffer keeps at
+    /// most twice that (at least `floor`), and is only reallocated when it holds more than
+    /// four times that, so a steady drain of similar batches never reallocates.
+    pub fn shrink_after(&mut self, used: usize, floor: usize) {
+        let keep = used.saturating_mul(2).max(floor);
+        if self.buf.capacity() > keep.saturating_mul(2) {
+            self.buf = Vec::with_capacity(keep);
+        }
+        if self.owners.capacity() > self.owners.len().max(1024) * 4 {
+            self.owners.shrink_to(self.owners.len().max(1024));
         }
     }
 
@@ -750,6 +758,30 @@ pub struct Refusal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A burst's buffer is given back once batches are small again; a steady drain of similar
+    /// batches keeps its buffer.
+    #[test]
+    fn the_buffer_shrinks_after_a_burst_and_not_during_a_drain() {
+        let mut r = Resp::default();
+        let big = vec![b'x'; 4 << 20];
+        r.command(&[b"SET", b"k", &big]);
+        let used = r.bytes().len();
+        r.clear();
+        r.shrink_after(used, 256 << 10);
+        assert!(r.buf.capacity() >= used, "a drain's buffer was given back");
+        r.command(&[b"SET", b"k", b"small"]);
+        let used = r.bytes().len();
+        r.clear();
+        r.shrink_after(used, 256 << 10);
+        assert_eq!(r.buf.capacity(), 256 << 10);
+        r.shrink_after(used, 256 << 10);
+        assert_eq!(
+            r.buf.capacity(),
+            256 << 10,
+            "reallocated although already small"
+        );
+    }
 
     /// Reads the buffer back with redis-rs's own protocol parser: every command must be a
     /// well-formed array of bulk strings, with nothing left over.
