@@ -18,7 +18,7 @@
 
 use crate::acl::Facts;
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// The stream's entry field of a live row.
 pub const ROW: &str = "row";
@@ -145,9 +145,14 @@ pub fn column_paths(fieldname_order: &Value) -> Vec<Vec<String>> {
 
 /// The part of a live row's content that its columns read: each of `paths`, where the content
 /// has it (looked up through `top`, the content's top-level fields), nested as in the content.
-/// A row built from it is the row built from the whole content.
-pub fn trimmed_log<'v>(top: impl Fn(&str) -> Option<&'v Value>, paths: &[Vec<String>]) -> Value {
-    let mut out = Map::new();
+/// A row built from it is the row built from the whole content. It borrows the content and
+/// is written straight into the entry: cloning the kept values into a new tree, then writing
+/// that, was a tenth of the drain's time.
+pub fn trimmed_log<'p, 'v>(
+    top: impl Fn(&str) -> Option<&'v Value>,
+    paths: &'p [Vec<String>],
+) -> Trimmed<'p, 'v> {
+    let mut out = Vec::new();
     for path in paths {
         let Some((first, rest)) = path.split_first() else {
             continue;
@@ -166,46 +171,98 @@ pub fn trimmed_log<'v>(top: impl Fn(&str) -> Option<&'v Value>, paths: &[Vec<Str
             }
         }
         if found {
-            insert_at(&mut out, path, v.clone());
+            insert_at(&mut out, path, v);
         }
     }
-    Value::Object(out)
+    Trimmed(out)
+}
+
+/// The fields [`trimmed_log`] keeps, in the order their paths came (as a `serde_json::Map`
+/// with `preserve_order` would hold them), written as that map would be.
+#[derive(Debug)]
+pub struct Trimmed<'p, 'v>(Vec<(&'p str, Node<'p, 'v>)>);
+
+#[derive(Debug)]
+enum Node<'p, 'v> {
+    Leaf(&'v Value),
+    Object(Vec<(&'p str, Node<'p, 'v>)>),
 }
 
 /// Sets `value` at `path` in `m`, making the objects on the way (a path that runs into a value
-/// that is not an object, because a shorter path kept it whole, is already in it).
-fn insert_at(m: &mut Map<String, Value>, path: &[String], value: Value) {
+/// kept whole, because a shorter path kept it, is already in it); the first value set at a
+/// path stays.
+fn insert_at<'p, 'v>(m: &mut Vec<(&'p str, Node<'p, 'v>)>, path: &'p [String], value: &'v Value) {
     let Some((last, parents)) = path.split_last() else {
         return;
     };
     let mut cur = m;
     for k in parents {
-        let slot = cur
-            .entry(k.clone())
-            .or_insert_with(|| Value::Object(Map::new()));
-        match slot {
-            Value::Object(o) => cur = o,
-            _ => return,
+        let i = match cur.iter().position(|(key, _)| *key == k.as_str()) {
+            Some(i) => i,
+            None => {
+                cur.push((k.as_str(), Node::Object(Vec::new())));
+                cur.len() - 1
+            }
+        };
+        match &mut cur[i].1 {
+            Node::Object(o) => cur = o,
+            Node::Leaf(_) => return,
         }
     }
-    cur.entry(last.clone()).or_insert(value);
+    if !cur.iter().any(|(key, _)| *key == last.as_str()) {
+        cur.push((last.as_str(), Node::Leaf(value)));
+    }
+}
+
+fn serialize_fields<S: serde::Serializer>(
+    fields: &[(&str, Node<'_, '_>)],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = s.serialize_map(Some(fields.len()))?;
+    for (k, v) in fields {
+        map.serialize_entry(k, v)?;
+    }
+    map.end()
+}
+
+impl serde::Serialize for Node<'_, '_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Node::Leaf(v) => v.serialize(s),
+            Node::Object(fields) => serialize_fields(fields, s),
+        }
+    }
+}
+
+impl serde::Serialize for Trimmed<'_, '_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        serialize_fields(&self.0, s)
+    }
 }
 
 /// A live row's entry: `{"name", "zmqName", "log": <trimmed content>, "facts"?}`.
-pub fn row_entry(name: &str, zmq_name: &str, log: &Value, facts: Option<&str>) -> String {
-    let mut s = String::with_capacity(512);
-    s.push_str("{\"name\":");
-    s.push_str(&Value::from(name).to_string());
-    s.push_str(",\"zmqName\":");
-    s.push_str(&Value::from(zmq_name).to_string());
-    s.push_str(",\"log\":");
-    s.push_str(&log.to_string());
+pub fn row_entry(
+    name: &str,
+    zmq_name: &str,
+    log: &impl serde::Serialize,
+    facts: Option<&str>,
+) -> String {
+    let mut s = Vec::with_capacity(512);
+    s.extend_from_slice(b"{\"name\":");
+    // Writing strings and a borrowed tree into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut s, name);
+    s.extend_from_slice(b",\"zmqName\":");
+    let _ = serde_json::to_writer(&mut s, zmq_name);
+    s.extend_from_slice(b",\"log\":");
+    let _ = serde_json::to_writer(&mut s, log);
     if let Some(f) = facts {
-        s.push_str(",\"facts\":");
-        s.push_str(f);
+        s.extend_from_slice(b",\"facts\":");
+        s.extend_from_slice(f.as_bytes());
     }
-    s.push('}');
-    s
+    s.push(b'}');
+    // serde_json writes UTF-8, and `facts` is a str.
+    String::from_utf8(s).unwrap_or_default()
 }
 
 /// A map point's entry: `{"point": <the point as published>, "facts"?}`. `point` is JSON text
@@ -352,26 +409,36 @@ mod tests {
                 "Tag": [{"name": "tlp:green", "colour": "#33ff00"}]},
             "action": "add"
         });
-        let orders = [
-            order(),
+        let orders_second = || {
             json!([
                 "Event.Orgc.name",
                 ["Attribute.value", "Event.info", "Nope.x"],
                 "Event",
                 "Event.id"
-            ]),
-        ];
+            ])
+        };
+        let orders = [order(), orders_second()];
         for o in orders {
             let paths = column_paths(&o);
             let m = content.as_object().expect("object");
-            let trimmed = trimmed_log(|k| m.get(k), &paths);
+            let trimmed = serde_json::to_value(trimmed_log(|k| m.get(k), &paths)).expect("json");
             let fmt = crate::web::live::LogFormat::new(&o, "||");
             assert_eq!(fmt.row(&trimmed), fmt.row(&content), "{o}");
         }
         let m = content.as_object().expect("object");
-        let trimmed = trimmed_log(|k| m.get(k), &column_paths(&order()));
+        // Written in the paths' order, a value kept whole once: the text the entry holds.
+        let paths = column_paths(&orders_second());
         assert_eq!(
-            trimmed,
+            serde_json::to_string(&trimmed_log(|k| m.get(k), &paths)).expect("json"),
+            format!(
+                r#"{{"Attribute":{{"value":"203.0.113.7"}},"Event":{}}}"#,
+                content["Event"]
+            )
+        );
+        let paths = column_paths(&order());
+        let trimmed = trimmed_log(|k| m.get(k), &paths);
+        assert_eq!(
+            serde_json::to_value(&trimmed).expect("json"),
             json!({"Event": {"id": "42"}, "Attribute": {"timestamp": "1795175000",
                 "category": "Network activity", "type": "ip-dst", "value": "203.0.113.7",
                 "comment": null, "Tag": [{"name": "tlp:green", "colour": "#33ff00"}]}})

@@ -213,7 +213,9 @@ impl<'a> Engine<'a> {
     /// The writes and publications of one contribution, in the original's order; updates the
     /// snapshot as Redis would be updated.
     pub fn score(&self, snap: &mut Snapshot, c: &Contribution) -> Vec<Op> {
-        let mut ops = Vec::new();
+        // A contribution writes about twenty operations: growing the vector one push at a
+        // time was half of this function's time in the drain's profile.
+        let mut ops = Vec::with_capacity(24);
         let org = c.org.as_str();
         let day = c.day.as_str();
         let epoch = c.epoch;
