@@ -47,6 +47,19 @@ async fn ranges(
     Ok(pipe.query_async(&mut c).await?)
 }
 
+/// The members of each key, highest score first, without their scores (half the reply).
+async fn members(st: &AppState, keys: &[String]) -> Result<Vec<Vec<String>>, WebError> {
+    if keys.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut pipe = redis::pipe();
+    for k in keys {
+        pipe.cmd("ZREVRANGE").arg(k).arg(0).arg(-1);
+    }
+    let mut c = st.data.conn().await?;
+    Ok(pipe.query_async(&mut c).await?)
+}
+
 /// The decayed ranking of labels over the range: each day's count weighs
 /// `(numDay - i²) / numDay` (i = 0 for the newest day; the weight turns negative for old days,
 /// a quirk kept so the top labels are the original's). Only the best `top` labels are kept
@@ -387,53 +400,44 @@ pub async fn typeahead(st: &AppState, p: &Params) -> Result<Value, WebError> {
         .map(|(_, d)| keys::trendings_categs(d))
         .collect();
     keys.extend(days.iter().map(|(_, d)| keys::trendings_events(d)));
+    // Members only: the scores are not shown, and leaving them out halves the replies.
     let mut pipe = redis::pipe();
     for k in &keys {
-        pipe.cmd("ZREVRANGE")
-            .arg(k)
-            .arg(0)
-            .arg(-1)
-            .arg("WITHSCORES");
+        pipe.cmd("ZREVRANGE").arg(k).arg(0).arg(-1);
     }
     for (_, d) in &days {
         pipe.cmd("ZREVRANGE")
             .arg(keys::trendings_tags(d))
             .arg(0)
-            .arg(11)
-            .arg("WITHSCORES");
+            .arg(11);
     }
     let mut c = st.data.conn().await?;
-    let sets: Vec<Vec<(String, f64)>> = if n == 0 {
+    let sets: Vec<Vec<String>> = if n == 0 {
         vec![]
     } else {
         pipe.query_async(&mut c).await?
     };
+    let mut sets = sets.into_iter();
     let union = |it: &mut dyn Iterator<Item = String>| -> Vec<String> {
         let mut seen = std::collections::HashSet::new();
-        it.filter(|s| seen.insert(s.clone())).collect()
+        let mut out = Vec::new();
+        for m in it {
+            if !seen.contains(&m) {
+                seen.insert(m.clone());
+                out.push(m);
+            }
+        }
+        out
     };
-    let categs = union(&mut sets.iter().take(n).flatten().map(|(m, _)| m.clone()));
-    let events = union(
-        &mut sets
-            .iter()
-            .skip(n)
-            .take(n)
-            .flatten()
-            .map(|(m, _)| m.clone()),
-    );
-    let tags = union(
-        &mut sets
-            .iter()
-            .skip(2 * n)
-            .flatten()
-            .map(|(m, _)| match parse_member(m) {
-                Value::Object(o) => match o.get("name") {
-                    Some(Value::String(s)) => s.clone(),
-                    _ => m.clone(),
-                },
-                _ => m.clone(),
-            }),
-    );
+    let categs = union(&mut sets.by_ref().take(n).flatten());
+    let events = union(&mut sets.by_ref().take(n).flatten());
+    let tags = union(&mut sets.flatten().map(|m| match parse_member(&m) {
+        Value::Object(mut o) => match o.remove("name") {
+            Some(Value::String(s)) => s,
+            _ => m,
+        },
+        _ => m,
+    }));
     Ok(json!({
         "TRENDINGS_CATEGS": categs,
         "TRENDINGS_EVENTS": events,
@@ -452,16 +456,18 @@ pub async fn overtime(st: &AppState, p: &Params) -> Result<Value, WebError> {
         _ => keys::trendings_events,
     };
     let keys: Vec<String> = days.iter().map(|(_, d)| key_of(d)).collect();
-    let per_day = ranges(st, &keys, -1).await?;
+    let per_day = members(st, &keys).await?;
     let mut names: Vec<String> = Vec::new();
     let mut stamps: HashMap<String, Vec<i64>> = HashMap::new();
     for ((ts, _), list) in days.iter().zip(per_day) {
-        for (m, _) in list {
-            let e = stamps.entry(m.clone()).or_insert_with(|| {
-                names.push(m.clone());
-                Vec::new()
-            });
-            e.push(*ts);
+        for m in list {
+            match stamps.get_mut(&m) {
+                Some(e) => e.push(*ts),
+                None => {
+                    names.push(m.clone());
+                    stamps.insert(m, vec![*ts]);
+                }
+            }
         }
     }
     let mut out = Vec::new();
