@@ -65,32 +65,40 @@ mod tests {
     }
 
     /// 64 MiB of small blocks freed below a block that stays alive are kept by the allocator
-    /// (the resident size does not fall on its own); the trim gives them back.
+    /// (the resident size does not fall on its own); the trim gives them back. The resident
+    /// size is the process's, which the other tests running beside this one move too: the
+    /// experiment is tried up to three times and must show both effects once.
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     #[test]
     fn freed_pages_below_a_live_block_go_back_to_the_kernel() {
-        // On a thread of its own, whose arena the test harness's other threads do not share.
-        std::thread::spawn(|| {
-            let blocks: Vec<Vec<u8>> = (0..16_384).map(|i| vec![(i % 251) as u8; 4000]).collect();
-            let pinned = vec![1u8; 4000];
-            let before = rss_kib();
-            drop(blocks);
-            let freed = rss_kib();
-            assert!(
-                before.saturating_sub(freed) < 32 * 1024,
-                "the allocator already returned the pages ({before} KiB -> {freed} KiB): the \
-                 test no longer shows what the trim is for"
-            );
-            assert!(release_free_pages(), "nothing was released");
-            let trimmed = rss_kib();
-            assert!(
-                freed.saturating_sub(trimmed) >= 32 * 1024,
-                "RSS {before} KiB with the blocks, {freed} KiB freed, {trimmed} KiB trimmed"
-            );
-            assert_eq!(pinned[3999], 1);
-        })
-        .join()
-        .expect("the test thread");
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            // On a thread of its own, whose arena the test harness's other threads rarely share.
+            let (before, freed, trimmed, released) = std::thread::spawn(|| {
+                let blocks: Vec<Vec<u8>> =
+                    (0..16_384).map(|i| vec![(i % 251) as u8; 4000]).collect();
+                let pinned = std::hint::black_box(vec![1u8; 4000]);
+                let before = rss_kib();
+                drop(blocks);
+                let freed = rss_kib();
+                let released = release_free_pages();
+                let trimmed = rss_kib();
+                drop(pinned);
+                (before, freed, trimmed, released)
+            })
+            .join()
+            .expect("the test thread");
+            let kept = before.saturating_sub(freed) < 32 * 1024;
+            let given_back = freed.saturating_sub(trimmed) >= 32 * 1024;
+            if kept && given_back && released {
+                return;
+            }
+            seen.push(format!(
+                "RSS {before} KiB with the blocks, {freed} KiB freed, {trimmed} KiB trimmed \
+                 (malloc_trim released: {released})"
+            ));
+        }
+        panic!("the trim did not give the freed pages back: {seen:?}");
     }
 
     #[test]
