@@ -11,7 +11,9 @@
 # used_memory are written to a CSV. At the end the feed stops, the buffer drains, and it reports:
 # RSS growth after WARM seconds (600), messages sent against those applied, left in the buffer
 # and processing lists and dead-lettered, and error answers outside the Redis outage (from its
-# SHUTDOWN until 10 s after it answers again). Exits non-zero when a message is lost, when an
+# SHUTDOWN until 10 s after it answers again), and which families of Redis keys grew since the
+# warm-up (bench/redis_families.sh; the original's `LOGIN_TIMESTAMP:<org>` keeps every login
+# and never expires, so under a steady login load Redis grows by design). Exits non-zero when a message is lost, when an
 # answer failed outside the outage, when the live streams did not deliver after the restarts, or
 # (runs of 30 minutes or more) when RSS grew by 5 % or more. The rewind stream is bounded to
 # REWIND_BYTES (32 MiB) rather than the default 256 MiB, which 200 msg/s fill in about 50
@@ -142,6 +144,10 @@ while :; do
         buffer=$($RC -n 3 llen bufferList 2>/dev/null || echo)
         echo "$t,$(rss "$MPID"),$(rss "$SUBPID"),$(rss "$RPID"),${used:-},$(cat "$WORK/sent" 2>/dev/null || echo 0),${applied:-},${buffer:-}" >>"$OUT/rss.csv"
         next_sample=$(( next_sample + SAMPLE ))
+        # Redis's keys by family once warm, to attribute its growth at the end.
+        if [ "$t" -ge "$WARM" ] && [ ! -e "$OUT/keys_warm.tsv" ]; then
+            bench/redis_families.sh "$RPORT" >"$OUT/keys_warm.tsv" 2>/dev/null || rm -f "$OUT/keys_warm.tsv"
+        fi
     fi
     if [ "$t" -ge "$next_wrk" ] && [ $(( SECS - t )) -gt 8 ]; then
         start=$(date +%s)
@@ -165,6 +171,7 @@ for _ in $(seq 1 240); do
     sleep 0.5
 done
 kill -TERM "$FPID"; wait "$FPID" 2>/dev/null || true; FPID=""
+bench/redis_families.sh "$RPORT" >"$OUT/keys_end.tsv" 2>/dev/null || true
 python3 - "$OUT" "$WARM" "$MINUTES" "$OUT_START" "$OUT_END" "$(cat "$WORK/sent")" \
     "$($RC -n 3 hget MISPDASH_DISPATCH messages)" "$($RC -n 3 llen bufferList)" \
     "$($RC -n 3 llen bufferList:processing)" "$($RC -n 3 llen bufferList:dead)" "$(cut -d' ' -f1-3 /proc/loadavg)" <<'PY'
@@ -188,6 +195,16 @@ for col in ["mispdash_kib", "subscriber_kib", "redis_kib", "redis_used_memory"]:
         print(f"{col}: at {warm}s {after[0]} {unit}, at the end {after[-1]} {unit}, max {max(after)}: growth {g:+.1f} %")
     else:
         print(f"{col}: too few samples after {warm}s for a growth figure")
+try:
+    # What grew in Redis, by family of keys (bench/redis_families.sh, once warm and at the end).
+    def families(name):
+        return {(d, f): int(b) for d, f, b, _ in (l.rstrip("\n").split("\t") for l in open(f"{out}/{name}") if l.strip())}
+    k0, k1 = families("keys_warm.tsv"), families("keys_end.tsv")
+    diffs = sorted(((k1.get(k, 0) - k0.get(k, 0), k) for k in set(k0) | set(k1)), reverse=True)
+    print("redis keys, growth since warm by family (MEMORY USAGE): " + ", ".join(
+        f"{f} {d / 1e6:+.2f} MB" for d, (_, f) in diffs[:6] if d))
+except (OSError, ValueError) as e:
+    print(f"redis keys: no attribution ({e})")
 lost = sent - applied - buffer - processing
 print(f"messages: sent {sent}, applied {applied}, left in the buffer {buffer}, in processing {processing}, dead letters {dead}: lost {lost}")
 if lost > 0:
