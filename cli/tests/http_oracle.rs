@@ -252,3 +252,47 @@ fn answers_after_replaying_seed2() {
     }
     assert!(r.redis.conn(0).is_ok());
 }
+
+/// `/_getCategPerContrib` has Redis sum each category's month (`ZUNION`); where Redis refuses
+/// it (before 6.2, or a user not allowed it: here an ACL takes it from the default user) the
+/// server sums the day keys itself, with the answer the original recorded either way.
+#[test]
+fn categ_per_contrib_answers_the_same_without_zunion() {
+    let corpus = shared().join("corpus");
+    let recorded = read_json(&corpus.join("seed2.http.json"));
+    let entry = recorded["responses"]
+        .as_array()
+        .expect("responses")
+        .iter()
+        .find(|r| r["id"] == "_getCategPerContrib/now")
+        .expect("the recorded answer");
+    let path = entry["path"].as_str().expect("path");
+    let redis = seed2_redis();
+    let setup = ServerSetup {
+        args: vec!["--http-cache-ms".into(), "0".into()],
+        ..ServerSetup::default()
+    };
+    let server = start_server(redis.port, &setup, "http-categ-zunion");
+    let get = || -> Value {
+        let r = client()
+            .get(format!("{}{path}", server.base("http")))
+            .header("Accept", "application/json")
+            .send()
+            .expect("answer");
+        assert_eq!(r.status(), 200);
+        serde_json::from_str(&r.text().expect("body")).expect("json")
+    };
+    let with_zunion = get();
+    assert_eq!(with_zunion, entry["json"], "the answer with ZUNION");
+    let mut c = redis.conn(0).expect("redis");
+    redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("default")
+        .arg("-zunion")
+        .query::<()>(&mut c)
+        .expect("ACL");
+    let refused: redis::RedisResult<redis::Value> =
+        redis::cmd("ZUNION").arg(1).arg("x").query(&mut c);
+    assert!(refused.is_err(), "ZUNION is still allowed");
+    assert_eq!(get(), entry["json"], "the answer without ZUNION");
+}
