@@ -7,8 +7,9 @@
 #   - wrk on a mix of JSON routes, 5 s in every 30 s;
 #   - a Redis restart (SHUTDOWN, AOF kept) at a third of the run and a subscriber restart (the
 #     feed paused around it) at two thirds.
-# Every SAMPLE seconds (60) the RSS of mispdash, the subscriber and redis-server and Redis's
-# used_memory are written to a CSV. At the end the feed stops, the buffer drains, and it reports:
+# Every SAMPLE seconds (60) the RSS of mispdash, the subscriber and redis-server (the least and
+# the most of the per-second readings since the last sample) and Redis's used_memory are
+# written to a CSV. At the end the feed stops, the buffer drains, and it reports:
 # RSS growth after WARM seconds (600), messages sent against those applied, left in the buffer
 # and processing lists and dead-lettered, and error answers outside the Redis outage (from its
 # SHUTDOWN until 10 s after it answers again), and which families of Redis keys grew since the
@@ -104,7 +105,23 @@ request = function()
   return wrk.format("GET", paths[i], {["Accept"] = "application/json"})
 end
 LUA
-echo "t,mispdash_kib,subscriber_kib,redis_kib,redis_used_memory,sent,applied,buffer" >"$OUT/rss.csv"
+echo "t,mispdash_kib,subscriber_kib,redis_kib,redis_used_memory,sent,applied,buffer,mispdash_max_kib,subscriber_max_kib,redis_max_kib" >"$OUT/rss.csv"
+# Each process's RSS is read every second; a sample holds the least and the most seen since the
+# last one. The least is what stays resident (mispdash gives freed pages back every 30 s, so
+# its RSS saw-tooths between a floor and the last burst's working set); growth is measured on
+# it, and the most is reported beside it.
+LO=(0 0 0); HI=(0 0 0)
+track() {
+    local i=0 v
+    for p in "$MPID" "$SUBPID" "$RPID"; do
+        v=$(rss "$p")
+        if [ "${v:-0}" -gt 0 ]; then
+            { [ "${LO[$i]}" -eq 0 ] || [ "$v" -lt "${LO[$i]}" ]; } && LO[$i]=$v
+            [ "$v" -gt "${HI[$i]}" ] && HI[$i]=$v
+        fi
+        i=$(( i + 1 ))
+    done
+}
 : >"$OUT/wrk.tsv"
 OUT_START=0; OUT_END=0
 redis_restarted=""; sub_restarted=""
@@ -142,7 +159,9 @@ while :; do
         used=$($RC info memory 2>/dev/null | awk -F: '/^used_memory:/{print $2}' | tr -d '\r')
         applied=$($RC -n 3 hget MISPDASH_DISPATCH messages 2>/dev/null || echo)
         buffer=$($RC -n 3 llen bufferList 2>/dev/null || echo)
-        echo "$t,$(rss "$MPID"),$(rss "$SUBPID"),$(rss "$RPID"),${used:-},$(cat "$WORK/sent" 2>/dev/null || echo 0),${applied:-},${buffer:-}" >>"$OUT/rss.csv"
+        track
+        echo "$t,${LO[0]},${LO[1]},${LO[2]},${used:-},$(cat "$WORK/sent" 2>/dev/null || echo 0),${applied:-},${buffer:-},${HI[0]},${HI[1]},${HI[2]}" >>"$OUT/rss.csv"
+        LO=(0 0 0); HI=(0 0 0)
         next_sample=$(( next_sample + SAMPLE ))
         # Redis's keys by family once warm, to attribute its growth at the end.
         if [ "$t" -ge "$WARM" ] && [ ! -e "$OUT/keys_warm.tsv" ]; then
@@ -158,6 +177,7 @@ while :; do
         printf '%s\t%s\t%s\t%s\t%s\n' "$start" "$(date +%s)" "${reqs:-0}" "${bad:-0}" "${errs:-}" >>"$OUT/wrk.tsv"
         next_wrk=$(( next_wrk + 30 ))
     fi
+    track
     sleep 1
 done
 
@@ -195,6 +215,11 @@ for col in ["mispdash_kib", "subscriber_kib", "redis_kib", "redis_used_memory"]:
         print(f"{col}: at {warm}s {after[0]} {unit}, at the end {after[-1]} {unit}, max {max(after)}: growth {g:+.1f} %")
     else:
         print(f"{col}: too few samples after {warm}s for a growth figure")
+for col in ["mispdash_max_kib", "redis_max_kib"]:
+    after = [int(r[col]) for r in rows if int(r["t"]) >= warm and r.get(col) not in (None, "", "0")]
+    if len(after) >= 2:
+        print(f"{col} (the most in each interval; not judged): at {warm}s {after[0]} KiB, at the end {after[-1]} KiB, "
+              f"max {max(after)}: growth {100.0 * (after[-1] - after[0]) / after[0]:+.1f} %")
 try:
     # What grew in Redis, by family of keys (bench/redis_families.sh, once warm and at the end).
     def families(name):
