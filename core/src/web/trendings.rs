@@ -457,22 +457,15 @@ pub async fn overtime(st: &AppState, p: &Params) -> Result<Value, WebError> {
     };
     let keys: Vec<String> = days.iter().map(|(_, d)| key_of(d)).collect();
     let per_day = members(st, &keys).await?;
-    let mut names: Vec<String> = Vec::new();
-    let mut stamps: HashMap<String, Vec<i64>> = HashMap::new();
+    // Each label's days, labels in first-seen order.
+    let mut stamps: indexmap::IndexMap<String, Vec<i64>> = indexmap::IndexMap::new();
     for ((ts, _), list) in days.iter().zip(per_day) {
         for m in list {
-            match stamps.get_mut(&m) {
-                Some(e) => e.push(*ts),
-                None => {
-                    names.push(m.clone());
-                    stamps.insert(m, vec![*ts]);
-                }
-            }
+            stamps.entry(m).or_default().push(*ts);
         }
     }
     let mut out = Vec::new();
-    for name in names {
-        let mut ts = stamps.remove(&name).unwrap_or_default();
+    for (name, mut ts) in stamps {
         ts.sort_unstable();
         let mut seg: Option<(i64, i64)> = None;
         for t in ts {
