@@ -132,8 +132,13 @@ impl Handled {
 }
 
 /// The least the protocol buffer keeps between batches (see [`Resp::shrink_after`]): a batch
-/// at 200 messages/s writes a few KiB, a full 500-message batch a few MiB.
+/// at 200 messages/s writes a few KiB, a full 500-message batch a few MiB, sent in pieces.
 const RESP_FLOOR: usize = 256 << 10;
+
+/// A transaction's protocol goes out in pieces of about this size
+/// ([`Resp::exec_ops_streamed`]): big enough that a piece is one write of a full socket
+/// buffer, small beside the batch (4-5 MiB for 500 messages of the bench mix).
+const RESP_PIECE: usize = 256 << 10;
 
 /// The pause after each piece of a large message's publications when someone listens.
 const SPILL_PAUSE: Duration = Duration::from_millis(20);
@@ -736,22 +741,17 @@ impl Dispatcher {
         };
         let ops = publish_ahead(conn, &mut self.resp, ops, self.opts.max_batch_bytes)?;
 
-        self.resp.write_ops(&ops, self.dbs);
-        let commands = self.resp.commands();
-        let watch = match self.lease.fence(conn) {
-            Ok(w) => w,
-            Err(e) => {
-                self.resp.clear();
-                return Err(e);
-            }
-        };
-        let sent = self.resp.bytes().len();
-        let result = self.resp.exec_transaction_refusals(conn);
+        let watch = self.lease.fence(conn)?;
+        let result = self
+            .resp
+            .exec_ops_streamed(conn, &ops, self.dbs, RESP_PIECE);
         drop(watch);
-        self.resp.shrink_after(sent, RESP_FLOOR);
+        let streamed = result?;
+        self.resp.shrink_after(streamed.largest_piece, RESP_FLOOR);
+        let commands = streamed.commands;
         // The transaction ran; the commands Redis refused inside it did not, the others did.
         let mut refused = Vec::new();
-        for r in result? {
+        for r in streamed.refusals {
             match r.op.and_then(|i| ops.get(i)) {
                 // The acknowledgement itself was refused: the caller finds out whether it
                 // went through.

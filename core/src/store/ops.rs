@@ -712,39 +712,114 @@ impl Resp {
         &mut self,
         conn: &mut redis::Connection,
     ) -> redis::RedisResult<Vec<Refusal>> {
-        use redis::ConnectionLike;
-        let queued = self.commands;
-        self.command(&[b"EXEC"]);
         let result = (|| {
             // MULTI goes out on its own so the payload never has to move to make room for it;
             // its reply is read in order with the others.
-            conn.send_packed_command(b"*1\r\n$5\r\nMULTI\r\n")?;
-            let mut replies = conn.req_packed_commands(&self.buf, queued + 1, 1)?;
-            match replies.pop() {
-                Some(redis::Value::Nil) => Err(redis::RedisError::from((
-                    redis::ErrorKind::ResponseError,
-                    "transaction aborted",
-                ))),
-                Some(redis::Value::Array(items)) => Ok(items
-                    .into_iter()
-                    .enumerate()
-                    .filter_map(|(i, v)| {
-                        v.extract_error().err().map(|error| Refusal {
-                            op: self.owners.get(i).copied().flatten(),
-                            error,
-                        })
-                    })
-                    .collect()),
-                Some(reply) => reply.extract_error().map(|_| Vec::new()),
-                None => Err(redis::RedisError::from((
-                    redis::ErrorKind::ResponseError,
-                    "no reply to EXEC",
-                ))),
-            }
+            conn.send_packed_command(MULTI)?;
+            self.finish_transaction(conn)
         })();
         self.clear();
         result
     }
+
+    /// Runs `ops` as one MULTI/EXEC, as [`Resp::write_ops`] then
+    /// [`Resp::exec_transaction_refusals`] do, but sends the protocol in pieces of about
+    /// `piece` bytes while writing it. Redis queues a transaction's commands until EXEC, so
+    /// this runs the same transaction; what changes is that a batch's protocol is never whole
+    /// in memory. A 500-message batch's was 4-5 MiB, the largest block of the drain's heap.
+    /// If the connection fails midway, Redis drops the unfinished transaction: nothing of it
+    /// runs, as when the whole batch failed to go out.
+    pub fn exec_ops_streamed(
+        &mut self,
+        conn: &mut redis::Connection,
+        ops: &[Op],
+        dbs: DbNumbers,
+        piece: usize,
+    ) -> redis::RedisResult<Streamed> {
+        self.clear();
+        let mut sent = 0;
+        let mut largest = 0;
+        let result = (|| {
+            conn.send_packed_command(MULTI)?;
+            let mut current = dbs.list;
+            for (i, op) in ops.iter().enumerate() {
+                op.write_resp(self, dbs, &mut current);
+                self.owners.resize(self.commands, None);
+                if let Some(last) = self.owners.last_mut() {
+                    *last = Some(i);
+                }
+                if self.buf.len() >= piece {
+                    conn.send_packed_command(&self.buf)?;
+                    sent += self.buf.len();
+                    largest = largest.max(self.buf.len());
+                    self.buf.clear();
+                }
+            }
+            if current != dbs.list {
+                self.command_n(2, &[b"SELECT"]).int(dbs.list);
+            }
+            let commands = self.commands;
+            sent += self.buf.len() + b"*1\r\n$4\r\nEXEC\r\n".len();
+            largest = largest.max(self.buf.len());
+            let refusals = self.finish_transaction(conn)?;
+            Ok(Streamed {
+                refusals,
+                commands,
+                bytes: sent,
+                largest_piece: largest,
+            })
+        })();
+        self.clear();
+        result
+    }
+
+    /// Appends EXEC to the commands queued after a MULTI already sent, sends what the buffer
+    /// holds, and reads the replies: MULTI's, one per queued command, then EXEC's.
+    fn finish_transaction(
+        &mut self,
+        conn: &mut redis::Connection,
+    ) -> redis::RedisResult<Vec<Refusal>> {
+        use redis::ConnectionLike;
+        let queued = self.commands;
+        self.command(&[b"EXEC"]);
+        let mut replies = conn.req_packed_commands(&self.buf, queued + 1, 1)?;
+        match replies.pop() {
+            Some(redis::Value::Nil) => Err(redis::RedisError::from((
+                redis::ErrorKind::ResponseError,
+                "transaction aborted",
+            ))),
+            Some(redis::Value::Array(items)) => Ok(items
+                .into_iter()
+                .enumerate()
+                .filter_map(|(i, v)| {
+                    v.extract_error().err().map(|error| Refusal {
+                        op: self.owners.get(i).copied().flatten(),
+                        error,
+                    })
+                })
+                .collect()),
+            Some(reply) => reply.extract_error().map(|_| Vec::new()),
+            None => Err(redis::RedisError::from((
+                redis::ErrorKind::ResponseError,
+                "no reply to EXEC",
+            ))),
+        }
+    }
+}
+
+const MULTI: &[u8] = b"*1\r\n$5\r\nMULTI\r\n";
+
+/// What [`Resp::exec_ops_streamed`] ran.
+#[derive(Debug)]
+pub struct Streamed {
+    /// The commands Redis refused inside the transaction (it ran the others).
+    pub refusals: Vec<Refusal>,
+    /// Commands queued, not counting MULTI and EXEC.
+    pub commands: usize,
+    /// Protocol bytes sent, MULTI excepted.
+    pub bytes: usize,
+    /// The most the buffer held at once: what it needs to keep for the next batch.
+    pub largest_piece: usize,
 }
 
 /// A command of a transaction that Redis refused while running the others.
