@@ -42,7 +42,10 @@ pub struct DispatchStats {
 /// Tuning of the loop.
 #[derive(Debug, Clone, Copy)]
 pub struct DispatchOptions {
-    /// Messages taken from the buffer at once.
+    /// Messages taken from the buffer at once. A batch's parsed messages and commands are the
+    /// largest part of the drain's heap: 300 keeps a drain's peak RSS under 56 MiB with the
+    /// binary's allocator, at 6.6 Redis commands per message of the bench mix (500: 6.4, but
+    /// 2-3 MiB more; `bench/ingest.sh`, docs/performance.md).
     pub batch_size: usize,
     /// A transaction is committed once its commands hold about this many bytes, so one huge
     /// published event cannot make a batch unbounded in memory.
@@ -57,7 +60,7 @@ pub struct DispatchOptions {
 impl Default for DispatchOptions {
     fn default() -> Self {
         DispatchOptions {
-            batch_size: 500,
+            batch_size: 300,
             max_batch_bytes: 4 << 20,
             idle_wait: 0.5,
             gamification: true,

@@ -5,8 +5,11 @@
 //! backlog the dispatcher drains after a Redis outage, hundreds of stream frames after it)
 //! then raises the resident size for good although the heap is back to its usual 15 MiB: the
 //! soak saw +4.5 MiB at each Redis restart. `malloc_trim` walks the arenas and gives such
-//! pages back (`madvise`), which is what a dashboard left running for weeks needs. Another
-//! allocator was measured instead and cost more CPU or memory (`docs/performance.md`).
+//! pages back (`madvise`), which is what a dashboard left running for weeks needs.
+//!
+//! The `mispdash` binary allocates Rust's memory with mimalloc, told to purge freed pages at
+//! once (`cli/src/main.rs`); there the trim still covers what the C libraries (libzmq) take
+//! from glibc. The Python package runs on its host's glibc heap, which the trim covers whole.
 
 use std::time::{Duration, Instant};
 
