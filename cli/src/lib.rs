@@ -180,23 +180,6 @@ pub fn tune_allocator() {
     }
 }
 
-/// mimalloc's index of `purge_delay` in the `mi_option_t` of the vendored mimalloc 3
-/// (`libmimalloc-sys` names only some options); a unit test checks it against the option's
-/// default.
-const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-
-/// Tunes mimalloc, the binary's allocator (`main.rs`): freed pages go back to the kernel at
-/// once instead of after a second. With the delay, a drain's batches kept 25-60 MiB more
-/// resident at their peak (bench/ingest.sh), and the peak RSS is a target (under 56 MiB).
-/// Options set here apply from then on; the allocations made before `main` are few.
-pub fn tune_mimalloc() {
-    // A variable set by the admin (MIMALLOC_PURGE_DELAY) wins, as mimalloc documents.
-    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-        // SAFETY: mi_option_set only stores the value in mimalloc's option table (atomically).
-        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
-    }
-}
-
 /// The configuration the commands use: `path`, else the default places, else built-in
 /// defaults with `MISPDASH_*` overrides (`false`: no file was read). The managed Redis's
 /// password is adopted when one runs for the default data directory.
@@ -365,27 +348,4 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The index `tune_mimalloc` writes is `purge_delay`'s: mimalloc 3 documents its default
-    /// as 1000 ms, which no other option has; and what is written is what mimalloc reads.
-    #[test]
-    fn the_purge_delay_index_names_mimallocs_purge_delay() {
-        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
-            eprintln!("MIMALLOC_PURGE_DELAY is set: its default cannot be checked");
-            return;
-        }
-        // SAFETY: reading and storing an option of mimalloc's table.
-        unsafe {
-            assert_eq!(libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY), 1000);
-        }
-        tune_mimalloc();
-        unsafe {
-            assert_eq!(libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY), 0);
-        }
-    }
 }
