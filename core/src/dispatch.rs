@@ -135,12 +135,12 @@ impl Handled {
 }
 
 /// The least the protocol buffer keeps between batches (see [`Resp::shrink_after`]): a batch
-/// at 200 messages/s writes a few KiB, a full 500-message batch a few MiB, sent in pieces.
+/// at 200 messages/s writes a few KiB; a full batch writes MiBs, but in [`RESP_PIECE`]s.
 const RESP_FLOOR: usize = 256 << 10;
 
 /// A transaction's protocol goes out in pieces of about this size
 /// ([`Resp::exec_ops_streamed`]): big enough that a piece is one write of a full socket
-/// buffer, small beside the batch (4-5 MiB for 500 messages of the bench mix).
+/// buffer, small beside a full batch (4-5 MiB for 500 messages of the bench mix).
 const RESP_PIECE: usize = 256 << 10;
 
 /// The pause after each piece of a large message's publications when someone listens.

@@ -593,12 +593,23 @@ impl Resp {
     pub fn write_ops(&mut self, ops: &[Op], dbs: DbNumbers) {
         let mut current = dbs.list;
         for (i, op) in ops.iter().enumerate() {
-            op.write_resp(self, dbs, &mut current);
-            self.owners.resize(self.commands, None);
-            if let Some(last) = self.owners.last_mut() {
-                *last = Some(i);
-            }
+            self.write_op(i, op, dbs, &mut current);
         }
+        self.end_in_list(dbs, current);
+    }
+
+    /// Writes operation `i` of a batch (after a SELECT if it is in another database than
+    /// `current`) and records that its commands are its own, so a refusal names it.
+    fn write_op(&mut self, i: usize, op: &Op, dbs: DbNumbers, current: &mut i64) {
+        op.write_resp(self, dbs, current);
+        self.owners.resize(self.commands, None);
+        if let Some(last) = self.owners.last_mut() {
+            *last = Some(i);
+        }
+    }
+
+    /// Goes back to the list database, where the connection is kept between transactions.
+    fn end_in_list(&mut self, dbs: DbNumbers, current: i64) {
         if current != dbs.list {
             self.command_n(2, &[b"SELECT"]).int(dbs.list);
         }
@@ -743,11 +754,7 @@ impl Resp {
             conn.send_packed_command(MULTI)?;
             let mut current = dbs.list;
             for (i, op) in ops.iter().enumerate() {
-                op.write_resp(self, dbs, &mut current);
-                self.owners.resize(self.commands, None);
-                if let Some(last) = self.owners.last_mut() {
-                    *last = Some(i);
-                }
+                self.write_op(i, op, dbs, &mut current);
                 if self.buf.len() >= piece {
                     conn.send_packed_command(&self.buf)?;
                     sent += self.buf.len();
@@ -755,13 +762,12 @@ impl Resp {
                     self.buf.clear();
                 }
             }
-            if current != dbs.list {
-                self.command_n(2, &[b"SELECT"]).int(dbs.list);
-            }
+            self.end_in_list(dbs, current);
             let commands = self.commands;
-            sent += self.buf.len() + b"*1\r\n$4\r\nEXEC\r\n".len();
-            largest = largest.max(self.buf.len());
             let refusals = self.finish_transaction(conn)?;
+            // The last piece, EXEC included, is still in the buffer.
+            sent += self.buf.len();
+            largest = largest.max(self.buf.len());
             Ok(Streamed {
                 refusals,
                 commands,
@@ -816,7 +822,7 @@ pub struct Streamed {
     pub refusals: Vec<Refusal>,
     /// Commands queued, not counting MULTI and EXEC.
     pub commands: usize,
-    /// Protocol bytes sent, MULTI excepted.
+    /// Protocol bytes sent, MULTI excepted (EXEC included).
     pub bytes: usize,
     /// The most the buffer held at once: what it needs to keep for the next batch.
     pub largest_piece: usize,
